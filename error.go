@@ -1,0 +1,121 @@
+package drover
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error codes: the one vocabulary every package uses for failures, mapped
+// once to exit codes (ExitCode) and, later, HTTP statuses.
+const (
+	// EINVALID: bad input or usage; nothing was touched. Exit 2.
+	EINVALID = "invalid"
+	// ENOTFOUND: a named thing (release, host, deploy) does not exist. Exit 2.
+	ENOTFOUND = "not_found"
+	// ELOCKED: another deploy holds the lock. Exit 5.
+	ELOCKED = "locked"
+	// EUNREACHABLE: a host could not be reached. Exit 3.
+	EUNREACHABLE = "unreachable"
+	// EFAILED: a step ran and failed (a check, a hook, a validation).
+	EFAILED = "failed"
+	// ETIMEOUT: a step did not finish in time.
+	ETIMEOUT = "timeout"
+	// EINTERNAL: a bug or an environment problem. Exit 3: a person looks.
+	EINTERNAL = "internal"
+)
+
+// Exit codes of the drover command; see the README.
+const (
+	ExitOK          = 0 // every targeted host is on the new release
+	ExitRolledBack  = 1 // the deploy halted; the fleet is back where it started
+	ExitUsage       = 2 // bad input or usage; nothing was touched
+	ExitNeedsPerson = 3 // rollback incomplete or hosts unreachable
+	ExitPartial     = 4 // finished within the failure limit; listed hosts failed and were restored
+	ExitLocked      = 5 // another deploy holds the lock
+)
+
+// Error is a failure with a code, where it happened and what to try.
+type Error struct {
+	Code string
+	// Where names the place: "drover.yaml:12", "host h03", "host h03 step check".
+	Where string
+	// Message says what was wrong.
+	Message string
+	// Hint says what to try; may be empty.
+	Hint string
+	// Err is the underlying cause, if any.
+	Err error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.Where != "" {
+		b.WriteString(e.Where)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	if e.Err != nil {
+		if e.Message != "" {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// At returns a copy of e with Where set.
+func (e *Error) At(where string) *Error { c := *e; c.Where = where; return &c }
+
+// WithHint returns a copy of e with Hint set.
+func (e *Error) WithHint(hint string) *Error { c := *e; c.Hint = hint; return &c }
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorHint returns the hint of the first *Error in err's chain that has one.
+func ErrorHint(err error) string {
+	for err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return ""
+		}
+		if e.Hint != "" {
+			return e.Hint
+		}
+		err = e.Err
+	}
+	return ""
+}
+
+// ExitCode maps an error returned before or instead of a deploy verdict to
+// the command's exit code.
+func ExitCode(err error) int {
+	switch ErrorCode(err) {
+	case "":
+		return ExitOK
+	case EINVALID, ENOTFOUND:
+		return ExitUsage
+	case ELOCKED:
+		return ExitLocked
+	default:
+		return ExitNeedsPerson
+	}
+}

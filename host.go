@@ -1,0 +1,57 @@
+package drover
+
+import "time"
+
+// StateFile is the per-host record under the deploy root.
+const StateFile = "state.json"
+
+// HostState is the content of state.json on a host. Current and Previous
+// name directories under releases/ ("slots"); a slot is the release ID, or
+// <release-id>+<8 hex of the config hash> when the same release was staged
+// again with different rendered config (a promoted directory is never
+// modified, so a config change needs a directory of its own).
+type HostState struct {
+	Current  string `json:"current"`
+	Previous string `json:"previous"`
+	// Release and Version describe Current.
+	Release    string             `json:"release,omitempty"`
+	Version    string             `json:"version"`
+	ConfigHash string             `json:"config_hash,omitempty"`
+	DeployedAt time.Time          `json:"deployed_at"`
+	DeployID   string             `json:"deploy_id"`
+	History    []HostHistoryEntry `json:"history"`
+}
+
+// HostHistoryEntry records one change of the current link on a host.
+type HostHistoryEntry struct {
+	Action   string    `json:"action"` // promote | restore | rollback
+	From     string    `json:"from"`   // slot before ("" = none)
+	To       string    `json:"to"`     // slot after ("" = none)
+	Version  string    `json:"version,omitempty"`
+	DeployID string    `json:"deploy_id,omitempty"`
+	At       time.Time `json:"at"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// Snapshot is what a host was on before a deploy touched it: restoring it
+// puts back both current and previous, so a later rollback never lands on
+// the release that was just rolled back (the Ansible-wrapper incident).
+type Snapshot struct {
+	Current    string `json:"current"`
+	Previous   string `json:"previous"`
+	Release    string `json:"release,omitempty"`
+	Version    string `json:"version,omitempty"`
+	ConfigHash string `json:"config_hash,omitempty"`
+}
+
+// Snapshot returns the parts of s that a restore puts back.
+func (s HostState) Snapshot() Snapshot {
+	return Snapshot{Current: s.Current, Previous: s.Previous, Release: s.Release, Version: s.Version, ConfigHash: s.ConfigHash}
+}
+
+// Actions recorded in HostHistoryEntry.Action.
+const (
+	ActionPromote  = "promote"
+	ActionRestore  = "restore"
+	ActionRollback = "rollback"
+)

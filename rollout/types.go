@@ -1,0 +1,144 @@
+package rollout
+
+import "time"
+
+// Step is one thing done to one host.
+type Step string
+
+// Steps, in the order a host goes through them.
+//
+// Deploy path:   stage → (every host staged) → depool → switch → restart → check → repool
+// Restore path:  depool → restore → restart → check → repool
+const (
+	StepStage   Step = "stage"   // receive, unpack, render, validate
+	StepDepool  Step = "depool"  // out of rotation and idle
+	StepSwitch  Step = "switch"  // current -> the new release
+	StepRestart Step = "restart" // restart hook
+	StepCheck   Step = "check"   // every check, retried until its timeout
+	StepRepool  Step = "repool"  // back into rotation
+	StepRestore Step = "restore" // current -> the pre-deploy snapshot
+)
+
+// Outcome is how a step ended.
+type Outcome string
+
+// Outcomes.
+const (
+	OK          Outcome = "ok"
+	Failed      Outcome = "failed"
+	Unreachable Outcome = "unreachable"
+)
+
+// Mode says what a Machine is for.
+type Mode string
+
+// Modes.
+const (
+	// ModeDeploy stages then promotes, rolling back past a failure limit.
+	ModeDeploy Mode = "deploy"
+	// ModeRollback takes every host of the plan through the restore path:
+	// used by `drover rollback` and by crash recovery.
+	ModeRollback Mode = "rollback"
+)
+
+// Plan is the input of a Machine: the groups in deploy order and, per
+// host, what the runner found before starting.
+type Plan struct {
+	Mode  Mode
+	Groups []GroupPlan
+	// StageParallelism bounds hosts staging at once (>= 1).
+	StageParallelism int
+}
+
+// GroupPlan is one group.
+type GroupPlan struct {
+	Name         string
+	Hosts        []HostPlan // in deploy order
+	Batch        int        // >= 1
+	FailureLimit int        // >= 0; exceeded means failures > FailureLimit
+}
+
+// HostPlan is one host.
+type HostPlan struct {
+	Name string
+	// From is the release the host was on before ("" = none). For traces.
+	From string
+	// Skip: already on the target release; counted done, never touched.
+	Skip bool
+}
+
+// Action is a step the runner must run now.
+type Action struct {
+	Host  string
+	Group string
+	Step  Step
+	// Restoring is true for steps of the restore path.
+	Restoring bool
+}
+
+// Result is a finished step, fed back with Machine.Report.
+type Result struct {
+	Host    string
+	Step    Step
+	Outcome Outcome
+	Reason  string
+}
+
+// Note is something that happened, for people and the trace.
+type Note struct {
+	Time    time.Time
+	Kind    string // group_start, group_done, host_done, host_failed, halt, rollback_start, ...
+	Group   string
+	Host    string
+	Message string
+}
+
+// Ready is what a Machine hands out from one call to Ready: actions to
+// start now and notes produced since the previous call.
+type Ready struct {
+	Actions []Action
+	Notes   []Note
+}
+
+// Verdict is how a deploy ended.
+type Verdict string
+
+// Verdicts, each mapped to an exit code by the command.
+const (
+	Running     Verdict = ""
+	Succeeded   Verdict = "succeeded"    // exit 0
+	RolledBack  Verdict = "rolled_back"  // exit 1
+	NeedsPerson Verdict = "needs_person" // exit 3
+	Partial     Verdict = "partial"      // exit 4
+)
+
+// HostStatus is a host's final standing.
+type HostStatus string
+
+// Host statuses.
+const (
+	HostPending     HostStatus = "pending"
+	HostSkipped     HostStatus = "skipped"     // already on target
+	HostDone        HostStatus = "done"        // on the new release, checked
+	HostFailed      HostStatus = "failed"      // failed, restored (or never switched)
+	HostRolledBack  HostStatus = "rolled_back" // switched, then back on its snapshot
+	HostUnreachable HostStatus = "unreachable" // lost; needs a person if switched
+	HostStuck       HostStatus = "stuck"       // restore failed; needs a person
+)
+
+// HostReport is one host's final standing and why.
+type HostReport struct {
+	Name     string
+	Group    string
+	Status   HostStatus
+	Switched bool   // still on the new release (Status done) or was, before restore
+	Reason   string // why it failed, if it did
+}
+
+// Report is the end of a Machine.
+type Report struct {
+	Verdict Verdict
+	// HaltReason is why the deploy halted ("" if it did not).
+	HaltReason string
+	Hosts      []HostReport // in plan order
+}

@@ -1,0 +1,122 @@
+package drover
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the deploy lock, the journal of running deploys and the
+// history of finished ones. Implementations: store/file (default) and,
+// later, store/sqlite and store/etcd. One contract test covers them all.
+type Store interface {
+	// Lock takes the exclusive deploy lock for key (service and
+	// environment). When a live holder has it, Lock returns an *Error with
+	// code ELOCKED naming the holder and since when. When the previous
+	// holder died without releasing, the lock is taken and Lock.TakenOver
+	// reports the dead holder so the caller can warn and recover.
+	Lock(ctx context.Context, key string, owner LockOwner) (Lock, error)
+	// Begin records a deploy before it touches any host, including every
+	// host's pre-deploy snapshot.
+	Begin(ctx context.Context, d DeployRecord) error
+	// Append journals one step event of a running deploy. It returns only
+	// after the entry is durable: the journal is what crash recovery reads.
+	Append(ctx context.Context, deployID string, e JournalEntry) error
+	// Finish records a deploy's outcome; the deploy leaves Unfinished.
+	Finish(ctx context.Context, deployID string, r FinishRecord) error
+	// Unfinished lists deploys of key that began and never finished.
+	Unfinished(ctx context.Context, key string) ([]DeployRecord, error)
+	// Journal returns a deploy's journal entries in order. ENOTFOUND when
+	// there is no such deploy.
+	Journal(ctx context.Context, deployID string) ([]JournalEntry, error)
+	// Deploy returns one deploy record. ENOTFOUND when there is none.
+	Deploy(ctx context.Context, deployID string) (DeployRecord, error)
+	// History lists deploys of key, newest first; limit <= 0 means all.
+	History(ctx context.Context, key string, limit int) ([]DeployRecord, error)
+	Close() error
+}
+
+// Lock is a held deploy lock.
+type Lock interface {
+	Owner() LockOwner
+	// TakenOver is the dead holder this lock was taken from, or nil.
+	TakenOver() *LockOwner
+	// Release frees the lock. Safe to call more than once.
+	Release() error
+}
+
+// LockOwner says who holds a lock.
+type LockOwner struct {
+	PID      int       `json:"pid"`
+	Machine  string    `json:"machine"`
+	User     string    `json:"user"`
+	DeployID string    `json:"deploy_id"`
+	Since    time.Time `json:"since"`
+}
+
+// Deploy kinds.
+const (
+	KindDeploy   = "deploy"
+	KindRollback = "rollback"
+	KindRecover  = "recover"
+)
+
+// Deploy outcomes, as recorded in history.
+const (
+	OutcomeSucceeded   = "succeeded"    // exit 0
+	OutcomeRolledBack  = "rolled_back"  // exit 1
+	OutcomeNeedsPerson = "needs_person" // exit 3
+	OutcomePartial     = "partial"      // exit 4
+	OutcomeInterrupted = "interrupted"  // the process died; recovered later
+	OutcomeNothing     = "nothing_to_do"
+)
+
+// DeployRecord is one deploy, rollback or recovery.
+type DeployRecord struct {
+	ID       string       `json:"id"`
+	Key      string       `json:"key"` // service or service/env
+	Kind     string       `json:"kind"`
+	Service  string       `json:"service"`
+	Env      string       `json:"env,omitempty"`
+	Release  string       `json:"release"`
+	Version  string       `json:"version"`
+	Revision string       `json:"revision,omitempty"`
+	User     string       `json:"user"`
+	Machine  string       `json:"machine"`
+	Message  string       `json:"message,omitempty"`
+	Started  time.Time    `json:"started"`
+	Hosts    []DeployHost `json:"hosts"`
+	// Set by Finish.
+	Finished time.Time `json:"finished,omitempty"`
+	Outcome  string    `json:"outcome,omitempty"`
+	ExitCode int       `json:"exit_code"`
+	Summary  string    `json:"summary,omitempty"`
+}
+
+// DeployHost is one host of a deploy and what it was on before.
+type DeployHost struct {
+	Name   string   `json:"name"`
+	Group  string   `json:"group"`
+	Before Snapshot `json:"before"`
+	// Skipped is true when the host was already on the target.
+	Skipped bool `json:"skipped,omitempty"`
+}
+
+// FinishRecord is what Finish stores.
+type FinishRecord struct {
+	Finished time.Time
+	Outcome  string
+	ExitCode int
+	Summary  string
+}
+
+// JournalEntry is one step of one host, journaled before it runs
+// (Phase "start") and after (Phase "done").
+type JournalEntry struct {
+	At      time.Time `json:"at"`
+	Host    string    `json:"host"`
+	Step    string    `json:"step"`
+	Phase   string    `json:"phase"` // start | done
+	Outcome string    `json:"outcome,omitempty"`
+	Reason  string    `json:"reason,omitempty"`
+	Slot    string    `json:"slot,omitempty"`
+}

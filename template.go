@@ -1,0 +1,164 @@
+package drover
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+// TemplateData is what config file, command and check templates see.
+type TemplateData struct {
+	Host    TemplateHost
+	Release TemplateRelease
+	Service string
+	Env     string
+	// Root is the host's deploy root.
+	Root string
+	// Path is the file being validated (validate commands only).
+	Path string
+}
+
+// TemplateHost is .Host in templates.
+type TemplateHost struct {
+	Name    string
+	Address string
+	Vars    map[string]any
+}
+
+// TemplateRelease is .Release in templates.
+type TemplateRelease struct {
+	ID      string
+	Version string
+}
+
+// NewTemplateData returns the data templates see for host h and release r.
+func NewTemplateData(s *Spec, h Host, releaseID, version string) TemplateData {
+	vars := h.Vars
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	return TemplateData{
+		Host:    TemplateHost{Name: h.Name, Address: h.Address, Vars: vars},
+		Release: TemplateRelease{ID: releaseID, Version: version},
+		Service: s.Service,
+		Env:     s.Env,
+		Root:    h.DeployRoot,
+	}
+}
+
+// Render executes a text/template. A missing key is an error, never
+// "<no value>": a config file with a hole in it must not reach a host.
+func Render(name, text string, data any) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": ShellQuote}).Parse(text)
+	if err != nil {
+		return "", Errorf(EINVALID, "template %s: %v", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, data); err != nil {
+		return "", Errorf(EINVALID, "template %s: %v", name, err)
+	}
+	return b.String(), nil
+}
+
+// RenderCommand renders a command template for `sh -c`. Every string the
+// template can reach (host name, address, vars, paths) is shell-quoted
+// first, so a host var like `x; rm -rf /` stays one argument: no shell
+// string is ever built from config values without quoting.
+func RenderCommand(name, text string, data TemplateData) (string, error) {
+	q := data
+	q.Host.Name = ShellQuote(data.Host.Name)
+	q.Host.Address = ShellQuote(data.Host.Address)
+	q.Host.Vars = quoteVars(data.Host.Vars)
+	q.Release.ID = ShellQuote(data.Release.ID)
+	q.Release.Version = ShellQuote(data.Release.Version)
+	q.Service = ShellQuote(data.Service)
+	q.Env = ShellQuote(data.Env)
+	q.Root = ShellQuote(data.Root)
+	q.Path = ShellQuote(data.Path)
+	// The quote func would double-quote already quoted values.
+	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": func(s string) string { return s }}).Parse(text)
+	if err != nil {
+		return "", Errorf(EINVALID, "template %s: %v", name, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, q); err != nil {
+		return "", Errorf(EINVALID, "template %s: %v", name, err)
+	}
+	return b.String(), nil
+}
+
+func quoteVars(v map[string]any) map[string]any {
+	out := make(map[string]any, len(v))
+	for k, x := range v {
+		out[k] = quoteValue(x)
+	}
+	return out
+}
+
+func quoteValue(x any) any {
+	switch v := x.(type) {
+	case string:
+		return ShellQuote(v)
+	case map[string]any:
+		return quoteVars(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = quoteValue(e)
+		}
+		return out
+	case nil, bool, int, int64, uint64, float64:
+		return v
+	default:
+		return ShellQuote(fmt.Sprint(v))
+	}
+}
+
+// ShellQuote quotes s for a POSIX shell. Strings made only of safe
+// characters are returned as they are, to keep commands readable.
+func ShellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// RenderCheck renders the templates of a check for one host: addresses and
+// URLs plainly, commands with RenderCommand.
+func RenderCheck(c CheckSpec, data TemplateData) (CheckSpec, error) {
+	out := c
+	var err error
+	where := "check " + c.Name
+	if out.Address, err = Render(where+" address", c.Address, data); err != nil {
+		return out, err
+	}
+	if out.URL, err = Render(where+" url", c.URL, data); err != nil {
+		return out, err
+	}
+	if out.ExpectBody, err = Render(where+" expect_body", c.ExpectBody, data); err != nil {
+		return out, err
+	}
+	if len(c.ExpectHeaders) > 0 {
+		out.ExpectHeaders = make(map[string]string, len(c.ExpectHeaders))
+		for k, v := range c.ExpectHeaders {
+			if out.ExpectHeaders[k], err = Render(where+" header "+k, v, data); err != nil {
+				return out, err
+			}
+		}
+	}
+	if out.Command, err = RenderCommand(where+" command", c.Command, data); err != nil {
+		return out, err
+	}
+	return out, nil
+}
