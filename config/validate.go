@@ -1,0 +1,514 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"drover"
+)
+
+// validName is the shape of service, host, group and environment names:
+// they end up in paths, lock keys and journal lines, so nothing a shell or
+// a file system would read twice.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+const nameRule = "use letters, digits, '.', '_' and '-' only"
+
+// Validate checks the file: every key on its own, and every fleet it
+// describes (the top-level hosts and groups, and each environment applied
+// on top of them) resolved and with every template executed for every host.
+// It returns nil, one *drover.Error, or several joined with errors.Join,
+// ordered by line.
+func (f *File) Validate() error {
+	_, err := f.check()
+	return err
+}
+
+// Spec validates the file and returns the spec for environment env ("" for
+// none).
+func (f *File) Spec(env string) (*drover.Spec, error) {
+	if err := f.checkEnv(env); err != nil {
+		return nil, err
+	}
+	specs, err := f.check()
+	if err != nil {
+		return nil, err
+	}
+	s, ok := specs[env]
+	if !ok {
+		// Only the top-level fleet can be missing: it is not a target when
+		// environments supply the hosts or groups it lacks.
+		return nil, &drover.Error{
+			Code:    drover.EINVALID,
+			Where:   f.where(f.loc.line(p("environments"))),
+			Message: "the top level has no hosts or no groups of its own: choose an environment with --env (" + strings.Join(f.envNames(), ", ") + ")",
+			Hint:    "pass --env, or add top-level hosts and groups to deploy without one",
+		}
+	}
+	return s, nil
+}
+
+// checkEnv refuses an --env the file does not define, before anything else:
+// deploying prod's hosts because "prd" was not found would be the worst
+// possible fallback.
+func (f *File) checkEnv(env string) error {
+	if env == "" {
+		return nil
+	}
+	if len(f.Environments) == 0 {
+		return &drover.Error{
+			Code:    drover.EINVALID,
+			Where:   f.where(f.loc.line(nil)),
+			Message: fmt.Sprintf("--env %s given, but the file defines no environments", env),
+			Hint:    "drop --env, or add an environments: block with " + env + " to the file",
+		}
+	}
+	if _, ok := f.Environments[env]; !ok {
+		return &drover.Error{
+			Code:    drover.EINVALID,
+			Where:   f.where(f.loc.line(p("environments"))),
+			Message: fmt.Sprintf("unknown environment %q", env),
+			Hint:    "known environments: " + strings.Join(f.envNames(), ", "),
+		}
+	}
+	return nil
+}
+
+func (f *File) envNames() []string {
+	names := make([]string, 0, len(f.Environments))
+	for name := range f.Environments {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// check validates everything and returns the resolved spec of every fleet
+// that is a deploy target, keyed by environment ("" = top level).
+func (f *File) check() (map[string]*drover.Spec, error) {
+	ps := &problems{f: f}
+	base := f.checkScalars(ps)
+	f.checkHosts(ps, p("hosts"), f.Hosts)
+	f.checkGroups(ps, p("groups"), f.Groups)
+	tmpls := f.checkTemplates(ps)
+
+	var fleets []fleet
+	if len(f.Environments) == 0 || (len(f.Hosts) > 0 && len(f.Groups) > 0) {
+		if len(f.Hosts) == 0 {
+			ps.add(p("hosts"), "list the hosts to deploy to under hosts:", "hosts: required, at least one host")
+		}
+		if len(f.Groups) == 0 {
+			ps.add(p("groups"), `add a group, e.g. groups: [{name: all, hosts: ["*"]}]`, "groups: required, at least one group")
+		}
+		fleets = append(fleets, f.fleet(""))
+	}
+	for _, name := range f.envNames() {
+		env := f.Environments[name]
+		at := p("environments", name)
+		if !validName.MatchString(name) {
+			ps.add(at, nameRule, "environment name %q is not valid", name)
+		}
+		if env.DeployRoot != "" {
+			f.checkRoot(ps, at.with("deploy_root"), env.DeployRoot)
+		}
+		f.checkHosts(ps, at.with("hosts"), env.Hosts)
+		f.checkGroups(ps, at.with("groups"), env.Groups)
+		fl := f.fleet(name)
+		switch {
+		case env.Hosts != nil && len(env.Hosts) == 0:
+			ps.add(at.with("hosts"), "list the environment's hosts, or remove the key to use the top-level hosts",
+				"environments.%s.hosts: empty; an environment's hosts replace the top-level ones", name)
+		case len(fl.hosts) == 0:
+			ps.add(fl.hostsAt, "list hosts under environments."+name+".hosts or at the top level",
+				"environment %s has no hosts: neither environments.%s.hosts nor the top-level hosts are set", name, name)
+		}
+		switch {
+		case env.Groups != nil && len(env.Groups) == 0:
+			ps.add(at.with("groups"), "list the environment's groups, or remove the key to use the top-level groups",
+				"environments.%s.groups: empty; an environment's groups replace the top-level ones", name)
+		case len(fl.groups) == 0:
+			ps.add(fl.groupsAt, "list groups under environments."+name+".groups or at the top level",
+				"environment %s has no groups: neither environments.%s.groups nor the top-level groups are set", name, name)
+		}
+		fleets = append(fleets, fl)
+	}
+
+	specs := map[string]*drover.Spec{}
+	for _, fl := range fleets {
+		specs[fl.env] = f.resolve(base, fl, ps, tmpls)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return specs, nil
+}
+
+// checkScalars validates the top-level settings, hooks, checks and config
+// files and returns a spec holding them with defaults applied.
+func (f *File) checkScalars(ps *problems) drover.Spec {
+	s := drover.Spec{
+		Source:           f.filename,
+		Service:          f.Service,
+		DeployRoot:       f.DeployRoot,
+		KeepReleases:     drover.DefaultKeepReleases,
+		Transport:        drover.DefaultTransport,
+		StageParallelism: drover.DefaultStageParallelism,
+		StepTimeout:      drover.DefaultStepTimeout,
+		StageRetries:     drover.DefaultStageRetries,
+		Seed:             f.Seed,
+	}
+	switch {
+	case f.Service == "":
+		ps.add(p("service"), "name the service, e.g. service: hello", "service: required")
+	case !validName.MatchString(f.Service) || f.Service == "." || f.Service == "..":
+		ps.add(p("service"), nameRule, "service: %q is not a valid name", f.Service)
+	}
+	if f.DeployRoot == "" {
+		ps.add(p("deploy_root"), "set the directory releases live in on every host, e.g. deploy_root: /srv/hello", "deploy_root: required")
+	} else {
+		f.checkRoot(ps, p("deploy_root"), f.DeployRoot)
+	}
+	if f.KeepReleases != nil {
+		s.KeepReleases = *f.KeepReleases
+		if *f.KeepReleases < 2 {
+			ps.add(p("keep_releases"), "use 2 or more; leave it out for the default of "+strconv.Itoa(drover.DefaultKeepReleases),
+				"keep_releases: %d is too small: the current and the previous release are always kept", *f.KeepReleases)
+		}
+	}
+	switch f.Transport {
+	case "":
+	case "local", "ssh":
+		s.Transport = f.Transport
+	default:
+		ps.add(p("transport"), `use "local" (directories on this machine) or "ssh"`, "transport: %q is not a transport", f.Transport)
+	}
+	s.SSH = drover.SSHConfig{User: f.SSH.User, Port: 22}
+	s.SSH.Identity = f.homePath(ps, p("ssh", "identity"), f.SSH.Identity)
+	s.SSH.KnownHosts = f.homePath(ps, p("ssh", "known_hosts"), f.SSH.KnownHosts)
+	if f.SSH.Port != nil {
+		s.SSH.Port = *f.SSH.Port
+		if *f.SSH.Port < 1 || *f.SSH.Port > 65535 {
+			ps.add(p("ssh", "port"), "use a TCP port between 1 and 65535; leave it out for 22", "ssh.port: %d is not a port", *f.SSH.Port)
+		}
+	}
+	if f.StateDir != "" {
+		dir := f.homePath(ps, p("state_dir"), f.StateDir)
+		s.StateDir = f.fromConfigDir(dir)
+	}
+	if f.StageParallelism != nil {
+		s.StageParallelism = *f.StageParallelism
+		if *f.StageParallelism < 1 {
+			ps.add(p("stage_parallelism"), "use 1 or more; leave it out for "+strconv.Itoa(drover.DefaultStageParallelism),
+				"stage_parallelism: %d, must be at least 1", *f.StageParallelism)
+		}
+	}
+	s.StepTimeout = f.duration(ps, p("step_timeout"), f.StepTimeout, drover.DefaultStepTimeout)
+	if f.StageRetries != nil {
+		s.StageRetries = *f.StageRetries
+		if *f.StageRetries < 0 {
+			ps.add(p("stage_retries"), "use 0 (no retries) or more", "stage_retries: %d is negative", *f.StageRetries)
+		}
+	}
+
+	dests := map[string]int{}
+	for i, c := range f.ConfigFiles {
+		at := p("config_files", i)
+		f.checkReleasePath(ps, at.with("template"), c.Template)
+		f.checkReleasePath(ps, at.with("dest"), c.Dest)
+		if j, dup := dests[c.Dest]; dup && c.Dest != "" {
+			ps.add(at.with("dest"), "give each config file its own dest",
+				"config_files[%d].dest: %q is already the dest of config_files[%d]", i, c.Dest, j)
+		} else {
+			dests[c.Dest] = i
+		}
+		s.ConfigFiles = append(s.ConfigFiles, drover.ConfigFile{Template: c.Template, Dest: c.Dest, Validate: c.Validate})
+	}
+
+	s.Hooks = drover.Hooks{
+		Restart: f.Hooks.Restart,
+		Stop:    f.Hooks.Stop,
+		Depool:  f.Hooks.Depool,
+		Repool:  f.Hooks.Repool,
+		Timeout: f.duration(ps, p("hooks", "timeout"), f.Hooks.Timeout, drover.DefaultHookTimeout),
+	}
+
+	names := map[string]int{}
+	for i, c := range f.Checks {
+		s.Checks = append(s.Checks, f.checkCheck(ps, i, c, names))
+	}
+	return s
+}
+
+// checkCheck validates checks[i] and returns it with defaults applied.
+func (f *File) checkCheck(ps *problems, i int, c CheckFile, names map[string]int) drover.CheckSpec {
+	at := p("checks", i)
+	out := drover.CheckSpec{
+		Name:          c.Name,
+		Type:          c.Type,
+		Address:       c.Address,
+		URL:           c.URL,
+		ExpectBody:    c.ExpectBody,
+		ExpectHeaders: c.ExpectHeaders,
+		Command:       c.Command,
+		Timeout:       f.duration(ps, at.with("timeout"), c.Timeout, drover.DefaultCheckTimeout),
+		Interval:      f.duration(ps, at.with("interval"), c.Interval, drover.DefaultCheckInterval),
+	}
+	switch j, dup := names[c.Name]; {
+	case c.Name == "":
+		ps.add(at, "name the check, e.g. name: port; names appear in events and errors", "checks[%d].name: required", i)
+	case dup:
+		ps.add(at.with("name"), "give each check its own name", "checks[%d].name: %q is already the name of checks[%d]", i, c.Name, j)
+	default:
+		names[c.Name] = i
+	}
+	// only lists the keys that belong to other types: a tcp check with a
+	// url was meant to be an http check, and silently ignoring the url
+	// would pass a check that tests nothing the operator asked for.
+	only := func(key string, set bool, typ string) {
+		if set && c.Type != typ {
+			ps.add(at.with(key), fmt.Sprintf("remove %s, or make the check type %s", key, typ),
+				"checks[%d].%s: only %s checks use %s", i, key, typ, key)
+		}
+	}
+	required := func(key, value string) {
+		if value == "" {
+			ps.add(at.with("type"), fmt.Sprintf("add %s to the check", key),
+				"checks[%d]: type %s needs %s", i, c.Type, key)
+		}
+	}
+	switch c.Type {
+	case "tcp":
+		required("address", c.Address)
+		if c.Address != "" && !strings.Contains(c.Address, "{{") {
+			if _, _, err := net.SplitHostPort(c.Address); err != nil {
+				ps.add(at.with("address"), `write host:port, e.g. "127.0.0.1:{{.Host.Vars.port}}"`,
+					"checks[%d].address: %q is not host:port", i, c.Address)
+			}
+		}
+	case "http":
+		required("url", c.URL)
+		out.ExpectStatus = 200
+		if c.ExpectStatus != nil {
+			out.ExpectStatus = *c.ExpectStatus
+			if *c.ExpectStatus < 100 || *c.ExpectStatus > 599 {
+				ps.add(at.with("expect_status"), "use an HTTP status code between 100 and 599; leave it out for 200",
+					"checks[%d].expect_status: %d is not an HTTP status", i, *c.ExpectStatus)
+			}
+		}
+	case "command":
+		required("command", c.Command)
+	case "":
+		ps.add(at, "add type: tcp, http or command", "checks[%d].type: required", i)
+	default:
+		ps.add(at.with("type"), "use tcp, http or command", "checks[%d].type: %q is not a check type", i, c.Type)
+	}
+	if c.Type == "tcp" || c.Type == "http" || c.Type == "command" {
+		only("address", c.Address != "", "tcp")
+		only("url", c.URL != "", "http")
+		only("expect_status", c.ExpectStatus != nil, "http")
+		only("expect_body", c.ExpectBody != "", "http")
+		only("expect_headers", len(c.ExpectHeaders) > 0, "http")
+		only("command", c.Command != "", "command")
+	}
+	return out
+}
+
+// checkHosts validates host entries on their own: names, addresses, roots.
+func (f *File) checkHosts(ps *problems, at keyPath, hosts []HostFile) {
+	seen := map[string]int{}
+	for i, h := range hosts {
+		hat := at.with(i)
+		switch j, dup := seen[h.Name]; {
+		case h.Name == "":
+			ps.add(hat, "name the host, e.g. name: h01", "%s.name: required", hat)
+		case !validName.MatchString(h.Name) || h.Name == "." || h.Name == "..":
+			ps.add(hat.with("name"), nameRule, "%s.name: %q is not a valid host name", hat, h.Name)
+		case dup:
+			ps.add(hat.with("name"), "give each host its own name",
+				"%s.name: host %q is already defined at %s", hat, h.Name, at.with(j))
+		default:
+			seen[h.Name] = i
+		}
+		f.checkAddress(ps, hat, h.Address)
+		if h.DeployRoot != "" {
+			f.checkRoot(ps, hat.with("deploy_root"), h.DeployRoot)
+		}
+	}
+}
+
+func (f *File) checkAddress(ps *problems, hat keyPath, addr string) {
+	if addr == "" {
+		hint := "for transport local, the host's directory, e.g. address: ./fleet/h01"
+		if f.Transport == "ssh" {
+			hint = "for transport ssh, host or host:port, e.g. address: web01.example.com"
+		}
+		ps.add(hat, hint, "%s.address: required", hat)
+		return
+	}
+	if f.Transport != "ssh" {
+		f.homePath(ps, hat.with("address"), addr)
+		return
+	}
+	bad := func(why string) {
+		ps.add(hat.with("address"), "for transport ssh, write host or host:port; IPv6 as [::1]:22",
+			"%s.address: %q is not host[:port]: %s", hat, addr, why)
+	}
+	if strings.ContainsAny(addr, " \t/@") {
+		bad("it holds a space, '/' or '@' (the user goes in ssh.user)")
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); !ok || ae.Err != "missing port in address" {
+			why := err.Error()
+			if ok {
+				why = ae.Err
+			}
+			bad(why)
+			return
+		}
+		host, port = addr, ""
+	}
+	if host == "" {
+		bad("no host")
+		return
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			bad("bad port " + strconv.Quote(port))
+		}
+	}
+}
+
+// checkGroups validates group entries on their own; which hosts they take
+// is decided per fleet by resolve.
+func (f *File) checkGroups(ps *problems, at keyPath, groups []GroupFile) {
+	seen := map[string]int{}
+	for i, g := range groups {
+		gat := at.with(i)
+		switch j, dup := seen[g.Name]; {
+		case g.Name == "":
+			ps.add(gat, "name the group, e.g. name: canary", "%s.name: required", gat)
+		case !validName.MatchString(g.Name):
+			ps.add(gat.with("name"), nameRule, "%s.name: %q is not a valid group name", gat, g.Name)
+		case dup:
+			ps.add(gat.with("name"), "give each group its own name",
+				"%s.name: group %q is already defined at %s", gat, g.Name, at.with(j))
+		default:
+			seen[g.Name] = i
+		}
+		if len(g.Hosts) == 0 {
+			ps.add(gat, `list host names or globs, e.g. hosts: ["web*"]`, "%s.hosts: required, at least one host name or pattern", gat)
+		}
+		for k, pat := range g.Hosts {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" {
+				ps.add(gat.with("hosts", k), `use a host name or a glob like "web*" or "h0[1-4]"`,
+					"%s.hosts[%d]: %q is not a valid pattern", gat, k, pat)
+			}
+		}
+		if g.Batch != "" {
+			if pt, err := parsePortion(g.Batch); err != nil {
+				ps.add(gat.with("batch"), `use a number of hosts (1 or more) or a percentage of the group, e.g. batch: "25%"`,
+					"%s.batch: %v", gat, err)
+			} else if pt.n < 1 {
+				ps.add(gat.with("batch"), `use 1 or more hosts, or a percentage from "1%" to "100%"`,
+					"%s.batch: %q promotes no host at all", gat, g.Batch)
+			}
+		}
+		if g.FailureLimit != "" {
+			if _, err := parsePortion(g.FailureLimit); err != nil {
+				ps.add(gat.with("failure_limit"), `use a number of hosts (0 or more) or a percentage of the group, e.g. failure_limit: "10%"`,
+					"%s.failure_limit: %v", gat, err)
+			}
+		}
+	}
+}
+
+// checkRoot validates a deploy root: an absolute, clean path on the host.
+// Hosts are POSIX machines whatever runs drover, hence path, not filepath.
+func (f *File) checkRoot(ps *problems, at keyPath, root string) {
+	if !path.IsAbs(root) {
+		ps.add(at, "use an absolute path, e.g. /srv/"+f.serviceOr("hello"), "%s: %q is not an absolute path", at, root)
+		return
+	}
+	if c := path.Clean(root); c != root {
+		ps.add(at, fmt.Sprintf("write it as %q", c), "%s: %q is not a clean path", at, root)
+	}
+}
+
+// checkReleasePath validates a path inside the release directory: relative,
+// clean and never climbing out with "..", so a config file can neither be
+// read from nor written to outside the release.
+func (f *File) checkReleasePath(ps *problems, at keyPath, rel string) {
+	hint := "use a relative path inside the release, e.g. etc/hello.conf"
+	switch {
+	case rel == "":
+		ps.add(at, hint, "%s: required", at)
+	case path.IsAbs(rel):
+		ps.add(at, hint, "%s: %q is absolute; it must be a path inside the release", at, rel)
+	case rel == ".." || strings.HasPrefix(rel, "../") || strings.Contains(rel, "/../") || strings.HasSuffix(rel, "/.."):
+		ps.add(at, hint, "%s: %q leaves the release directory", at, rel)
+	case rel == ".":
+		ps.add(at, hint, "%s: %q is the release directory itself, not a file in it", at, rel)
+	case path.Clean(rel) != rel:
+		ps.add(at, fmt.Sprintf("write it as %q", path.Clean(rel)), "%s: %q is not a clean path", at, rel)
+	}
+}
+
+func (f *File) serviceOr(def string) string {
+	if validName.MatchString(f.Service) {
+		return f.Service
+	}
+	return def
+}
+
+// duration parses a Go duration that must be positive; "" is def.
+func (f *File) duration(ps *problems, at keyPath, s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		ps.add(at, fmt.Sprintf(`write a duration with a unit, like "30s", "2m" or "1m30s"; leave it out for %v`, def),
+			"%s: %q is not a duration", at, s)
+		return def
+	}
+	if d <= 0 {
+		ps.add(at, fmt.Sprintf("use a positive duration; leave it out for %v", def), "%s: %q must be more than 0", at, s)
+		return def
+	}
+	return d
+}
+
+// homePath expands a leading "~/" to the home directory of the user
+// running drover. "~user/" is refused rather than left as a literal
+// directory named "~user".
+func (f *File) homePath(ps *problems, at keyPath, s string) string {
+	out, err := expandHome(s)
+	if err != nil {
+		ps.add(at, `write "~/..." or a full path`, "%s: %q: %v", at, s, err)
+		return s
+	}
+	return out
+}
+
+func expandHome(s string) (string, error) {
+	if s != "~" && !strings.HasPrefix(s, "~/") {
+		if strings.HasPrefix(s, "~") {
+			return s, fmt.Errorf("only ~/ is expanded, not ~user/")
+		}
+		return s, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return s, fmt.Errorf("cannot expand ~: %v", err)
+	}
+	return home + s[1:], nil
+}
