@@ -84,9 +84,12 @@ type Host struct {
 	// Address is a directory for transport local and host[:port] for ssh.
 	Address string
 	// DeployRoot is where this host keeps releases; the spec's deploy_root
-	// when the host does not set its own.
+	// when the host does not set its own. With transport local it is the
+	// real path: the deploy root inside the host's directory.
 	DeployRoot string
-	Vars       map[string]any
+	// Vars are the host's vars as YAML decoded them: integers arrive as
+	// uint64 (or int64 when negative), not int.
+	Vars map[string]any
 	// Group is the name of the group the host belongs to.
 	Group string
 }

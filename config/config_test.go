@@ -352,8 +352,8 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 		Transport:    "local",
 		SSH:          drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/home/op/.ssh/known_hosts", Port: 22},
 		Hosts: []drover.Host{
-			{Name: "h01", Address: "/srv/fleet/h01", DeployRoot: "/srv/hello", Vars: map[string]any{"port": uint64(18001)}, Group: "canary"},
-			{Name: "h02", Address: "/etc/drover/fleet/h02", DeployRoot: "/srv/hello", Vars: map[string]any{"port": uint64(18002)}, Group: "default"},
+			{Name: "h01", Address: "/srv/fleet/h01", DeployRoot: "/srv/fleet/h01/srv/hello", Vars: map[string]any{"port": uint64(18001)}, Group: "canary"},
+			{Name: "h02", Address: "/etc/drover/fleet/h02", DeployRoot: "/etc/drover/fleet/h02/srv/hello", Vars: map[string]any{"port": uint64(18002)}, Group: "default"},
 		},
 		Groups: []drover.Group{
 			{Name: "canary", Hosts: []string{"h01"}, Batch: 1, FailureLimit: 0},
@@ -541,7 +541,7 @@ environments:
 		!reflect.DeepEqual(h2.Vars, map[string]any{"port": uint64(2), "region": "us", "tier": "gold"}) {
 		t.Fatalf("vars %v %v", h1.Vars, h2.Vars)
 	}
-	if h1.DeployRoot != "/srv/vo" || h2.DeployRoot != "/opt/x" {
+	if h1.DeployRoot != "/f/1/srv/vo" || h2.DeployRoot != "/f/2/opt/x" {
 		t.Fatalf("roots %q %q", h1.DeployRoot, h2.DeployRoot)
 	}
 
@@ -549,7 +549,7 @@ environments:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Hosts) != 1 || s.Hosts[0].Name != "s1" || s.Hosts[0].DeployRoot != "/srv/x" ||
+	if len(s.Hosts) != 1 || s.Hosts[0].Name != "s1" || s.Hosts[0].DeployRoot != "/s/1/srv/x" ||
 		!reflect.DeepEqual(s.Groups, []drover.Group{{Name: "canary", Hosts: []string{"s1"}, Batch: 1}}) {
 		t.Fatalf("staging %+v", s)
 	}

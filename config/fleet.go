@@ -110,6 +110,12 @@ func (f *File) resolve(base drover.Spec, fl fleet, ps *problems, tmpls []tmpl) *
 		if h.DeployRoot == "" {
 			h.DeployRoot = fl.deployRoot
 		}
+		if s.Transport == "local" && h.Address != "" {
+			// A local host is a directory and its deploy root lives
+			// inside it: resolve it here, once, so templates' .Root,
+			// status and the transport all see the real path.
+			h.DeployRoot = filepath.Join(h.Address, h.DeployRoot)
+		}
 		if len(fl.vars) > 0 {
 			h.Vars = maps.Clone(fl.vars)
 			maps.Copy(h.Vars, hf.Vars)
