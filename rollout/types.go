@@ -44,7 +44,7 @@ const (
 // Plan is the input of a Machine: the groups in deploy order and, per
 // host, what the runner found before starting.
 type Plan struct {
-	Mode  Mode
+	Mode   Mode
 	Groups []GroupPlan
 	// StageParallelism bounds hosts staging at once (>= 1).
 	StageParallelism int
@@ -92,6 +92,24 @@ type Note struct {
 	Host    string
 	Message string
 }
+
+// Note kinds. The runner maps the ones it knows to drover.Event kinds and
+// passes the rest on as notices.
+const (
+	NoteStageStart     = "stage_start"      // staging begins: how many hosts, how many at once
+	NoteStageDone      = "stage_done"       // every host staged (or failed within the limits)
+	NoteGroupStart     = "group_start"      // a group's promotion begins
+	NoteGroupDone      = "group_done"       // every host of the group finished its path
+	NoteHostDone       = "host_done"        // a host is on the new release, checked and repooled
+	NoteHostFailed     = "host_failed"      // a counted failure: reason and "n/limit failures in group"
+	NoteHostRestored   = "host_restored"    // a failed host is back on its snapshot (or repooled, never switched)
+	NoteHostStuck      = "host_stuck"       // a restore-path step failed or the host was lost: needs a person
+	NoteHalt           = "halt"             // failure limit exceeded or operator interrupt
+	NoteAbort          = "abort"            // a second interrupt: the rollback starts no more hosts
+	NoteRollbackStart  = "rollback_start"   // rollback of every switched host begins
+	NoteHostRolledBack = "host_rolled_back" // a host is back on its snapshot after a rollback
+	NoteVerdict        = "verdict"          // the end
+)
 
 // Ready is what a Machine hands out from one call to Ready: actions to
 // start now and notes produced since the previous call.

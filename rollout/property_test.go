@@ -1,0 +1,207 @@
+package rollout
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProperties drives machines over random plans with random outcomes,
+// random answer order and random interrupts, through the invariant harness
+// (invariants_test.go). Every failure names its seed; rerun one with
+// -run 'TestProperties/seed=N'.
+func TestProperties(t *testing.T) {
+	runs := 4000
+	if testing.Short() {
+		runs = 500
+	}
+	for seed := range uint64(runs) {
+		rng := rand.New(rand.NewPCG(seed, 0x5eed))
+		p := randomPlan(rng)
+		if errs, log := drive(rng, p); len(errs) > 0 {
+			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				t.Errorf("plan %s", describePlan(p))
+				for _, e := range errs {
+					t.Error(e)
+				}
+				if testing.Verbose() {
+					t.Log("trace:\n" + strings.Join(log, "\n"))
+				}
+			})
+		}
+	}
+}
+
+func randomPlan(rng *rand.Rand) Plan {
+	p := Plan{Mode: ModeDeploy, StageParallelism: 1 + rng.IntN(5)}
+	if rng.IntN(5) == 0 {
+		p.Mode = ModeRollback
+	}
+	n := 0
+	for gi := range 1 + rng.IntN(4) {
+		g := GroupPlan{Name: fmt.Sprintf("g%d", gi), Batch: 1 + rng.IntN(4), FailureLimit: rng.IntN(3)}
+		for range rng.IntN(8) {
+			hp := HostPlan{Name: fmt.Sprintf("h%02d", n), From: "v1", Skip: rng.IntN(7) == 0}
+			if rng.IntN(4) == 0 {
+				hp.From = ""
+			}
+			n++
+			g.Hosts = append(g.Hosts, hp)
+		}
+		p.Groups = append(p.Groups, g)
+	}
+	return p
+}
+
+func describePlan(p Plan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mode=%s stage_parallelism=%d", p.Mode, p.StageParallelism)
+	for _, g := range p.Groups {
+		fmt.Fprintf(&b, "\ngroup %s batch=%d limit=%d:", g.Name, g.Batch, g.FailureLimit)
+		for _, h := range g.Hosts {
+			b.WriteString(" " + h.Name)
+			if h.Skip {
+				b.WriteString("(skip)")
+			}
+		}
+	}
+	return b.String()
+}
+
+// drive runs one random rollout to the end and returns the broken
+// invariants.
+func drive(rng *rand.Rand, p Plan) (errs, log []string) {
+	h, err := newHarness(p)
+	if err != nil {
+		return []string{"New: " + err.Error()}, nil
+	}
+	return driveHarness(rng, h), h.log
+}
+
+func driveHarness(rng *rand.Rand, h *harness) []string {
+	p := h.plan
+	// How hostile the fleet is in this run.
+	failP := []float64{0, 0.02, 0.1, 0.3}[rng.IntN(4)]
+	lostP := []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
+	abortP := []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
+
+	now := time.Unix(1_700_000_000, 0)
+	hosts := 0
+	for _, g := range p.Groups {
+		hosts += len(g.Hosts)
+	}
+	// Each host takes at most stage + 5 deploy steps + 5 restoring steps.
+	bound := 11*hosts + 5
+	var pending []Action
+	for i := 0; ; i++ {
+		if i > bound {
+			h.errorf("no end after %d steps", bound)
+			break
+		}
+		now = now.Add(time.Duration(rng.IntN(3)) * time.Second)
+		rd := h.ready(now)
+		pending = append(pending, rd.Actions...)
+		if h.m.InFlight() != len(pending) {
+			h.errorf("InFlight %d, %d actions handed out and not answered", h.m.InFlight(), len(pending))
+		}
+		if h.m.Done() {
+			if len(pending) > 0 {
+				h.errorf("done with %d actions in flight", len(pending))
+			}
+			break
+		}
+		if len(pending) == 0 {
+			h.errorf("stalled: not done, nothing in flight")
+			break
+		}
+		if rng.Float64() < abortP {
+			h.abort(now, "interrupted")
+			continue
+		}
+		// Results that must be refused, and must change nothing.
+		if rng.IntN(10) == 0 {
+			a := pending[rng.IntN(len(pending))]
+			bad := []Result{
+				{Host: "nosuch", Step: a.Step, Outcome: OK},
+				{Host: a.Host, Step: otherStep(a.Step), Outcome: OK},
+				{Host: a.Host, Step: a.Step, Outcome: "maybe"},
+			}[rng.IntN(3)]
+			if h.report(now, bad) == nil {
+				h.errorf("Report accepted %+v", bad)
+			}
+		}
+		k := rng.IntN(len(pending))
+		a := pending[k]
+		pending = append(pending[:k], pending[k+1:]...)
+		r := Result{Host: a.Host, Step: a.Step, Outcome: OK}
+		switch x := rng.Float64(); {
+		case x < lostP:
+			r.Outcome, r.Reason = Unreachable, "lost"
+		case x < lostP+failP:
+			r.Outcome, r.Reason = Failed, "boom"
+		}
+		if h.report(now, r) != nil {
+			break
+		}
+		// The same result twice is a runner bug.
+		if rng.IntN(20) == 0 && h.report(now, r) == nil {
+			h.errorf("Report accepted %+v twice", r)
+		}
+		// An interrupt between a result and the next Ready: actions
+		// decided on that result and not handed out yet must not move a
+		// host further onto the new release.
+		if rng.Float64() < abortP {
+			h.abort(now, "interrupted between Report and Ready")
+		}
+	}
+	if h.m.Done() {
+		h.final()
+	}
+	return h.errs
+}
+
+func otherStep(s Step) Step {
+	if s == StepCheck {
+		return StepRestart
+	}
+	return StepCheck
+}
+
+// TestPropertiesFindBugs makes sure the harness can fail: machines with a
+// broken rule must be caught by the same random runs.
+func TestPropertiesFindBugs(t *testing.T) {
+	for name, breakIt := range map[string]func(*Machine){
+		"batch counted too big": func(m *Machine) {
+			for _, g := range m.groups {
+				g.plan.Batch++
+			}
+		},
+		"stage parallelism off by one": func(m *Machine) { m.stagePar++ },
+		"failure limit too lenient": func(m *Machine) {
+			for _, g := range m.groups {
+				g.plan.FailureLimit += 2
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			caught := 0
+			for seed := range uint64(300) {
+				rng := rand.New(rand.NewPCG(seed, 0x5eed))
+				p := randomPlan(rng)
+				h, err := newHarness(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				breakIt(h.m)
+				if errs := driveHarness(rng, h); len(errs) > 0 {
+					caught++
+				}
+			}
+			if caught == 0 {
+				t.Errorf("the properties never caught %q", name)
+			}
+		})
+	}
+}
