@@ -55,3 +55,19 @@ const (
 	ActionRestore  = "restore"
 	ActionRollback = "rollback"
 )
+
+// PromotedFrom returns what was current before slot was last promoted ("" if
+// unknown): the previous that goes with slot when a rollback makes it
+// current again, so a second rollback keeps walking back instead of
+// bouncing to the release that was just abandoned.
+func (s HostState) PromotedFrom(slot string) string {
+	for i := len(s.History) - 1; i >= 0; i-- {
+		if e := s.History[i]; e.Action == ActionPromote && e.To == slot {
+			if e.From == slot {
+				return ""
+			}
+			return e.From
+		}
+	}
+	return ""
+}

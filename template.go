@@ -2,6 +2,8 @@ package drover
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"text/template"
@@ -159,6 +161,44 @@ func RenderCheck(c CheckSpec, data TemplateData) (CheckSpec, error) {
 	}
 	if out.Command, err = RenderCommand(where+" command", c.Command, data); err != nil {
 		return out, err
+	}
+	return out, nil
+}
+
+// RenderedFile is one config file rendered for one host.
+type RenderedFile struct {
+	Dest    string // path inside the release directory
+	Content []byte
+}
+
+// ConfigHash identifies a host's rendered config: sha256 over each file's
+// destination and content, in the order given (the config_files order). The
+// controller computes it to decide whether a host is already up to date and
+// the host records it when staging, so both must use this one function.
+func ConfigHash(files []RenderedFile) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.Dest, len(f.Content))
+		h.Write(f.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// RenderConfigFiles renders every config file for one host. template
+// returns a template's text by its path inside the release. root is the
+// directory the files will live in, so .Path can name the real file.
+func RenderConfigFiles(files []ConfigFile, template func(path string) ([]byte, error), data TemplateData) ([]RenderedFile, error) {
+	out := make([]RenderedFile, 0, len(files))
+	for _, f := range files {
+		text, err := template(f.Template)
+		if err != nil {
+			return nil, err
+		}
+		s, err := Render(f.Template, string(text), data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RenderedFile{Dest: f.Dest, Content: []byte(s)})
 	}
 	return out, nil
 }

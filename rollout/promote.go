@@ -86,7 +86,7 @@ func (m *Machine) startGroup(now time.Time, g *group) {
 func (m *Machine) countFailure(now time.Time, h *host, what string) {
 	g := h.group
 	g.failures++
-	m.note(now, NoteHostFailed, h, fmt.Sprintf("%s (%d/%d failures in group)", what, g.failures, g.plan.FailureLimit))
+	m.note(now, NoteHostFailed, h, fmt.Sprintf("%s (%d failed in group %s, limit %d)", what, g.failures, g.plan.Name, g.plan.FailureLimit))
 	if !m.halted && g.failures > g.plan.FailureLimit {
 		m.halt(now, fmt.Sprintf("group %s: %d failed > failure limit %d: %s %s", g.plan.Name, g.failures, g.plan.FailureLimit, h.plan.Name, what))
 	}

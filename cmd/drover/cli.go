@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"drover"
+	"drover/config"
+	"drover/runner"
+	"drover/store/file"
+	"drover/transport/local"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+// app is one invocation of drover: its streams and the exit code the
+// command chose.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	code           int
+}
+
+// exit records an exit code for a command that finished without an error
+// (a deploy that ran and was rolled back is a verdict, not an error).
+func (a *app) exit(code int) { a.code = code }
+
+// run executes drover with args and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		a.printError(err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return drover.ExitUsage
+		}
+		return drover.ExitCode(err)
+	}
+	return a.code
+}
+
+// usageError is a mistake in the command line itself.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func (a *app) printError(err error) {
+	fmt.Fprintf(a.stderr, "drover: %v\n", err)
+	if hint := drover.ErrorHint(err); hint != "" {
+		fmt.Fprintf(a.stderr, "  hint: %s\n", hint)
+	}
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "drover",
+		Short: "Roll releases across a fleet safely: canary, batches, checks, automatic rollback",
+		Long: `drover rolls a new release of a service across a fleet of hosts — canary
+first, then in batches — takes each host out of rotation, switches it
+atomically, checks it and puts it back. When the new release misbehaves past
+a group's failure limit, every host it switched goes back to exactly the
+release and config it had before.
+
+Exit codes: 0 every targeted host is on the new release; 1 halted and the
+fleet is back where it started; 2 bad input or usage, nothing touched; 3 needs
+a person (rollback incomplete or hosts unreachable); 4 finished within the
+failure limit, listed hosts failed and were restored; 5 another deploy holds
+the lock.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath())}
+	})
+	root.AddCommand(
+		a.deployCmd(), a.planCmd(), a.rollbackCmd(), a.resumeCmd(), a.statusCmd(),
+		a.historyCmd(), a.releaseCmd(), a.demoCmd(), a.versionCmd(), a.sampleServiceCmd(),
+	)
+	return root
+}
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Errorf("%s takes no arguments, got %q", c.CommandPath(), strings.Join(args, " "))}
+	}
+	return nil
+}
+
+// specFlags are the flags every command reading drover.yaml takes.
+type specFlags struct {
+	config string
+	env    string
+}
+
+func (f *specFlags) add(c *cobra.Command) {
+	c.Flags().StringVarP(&f.config, "config", "c", "drover.yaml", "the config file")
+	c.Flags().StringVar(&f.env, "env", "", "the environment overlay to apply (environments: in drover.yaml)")
+}
+
+// env holds what a command needs to act on a fleet.
+type env struct {
+	spec   *drover.Spec
+	store  drover.Store
+	runner *runner.Runner
+}
+
+func (a *app) open(f specFlags, sink drover.EventSink) (*env, error) {
+	spec, err := config.Load(f.config, f.env)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := stateDir(spec)
+	if err != nil {
+		return nil, err
+	}
+	st, err := file.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	var tr drover.Transport
+	switch spec.Transport {
+	case "local":
+		tr = newLocalTransport()
+	default:
+		st.Close()
+		return nil, drover.Errorf(drover.EINVALID, "transport %q is not available in this build", spec.Transport).At(spec.Source).WithHint("use transport: local")
+	}
+	return &env{spec: spec, store: st, runner: &runner.Runner{Spec: spec, Transport: tr, Store: st, Events: sink}}, nil
+}
+
+func (e *env) close() { e.store.Close() }
+
+// stateDir is where the lock, journal and history live: the spec's
+// state_dir, else $DROVER_STATE_DIR, else the user's state directory.
+func stateDir(s *drover.Spec) (string, error) {
+	if s.StateDir != "" {
+		return s.StateDir, nil
+	}
+	if d := os.Getenv("DROVER_STATE_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "drover"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", drover.Errorf(drover.EINVALID, "no state directory: %v", err).WithHint("set state_dir in drover.yaml or DROVER_STATE_DIR")
+	}
+	return filepath.Join(home, ".local", "state", "drover"), nil
+}
+
+func newLocalTransport() drover.Transport {
+	return &local.Transport{RunCheck: checkRun}
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print drover's version",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			fmt.Fprintf(a.stdout, "drover %s\n", Version)
+			return nil
+		},
+	}
+}

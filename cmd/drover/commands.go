@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"drover"
+	"drover/release"
+	"drover/runner"
+)
+
+func (a *app) planCmd() *cobra.Command {
+	var f deployFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "plan --release SRC",
+		Short: "Show what a deploy would change per host, with config diffs; changes nothing",
+		Example: `  drover plan --release ./build --version 1.4.2
+  drover plan --release hello.tar.gz --json`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			e, err := a.open(f.specFlags, nil)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			rel, cleanup, err := resolveRelease(c.Context(), &f, e)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			res, err := e.runner.Plan(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force})
+			if err != nil {
+				return err
+			}
+			if asJSON || f.output == "json" {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printPlan(a, res)
+			return nil
+		},
+	}
+	f.add(c, false)
+	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	return c
+}
+
+func printPlan(a *app, res *runner.PlanResult) {
+	counts := map[string]int{}
+	fmt.Fprintf(a.stdout, "plan: %s %s (%s)\n", res.Service, res.Version, res.Release)
+	for _, g := range res.Groups {
+		fmt.Fprintf(a.stdout, "\ngroup %s: %d hosts, batch %d, failure limit %d\n", g.Name, len(g.Hosts), g.Batch, g.FailureLimit)
+		for _, h := range g.Hosts {
+			counts[h.Action]++
+			from := h.Version
+			if from == "" {
+				from = "(none)"
+			}
+			switch h.Action {
+			case "deploy":
+				fmt.Fprintf(a.stdout, "  ~ %-10s %s -> %s\n", h.Name, from, res.Version)
+			case "skip":
+				fmt.Fprintf(a.stdout, "  = %-10s already on %s\n", h.Name, res.Release)
+			default:
+				fmt.Fprintf(a.stdout, "  ! %-10s unreachable: %s\n", h.Name, h.Error)
+			}
+			for _, d := range h.Diffs {
+				for _, line := range strings.Split(strings.TrimRight(d.Diff, "\n"), "\n") {
+					fmt.Fprintf(a.stdout, "      %s\n", line)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(a.stdout, "\n%d to deploy, %d already on %s, %d unreachable. Nothing was changed.\n", counts["deploy"], counts["skip"], res.Release, counts["unreachable"])
+}
+
+func (a *app) rollbackCmd() *cobra.Command {
+	var f specFlags
+	var to, limit, output, message string
+	var yes bool
+	c := &cobra.Command{
+		Use:   "rollback",
+		Short: "Take hosts back to their previous release and config (or --to a release)",
+		Long: `rollback takes every host (or those --limit selects) back to the release it
+was on before its current one, config included: each host to its own recorded
+previous release, never to "latest". It goes through the same safe path as a
+deploy — out of rotation, switch, restart, checks, back into rotation — groups
+in reverse order, a batch at a time.`,
+		Example: `  drover rollback --yes
+  drover rollback --to v1.4.1-3f2a9c0d1e2b --limit 'web*'`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			p, err := newPrinter(a.stdout, output)
+			if err != nil {
+				return err
+			}
+			e, err := a.open(f, p)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			what := "each host's previous release"
+			if to != "" {
+				what = to
+			}
+			if err := a.confirm(yes, fmt.Sprintf("roll %s back to %s?", e.spec.Service, what)); err != nil {
+				return err
+			}
+			out, err := e.runner.Rollback(c.Context(), runner.RollbackOptions{To: to, Limit: limit, Message: message})
+			if err != nil {
+				return err
+			}
+			p.verdict(out)
+			a.exit(out.ExitCode)
+			return nil
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&to, "to", "", "a release ID to go to instead of each host's previous")
+	c.Flags().StringVar(&limit, "limit", "", "only hosts matching these comma-separated globs (!GLOB excludes)")
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "answer yes to every confirmation")
+	c.Flags().StringVar(&output, "output", "text", "text or json (NDJSON events)")
+	c.Flags().StringVarP(&message, "message", "m", "", "a message recorded with the rollback")
+	return c
+}
+
+// confirm asks a yes/no question on a terminal. Without a terminal drover
+// never waits for input: the step needs --yes, or stops with exit 2 — a CI
+// job must not hang on a prompt nobody sees.
+func (a *app) confirm(yes bool, question string) error {
+	if yes {
+		return nil
+	}
+	if !isTerminal(a.stdin) {
+		return &usageError{fmt.Errorf("%s needs confirmation and there is no terminal to ask: pass --yes", strings.TrimSuffix(question, "?"))}
+	}
+	fmt.Fprintf(a.stdout, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(a.stdin).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return &usageError{fmt.Errorf("not confirmed; nothing was changed")}
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var f specFlags
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show each host's current and previous release",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			e, err := a.open(f, nil)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			st, err := e.runner.Status(c.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "HOST\tGROUP\tREACHABLE\tVERSION\tRELEASE\tPREVIOUS\tDEPLOYED")
+			for _, h := range st.Hosts {
+				deployed := ""
+				if !h.DeployedAt.IsZero() {
+					deployed = h.DeployedAt.Local().Format("2006-01-02 15:04:05")
+				}
+				reach := "yes"
+				if !h.Reachable {
+					reach = "NO: " + h.Error
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, dash(h.Version), dash(h.Release), dash(h.Previous), deployed)
+			}
+			tw.Flush()
+			unreachable := 0
+			for _, h := range st.Hosts {
+				if !h.Reachable {
+					unreachable++
+				}
+			}
+			if unreachable > 0 {
+				a.exit(drover.ExitNeedsPerson)
+			}
+			return nil
+		},
+	}
+	f.add(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (a *app) historyCmd() *cobra.Command {
+	var f specFlags
+	var asJSON bool
+	var limit int
+	c := &cobra.Command{
+		Use:   "history",
+		Short: "List past deploys, rollbacks and recoveries, newest first",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			e, err := a.open(f, nil)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			recs, err := e.store.History(c.Context(), runner.Key(e.spec), limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				if recs == nil {
+					recs = []drover.DeployRecord{}
+				}
+				return enc.Encode(recs)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tOUTCOME\tSTARTED\tTOOK\tBY\tSUMMARY")
+			for _, r := range recs {
+				took := ""
+				outcome := r.Outcome
+				if r.Finished.IsZero() {
+					outcome = "running or interrupted"
+				} else {
+					took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, dash(r.Version), outcome, r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, r.Summary)
+			}
+			return tw.Flush()
+		},
+	}
+	f.add(c)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().IntVarP(&limit, "number", "n", 20, "how many (0 = all)")
+	return c
+}
+
+func (a *app) releaseCmd() *cobra.Command {
+	c := &cobra.Command{Use: "release", Short: "Build and inspect release bundles"}
+	var version, out, service string
+	build := &cobra.Command{
+		Use:     "build SRC --version V -o OUT.tar.gz",
+		Short:   "Pack a directory into a verified release bundle with a manifest",
+		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return &usageError{fmt.Errorf("release build takes one source directory, got %d arguments", len(args))}
+			}
+			if out == "" {
+				return &usageError{fmt.Errorf("-o OUT.tar.gz is required")}
+			}
+			rel, err := release.Build(c.Context(), args[0], release.BuildOptions{Service: service, Version: version, Out: out, Now: time.Now()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "built %s: release %s, %d files, %d bytes, sha256 %s\n", out, rel.ID(), len(rel.Manifest.Files), rel.BundleSize, rel.BundleSHA256)
+			return nil
+		},
+	}
+	build.Flags().StringVar(&version, "version", "", "the release version (required unless SRC has a VERSION file)")
+	build.Flags().StringVarP(&out, "output", "o", "", "the bundle to write")
+	build.Flags().StringVar(&service, "service", "", "the service name recorded in the manifest")
+	c.AddCommand(build)
+	return c
+}

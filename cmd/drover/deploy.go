@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"drover"
+	"drover/release"
+	"drover/runner"
+)
+
+type deployFlags struct {
+	specFlags
+	release string
+	version string
+	limit   string
+	force   bool
+	yes     bool
+	output  string
+	message string
+}
+
+func (f *deployFlags) add(c *cobra.Command, withYes bool) {
+	f.specFlags.add(c)
+	c.Flags().StringVar(&f.release, "release", "", "the release: a directory (built on the fly) or a bundle made by `drover release build`")
+	c.Flags().StringVar(&f.version, "version", "", "the version, for a directory release without a VERSION file")
+	c.Flags().StringVar(&f.limit, "limit", "", "only hosts matching these comma-separated globs (!GLOB excludes)")
+	c.Flags().BoolVar(&f.force, "force", false, "deploy to hosts already on the release too")
+	c.Flags().StringVar(&f.output, "output", "text", "text or json (NDJSON events)")
+	c.Flags().StringVarP(&f.message, "message", "m", "", "a message recorded with the deploy")
+	if withYes {
+		c.Flags().BoolVarP(&f.yes, "yes", "y", false, "answer yes to every confirmation")
+	}
+}
+
+// resolveRelease turns --release into a verified release. A directory is
+// packed into a bundle in a temporary directory that cleanup removes:
+// nothing accumulates between runs, and `plan` writes nothing that lasts.
+func resolveRelease(ctx context.Context, f *deployFlags, e *env) (rel *drover.Release, cleanup func(), err error) {
+	if f.release == "" {
+		return nil, nil, &usageError{fmt.Errorf("--release is required: a release directory or a bundle from `drover release build`")}
+	}
+	tmp, err := os.MkdirTemp("", "drover-bundle-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	rel, err = release.Resolve(ctx, f.release, f.version, e.spec.Service, tmp, time.Now())
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return rel, cleanup, nil
+}
+
+func (a *app) deployCmd() *cobra.Command {
+	var f deployFlags
+	c := &cobra.Command{
+		Use:   "deploy --release SRC",
+		Short: "Roll a release out: stage everywhere, then canary and batches, rolling back past the failure limit",
+		Example: `  drover deploy --release ./build --version 1.4.2
+  drover deploy -c prod.yaml --env eu --release hello-1.4.2.tar.gz --limit 'web*,!web13'
+  drover deploy --release hello.tar.gz --output json | jq .`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			p, err := newPrinter(a.stdout, f.output)
+			if err != nil {
+				return err
+			}
+			e, err := a.open(f.specFlags, p)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			rel, cleanup, err := resolveRelease(c.Context(), &f, e)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			out, err := e.runner.Deploy(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force, Message: f.message})
+			if err != nil {
+				return err
+			}
+			for _, r := range out.Recovered {
+				if r != out {
+					p.verdict(r)
+				}
+			}
+			p.verdict(out)
+			a.exit(out.ExitCode)
+			return nil
+		},
+	}
+	f.add(c, true)
+	return c
+}
+
+func (a *app) resumeCmd() *cobra.Command {
+	var f specFlags
+	c := &cobra.Command{
+		Use:   "resume",
+		Short: "Finish a deploy that was interrupted (killed, crashed) by rolling back what it touched",
+		Long: `resume finds deploys that began and never finished — the drover process was
+killed — and takes every host they touched back to its recorded pre-deploy
+release, config included, and back into rotation. drover deploy does the same
+before its own work, so resume is for when you want the fleet restored
+without deploying again.`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			p, _ := newPrinter(a.stdout, "text")
+			e, err := a.open(f, p)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			outs, err := e.runner.Resume(c.Context())
+			if err != nil {
+				return err
+			}
+			if len(outs) == 0 {
+				fmt.Fprintln(a.stdout, "nothing to resume: no interrupted deploy")
+				return nil
+			}
+			code := drover.ExitOK
+			for _, o := range outs {
+				p.verdict(o)
+				if o.ExitCode != drover.ExitOK {
+					code = o.ExitCode
+				}
+			}
+			a.exit(code)
+			return nil
+		},
+	}
+	f.add(c)
+	return c
+}

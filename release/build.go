@@ -1,0 +1,372 @@
+package release
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"drover"
+)
+
+// BuildOptions says what Build makes.
+type BuildOptions struct {
+	Service string
+	Version string
+	// Out is the bundle path. "" means <Service>-<ID>.tar.gz in CacheDir.
+	Out string
+	// CacheDir is where a bundle goes when Out is "": "" means
+	// drover-releases under os.TempDir().
+	CacheDir string
+	// Now is recorded as Manifest.Created; zero means time.Now().
+	Now time.Time
+}
+
+// bundleEpoch is the modification time of every tar entry, so the same
+// tree gives the same bytes (apart from the manifest's Created).
+var bundleEpoch = time.Unix(0, 0).UTC()
+
+// srcFile is one file found by the walk.
+type srcFile struct {
+	drover.ManifestFile
+	abs string
+}
+
+// Build packs the directory src into a bundle and returns the release.
+//
+// It takes regular files, directories and symlinks whose relative target
+// stays inside src; anything else (devices, fifos, sockets, absolute or
+// escaping symlinks) is an EINVALID error naming the path, because a host
+// would refuse the bundle anyway and it is better to learn that now.
+// Skipped: anything named .git (repositories and submodule links), a
+// drover-release.json at the root (the manifest of an unpacked release used
+// as a source) and the output file when it lies inside src.
+func Build(ctx context.Context, src string, o BuildOptions) (*drover.Release, error) {
+	if err := ValidVersion(o.Version); err != nil {
+		return nil, err
+	}
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return nil, drover.Errorf(drover.EINVALID, "release source %s: %v", src, err)
+	}
+	if fi, err := os.Stat(src); err != nil {
+		return nil, notFoundOr(err, "release source "+src)
+	} else if !fi.IsDir() {
+		return nil, drover.Errorf(drover.EINVALID, "release source %s is not a directory", src)
+	}
+	outAbs := ""
+	if o.Out != "" {
+		if outAbs, err = filepath.Abs(o.Out); err != nil {
+			return nil, drover.Errorf(drover.EINVALID, "release output %s: %v", o.Out, err)
+		}
+	}
+
+	files, err := walkSource(ctx, src, outAbs)
+	if err != nil {
+		return nil, err
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	m := drover.Manifest{
+		Service:  o.Service,
+		Version:  o.Version,
+		Created:  now.UTC(),
+		Revision: gitRevision(ctx, src, outAbs),
+	}
+	for _, f := range files {
+		m.Files = append(m.Files, f.ManifestFile)
+	}
+	m.ContentHash = ContentHash(m.Files)
+	m.ID = releaseID(m.Version, m.ContentHash)
+	// Build's own output must pass the checks a host applies; catching a
+	// mistake here beats every host refusing the bundle.
+	if _, err := checkManifest(&m); err != nil {
+		return nil, err
+	}
+
+	if outAbs == "" {
+		dir := o.CacheDir
+		if dir == "" {
+			dir = filepath.Join(os.TempDir(), "drover-releases")
+		}
+		name := m.ID + ".tar.gz"
+		if serviceNameRE.MatchString(o.Service) {
+			name = o.Service + "-" + name
+		}
+		if outAbs, err = filepath.Abs(filepath.Join(dir, name)); err != nil {
+			return nil, drover.Errorf(drover.EINVALID, "release cache %s: %v", dir, err)
+		}
+	}
+	sum, size, err := writeBundle(ctx, outAbs, &m, files)
+	if err != nil {
+		return nil, err
+	}
+	return &drover.Release{Manifest: m, BundlePath: outAbs, BundleSHA256: sum, BundleSize: size}, nil
+}
+
+var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// walkSource lists the files of src, sorted by path, with their sha256.
+func walkSource(ctx context.Context, src, outAbs string) ([]srcFile, error) {
+	var files []srcFile
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return drover.Errorf(drover.EINVALID, "release source %s: %v", p, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == src {
+			return nil
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if d.Name() == ".git" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if rel == drover.ManifestName || p == outAbs {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return drover.Errorf(drover.EINVALID, "release source %s: %v", p, err)
+		}
+		switch mode := info.Mode(); {
+		case mode.IsDir():
+			return nil
+		case mode&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return drover.Errorf(drover.EINVALID, "release source %s: %v", p, err)
+			}
+			files = append(files, srcFile{ManifestFile: drover.ManifestFile{Path: rel, Mode: modeSymlink, Link: filepath.ToSlash(target)}, abs: p})
+		case mode.IsRegular():
+			sum, n, err := hashFile(p)
+			if err != nil {
+				return drover.Errorf(drover.EINVALID, "release source %s: %v", p, err)
+			}
+			perm := uint32(modeFile)
+			if mode&0o111 != 0 {
+				perm = modeExec
+			}
+			files = append(files, srcFile{ManifestFile: drover.ManifestFile{Path: rel, Mode: perm, Size: n, SHA256: sum}, abs: p})
+		default:
+			return drover.Errorf(drover.EINVALID, "release source %s: %s is not a regular file, directory or symlink", p, fileKind(mode))
+		}
+		return nil
+	})
+	if err != nil {
+		if e := ctx.Err(); e != nil {
+			return nil, drover.Errorf(drover.ETIMEOUT, "release build: %v", e)
+		}
+		var de *drover.Error
+		if errors.As(err, &de) {
+			return nil, err
+		}
+		return nil, drover.Errorf(drover.EINVALID, "release source %s: %v", src, err)
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	// Symlinks are checked once every path is known, because whether a
+	// target stays inside depends on the other symlinks it goes through.
+	links := map[string]string{}
+	for _, f := range files {
+		if f.Link != "" {
+			links[f.Path] = f.Link
+		}
+	}
+	for _, f := range files {
+		if f.Link != "" {
+			if err := checkLink(f.Path, f.Link, links); err != nil {
+				return nil, drover.Errorf(drover.EINVALID, "release source %s: %v", f.abs, err).
+					WithHint("a release must be self-contained: copy the file into the release or make the link relative and inside it")
+			}
+		}
+	}
+	return files, nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a fifo"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return "mode " + m.String()
+	}
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// writeBundle writes the bundle to a temporary file next to out and
+// renames it into place, so an interrupted build never leaves a truncated
+// bundle under the name a deploy will use. Files are hashed again while
+// they are copied: a file that changed since the walk would make the
+// bundle disagree with its own manifest.
+func writeBundle(ctx context.Context, out string, m *drover.Manifest, files []srcFile) (string, int64, error) {
+	raw, err := encodeManifest(m)
+	if err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "encode manifest: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", 0, drover.Errorf(drover.EINVALID, "release output %s: %v", out, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
+	if err != nil {
+		return "", 0, drover.Errorf(drover.EINVALID, "release output %s: %v", out, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+
+	sum := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(tmp, sum)}
+	zw, _ := gzip.NewWriterLevel(cw, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	hdr := func(name string, typ byte, mode int64, size int64, link string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: typ, Mode: mode, Size: size, Linkname: link, ModTime: bundleEpoch, Format: tar.FormatPAX}
+	}
+	if err := tw.WriteHeader(hdr(drover.ManifestName, tar.TypeReg, modeFile, int64(len(raw)), "")); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle: %v", err)
+	}
+	if _, err := tw.Write(raw); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle: %v", err)
+	}
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return "", 0, drover.Errorf(drover.ETIMEOUT, "release build: %v", err)
+		}
+		if f.Link != "" {
+			if err := tw.WriteHeader(hdr(f.Path, tar.TypeSymlink, modeSymlink, 0, f.Link)); err != nil {
+				return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle: %v", err)
+			}
+			continue
+		}
+		if err := tw.WriteHeader(hdr(f.Path, tar.TypeReg, int64(f.Mode), f.Size, "")); err != nil {
+			return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle: %v", err)
+		}
+		if err := copyVerified(tw, f); err != nil {
+			return "", 0, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle: %v", err)
+	}
+	if err := zw.Close(); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle: %v", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle %s: %v", out, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle %s: %v", out, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", 0, drover.Errorf(drover.EINTERNAL, "write bundle %s: %v", out, err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", 0, drover.Errorf(drover.EINVALID, "release output %s: %v", out, err)
+	}
+	return hex.EncodeToString(sum.Sum(nil)), cw.n, nil
+}
+
+func copyVerified(w io.Writer, f srcFile) error {
+	in, err := os.Open(f.abs)
+	if err != nil {
+		return drover.Errorf(drover.EINVALID, "release source %s: %v", f.abs, err)
+	}
+	defer in.Close()
+	h := sha256.New()
+	// Copy at most Size+1 bytes: a grown file must fail here, not make
+	// the tar writer report a confusing "write too long".
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(in, f.Size+1))
+	if err == nil && (n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256) {
+		err = fmt.Errorf("file changed while the release was being built")
+	}
+	if err != nil {
+		return drover.Errorf(drover.EINVALID, "release source %s: %v", f.abs, err).WithHint("build again once nothing is writing to the source tree")
+	}
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// gitRevision returns HEAD of the git work tree src is in, with "-dirty"
+// when the tree under src has uncommitted changes, or "" when src is not in
+// a work tree or git is not installed: a revision is a help for people
+// reading history, never a requirement to build.
+func gitRevision(ctx context.Context, src, outAbs string) string {
+	if _, err := exec.LookPath("git"); err != nil {
+		return ""
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", src, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := strings.TrimSpace(string(out))
+	if rev == "" {
+		return ""
+	}
+	args := []string{"-C", src, "status", "--porcelain", "--", "."}
+	// The bundle being written into the tree must not make it "dirty".
+	if rel, err := filepath.Rel(src, outAbs); outAbs != "" && err == nil && filepath.IsLocal(rel) {
+		args = append(args, ":(exclude)"+filepath.ToSlash(rel))
+	}
+	st, err := exec.CommandContext(ctx, "git", args...).Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		rev += "-dirty"
+	}
+	return rev
+}
+
+// notFoundOr maps a missing path to ENOTFOUND and anything else to
+// EINVALID, naming what.
+func notFoundOr(err error, what string) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return drover.Errorf(drover.ENOTFOUND, "%s: no such file or directory", what)
+	}
+	return drover.Errorf(drover.EINVALID, "%s: %v", what, err)
+}

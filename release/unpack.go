@@ -1,0 +1,182 @@
+package release
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+
+	"drover"
+)
+
+// Unpack extracts a bundle stream into dest, an existing empty directory,
+// verifying it as it goes, and returns its manifest. The manifest itself is
+// written too, as drover.ManifestName at the top of dest.
+//
+// It refuses, with an EINVALID error naming the entry: absolute paths and
+// ".." components, entries below a symlink, symlinks that are absolute or
+// resolve outside dest, hard links, devices and fifos, setuid, setgid and
+// sticky bits, entries not in the manifest, size or sha256 mismatches,
+// files the manifest lists that never arrive, and duplicates.
+//
+// Every write goes through an os.Root opened on dest, which refuses to
+// follow any path or symlink out of it: the checks above say why a bundle
+// is bad, the os.Root makes sure that even a check we got wrong cannot
+// write outside dest. On error dest is emptied again, so a caller never
+// mistakes a half-extracted release for a staged one.
+func Unpack(r io.Reader, dest string) (drover.Manifest, error) {
+	fi, err := os.Stat(dest)
+	if err != nil {
+		return drover.Manifest{}, drover.Errorf(drover.EINVALID, "unpack into %s: %v", dest, err)
+	}
+	if !fi.IsDir() {
+		return drover.Manifest{}, drover.Errorf(drover.EINVALID, "unpack into %s: not a directory", dest)
+	}
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return drover.Manifest{}, drover.Errorf(drover.EINVALID, "unpack into %s: %v", dest, err)
+	}
+	defer root.Close()
+	if names, err := readNames(root); err != nil {
+		return drover.Manifest{}, drover.Errorf(drover.EINVALID, "unpack into %s: %v", dest, err)
+	} else if len(names) > 0 {
+		// Extracting over existing files would mix two releases, and
+		// O_EXCL below would fail half way through.
+		return drover.Manifest{}, drover.Errorf(drover.EINVALID, "unpack into %s: directory is not empty", dest)
+	}
+
+	u := &unpacker{root: root, dirs: map[string]bool{}}
+	m, err := readBundle(r, u.manifest, u.entry)
+	if err == nil {
+		err = u.finish()
+	}
+	if err != nil {
+		if rerr := emptyDir(root); rerr != nil {
+			err = errors.Join(err, drover.Errorf(drover.EINTERNAL, "clean up %s: %v", dest, rerr))
+		}
+		return drover.Manifest{}, err
+	}
+	return m, nil
+}
+
+type unpacker struct {
+	root *os.Root
+	dirs map[string]bool
+}
+
+func (u *unpacker) manifest(raw []byte) error {
+	return u.writeFile(drover.ManifestName, modeFile, bytes.NewReader(raw))
+}
+
+func (u *unpacker) entry(e entry) error {
+	if err := u.mkdirs(path.Dir(e.File.Path)); err != nil {
+		return entryError(e.File.Path, "%v", err)
+	}
+	if e.File.Link != "" {
+		// os.Root.Symlink does not look at the target; checkManifest has
+		// resolved it through every other link of the release already.
+		if err := u.root.Symlink(e.File.Link, e.File.Path); err != nil {
+			return entryError(e.File.Path, "%v", err)
+		}
+		return nil
+	}
+	return u.writeFile(e.File.Path, fs.FileMode(e.File.Mode), e.Content)
+}
+
+func (u *unpacker) mkdirs(dir string) error {
+	if dir == "." || u.dirs[dir] {
+		return nil
+	}
+	if err := u.mkdirs(path.Dir(dir)); err != nil {
+		return err
+	}
+	if err := u.root.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	u.dirs[dir] = true
+	return nil
+}
+
+// writeFile creates name (never opening an existing file or link: O_EXCL)
+// and sets its mode explicitly, since the umask would otherwise decide
+// whether the service can read its own files.
+func (u *unpacker) writeFile(name string, mode fs.FileMode, content io.Reader) error {
+	f, err := u.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return entryError(name, "%v", err)
+	}
+	_, err = io.Copy(f, content)
+	if err == nil {
+		err = f.Chmod(mode.Perm())
+	}
+	if err == nil {
+		// A crash after promote must not leave current pointing at
+		// files the kernel never wrote out.
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		var de *drover.Error
+		if errors.As(err, &de) {
+			return err
+		}
+		return entryError(name, "%v", tarErr(err))
+	}
+	return nil
+}
+
+// finish sets directory modes (the umask may have narrowed them) and
+// flushes the directories themselves.
+func (u *unpacker) finish() error {
+	dirs := make([]string, 0, len(u.dirs)+1)
+	for d := range u.dirs {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if err := u.root.Chmod(d, 0o755); err != nil {
+			return drover.Errorf(drover.EINTERNAL, "unpack: %v", err)
+		}
+	}
+	for _, d := range append(dirs, ".") {
+		if err := syncDir(u.root, d); err != nil {
+			return drover.Errorf(drover.EINTERNAL, "unpack: %v", err)
+		}
+	}
+	return nil
+}
+
+func syncDir(root *os.Root, name string) error {
+	f, err := root.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func readNames(root *os.Root) ([]string, error) {
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
+func emptyDir(root *os.Root) error {
+	names, err := readNames(root)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, root.RemoveAll(n))
+	}
+	return errors.Join(errs...)
+}

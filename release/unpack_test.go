@@ -1,0 +1,279 @@
+package release
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"drover"
+)
+
+// craftEntry is one raw tar entry of a hand-made bundle.
+type craftEntry struct {
+	Name     string
+	Type     byte
+	Mode     int64
+	Body     string
+	Link     string
+	Unlisted bool // leave it out of the manifest
+}
+
+// craft makes a bundle whose manifest honestly describes the listed
+// entries (so the content hash and ID are right), then appends extra
+// entries: a bundle made by an attacker who knows the format.
+func craft(t *testing.T, entries []craftEntry, tamper func(m *drover.Manifest)) []byte {
+	t.Helper()
+	m := drover.Manifest{Service: "evil", Version: "v1"}
+	for _, e := range entries {
+		if e.Unlisted {
+			continue
+		}
+		f := drover.ManifestFile{Path: e.Name, Mode: uint32(e.Mode)}
+		switch e.Type {
+		case tar.TypeSymlink:
+			f.Link = e.Link
+		default:
+			sum := sha256.Sum256([]byte(e.Body))
+			f.SHA256 = hex.EncodeToString(sum[:])
+			f.Size = int64(len(e.Body))
+		}
+		m.Files = append(m.Files, f)
+	}
+	m.ContentHash = ContentHash(m.Files)
+	m.ID = releaseID(m.Version, m.ContentHash)
+	if tamper != nil {
+		tamper(&m)
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: drover.ManifestName, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(raw))})
+	tw.Write(raw)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type, Mode: e.Mode, Linkname: e.Link, Format: tar.FormatPAX}
+		if e.Type == tar.TypeReg {
+			h.Size = int64(len(e.Body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatalf("craft %s: %v", e.Name, err)
+		}
+		if e.Type == tar.TypeReg {
+			tw.Write([]byte(e.Body))
+		}
+	}
+	tw.Close()
+	zw.Close()
+	return b.Bytes()
+}
+
+func reg(name, body string) craftEntry {
+	return craftEntry{Name: name, Type: tar.TypeReg, Mode: 0o644, Body: body}
+}
+
+func link(name, target string) craftEntry {
+	return craftEntry{Name: name, Type: tar.TypeSymlink, Mode: 0o777, Link: target}
+}
+
+func unlisted(e craftEntry) craftEntry { e.Unlisted = true; return e }
+
+func TestUnpackRefusesMaliciousBundles(t *testing.T) {
+	type tc struct {
+		entries []craftEntry
+		tamper  func(m *drover.Manifest)
+		// want is a substring of the error: the entry it names.
+		want string
+	}
+	// Every case runs with dest = base/dest next to base/sibling, and
+	// "SIBLING" in a name or target is replaced by the sibling's absolute
+	// path: the attacks aim there.
+	cases := map[string]tc{
+		"dot-dot path listed":      {entries: []craftEntry{reg("ok", "ok"), reg("../sibling/x", "pwned")}, want: `"../sibling/x"`},
+		"dot-dot path unlisted":    {entries: []craftEntry{reg("ok", "ok"), unlisted(reg("../sibling/x", "pwned"))}, want: `"../sibling/x"`},
+		"dot-dot inside path":      {entries: []craftEntry{reg("ok", "ok"), unlisted(reg("a/../../sibling/x", "pwned"))}, want: `"a/../../sibling/x"`},
+		"absolute path listed":     {entries: []craftEntry{reg("SIBLING/x", "pwned")}, want: "absolute path"},
+		"absolute path unlisted":   {entries: []craftEntry{reg("ok", "ok"), unlisted(reg("SIBLING/x", "pwned"))}, want: "absolute path"},
+		"symlink to dir then file": {entries: []craftEntry{link("etc", "SIBLING"), reg("etc/x", "pwned")}, want: `"etc"`},
+		"file through an inside symlink": {
+			entries: []craftEntry{link("etc", "sub"), reg("sub/keep", "k"), reg("etc/x", "pwned")},
+			want:    `"etc/x": parent "etc" is a symlink`,
+		},
+		"symlink then file, only link listed": {
+			entries: []craftEntry{link("etc", "sub"), reg("sub/keep", "k"), unlisted(reg("etc/x", "pwned"))},
+			want:    `"etc/x": not listed`,
+		},
+		"absolute symlink":          {entries: []craftEntry{reg("ok", "ok"), link("l", "SIBLING")}, want: "absolute"},
+		"absolute symlink unlisted": {entries: []craftEntry{reg("ok", "ok"), unlisted(link("l", "SIBLING"))}, want: `"l"`},
+		"escaping symlink":          {entries: []craftEntry{reg("ok", "ok"), link("a/b", "../../x")}, want: `"a/b"`},
+		"escaping via another link": {entries: []craftEntry{link("d/up", ".."), link("e", "d/up/../sibling")}, want: `"e"`},
+		"hard link":                 {entries: []craftEntry{reg("ok", "ok"), {Name: "h", Type: tar.TypeLink, Link: "ok", Mode: 0o644}}, want: "hard link"},
+		"hard link outside":         {entries: []craftEntry{reg("ok", "ok"), unlisted(craftEntry{Name: "h", Type: tar.TypeLink, Link: "SIBLING/x"})}, want: "hard link"},
+		"char device":               {entries: []craftEntry{reg("ok", "ok"), unlisted(craftEntry{Name: "null", Type: tar.TypeChar, Mode: 0o666})}, want: "device"},
+		"fifo":                      {entries: []craftEntry{reg("ok", "ok"), unlisted(craftEntry{Name: "p", Type: tar.TypeFifo, Mode: 0o644})}, want: "fifo"},
+		"directory entry":           {entries: []craftEntry{reg("ok", "ok"), unlisted(craftEntry{Name: "d", Type: tar.TypeDir, Mode: 0o755})}, want: `"d"`},
+		"setuid bit":                {entries: []craftEntry{reg("ok", "ok"), {Name: "su", Type: tar.TypeReg, Mode: 0o4755, Body: "x"}}, want: `"su"`},
+		"setuid in tar only": {
+			entries: []craftEntry{reg("ok", "ok"), {Name: "su", Type: tar.TypeReg, Mode: 0o4755, Body: "x"}},
+			tamper:  func(m *drover.Manifest) { fixMode(m, "su", 0o755) },
+			want:    "setuid",
+		},
+		"unlisted file": {entries: []craftEntry{reg("ok", "ok"), unlisted(reg("extra", "x"))}, want: `"extra": not listed`},
+		"hash mismatch": {
+			entries: []craftEntry{reg("ok", "ok"), reg("bin/app", "evil code")},
+			tamper: func(m *drover.Manifest) {
+				sum := sha256.Sum256([]byte("good code"))
+				setFile(m, "bin/app", func(f *drover.ManifestFile) { f.SHA256 = hex.EncodeToString(sum[:]) })
+			},
+			want: `"bin/app": sha256`,
+		},
+		"size mismatch": {
+			entries: []craftEntry{reg("ok", "ok"), reg("bin/app", "evil code")},
+			tamper:  func(m *drover.Manifest) { setFile(m, "bin/app", func(f *drover.ManifestFile) { f.Size = 4 }) },
+			want:    `"bin/app": size`,
+		},
+		"content hash mismatch": {
+			entries: []craftEntry{reg("ok", "ok")},
+			tamper:  func(m *drover.Manifest) { m.ContentHash = strings.Repeat("0", 64) },
+			want:    "content hash",
+		},
+		"missing file": {
+			entries: []craftEntry{reg("ok", "ok")},
+			tamper: func(m *drover.Manifest) {
+				m.Files = append(m.Files, drover.ManifestFile{Path: "gone", Mode: 0o644, SHA256: strings.Repeat("a", 64)})
+				m.ContentHash = ContentHash(m.Files)
+				m.ID = releaseID(m.Version, m.ContentHash)
+			},
+			want: `"gone": listed in the manifest but missing`,
+		},
+		"duplicate entry": {entries: []craftEntry{reg("ok", "ok"), unlisted(reg("ok", "second"))}, want: `"ok": appears twice`},
+		"manifest not first": {
+			entries: []craftEntry{reg("ok", "ok")},
+			want:    "the first entry must be the manifest",
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			base := t.TempDir()
+			dest := filepath.Join(base, "dest")
+			sibling := filepath.Join(base, "sibling")
+			os.Mkdir(dest, 0o755)
+			os.Mkdir(sibling, 0o755)
+			fix := func(s string) string { return strings.ReplaceAll(s, "SIBLING", sibling) }
+			var entries []craftEntry
+			for _, e := range c.entries {
+				e.Name, e.Link = fix(e.Name), fix(e.Link)
+				entries = append(entries, e)
+			}
+			var bundle []byte
+			if name == "manifest not first" {
+				bundle = rawTar(t, reg("ok", "ok"), reg(drover.ManifestName, "{}"))
+			} else {
+				bundle = craft(t, entries, c.tamper)
+			}
+			_, err := Unpack(bytes.NewReader(bundle), dest)
+			wantCode(t, err, drover.EINVALID)
+			if want := fix(c.want); !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not contain %q", err, want)
+			}
+			assertEmpty(t, sibling)
+			assertEmpty(t, dest)
+			if names := dirNames(t, base); strings.Join(names, " ") != "dest sibling" {
+				t.Fatalf("base holds %v", names)
+			}
+			// Open applies the same checks to a bundle file.
+			p := filepath.Join(t.TempDir(), "evil.tar.gz")
+			os.WriteFile(p, bundle, 0o644)
+			if _, err := Open(t.Context(), p); drover.ErrorCode(err) != drover.EINVALID {
+				t.Fatalf("Open: %v", err)
+			}
+		})
+	}
+}
+
+func TestUnpackRequiresEmptyDest(t *testing.T) {
+	dest := t.TempDir()
+	os.WriteFile(filepath.Join(dest, "x"), nil, 0o644)
+	_, err := Unpack(bytes.NewReader(craft(t, []craftEntry{reg("ok", "ok")}, nil)), dest)
+	wantCode(t, err, drover.EINVALID)
+	if _, err := os.Stat(filepath.Join(dest, "x")); err != nil {
+		t.Fatal("Unpack removed a file it did not write")
+	}
+	_, err = Unpack(bytes.NewReader(nil), filepath.Join(dest, "missing"))
+	wantCode(t, err, drover.EINVALID)
+}
+
+func TestUnpackCraftedGoodBundle(t *testing.T) {
+	// The crafting helper itself produces bundles Unpack accepts, so the
+	// refusals above are about the attack and not the helper.
+	dest := t.TempDir()
+	m, err := Unpack(bytes.NewReader(craft(t, []craftEntry{
+		reg("a/b/c.txt", "c"), link("a/link", "b/c.txt"), link("top", "a/b"),
+		{Name: "bin/run", Type: tar.TypeReg, Mode: 0o755, Body: "#!/bin/sh\n"},
+	}, nil)), dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 4 {
+		t.Fatalf("files %+v", m.Files)
+	}
+	if b, err := os.ReadFile(filepath.Join(dest, "top/c.txt")); err != nil || string(b) != "c" {
+		t.Fatalf("top/c.txt: %q %v", b, err)
+	}
+}
+
+func rawTar(t *testing.T, entries ...craftEntry) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	tw := tar.NewWriter(zw)
+	for _, e := range entries {
+		tw.WriteHeader(&tar.Header{Name: e.Name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.Body))})
+		tw.Write([]byte(e.Body))
+	}
+	tw.Close()
+	zw.Close()
+	return b.Bytes()
+}
+
+func setFile(m *drover.Manifest, p string, f func(*drover.ManifestFile)) {
+	for i := range m.Files {
+		if m.Files[i].Path == p {
+			f(&m.Files[i])
+		}
+	}
+	m.ContentHash = ContentHash(m.Files)
+	m.ID = releaseID(m.Version, m.ContentHash)
+}
+
+func fixMode(m *drover.Manifest, p string, mode uint32) {
+	setFile(m, p, func(f *drover.ManifestFile) { f.Mode = mode })
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	if names := dirNames(t, dir); len(names) > 0 {
+		t.Fatalf("%s is not empty: %v", dir, names)
+	}
+}

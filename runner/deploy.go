@@ -1,0 +1,247 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"drover"
+	"drover/rollout"
+)
+
+// DeployOptions are the inputs of one deploy besides the spec.
+type DeployOptions struct {
+	Release *drover.Release
+	// Limit narrows the deploy to hosts matching it (see SelectHosts).
+	Limit string
+	// Force deploys to hosts already on the target release.
+	Force   bool
+	Message string
+}
+
+// Outcome is how a deploy, rollback or recovery ended.
+type Outcome struct {
+	DeployID string
+	Kind     string
+	Verdict  rollout.Verdict
+	Report   rollout.Report
+	ExitCode int
+	// Summary is one line for people.
+	Summary string
+	// Recovered lists interrupted deploys this run found and rolled back
+	// before doing its own work.
+	Recovered []*Outcome
+}
+
+// ExitCodeOf maps a verdict to the command's exit code.
+func ExitCodeOf(v rollout.Verdict) int {
+	switch v {
+	case rollout.Succeeded:
+		return drover.ExitOK
+	case rollout.RolledBack:
+		return drover.ExitRolledBack
+	case rollout.Partial:
+		return drover.ExitPartial
+	}
+	// NeedsPerson, and a machine that never reached a verdict.
+	return drover.ExitNeedsPerson
+}
+
+func outcomeName(v rollout.Verdict) string {
+	switch v {
+	case rollout.Succeeded:
+		return drover.OutcomeSucceeded
+	case rollout.RolledBack:
+		return drover.OutcomeRolledBack
+	case rollout.Partial:
+		return drover.OutcomePartial
+	}
+	return drover.OutcomeNeedsPerson
+}
+
+// Deploy rolls o.Release out to the spec's hosts (or those o.Limit selects).
+// It returns an error only when nothing was touched (bad input, the lock is
+// held); once hosts may have changed, the Outcome carries the verdict.
+func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) {
+	if o.Release == nil {
+		return nil, drover.Errorf(drover.EINVALID, "no release given").WithHint("pass --release DIR or --release BUNDLE.tar.gz")
+	}
+	targets, err := SelectHosts(r.Spec, o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	id := r.newID()
+	lock, err := r.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+
+	recovered, err := r.recoverUnfinished(ctx, lock)
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range recovered {
+		if rec.ExitCode == drover.ExitNeedsPerson {
+			// Deploying on top of a fleet we could not put back would
+			// bury the problem under a new release.
+			rec.Recovered = recovered
+			return rec, nil
+		}
+	}
+
+	cs := newConns(r.Transport, r.Spec)
+	defer cs.closeAll()
+
+	views := r.survey(ctx, cs, targets)
+	desired, err := r.desiredConfig(o.Release, targets)
+	if err != nil {
+		return nil, err
+	}
+
+	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
+	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism}
+	before := map[string]drover.Snapshot{}
+	pending := 0
+	for _, g := range r.Spec.Groups {
+		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
+		for _, name := range g.Hosts {
+			if !targets[name] {
+				continue
+			}
+			v := views[name]
+			snap := v.State.Snapshot()
+			before[name] = snap
+			skip := !o.Force && v.Err == nil && v.State.Release == o.Release.ID() && v.State.ConfigHash == desired[name]
+			if !skip {
+				pending++
+			}
+			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: snap.Version, Skip: skip})
+			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip})
+		}
+		if len(gp.Hosts) > 0 {
+			plan.Groups = append(plan.Groups, gp)
+		}
+	}
+	m, err := rollout.New(plan)
+	if err != nil {
+		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
+	}
+	// Begin is written before any host changes: from here on a crash
+	// leaves a record that the next run finds and rolls back.
+	if err := r.Store.Begin(ctx, rec); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %d hosts, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), len(targets), pending)})
+
+	x := newExecutor(r, cs, o.Release, id, before)
+	start := r.now()
+	r.drive(ctx, id, m, x.run, x.timeout)
+	out := r.finish(ctx, id, drover.KindDeploy, m.Outcome(), start)
+	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
+		r.prune(ctx, cs, id, out.Report)
+	}
+	out.Recovered = recovered
+	return out, nil
+}
+
+func (r *Runner) record(id, kind string, rel *drover.Release, msg string) drover.DeployRecord {
+	userName, machine := Who()
+	rec := drover.DeployRecord{
+		ID: id, Key: Key(r.Spec), Kind: kind, Service: r.Spec.Service, Env: r.Spec.Env,
+		User: userName, Machine: machine, Message: msg, Started: r.now(),
+	}
+	if rel != nil {
+		rec.Release = rel.ID()
+		rec.Version = rel.Version()
+		rec.Revision = rel.Manifest.Revision
+	}
+	return rec
+}
+
+func (r *Runner) lock(ctx context.Context, id string) (drover.Lock, error) {
+	userName, machine := Who()
+	lock, err := r.Store.Lock(ctx, Key(r.Spec), drover.LockOwner{PID: os.Getpid(), Machine: machine, User: userName, DeployID: id, Since: r.now()})
+	if err != nil {
+		return nil, err
+	}
+	if prev := lock.TakenOver(); prev != nil {
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("warning: took over the lock of %s: pid %d of %s on %s since %s died without releasing it", Key(r.Spec), prev.PID, prev.User, prev.Machine, prev.Since.Format(time.RFC3339))})
+	}
+	return lock, nil
+}
+
+// finish turns the machine's report into an Outcome and records it.
+func (r *Runner) finish(ctx context.Context, id, kind string, rep rollout.Report, start time.Time) *Outcome {
+	out := &Outcome{DeployID: id, Kind: kind, Verdict: rep.Verdict, Report: rep, ExitCode: ExitCodeOf(rep.Verdict)}
+	out.Summary = summarize(kind, rep, r.now().Sub(start))
+	err := r.Store.Finish(context.WithoutCancel(ctx), id, drover.FinishRecord{
+		Finished: r.now(), Outcome: outcomeName(rep.Verdict), ExitCode: out.ExitCode, Summary: out.Summary,
+	})
+	if err != nil {
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: "could not record the outcome: " + err.Error()})
+	}
+	return out
+}
+
+func summarize(kind string, rep rollout.Report, took time.Duration) string {
+	count := map[rollout.HostStatus][]string{}
+	for _, h := range rep.Hosts {
+		count[h.Status] = append(count[h.Status], h.Name)
+	}
+	var parts []string
+	for _, st := range []rollout.HostStatus{rollout.HostDone, rollout.HostSkipped, rollout.HostRolledBack, rollout.HostFailed, rollout.HostUnreachable, rollout.HostStuck, rollout.HostPending} {
+		if n := count[st]; len(n) > 0 {
+			sort.Strings(n)
+			label := string(st)
+			if len(n) <= 6 && st != rollout.HostDone && st != rollout.HostSkipped && st != rollout.HostRolledBack {
+				label += " (" + strings.Join(n, ", ") + ")"
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", len(n), label))
+		}
+	}
+	s := fmt.Sprintf("%s %s in %s: %s", kind, verdictWords(rep.Verdict), took.Round(100*time.Millisecond), strings.Join(parts, ", "))
+	if rep.HaltReason != "" {
+		s += "; halted: " + rep.HaltReason
+	}
+	return s
+}
+
+func verdictWords(v rollout.Verdict) string {
+	switch v {
+	case rollout.Succeeded:
+		return "succeeded"
+	case rollout.RolledBack:
+		return "halted and rolled back"
+	case rollout.Partial:
+		return "finished with failed hosts restored"
+	case rollout.NeedsPerson:
+		return "needs a person"
+	}
+	return "stopped without a verdict (needs a person)"
+}
+
+// prune removes old releases on hosts that finished on the new release.
+// Failing to prune is worth a notice, never a failed deploy.
+func (r *Runner) prune(ctx context.Context, cs *conns, id string, rep rollout.Report) {
+	var names []string
+	for _, h := range rep.Hosts {
+		if h.Status == rollout.HostDone || h.Status == rollout.HostSkipped {
+			names = append(names, h.Name)
+		}
+	}
+	forEach(names, r.Spec.StageParallelism, func(name string) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.Spec.StepTimeout)
+		defer cancel()
+		conn, err := cs.get(pctx, name)
+		if err == nil {
+			_, err = conn.Prune(pctx, r.Spec.KeepReleases)
+		}
+		if err != nil {
+			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Host: name, Step: "prune", Message: "prune failed: " + err.Error()})
+		}
+	})
+}

@@ -1,0 +1,290 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"drover"
+	"drover/rollout"
+)
+
+// executor runs the steps of one deploy, rollback or recovery.
+type executor struct {
+	r     *Runner
+	spec  *drover.Spec
+	conns *conns
+	// release is the target of a deploy; nil for rollback and recovery.
+	release  *drover.Release
+	deployID string
+
+	mu sync.Mutex
+	// before is each host's snapshot: what a restore puts back.
+	before map[string]drover.Snapshot
+	// slots is where each host staged the release.
+	slots map[string]drover.StageResult
+	// restoredFrom is the slot each host was on when it was restored: a
+	// first-ever deploy rolled back has no current link left, and its stop
+	// hook runs from there.
+	restoredFrom map[string]string
+	rng   *rand.Rand
+}
+
+func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, before map[string]drover.Snapshot) *executor {
+	seed := uint64(r.Spec.Seed)
+	if seed == 0 {
+		for _, c := range deployID {
+			seed = seed*31 + uint64(c)
+		}
+	}
+	return &executor{
+		r: r, spec: r.Spec, conns: cs, release: rel, deployID: deployID,
+		before: before, slots: map[string]drover.StageResult{}, restoredFrom: map[string]string{},
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+	}
+}
+
+// timeout bounds one step. A check step runs every check, each retried
+// until its own timeout, so its bound is their sum plus slack.
+func (x *executor) timeout(a rollout.Action) time.Duration {
+	switch a.Step {
+	case rollout.StepCheck:
+		var total time.Duration
+		for _, c := range x.spec.Checks {
+			total += c.Timeout + 5*time.Second
+		}
+		return total + 5*time.Second
+	case rollout.StepStage:
+		// Transfer retries share the stage step's budget.
+		return x.spec.StepTimeout * time.Duration(1+x.spec.StageRetries)
+	case rollout.StepDepool, rollout.StepRepool, rollout.StepRestart:
+		return x.hookTimeout() + 5*time.Second
+	}
+	return x.spec.StepTimeout
+}
+
+func (x *executor) hookTimeout() time.Duration {
+	if x.spec.Hooks.Timeout > 0 {
+		return x.spec.Hooks.Timeout
+	}
+	return drover.DefaultHookTimeout
+}
+
+func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
+	res := rollout.Result{Host: a.Host, Step: a.Step, Outcome: rollout.OK}
+	err := x.step(ctx, a)
+	if err != nil {
+		res.Outcome = outcomeOf(err)
+		res.Reason = err.Error()
+		if res.Outcome == rollout.Unreachable {
+			x.conns.drop(a.Host)
+		}
+	}
+	return res
+}
+
+func (x *executor) step(ctx context.Context, a rollout.Action) error {
+	h, ok := x.spec.Host(a.Host)
+	if !ok {
+		return drover.Errorf(drover.EINTERNAL, "unknown host %s", a.Host)
+	}
+	switch a.Step {
+	case rollout.StepStage:
+		return x.stage(ctx, h)
+	case rollout.StepDepool:
+		return x.hook(ctx, h, "depool", x.spec.Hooks.Depool, "")
+	case rollout.StepRepool:
+		return x.hook(ctx, h, "repool", x.spec.Hooks.Repool, "")
+	case rollout.StepSwitch:
+		return x.promote(ctx, h)
+	case rollout.StepRestore:
+		return x.restore(ctx, h)
+	case rollout.StepRestart:
+		if a.Restoring && x.snapshot(h.Name).Current == "" {
+			// A first-ever deploy rolled back: there is no release to
+			// restart, so stop the service instead of leaving the new,
+			// failed release running out of a deleted link.
+			x.mu.Lock()
+			from := x.restoredFrom[h.Name]
+			x.mu.Unlock()
+			if from == "" {
+				return nil // nothing was running from a release
+			}
+			return x.hook(ctx, h, "stop", x.spec.Hooks.Stop, "releases/"+from)
+		}
+		return x.hook(ctx, h, "restart", x.spec.Hooks.Restart, "")
+	case rollout.StepCheck:
+		if a.Restoring && x.snapshot(h.Name).Current == "" {
+			return nil // nothing should be serving
+		}
+		return x.check(ctx, h, a.Restoring)
+	}
+	return drover.Errorf(drover.EINTERNAL, "unknown step %q", a.Step)
+}
+
+func (x *executor) snapshot(host string) drover.Snapshot {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.before[host]
+}
+
+// data is what templates see on host h during this run: the target release
+// while deploying, the release being restored while restoring.
+func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
+	if restoring || x.release == nil {
+		s := x.snapshot(h.Name)
+		return drover.NewTemplateData(x.spec, h, s.Release, s.Version)
+	}
+	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())
+}
+
+func (x *executor) stage(ctx context.Context, h drover.Host) error {
+	var last error
+	for attempt := 0; attempt <= x.spec.StageRetries; attempt++ {
+		if attempt > 0 {
+			if err := x.r.sleep(ctx, x.backoff(attempt)); err != nil {
+				return last
+			}
+			x.r.emit(drover.Event{Deploy: x.deployID, Kind: drover.EventNotice, Host: h.Name, Step: "stage", Message: fmt.Sprintf("retrying stage (attempt %d/%d) after: %v", attempt+1, x.spec.StageRetries+1, last)})
+		}
+		conn, err := x.conns.get(ctx, h.Name)
+		if err == nil {
+			var res drover.StageResult
+			res, err = conn.Stage(ctx, drover.StageRequest{
+				DeployID: x.deployID, Release: x.release,
+				ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
+			})
+			if err == nil {
+				x.mu.Lock()
+				x.slots[h.Name] = res
+				x.mu.Unlock()
+				return nil
+			}
+		}
+		last = err
+		// Only transfer problems are worth retrying: a release that fails
+		// validation will fail it again, and retrying hides the reason.
+		if !retryable(err) || ctx.Err() != nil {
+			break
+		}
+		x.conns.drop(h.Name)
+	}
+	return last
+}
+
+func retryable(err error) bool {
+	switch drover.ErrorCode(err) {
+	case drover.EUNREACHABLE, drover.ETIMEOUT:
+		return true
+	}
+	return false
+}
+
+// backoff is exponential with full jitter, so hosts that failed together do
+// not retry in lockstep against the same bottleneck.
+func (x *executor) backoff(attempt int) time.Duration {
+	base := 200 * time.Millisecond << (attempt - 1)
+	if base > 10*time.Second {
+		base = 10 * time.Second
+	}
+	x.mu.Lock()
+	j := time.Duration(x.rng.Int64N(int64(base)))
+	x.mu.Unlock()
+	return base/2 + j/2
+}
+
+func (x *executor) promote(ctx context.Context, h drover.Host) error {
+	x.mu.Lock()
+	slot, ok := x.slots[h.Name]
+	x.mu.Unlock()
+	if !ok {
+		return drover.Errorf(drover.EINTERNAL, "host %s was not staged", h.Name)
+	}
+	conn, err := x.conns.get(ctx, h.Name)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Promote(ctx, drover.PromoteRequest{
+		DeployID: x.deployID, Slot: slot.Slot, Release: x.release.ID(),
+		Version: x.release.Version(), ConfigHash: slot.ConfigHash, At: x.r.now(),
+	})
+	return err
+}
+
+func (x *executor) restore(ctx context.Context, h drover.Host) error {
+	conn, err := x.conns.get(ctx, h.Name)
+	if err != nil {
+		return err
+	}
+	st, err := conn.State(ctx)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	x.restoredFrom[h.Name] = st.Current
+	x.mu.Unlock()
+	action := drover.ActionRestore
+	reason := "deploy " + x.deployID + " rolled back"
+	if x.release == nil {
+		action = drover.ActionRollback
+		reason = "rollback " + x.deployID
+	}
+	_, err = conn.Restore(ctx, drover.RestoreRequest{
+		DeployID: x.deployID, To: x.snapshot(h.Name), Action: action, Reason: reason, At: x.r.now(),
+	})
+	return err
+}
+
+// hook runs a command hook on the host. An empty hook passes: not every
+// service has a load balancer to depool from.
+func (x *executor) hook(ctx context.Context, h drover.Host, name, tmpl, dir string) error {
+	if tmpl == "" {
+		return nil
+	}
+	restoring := name == "stop"
+	cmd, err := drover.RenderCommand("hooks."+name, tmpl, x.data(h, restoring))
+	if err != nil {
+		return err
+	}
+	conn, err := x.conns.get(ctx, h.Name)
+	if err != nil {
+		return err
+	}
+	res, err := conn.Exec(ctx, drover.ExecRequest{Command: cmd, Dir: dir, Timeout: x.hookTimeout()})
+	if err != nil {
+		return fmt.Errorf("%s hook: %w", name, err)
+	}
+	if res.ExitCode != 0 {
+		return &drover.Error{Code: drover.EFAILED, Message: fmt.Sprintf("%s hook exited %d: %s", name, res.ExitCode, tail(res.Output, 300))}
+	}
+	return nil
+}
+
+// check runs every check in order; the first that fails fails the step,
+// with the check's name and its last reason.
+func (x *executor) check(ctx context.Context, h drover.Host, restoring bool) error {
+	if len(x.spec.Checks) == 0 {
+		return nil
+	}
+	conn, err := x.conns.get(ctx, h.Name)
+	if err != nil {
+		return err
+	}
+	data := x.data(h, restoring)
+	for _, c := range x.spec.Checks {
+		rc, err := drover.RenderCheck(c, data)
+		if err != nil {
+			return err
+		}
+		res, err := conn.Check(ctx, rc)
+		if err != nil {
+			return fmt.Errorf("check %s: %w", c.Name, err)
+		}
+		if !res.OK {
+			return &drover.Error{Code: drover.EFAILED, Message: fmt.Sprintf("%s: %s (%d attempts in %s)", c.Name, res.Reason, res.Attempts, res.Elapsed.Round(100*time.Millisecond))}
+		}
+	}
+	return nil
+}

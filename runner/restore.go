@@ -1,0 +1,261 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"drover"
+	"drover/rollout"
+)
+
+// restoreHosts takes hosts back to given snapshots through the restore path
+// (depool, restore, restart, check, repool), groups in reverse order and a
+// batch at a time: the same machinery, with the same safety rules, serves an
+// operator's rollback and the recovery of a crashed deploy.
+func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message string, to map[string]drover.Snapshot, skip map[string]bool) *Outcome {
+	rec := r.record(id, kind, nil, message)
+	plan := rollout.Plan{Mode: rollout.ModeRollback, StageParallelism: r.Spec.StageParallelism}
+	seen := map[string]bool{}
+	for _, g := range r.Spec.Groups {
+		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
+		for _, name := range g.Hosts {
+			snap, ok := to[name]
+			if !ok {
+				continue
+			}
+			seen[name] = true
+			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: snap.Version, Skip: skip[name]})
+			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip[name]})
+		}
+		if len(gp.Hosts) > 0 {
+			plan.Groups = append(plan.Groups, gp)
+		}
+	}
+	// Hosts of an old deploy that are no longer in any group of the spec
+	// still get restored, one at a time, first.
+	var orphans []string
+	for name := range to {
+		if !seen[name] {
+			orphans = append(orphans, name)
+		}
+	}
+	if len(orphans) > 0 {
+		sort.Strings(orphans)
+		gp := rollout.GroupPlan{Name: "(not in drover.yaml)", Batch: 1}
+		for _, name := range orphans {
+			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: to[name].Version})
+			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Before: to[name]})
+		}
+		plan.Groups = append(plan.Groups, gp)
+	}
+	start := r.now()
+	m, err := rollout.New(plan)
+	if err != nil {
+		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "internal error: " + err.Error()}
+	}
+	if err := r.Store.Begin(ctx, rec); err != nil {
+		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "journal: " + err.Error()}
+	}
+	x := newExecutor(r, cs, nil, id, to)
+	r.drive(ctx, id, m, x.run, x.timeout)
+	return r.finish(ctx, id, kind, m.Outcome(), start)
+}
+
+// recoverUnfinished finds deploys of this spec that began and never
+// finished — the process was killed — and rolls back every host they
+// touched to its recorded pre-deploy snapshot. The state a dead process
+// left is not trusted: it may have switched a host and died before its
+// checks, or depooled one and never put it back.
+func (r *Runner) recoverUnfinished(ctx context.Context, lock drover.Lock) ([]*Outcome, error) {
+	recs, err := r.Store.Unfinished(ctx, Key(r.Spec))
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal: %w", err)
+	}
+	var outs []*Outcome
+	for _, rec := range recs {
+		entries, err := r.Store.Journal(ctx, rec.ID)
+		if err != nil {
+			return outs, fmt.Errorf("reading the journal of %s: %w", rec.ID, err)
+		}
+		touched := map[string]bool{}
+		for _, e := range entries {
+			if e.Step != string(rollout.StepStage) {
+				touched[e.Host] = true
+			}
+		}
+		to := map[string]drover.Snapshot{}
+		for _, h := range rec.Hosts {
+			if touched[h.Name] {
+				to[h.Name] = h.Before
+			}
+		}
+		id := r.newID() + "-recover"
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("found %s %s of %s (started %s by %s on %s) that never finished: rolling back the %d hosts it touched", rec.Kind, rec.ID, rec.Version, rec.Started.Format("2006-01-02 15:04:05"), rec.User, rec.Machine, len(to))})
+		var out *Outcome
+		if len(to) == 0 {
+			out = &Outcome{DeployID: id, Kind: drover.KindRecover, Verdict: rollout.Succeeded, ExitCode: drover.ExitOK, Summary: "recover: no host was touched"}
+		} else {
+			cs := newConns(r.Transport, r.Spec)
+			out = r.restoreHosts(ctx, cs, id, drover.KindRecover, "recover "+rec.ID, to, nil)
+			cs.closeAll()
+		}
+		summary := "interrupted; recovered by " + id + ": " + out.Summary
+		if err := r.Store.Finish(context.WithoutCancel(ctx), rec.ID, drover.FinishRecord{Finished: r.now(), Outcome: drover.OutcomeInterrupted, ExitCode: out.ExitCode, Summary: summary}); err != nil {
+			return outs, fmt.Errorf("recording the recovery of %s: %w", rec.ID, err)
+		}
+		outs = append(outs, out)
+	}
+	return outs, nil
+}
+
+// RollbackOptions are the inputs of an operator's rollback.
+type RollbackOptions struct {
+	// To is a release ID or slot to go to; "" means each host's previous.
+	To      string
+	Limit   string
+	Message string
+}
+
+// Rollback takes hosts back to their previous release (or o.To), config
+// included, because a release directory holds its rendered config. Each
+// host goes to its own recorded previous, never to "latest". A host without
+// one is bad input: the error names it and nothing is touched.
+func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, error) {
+	targets, err := SelectHosts(r.Spec, o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	id := r.newID() + "-rollback"
+	lock, err := r.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	recovered, err := r.recoverUnfinished(ctx, lock)
+	if err != nil {
+		return nil, err
+	}
+	if len(recovered) > 0 {
+		// The interrupted deploy was just undone; rolling back again
+		// would go a release further than the operator meant.
+		out := recovered[len(recovered)-1]
+		out.Recovered = recovered
+		out.Summary += "; the fleet is back where it was before the interrupted deploy — run rollback again to go further back"
+		return out, nil
+	}
+	cs := newConns(r.Transport, r.Spec)
+	defer cs.closeAll()
+	views := r.survey(ctx, cs, targets)
+	to := map[string]drover.Snapshot{}
+	skip := map[string]bool{}
+	var problems []string
+	names := sortedKeys(targets)
+	for _, name := range names {
+		v := views[name]
+		if v.Err != nil {
+			problems = append(problems, fmt.Sprintf("host %s: %v", name, v.Err))
+			continue
+		}
+		snap, err := r.rollbackTarget(ctx, cs, name, v.State, o.To)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("host %s: %v", name, err))
+			continue
+		}
+		to[name] = snap
+		skip[name] = snap.Current == v.State.Current
+	}
+	if len(problems) > 0 {
+		code := drover.ENOTFOUND
+		for _, p := range problems {
+			if strings.Contains(p, "unreachable") {
+				code = drover.EUNREACHABLE
+			}
+		}
+		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: "use --limit to leave those hosts out, or --to RELEASE-ID"}
+	}
+	out := r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
+	return out, nil
+}
+
+// slotMeta is releases/<slot>/.drover-slot.json, written by hostops.
+type slotMeta struct {
+	Release    string `json:"release"`
+	Version    string `json:"version"`
+	ConfigHash string `json:"config_hash"`
+}
+
+// rollbackTarget computes where an operator's rollback takes one host.
+func (r *Runner) rollbackTarget(ctx context.Context, cs *conns, host string, st drover.HostState, to string) (drover.Snapshot, error) {
+	target := st.Previous
+	if to != "" {
+		target = ""
+		if to == st.Current || to == st.Release {
+			target = st.Current
+		}
+		// A release ID may live in a slot of its own or, after a
+		// config-only change, in <id>+<hash>; take the newest promoted.
+		for i := len(st.History) - 1; i >= 0 && target == ""; i-- {
+			e := st.History[i]
+			for _, s := range []string{e.To, e.From} {
+				if s != "" && (s == to || strings.HasPrefix(s, to+"+")) {
+					target = s
+					break
+				}
+			}
+		}
+		if target == "" {
+			return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "release %s was never deployed here", to)
+		}
+	}
+	if target == "" {
+		return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "no previous release to roll back to (current %s)", orNone(st.Current))
+	}
+	if target == st.Current {
+		return st.Snapshot(), nil
+	}
+	conn, err := cs.get(ctx, host)
+	if err != nil {
+		return drover.Snapshot{}, err
+	}
+	b, err := conn.ReadFile(ctx, path.Join("releases", target, ".drover-slot.json"))
+	if err != nil {
+		return drover.Snapshot{}, fmt.Errorf("release directory releases/%s: %w", target, err)
+	}
+	var meta slotMeta
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return drover.Snapshot{}, drover.Errorf(drover.EFAILED, "releases/%s/.drover-slot.json: %v", target, err)
+	}
+	prev := st.PromotedFrom(target)
+	return drover.Snapshot{Current: target, Previous: prev, Release: meta.Release, Version: meta.Version, ConfigHash: meta.ConfigHash}, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Resume recovers interrupted deploys without deploying anything.
+func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
+	id := r.newID() + "-resume"
+	lock, err := r.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	return r.recoverUnfinished(ctx, lock)
+}

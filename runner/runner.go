@@ -1,0 +1,173 @@
+// Package runner drives deploys: it asks the pure state machine in package
+// rollout what to do next, does it through a drover.Transport with bounded
+// parallelism and timeouts, journals every step in a drover.Store before and
+// after it runs, and feeds each result back to the machine.
+//
+// The runner owns every goroutine it starts: each host step runs in its own
+// goroutine and reports on one channel that only the loop reads, and the loop
+// does not return before every step has reported. Time comes from Now, and
+// jitter from a source seeded per deploy, so a test can replay a run.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"sync"
+	"time"
+
+	"drover"
+)
+
+// Runner executes deploys, rollbacks and recoveries for one Spec.
+type Runner struct {
+	Spec      *drover.Spec
+	Transport drover.Transport
+	Store     drover.Store
+	// Events receives progress; nil discards it.
+	Events drover.EventSink
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Sleep waits between retries; nil means a timer honoring ctx.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// NewID returns a deploy id; nil means a time-based id.
+	NewID func() string
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) emit(e drover.Event) {
+	if r.Events == nil {
+		return
+	}
+	e.Schema = drover.EventSchema
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	r.Events.Emit(e)
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.Sleep != nil {
+		return r.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) newID() string {
+	if r.NewID != nil {
+		return r.NewID()
+	}
+	return fmt.Sprintf("d-%s-%04x", r.now().UTC().Format("20060102T150405"), os.Getpid()&0xffff)
+}
+
+// Key is the lock and history key of a spec: the service, and the
+// environment when one was chosen, so staging and production deploys of one
+// service do not block each other.
+func Key(s *drover.Spec) string {
+	if s.Env == "" {
+		return s.Service
+	}
+	return s.Service + "/" + s.Env
+}
+
+// Who describes the person and machine running drover, for locks and history.
+func Who() (userName, machine string) {
+	userName = os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		userName = u.Username
+	}
+	machine, _ = os.Hostname()
+	return userName, machine
+}
+
+// conns holds one open connection per host, opened on first use.
+type conns struct {
+	transport drover.Transport
+	spec      *drover.Spec
+	mu        sync.Mutex
+	open      map[string]drover.HostConn
+}
+
+func newConns(t drover.Transport, s *drover.Spec) *conns {
+	return &conns{transport: t, spec: s, open: map[string]drover.HostConn{}}
+}
+
+// get returns the host's connection, opening it when needed. A failed open
+// is not cached: the next step tries again.
+func (c *conns) get(ctx context.Context, name string) (drover.HostConn, error) {
+	c.mu.Lock()
+	conn, ok := c.open[name]
+	c.mu.Unlock()
+	if ok {
+		return conn, nil
+	}
+	h, found := c.spec.Host(name)
+	if !found {
+		return nil, drover.Errorf(drover.ENOTFOUND, "no host %q in %s", name, c.spec.Source)
+	}
+	conn, err := c.transport.Open(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if existing, ok := c.open[name]; ok {
+		conn.Close()
+		return existing, nil
+	}
+	c.open[name] = conn
+	return conn, nil
+}
+
+// drop forgets a connection that failed, so the next step reconnects.
+func (c *conns) drop(name string) {
+	c.mu.Lock()
+	conn, ok := c.open[name]
+	delete(c.open, name)
+	c.mu.Unlock()
+	if ok {
+		conn.Close()
+	}
+}
+
+func (c *conns) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, conn := range c.open {
+		conn.Close()
+		delete(c.open, name)
+	}
+}
+
+// forEach runs fn for every name with at most n at once and waits for all.
+func forEach(names []string, n int, fn func(name string)) {
+	if n < 1 {
+		n = 1
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for _, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(name)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,88 @@
+package runner
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"drover"
+)
+
+// hostView is what a survey found on a host before anything changed.
+type hostView struct {
+	Host  drover.Host
+	State drover.HostState
+	// Err is set when the host could not be read (usually unreachable).
+	Err error
+}
+
+// survey reads state.json on every target, in parallel.
+func (r *Runner) survey(ctx context.Context, cs *conns, targets map[string]bool) map[string]*hostView {
+	names := make([]string, 0, len(targets))
+	for n := range targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var mu sync.Mutex
+	views := make(map[string]*hostView, len(names))
+	forEach(names, r.Spec.StageParallelism, func(name string) {
+		h, _ := r.Spec.Host(name)
+		v := &hostView{Host: h}
+		sctx, cancel := context.WithTimeout(ctx, r.Spec.StepTimeout)
+		defer cancel()
+		conn, err := cs.get(sctx, name)
+		if err == nil {
+			v.State, err = conn.State(sctx)
+		}
+		if err != nil {
+			v.Err = err
+			cs.drop(name)
+		}
+		mu.Lock()
+		views[name] = v
+		mu.Unlock()
+	})
+	return views
+}
+
+// FleetStatus is what `drover status --json` prints.
+type FleetStatus struct {
+	Service string       `json:"service"`
+	Env     string       `json:"env,omitempty"`
+	Hosts   []HostStatus `json:"hosts"`
+}
+
+// HostStatus is one host in FleetStatus.
+type HostStatus struct {
+	Name       string    `json:"name"`
+	Address    string    `json:"address"`
+	Group      string    `json:"group"`
+	Reachable  bool      `json:"reachable"`
+	Error      string    `json:"error,omitempty"`
+	Release    string    `json:"release"`
+	Version    string    `json:"version"`
+	Previous   string    `json:"previous"`
+	DeployedAt time.Time `json:"deployed_at"`
+	DeployID   string    `json:"deploy_id,omitempty"`
+}
+
+// Status reads every host's state.json.
+func (r *Runner) Status(ctx context.Context) (*FleetStatus, error) {
+	all, _ := SelectHosts(r.Spec, "")
+	cs := newConns(r.Transport, r.Spec)
+	defer cs.closeAll()
+	views := r.survey(ctx, cs, all)
+	st := &FleetStatus{Service: r.Spec.Service, Env: r.Spec.Env, Hosts: []HostStatus{}}
+	for _, h := range r.Spec.Hosts {
+		v := views[h.Name]
+		hs := HostStatus{Name: h.Name, Address: h.Address, Group: h.Group, Reachable: v.Err == nil,
+			Release: v.State.Current, Version: v.State.Version, Previous: v.State.Previous,
+			DeployedAt: v.State.DeployedAt, DeployID: v.State.DeployID}
+		if v.Err != nil {
+			hs.Error = v.Err.Error()
+		}
+		st.Hosts = append(st.Hosts, hs)
+	}
+	return st, nil
+}

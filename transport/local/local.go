@@ -1,0 +1,220 @@
+// Package local is the transport for hosts that are directories on this
+// machine: the demo fleet, tests, and single-machine setups.
+//
+// A host's Address is its directory, standing in for the host's whole
+// filesystem; its deploy root (an absolute path such as /srv/hello) is
+// placed inside it, at Address + DeployRoot. The host operations are those
+// of package hostops, run in this process. Commands run with `sh -c` on
+// this machine, in the host's deploy root, with DROVER_ROOT and DROVER_HOST
+// in their environment.
+//
+// A host directory that does not exist is an unreachable host. Tests
+// simulate a host going down in the middle of a deploy by removing it;
+// every operation checks first, so the runner sees EUNREACHABLE and not a
+// confusing file error.
+package local
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"drover"
+	"drover/hostops"
+)
+
+// Transport opens hosts that are directories on this machine.
+type Transport struct {
+	// Now is the clock for staging times; nil means time.Now.
+	Now func() time.Time
+	// RunCheck runs one check (package check's Run). exec runs a command
+	// in the host's current release directory, for command checks. nil
+	// makes Check fail with EINTERNAL.
+	RunCheck func(ctx context.Context, c drover.CheckSpec, exec func(ctx context.Context, command string) (drover.ExecResult, error)) drover.CheckResult
+}
+
+var _ drover.Transport = (*Transport)(nil)
+
+// DeployRoot is where host h keeps its releases on this machine: its
+// deploy root inside its directory. package config resolves it that way for
+// transport local; a root that is not inside the host directory yet (a Host
+// built by hand) is placed inside it here.
+func DeployRoot(h drover.Host) string {
+	root := filepath.FromSlash(h.DeployRoot)
+	if rel, err := filepath.Rel(h.Address, root); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return root
+	}
+	return filepath.Join(h.Address, root)
+}
+
+// Open checks that the host's directory exists (EUNREACHABLE otherwise)
+// and creates its deploy root.
+func (t *Transport) Open(ctx context.Context, h drover.Host) (drover.HostConn, error) {
+	where := "host " + h.Name
+	if h.Address == "" || !filepath.IsAbs(h.Address) {
+		return nil, drover.Errorf(drover.EINVALID, "address %q must be an absolute directory for transport local", h.Address).At(where)
+	}
+	if h.DeployRoot == "" {
+		return nil, drover.Errorf(drover.EINVALID, "no deploy root").At(where)
+	}
+	c := &conn{name: h.Name, dir: h.Address, root: DeployRoot(h)}
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		return nil, drover.Errorf(drover.EFAILED, "create deploy root %s: %v", c.root, err).At(where)
+	}
+	c.ops = &hostops.Host{Root: c.root, Now: t.Now}
+	c.runCheck = t.RunCheck
+	return c, nil
+}
+
+type conn struct {
+	name     string
+	dir      string
+	root     string
+	ops      *hostops.Host
+	runCheck func(ctx context.Context, c drover.CheckSpec, exec func(ctx context.Context, command string) (drover.ExecResult, error)) drover.CheckResult
+}
+
+var _ drover.HostConn = (*conn)(nil)
+
+// alive reports EUNREACHABLE when the host's directory is gone.
+func (c *conn) alive() error {
+	fi, err := os.Stat(c.dir)
+	if err == nil && fi.IsDir() {
+		return nil
+	}
+	msg := "directory " + c.dir + " does not exist"
+	if err == nil {
+		msg = c.dir + " is not a directory"
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		msg = err.Error()
+	}
+	return drover.Errorf(drover.EUNREACHABLE, "%s", msg).At("host " + c.name).
+		WithHint("transport local reaches a host through its directory; check the host's address")
+}
+
+// wrap names the host in err. An operation that failed because the host's
+// directory vanished under it is reported as EUNREACHABLE, like a network
+// host that went down mid-operation.
+func (c *conn) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if aerr := c.alive(); aerr != nil {
+		return aerr
+	}
+	var de *drover.Error
+	if errors.As(err, &de) {
+		if de.Where == "" {
+			return de.At("host " + c.name)
+		}
+		return err
+	}
+	return &drover.Error{Code: drover.EINTERNAL, Where: "host " + c.name, Err: err}
+}
+
+func (c *conn) State(ctx context.Context) (drover.HostState, error) {
+	if err := c.alive(); err != nil {
+		return drover.HostState{}, err
+	}
+	st, err := c.ops.State(ctx)
+	return st, c.wrap(err)
+}
+
+// Stage stages req.Release's bundle file; its sha256 is checked while it
+// is read.
+func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
+	if err := c.alive(); err != nil {
+		return drover.StageResult{}, err
+	}
+	if req.Release == nil {
+		return drover.StageResult{}, c.wrap(drover.Errorf(drover.EINVALID, "stage: no release in the request"))
+	}
+	res, err := c.ops.StageFile(ctx, req.Release.BundlePath, req)
+	return res, c.wrap(err)
+}
+
+func (c *conn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.HostState, error) {
+	if err := c.alive(); err != nil {
+		return drover.HostState{}, err
+	}
+	st, err := c.ops.Promote(ctx, req)
+	return st, c.wrap(err)
+}
+
+func (c *conn) Restore(ctx context.Context, req drover.RestoreRequest) (drover.HostState, error) {
+	if err := c.alive(); err != nil {
+		return drover.HostState{}, err
+	}
+	st, err := c.ops.Restore(ctx, req)
+	return st, c.wrap(err)
+}
+
+// Exec runs req.Command with `sh -c` in the deploy root + req.Dir (""
+// is the current release), see hostops.RunShell.
+func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecResult, error) {
+	if err := c.alive(); err != nil {
+		return drover.ExecResult{}, err
+	}
+	dir := filepath.Join(c.root, hostops.CurrentLink)
+	if req.Dir != "" {
+		if !filepath.IsLocal(req.Dir) {
+			return drover.ExecResult{}, c.wrap(drover.Errorf(drover.EINVALID, "exec: dir %q must be relative to the deploy root", req.Dir))
+		}
+		dir = filepath.Join(c.root, req.Dir)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return drover.ExecResult{}, c.wrap(drover.Errorf(drover.EFAILED, "exec: directory %s does not exist", dir))
+	}
+	env := append(os.Environ(), req.Env...)
+	env = append(env, "DROVER_ROOT="+c.root, "DROVER_HOST="+c.name)
+	res, err := hostops.RunShell(ctx, dir, req.Command, env, req.Timeout)
+	return res, c.wrap(err)
+}
+
+// Check runs one rendered check through RunCheck; command checks run in
+// the current release directory.
+func (c *conn) Check(ctx context.Context, spec drover.CheckSpec) (drover.CheckResult, error) {
+	if err := c.alive(); err != nil {
+		return drover.CheckResult{}, err
+	}
+	if c.runCheck == nil {
+		return drover.CheckResult{}, c.wrap(drover.Errorf(drover.EINTERNAL, "no checker: transport local was opened without RunCheck"))
+	}
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = drover.DefaultCheckTimeout
+	}
+	exec := func(ctx context.Context, command string) (drover.ExecResult, error) {
+		return c.Exec(ctx, drover.ExecRequest{Command: command, Timeout: timeout})
+	}
+	res := c.runCheck(ctx, spec, exec)
+	if err := c.alive(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (c *conn) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
+	b, err := c.ops.ReadFile(ctx, path)
+	return b, c.wrap(err)
+}
+
+func (c *conn) Prune(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	if err := c.alive(); err != nil {
+		return nil, err
+	}
+	removed, err := c.ops.Prune(ctx, keep, protect...)
+	return removed, c.wrap(err)
+}
+
+func (c *conn) Close() error { return nil }
