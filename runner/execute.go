@@ -29,7 +29,7 @@ type executor struct {
 	// first-ever deploy rolled back has no current link left, and its stop
 	// hook runs from there.
 	restoredFrom map[string]string
-	rng   *rand.Rand
+	rng          *rand.Rand
 }
 
 func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, before map[string]drover.Snapshot) *executor {
