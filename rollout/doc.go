@@ -72,6 +72,20 @@
 // unreachable host becomes Unreachable: nothing more is done to either, and
 // the verdict needs a person.
 //
+// # Gates
+//
+// A group may have gates (GroupPlan.Gates): what must hold once every host
+// of the group is done and back in rotation, before the next group starts
+// or the deploy ends — a bake time, a smoke test through the load
+// balancer, an invariant comparison, a person's approval. The Machine knows
+// two kinds. GateWait passes once its Wait has elapsed on the clock passed
+// to Ready; while one is pending, Ready.Wake says when to call again.
+// GateRun is an Action with Step StepGate that the runner runs and reports.
+// A failed gate halts the deploy whatever the failure limit — the limit
+// counts hosts, a gate speaks for the whole group — and everything switched
+// rolls back. A halt abandons a pending wait at once. Halt lets the runner
+// stop a deploy for a reason outside any step (a background analysis).
+//
 // # A rollback (ModeRollback)
 //
 // Every non-skipped host goes through depool → restore → restart → check →

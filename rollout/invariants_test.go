@@ -3,6 +3,7 @@ package rollout
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -54,6 +55,7 @@ type harness struct {
 	lastDepool  int // plan index of the last deploy-path depool
 	stagesLeft  int
 	stageFlight int
+	waitStart   map[string]time.Time // group/gate → when its wait began
 }
 
 type groupTrack struct {
@@ -82,7 +84,7 @@ func newHarness(p Plan) (*harness, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &harness{m: m, plan: p, hosts: map[string]*hostTrack{}, inflight: map[string]Action{}, lastRbGroup: len(p.Groups), lastDepool: -1}
+	h := &harness{m: m, plan: p, hosts: map[string]*hostTrack{}, inflight: map[string]Action{}, lastRbGroup: len(p.Groups), lastDepool: -1, waitStart: map[string]time.Time{}}
 	for gi, g := range p.Groups {
 		h.groups = append(h.groups, groupTrack{plan: g})
 		for _, hp := range g.Hosts {
@@ -119,6 +121,8 @@ func (h *harness) ready(now time.Time) Ready {
 			}
 		case NoteRollbackStart:
 			h.rollingBack = true
+		case NoteGateStart, NoteGateDone:
+			h.checkWait(n)
 		}
 	}
 	if h.expectHalt != "" && !h.halted {
@@ -132,7 +136,47 @@ func (h *harness) ready(now time.Time) Ready {
 	return rd
 }
 
+// gateAction checks a gate handed out: only in a deploy, never after a
+// halt, only once every host of its group (and of the groups before it) is
+// done with its path and back in rotation.
+func (h *harness) gateAction(a Action) {
+	h.handedOut = append(h.handedOut, a)
+	h.log = append(h.log, fmt.Sprintf("> @%s gate %s", a.Group, a.Gate))
+	key := "@" + a.Group
+	if prev, ok := h.inflight[key]; ok {
+		h.errorf("gate %s of %s handed out while gate %s is in flight", a.Gate, a.Group, prev.Gate)
+	}
+	h.inflight[key] = a
+	if h.plan.Mode != ModeDeploy {
+		h.errorf("gate %s handed out in mode %s", a.Gate, h.plan.Mode)
+	}
+	if h.halted {
+		h.errorf("after the halt: gate %s of %s", a.Gate, a.Group)
+	}
+	gi := -1
+	for i, g := range h.plan.Groups {
+		if g.Name == a.Group {
+			gi = i
+		}
+	}
+	if gi < 0 {
+		h.errorf("gate %s names unknown group %q", a.Gate, a.Group)
+		return
+	}
+	for _, name := range h.order {
+		o := h.hosts[name]
+		_, busy := h.inflight[name]
+		if o.group <= gi && (busy || (o.out && !o.lost)) {
+			h.errorf("gate %s of %s while host %s is busy or out of rotation", a.Gate, a.Group, name)
+		}
+	}
+}
+
 func (h *harness) action(a Action) {
+	if a.Step == StepGate {
+		h.gateAction(a)
+		return
+	}
 	t := h.hosts[a.Host]
 	if t == nil {
 		h.errorf("action for unknown host %s", a.Host)
@@ -221,6 +265,9 @@ func (h *harness) action(a Action) {
 // report feeds a result; it returns the Machine's error.
 func (h *harness) report(now time.Time, r Result) error {
 	h.nows = append(h.nows, now)
+	if r.Step == StepGate {
+		return h.reportGate(now, r)
+	}
 	a, ok := h.inflight[r.Host]
 	before := h.m.Outcome()
 	inflight := h.m.InFlight()
@@ -386,5 +433,68 @@ func (h *harness) final() {
 	}
 	if (rep.HaltReason != "") != (h.halted || (h.plan.Mode == ModeRollback && h.stopped)) {
 		h.errorf("final: halt reason %q, halted %v", rep.HaltReason, h.halted)
+	}
+}
+
+// reportGate feeds a gate's result. The gate in flight is found by name.
+func (h *harness) reportGate(now time.Time, r Result) error {
+	key := ""
+	for k, a := range h.inflight {
+		if a.Step == StepGate && a.Gate == r.Gate {
+			key = k
+		}
+	}
+	inflight := h.m.InFlight()
+	err := h.m.Report(now, r)
+	h.log = append(h.log, fmt.Sprintf("< gate %s %s %q (err=%v)", r.Gate, r.Outcome, r.Reason, err))
+	valid := r.Outcome == OK || r.Outcome == Failed || r.Outcome == Unreachable
+	if key == "" || !valid {
+		if err == nil {
+			h.errorf("Report accepted gate result %+v, which is not in flight", r)
+		}
+		if h.m.InFlight() != inflight {
+			h.errorf("a rejected gate Report changed the machine")
+		}
+		return err
+	}
+	if err != nil {
+		h.errorf("Report rejected %+v: %v", r, err)
+		return err
+	}
+	delete(h.inflight, key)
+	if r.Outcome != OK && !h.halted && h.expectHalt == "" {
+		h.expectHalt = "gate " + r.Gate + " " + string(r.Outcome)
+	}
+	return nil
+}
+
+// checkWait: a wait gate passes no earlier than its wait after it began, and
+// never after a halt.
+func (h *harness) checkWait(n Note) {
+	name, _, _ := strings.Cut(n.Message, ":")
+	var gate *Gate
+	for _, g := range h.plan.Groups {
+		for i := range g.Gates {
+			if g.Name == n.Group && g.Gates[i].Name == name && g.Gates[i].Kind == GateWait {
+				gate = &g.Gates[i]
+			}
+		}
+	}
+	if gate == nil {
+		return
+	}
+	key := n.Group + "/" + name
+	if n.Kind == NoteGateStart {
+		h.waitStart[key] = n.Time
+		return
+	}
+	if h.halted {
+		h.errorf("wait gate %s passed after the halt", key)
+	}
+	start, ok := h.waitStart[key]
+	if !ok {
+		h.errorf("wait gate %s passed without starting", key)
+	} else if n.Time.Sub(start) < gate.Wait {
+		h.errorf("wait gate %s passed after %s, before its %s", key, n.Time.Sub(start), gate.Wait)
 	}
 }

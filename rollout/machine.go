@@ -85,6 +85,11 @@ type group struct {
 
 	rbQueue []*host // hosts to restore, in restore order
 	rbNext  int     // index into rbQueue of the next host to start
+
+	gatePos    int       // index into plan.Gates of the current gate
+	gate       gateState // where the current gate is
+	gateHanded bool      // the GateRun action was handed out by Ready
+	waitUntil  time.Time // GateWait: when it passes
 }
 
 // host is one host and everything the Machine knows about it.
@@ -192,8 +197,12 @@ func validate(p Plan) error {
 // each with Report when it finishes.
 func (m *Machine) Ready(now time.Time) Ready {
 	m.step(now)
-	rd := Ready{Actions: m.out, Notes: m.notes}
+	rd := Ready{Actions: m.out, Notes: m.notes, Wake: m.wake()}
 	for _, a := range m.out {
+		if a.Step == StepGate {
+			m.groups[m.cur].gateHanded = true
+			continue
+		}
 		m.byName[a.Host].handed = true
 	}
 	m.out, m.notes = nil, nil
@@ -204,6 +213,9 @@ func (m *Machine) Ready(now time.Time) Ready {
 // with code EINTERNAL, and changes nothing, when no such step was handed
 // out and is still in flight: that is a bug in the runner.
 func (m *Machine) Report(now time.Time, r Result) error {
+	if r.Step == StepGate {
+		return m.reportGate(now, r)
+	}
 	h := m.byName[r.Host]
 	switch {
 	case h == nil:
@@ -259,6 +271,21 @@ func (m *Machine) Abort(now time.Time, reason string) {
 		m.stop(now, reason)
 	}
 	m.step(now)
+}
+
+// Halt stops the deploy for a reason no host's step reported: a failed
+// analysis running in the background, say. During a deploy it is the same
+// as exceeding a failure limit; afterwards it does nothing.
+func (m *Machine) Halt(now time.Time, reason string) {
+	if m.mode != ModeDeploy || m.halted || m.phase == phaseFinished {
+		return
+	}
+	m.halt(now, reason)
+	m.step(now)
+}
+
+func errNotInFlight(r Result) error {
+	return drover.Errorf(drover.EINTERNAL, "rollout: result for gate %q of step %s, which is not in flight", r.Gate, r.Step)
 }
 
 // InFlight returns how many handed-out actions have not been reported.

@@ -43,6 +43,11 @@ func (m *Machine) stepPromote(now time.Time) bool {
 			return false
 		}
 		g.batch = nil
+		// Gates run once the group's hosts are all done and back in
+		// rotation, and the next group waits for them.
+		if !m.stepGates(now, g) {
+			return false
+		}
 		m.groupNote(now, NoteGroupDone, g, "%s", m.groupSummary(g))
 	}
 	m.finish(now)

@@ -42,6 +42,13 @@ func randomPlan(rng *rand.Rand) Plan {
 	n := 0
 	for gi := range 1 + rng.IntN(4) {
 		g := GroupPlan{Name: fmt.Sprintf("g%d", gi), Batch: 1 + rng.IntN(4), FailureLimit: rng.IntN(3)}
+		for gn := range rng.IntN(3) {
+			if rng.IntN(2) == 0 {
+				g.Gates = append(g.Gates, Gate{Name: fmt.Sprintf("bake%d", gn), Kind: GateWait, Wait: time.Duration(1+rng.IntN(300)) * time.Second})
+			} else {
+				g.Gates = append(g.Gates, Gate{Name: fmt.Sprintf("smoke%d", gn), Kind: GateRun})
+			}
+		}
 		for range rng.IntN(8) {
 			hp := HostPlan{Name: fmt.Sprintf("h%02d", n), From: "v1", Skip: rng.IntN(7) == 0}
 			if rng.IntN(4) == 0 {
@@ -92,8 +99,13 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 	for _, g := range p.Groups {
 		hosts += len(g.Hosts)
 	}
-	// Each host takes at most stage + 5 deploy steps + 5 restoring steps.
-	bound := 11*hosts + 5
+	// Each host takes at most stage + 5 deploy steps + 5 restoring steps;
+	// each gate one step, or one wake.
+	gates := 0
+	for _, g := range p.Groups {
+		gates += len(g.Gates)
+	}
+	bound := 11*hosts + 2*gates + 5
 	var pending []Action
 	for i := 0; ; i++ {
 		if i > bound {
@@ -113,6 +125,22 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 			break
 		}
 		if len(pending) == 0 {
+			if !rd.Wake.IsZero() {
+				if !rd.Wake.After(now) {
+					h.errorf("wake %v is not after now %v", rd.Wake, now)
+					break
+				}
+				// Sometimes too early: a wait gate must not pass
+				// before its time.
+				if rng.IntN(3) == 0 {
+					now = now.Add(rd.Wake.Sub(now) / 2)
+					if h.ready(now).Wake != rd.Wake {
+						h.errorf("the wake moved before its time")
+					}
+				}
+				now = rd.Wake
+				continue
+			}
 			h.errorf("stalled: not done, nothing in flight")
 			break
 		}
@@ -124,7 +152,7 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		if rng.IntN(10) == 0 {
 			a := pending[rng.IntN(len(pending))]
 			bad := []Result{
-				{Host: "nosuch", Step: a.Step, Outcome: OK},
+				{Host: "nosuch", Step: a.Step, Gate: "nosuch", Outcome: OK},
 				{Host: a.Host, Step: otherStep(a.Step), Outcome: OK},
 				{Host: a.Host, Step: a.Step, Outcome: "maybe"},
 			}[rng.IntN(3)]
@@ -135,7 +163,7 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		k := rng.IntN(len(pending))
 		a := pending[k]
 		pending = append(pending[:k], pending[k+1:]...)
-		r := Result{Host: a.Host, Step: a.Step, Outcome: OK}
+		r := Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: OK}
 		switch x := rng.Float64(); {
 		case x < lostP:
 			r.Outcome, r.Reason = Unreachable, "lost"

@@ -44,6 +44,12 @@ func (m *Machine) stop(now time.Time, reason string) {
 func (m *Machine) withdraw(drop func(*host) bool) {
 	kept := m.out[:0]
 	for _, a := range m.out {
+		if a.Step == StepGate {
+			// A gate not yet run is moot once the deploy halts.
+			m.issued--
+			m.groups[m.cur].gate = gateIdle
+			continue
+		}
 		h := m.byName[a.Host]
 		if !drop(h) {
 			kept = append(kept, a)

@@ -25,15 +25,17 @@ package rollout
 // Commands:
 //
 //	plan [mode=deploy|rollback] [stage_parallelism=N] [from=RELEASE]
-//	group NAME batch=N limit=N: HOST...
-//	    (following lines of the plan command) A new Machine. Hosts are
+//	group NAME batch=N limit=N [gates=G,...]: HOST...
+//	    (following lines of the plan command) A new Machine. A gate G is
+//	    NAME (run by the runner) or NAME/DURATION (a wait, e.g. bake/5m). Hosts are
 //	    NAME or NAME(OPT,...) with OPT skip or from=RELEASE; from= alone
 //	    means no previous release. Defaults: mode=deploy,
 //	    stage_parallelism=4, from=v1. Prints "ok" or New's error.
 //	ready
 //	    Calls Ready and prints what it handed out.
 //	report HOST STEP ok|failed|unreachable ["REASON"]
-//	    Reports a result, then calls Ready.
+//	    Reports a result, then calls Ready. A gate's result is reported as
+//	    `report @GROUP gate OUTCOME`: the gate in flight for that group.
 //	abort ["REASON"]
 //	    Calls Abort, then Ready.
 //	tick DURATION
@@ -45,6 +47,9 @@ package rollout
 //	    one at a time, oldest first, each with ok unless a rule names it,
 //	    calling Ready after each — until the Machine is Done, nothing is
 //	    in flight, or the oldest action matches stop (it stays in flight).
+//	    With nothing in flight and a wake time set, it moves the clock to
+//	    it ("~ wake +DURATION") and calls Ready. A gate is matched as
+//	    @GROUP:gate (fail=@canary:gate:"5xx up").
 //	    STEP names a deploy-path step (stage, depool, switch, restart,
 //	    check, repool); ~STEP names the step on a restoring path (~depool,
 //	    ~restart, ~check, ~repool); restore is always restoring.
@@ -54,6 +59,7 @@ package rollout
 // Trace lines:
 //
 //	> h1 depool              an action handed out on the deploy path
+//	> @canary gate smoke     a gate handed out
 //	> h1 ~restore to=v1      an action on a restoring path (restore shows the
 //	                         release it goes back to; "none" for a first deploy)
 //	< h1 check failed "503"  a result fed back by run
@@ -197,6 +203,7 @@ type scenario struct {
 	pending []Action // handed out, not answered, oldest first
 	done    bool     // the final report was printed
 	errs    []string
+	wake    time.Time // the last Ready's Wake
 }
 
 func (s *scenario) takeErrs() []string {
@@ -231,6 +238,14 @@ func (s *scenario) exec(cmd []string) []string {
 			return []string{"error: usage: report HOST STEP OUTCOME [REASON]"}
 		}
 		r := Result{Host: args[1], Step: Step(args[2]), Outcome: Outcome(args[3])}
+		if r.Step == StepGate {
+			r.Host = ""
+			for _, a := range s.pending {
+				if a.Step == StepGate && "@"+a.Group == args[1] {
+					r.Gate = a.Gate
+				}
+			}
+		}
 		if len(args) == 5 {
 			r.Reason = unquote(args[4])
 		}
@@ -317,6 +332,21 @@ func parseGroup(line, from string) (GroupPlan, error) {
 	g := GroupPlan{Name: f[1]}
 	for _, o := range f[2:] {
 		k, v, _ := strings.Cut(o, "=")
+		if k == "gates" {
+			for _, gs := range strings.Split(v, ",") {
+				name, wait, isWait := strings.Cut(gs, "/")
+				gate := Gate{Name: name, Kind: GateRun}
+				if isWait {
+					d, err := time.ParseDuration(wait)
+					if err != nil {
+						return g, fmt.Errorf("group %s: gate %s: %v", g.Name, gs, err)
+					}
+					gate = Gate{Name: name, Kind: GateWait, Wait: d}
+				}
+				g.Gates = append(g.Gates, gate)
+			}
+			continue
+		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return g, fmt.Errorf("group %s: %s: %v", g.Name, o, err)
@@ -352,6 +382,7 @@ func parseGroup(line, from string) (GroupPlan, error) {
 
 func (s *scenario) ready() []string {
 	rd := s.h.ready(s.now)
+	s.wake = rd.Wake
 	s.pending = append(s.pending, rd.Actions...)
 	var out []string
 	for _, n := range rd.Notes {
@@ -367,7 +398,7 @@ func (s *scenario) report(r Result) error {
 	err := s.h.report(s.now, r)
 	if err == nil {
 		for i, a := range s.pending {
-			if a.Host == r.Host {
+			if a.Host == r.Host && (r.Step != StepGate || a.Gate == r.Gate) {
 				s.pending = append(s.pending[:i], s.pending[i+1:]...)
 				break
 			}
@@ -386,6 +417,9 @@ type rule struct {
 }
 
 func (r rule) matches(a Action) bool {
+	if a.Step == StepGate {
+		return r.step == StepGate && r.host == "@"+a.Group
+	}
 	return a.Host == r.host && a.Step == r.step && (a.Restoring == r.restoring || a.Step == StepRestore)
 }
 
@@ -396,7 +430,7 @@ func parseRule(kind, v string) (rule, error) {
 	}
 	r := rule{host: parts[0], step: Step(strings.TrimPrefix(parts[1], "~")), restoring: strings.HasPrefix(parts[1], "~")}
 	switch r.step {
-	case StepStage, StepDepool, StepSwitch, StepRestart, StepCheck, StepRepool, StepRestore:
+	case StepStage, StepDepool, StepSwitch, StepRestart, StepCheck, StepRepool, StepRestore, StepGate:
 	default:
 		return rule{}, fmt.Errorf("%s=%s: unknown step %s", kind, v, r.step)
 	}
@@ -436,6 +470,12 @@ func (s *scenario) run(opts []string) ([]string, error) {
 			return out, nil
 		}
 		if len(s.pending) == 0 {
+			if !s.wake.IsZero() {
+				out = append(out, "~ wake +"+s.wake.Sub(s.now).String())
+				s.now = s.wake
+				out = append(out, s.ready()...)
+				continue
+			}
 			s.errs = append(s.errs, "run: the machine stalled: not done and nothing in flight")
 			return out, nil
 		}
@@ -443,13 +483,17 @@ func (s *scenario) run(opts []string) ([]string, error) {
 		if stop != nil && stop.matches(a) {
 			return out, nil
 		}
-		res := Result{Host: a.Host, Step: a.Step, Outcome: OK}
+		res := Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: OK}
 		for _, r := range rules {
 			if r.matches(a) {
 				res.Outcome, res.Reason = r.outcome, r.reason
 			}
 		}
-		line := "< " + a.Host + " " + string(a.Step) + " " + string(res.Outcome)
+		who := a.Host
+		if a.Step == StepGate {
+			who = "@" + a.Group
+		}
+		line := "< " + who + " " + string(a.Step) + " " + string(res.Outcome)
 		if res.Reason != "" {
 			line += " " + strconv.Quote(res.Reason)
 		}
@@ -465,6 +509,9 @@ func (s *scenario) run(opts []string) ([]string, error) {
 }
 
 func (s *scenario) formatAction(a Action) string {
+	if a.Step == StepGate {
+		return "> @" + a.Group + " gate " + a.Gate
+	}
 	step := string(a.Step)
 	if a.Restoring {
 		step = "~" + step

@@ -17,7 +17,32 @@ const (
 	StepCheck   Step = "check"   // every check, retried until its timeout
 	StepRepool  Step = "repool"  // back into rotation
 	StepRestore Step = "restore" // current -> the pre-deploy snapshot
+	// StepGate is a group-level step, no host's: a gate of kind GateRun
+	// (a smoke test, an invariant comparison, an approval) that must pass
+	// before the deploy moves past the group.
+	StepGate Step = "gate"
 )
+
+// GateKind says how a gate is passed.
+type GateKind string
+
+// Gate kinds.
+const (
+	// GateRun is run by the runner (Action.Step StepGate, Action.Gate its
+	// name); a failed result halts the deploy and rolls it back.
+	GateRun GateKind = "run"
+	// GateWait passes once Wait has elapsed (a bake time), measured with
+	// the now passed to Ready; Ready.Wake says when to call again.
+	GateWait GateKind = "wait"
+)
+
+// Gate is something that must pass after every host of a group is done and
+// before the next group starts (or the deploy ends).
+type Gate struct {
+	Name string
+	Kind GateKind
+	Wait time.Duration // GateWait
+}
 
 // Outcome is how a step ended.
 type Outcome string
@@ -56,6 +81,8 @@ type GroupPlan struct {
 	Hosts        []HostPlan // in deploy order
 	Batch        int        // >= 1
 	FailureLimit int        // >= 0; exceeded means failures > FailureLimit
+	// Gates run in order once the group's hosts are done (ModeDeploy).
+	Gates []Gate
 }
 
 // HostPlan is one host.
@@ -69,17 +96,20 @@ type HostPlan struct {
 
 // Action is a step the runner must run now.
 type Action struct {
-	Host  string
+	Host  string // "" for a gate
 	Group string
 	Step  Step
+	// Gate names the gate for StepGate.
+	Gate string
 	// Restoring is true for steps of the restore path.
 	Restoring bool
 }
 
 // Result is a finished step, fed back with Machine.Report.
 type Result struct {
-	Host    string
+	Host    string // "" for a gate
 	Step    Step
+	Gate    string // for StepGate
 	Outcome Outcome
 	Reason  string
 }
@@ -109,6 +139,9 @@ const (
 	NoteRollbackStart  = "rollback_start"   // rollback of every switched host begins
 	NoteHostRolledBack = "host_rolled_back" // a host is back on its snapshot after a rollback
 	NoteVerdict        = "verdict"          // the end
+	NoteGateStart      = "gate_start"       // a group's gate begins (a bake: until when)
+	NoteGateDone       = "gate_done"        // a gate passed
+	NoteGateFailed     = "gate_failed"      // a gate failed: the deploy halts
 )
 
 // Ready is what a Machine hands out from one call to Ready: actions to
@@ -116,6 +149,9 @@ const (
 type Ready struct {
 	Actions []Action
 	Notes   []Note
+	// Wake, when not zero, is when the Machine wants Ready called again
+	// even if no result arrives: the end of a bake time.
+	Wake time.Time
 }
 
 // Verdict is how a deploy ended.
