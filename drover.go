@@ -27,6 +27,11 @@ const (
 	DefaultCheckInterval    = 500 * time.Millisecond
 	DefaultHookTimeout      = 2 * time.Minute
 	DefaultStageRetries     = 2
+
+	DefaultSSHPort               = 22
+	DefaultSSHConnectTimeout     = 10 * time.Second
+	DefaultSSHKeepaliveInterval  = 15 * time.Second
+	DefaultSSHConnectParallelism = 32
 )
 
 // Spec is a validated, fully resolved drover.yaml for one environment: the
@@ -49,7 +54,9 @@ type Spec struct {
 	// ConfigFiles are rendered per host into the release directory.
 	ConfigFiles []ConfigFile
 	Hooks       Hooks
-	Checks      []CheckSpec
+	// Rotation holds native load balancer integrations (HAProxy).
+	Rotation RotationSpec
+	Checks   []CheckSpec
 	// StageParallelism bounds how many hosts stage at once.
 	StageParallelism int
 	// StepTimeout bounds one host step (stage, switch, restore).
@@ -58,7 +65,66 @@ type Spec struct {
 	StageRetries int
 	// Seed makes jitter reproducible; 0 means seeded from the deploy id.
 	Seed int64
+	// Store is the state store under StateDir: StoreSQLite (the default,
+	// StateDir/drover.db) or StoreFile.
+	Store string
+	// Log configures the structured event log for log shippers.
+	Log LogConfig
+	// AskMessage asks for a deploy message on a terminal when -m is not
+	// given. Never asked without a terminal.
+	AskMessage bool
+	// Webhooks are told about deploys starting, finishing, halting and
+	// rolling back.
+	Webhooks []Webhook
+	// Smoke are checks run from this machine once, after the last group
+	// (the deploy-level smoke test); see Group.Smoke and gate.go.
+	Smoke []CheckSpec
+	// Invariants are JSON documents captured before the deploy and
+	// compared after groups; see gate.go.
+	Invariants []Invariant
+	// Analysis are metric analyses run after every group (see
+	// analysis.go); groups add their own.
+	Analysis []AnalysisSpec
 }
+
+// State stores.
+const (
+	StoreSQLite  = "sqlite"
+	StoreFile    = "file"
+	DefaultStore = StoreSQLite
+)
+
+// LogConfig is the structured event log: every Event as one line.
+type LogConfig struct {
+	// File is the path to append to; "-" is standard output; "" is none.
+	File string
+	// Format is "json" (the default) or "text".
+	Format string
+}
+
+// Webhook is an HTTP endpoint told about deploy events with a JSON POST.
+type Webhook struct {
+	URL string
+	// Events are the webhook event names to send (WebhookEvents); empty
+	// means all of them.
+	Events []string
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration
+	// Headers are sent with every request (e.g. Authorization). Values
+	// may hold secrets: they are never logged.
+	Headers map[string]string
+}
+
+// Webhook event names and the Event kinds they stand for.
+var WebhookEvents = map[string]string{
+	"start":    EventDeployStart,
+	"finish":   EventVerdict,
+	"halt":     EventHalt,
+	"rollback": EventRollback,
+}
+
+// DefaultWebhookTimeout bounds one webhook delivery attempt.
+const DefaultWebhookTimeout = 5 * time.Second
 
 // Host returns the host with the given name.
 func (s *Spec) Host(name string) (Host, bool) {
@@ -72,10 +138,34 @@ func (s *Spec) Host(name string) (Host, bool) {
 
 // SSHConfig configures transport/ssh.
 type SSHConfig struct {
-	User       string
-	Identity   string
+	// User logs in; "" means the user running drover.
+	User string
+	// Identity is a private key file; "" means only the ssh-agent at
+	// $SSH_AUTH_SOCK (which is also tried when Identity is set).
+	Identity string
+	// KnownHosts is the known_hosts file host keys are verified against;
+	// "" means ~/.ssh/known_hosts.
 	KnownHosts string
-	Port       int
+	// Port is used for addresses without one.
+	Port int
+	// ProxyJump is host[:port] of a jump host every connection goes
+	// through (OpenSSH's ProxyJump); "" connects directly.
+	ProxyJump string
+	// TrustOnFirstUse records the key of a host missing from KnownHosts
+	// instead of refusing it. A key that differs from a recorded one is
+	// refused either way.
+	TrustOnFirstUse bool
+	// ConnectTimeout bounds the TCP connect and the SSH handshake.
+	ConnectTimeout time.Duration
+	// KeepaliveInterval is how often an idle connection is probed; a
+	// connection that does not answer within it is closed, and its host
+	// is unreachable.
+	KeepaliveInterval time.Duration
+	// ConnectParallelism bounds how many hosts are connecting at once.
+	ConnectParallelism int
+	// HostBinary is a drover binary built for hosts whose OS or
+	// architecture differ from this machine's; "" uploads this binary.
+	HostBinary string
 }
 
 // Host is one target machine (or, with transport local, a directory).
@@ -104,6 +194,25 @@ type Group struct {
 	// FailureLimit is how many hosts of the group may fail before the
 	// deploy halts and rolls back (exceeded means failures > FailureLimit).
 	FailureLimit int
+	// AllowAllAtOnce accepts a batch that takes every host of the group
+	// (of more than one host) out at once.
+	AllowAllAtOnce bool
+	// Confirm asks a person before the deploy moves past the group.
+	Confirm bool
+	// Smoke are checks run from this machine once every host of the
+	// group is done; one failing halts the deploy and rolls it back.
+	Smoke []CheckSpec
+	// Wait is a bake time after the group's hosts are done (0: none);
+	// the group's analyses run during it (see analysis.go).
+	Wait time.Duration
+	// Approve is ApproveManual to wait for `drover approve` (or a
+	// prompt) before the deploy moves past the group; ApproveTimeout
+	// bounds the wait, after which the deploy aborts.
+	Approve        string
+	ApproveTimeout time.Duration
+	// Analysis are the group's own metric analyses; Spec.Analysis apply
+	// to every group as well.
+	Analysis []AnalysisSpec
 }
 
 // ConfigFile is a template inside the release rendered per host.
@@ -124,9 +233,24 @@ type Hooks struct {
 	// Stop stops the service; run when a first-ever deploy is rolled back
 	// and there is no previous release to go back to.
 	Stop string
-	// Depool and Repool take the host out of and back into rotation.
-	Depool string
-	Repool string
+	// Depool and Repool take the host out of and back into rotation;
+	// WaitIdle, run after Depool, returns once the host serves nothing
+	// (it runs under the drain timeout).
+	Depool   string
+	WaitIdle string
+	Repool   string
+	// Lifecycle hooks around the steps of a host. A failing before-hook
+	// fails the host before its step changes anything; on the restore
+	// path (undoing a host) a failing hook is reported and the undo goes
+	// on. See README, "Lifecycle hooks", for where each runs.
+	BeforeStage    string
+	AfterStage     string
+	BeforePromote  string
+	AfterPromote   string
+	BeforeRestart  string
+	AfterRestart   string
+	BeforeRollback string
+	AfterRollback  string
 	// Timeout bounds each hook.
 	Timeout time.Duration
 }

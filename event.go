@@ -6,20 +6,46 @@ import "time"
 // output) and programs (--output json). The JSON form is versioned by
 // EventSchema.
 type Event struct {
-	Schema  int       `json:"schema"`
-	Time    time.Time `json:"time"`
-	Deploy  string    `json:"deploy"`
-	Kind    string    `json:"kind"`
-	Group   string    `json:"group,omitempty"`
-	Host    string    `json:"host,omitempty"`
-	Step    string    `json:"step,omitempty"`
-	Outcome string    `json:"outcome,omitempty"`
-	Message string    `json:"message,omitempty"`
+	Schema int       `json:"schema"`
+	Time   time.Time `json:"time"`
+	Deploy string    `json:"deploy"`
+	Kind   string    `json:"kind"`
+	Group  string    `json:"group,omitempty"`
+	Host   string    `json:"host,omitempty"`
+	Step   string    `json:"step,omitempty"`
+	// Restoring marks a step of the restore path (undoing a failed host,
+	// a rollback, a recovery) rather than of the path to the new release.
+	Restoring bool   `json:"restoring,omitempty"`
+	Outcome   string `json:"outcome,omitempty"`
+	Message   string `json:"message,omitempty"`
 	// Elapsed is the step's duration, for step_done.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// Operation, Release, Version and Groups are set on deploy_start only.
+	// Operation is what the run does: deploy, rollback or recover.
+	Operation string `json:"operation,omitempty"`
+	Release   string `json:"release,omitempty"`
+	Version   string `json:"version,omitempty"`
+	// Groups is the plan, in deploy order, so that a consumer (the
+	// terminal progress view, a CI dashboard) knows every host and batch
+	// before the first step reports.
+	Groups []EventGroup `json:"groups,omitempty"`
 }
 
-// EventSchema is the version of the Event JSON form.
+// EventGroup is one group of a run's plan, carried by deploy_start.
+type EventGroup struct {
+	Name string `json:"name"`
+	// Hosts are the targeted hosts of the group in deploy order, skipped
+	// ones included.
+	Hosts []string `json:"hosts"`
+	// Skipped are the hosts already on the target, never touched.
+	Skipped      []string `json:"skipped,omitempty"`
+	Batch        int      `json:"batch"`
+	FailureLimit int      `json:"failure_limit"`
+}
+
+// EventSchema is the version of the Event JSON form (docs/events.md). Adding
+// a field or an event kind keeps the version; renaming or removing one, or
+// changing what a field means, bumps it.
 const EventSchema = 1
 
 // Event kinds.
@@ -34,6 +60,19 @@ const (
 	EventRollback    = "rollback_start"
 	EventNotice      = "notice"
 	EventVerdict     = "verdict"
+	// Kinds the decision core reports and the runner passes on as they are.
+	EventStageStart     = "stage_start"
+	EventStageDone      = "stage_done"
+	EventHostDone       = "host_done"
+	EventHostRestored   = "host_restored"
+	EventHostStuck      = "host_stuck"
+	EventHostRolledBack = "host_rolled_back"
+	EventAbort          = "abort"
+	// A group's gate (bake time, smoke test, approval) began, passed or
+	// failed; Group names the group and Message the gate.
+	EventGateStart  = "gate_start"
+	EventGateDone   = "gate_done"
+	EventGateFailed = "gate_failed"
 )
 
 // EventSink receives events. Implementations must not block for long.

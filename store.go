@@ -119,4 +119,66 @@ type JournalEntry struct {
 	Outcome string    `json:"outcome,omitempty"`
 	Reason  string    `json:"reason,omitempty"`
 	Slot    string    `json:"slot,omitempty"`
+	// Output is the tail (at most MaxOutputTail bytes) of what the step
+	// printed or reported, on "done" entries: enough to see why a hook or a
+	// check failed without keeping whole logs in the journal.
+	Output string `json:"output,omitempty"`
+	// Elapsed is how long the step took, on "done" entries.
+	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+}
+
+// MaxOutputTail bounds JournalEntry.Output.
+const MaxOutputTail = 4096
+
+// HistoryReader answers questions about past deploys that Store's
+// per-deploy methods cannot answer cheaply: which deploys touched a host,
+// every step of a host across deploys, who holds a lock. It is separate
+// from Store so that a backend without indexes (store/file) need not grow
+// queries it would answer by reading every file; store/sqlite implements
+// it. Callers type-assert a Store to HistoryReader.
+type HistoryReader interface {
+	// Deploys lists deploys matching q, newest first by start time.
+	// EINVALID for a bad key.
+	Deploys(ctx context.Context, q DeployQuery) ([]DeployRecord, error)
+	// Steps lists journal entries matching q in the order they were
+	// appended (oldest first), each with its deploy ID. With q.Limit > 0,
+	// the newest q.Limit entries, still oldest first.
+	Steps(ctx context.Context, q StepQuery) ([]StepRecord, error)
+	// LockHolder returns who holds, or last held without releasing, the
+	// lock of key; nil when it was released cleanly or never taken. A
+	// holder that died is still returned: callers compare it with the
+	// process table to tell a running deploy from an interrupted one.
+	LockHolder(ctx context.Context, key string) (*LockOwner, error)
+}
+
+// DeployQuery selects deploys. Zero fields select everything.
+type DeployQuery struct {
+	// Key is the lock key (service or service/env); required.
+	Key string
+	// Host keeps deploys that listed this host (skipped or not).
+	Host string
+	// Since keeps deploys started at or after it.
+	Since time.Time
+	// Limit caps the result; <= 0 means all.
+	Limit int
+}
+
+// StepQuery selects journal entries. Zero fields select everything.
+type StepQuery struct {
+	// Key is the lock key; required.
+	Key      string
+	DeployID string
+	Host     string
+	Step     string
+	// Since keeps entries at or after it.
+	Since time.Time
+	// Failed keeps only "done" entries whose outcome is not "ok".
+	Failed bool
+	Limit  int
+}
+
+// StepRecord is a journal entry with the deploy it belongs to.
+type StepRecord struct {
+	DeployID string `json:"deploy"`
+	JournalEntry
 }

@@ -118,6 +118,10 @@ func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.Chec
 		}
 		actx, cancel := context.WithTimeout(ctx, budget)
 		reason, err := p.run(actx, budget)
+		// An attempt the check's own deadline cut off says only that time
+		// ran out; the failure before it says what is wrong with the
+		// service, so that one is kept as the reason.
+		cutOff := actx.Err() != nil && !time.Now().Before(deadline) && last != ""
 		cancel()
 		res.Attempts++
 		switch {
@@ -133,6 +137,9 @@ func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.Chec
 			res.Elapsed = time.Since(start)
 			res.Reason = UnreachablePrefix + err.Error()
 			return res, err
+		}
+		if cutOff {
+			break
 		}
 		last = reason
 		// Another pause would leave no time for the attempt after it.

@@ -343,3 +343,21 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("got %+v", r)
 	}
 }
+
+// An attempt cut off by the check's own deadline must not hide the real
+// failure of the attempt before it.
+func TestDeadlineCutOffKeepsRealReason(t *testing.T) {
+	calls := 0
+	exec := func(ctx context.Context, command string) (drover.ExecResult, error) {
+		calls++
+		if calls == 1 {
+			return drover.ExecResult{ExitCode: 3, Output: "orders endpoint down"}, nil
+		}
+		<-ctx.Done() // the second attempt runs into the deadline
+		return drover.ExecResult{ExitCode: -1}, ctx.Err()
+	}
+	res := check.Run(context.Background(), drover.CheckSpec{Name: "c", Type: check.TypeCommand, Command: "x", Timeout: 150 * time.Millisecond, Interval: 10 * time.Millisecond}, exec)
+	if res.OK || !strings.Contains(res.Reason, "exited 3: orders endpoint down") {
+		t.Fatalf("reason %q after %d attempts, want the first attempt's failure", res.Reason, res.Attempts)
+	}
+}

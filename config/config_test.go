@@ -107,6 +107,13 @@ groups: [{name: all, hosts: ["*"]}]
 		{"transport", "service: x\ndeploy_root: /srv/x\ntransport: ftp # <-\n" + fleet, "", `transport: "ftp" is not a transport`},
 		{"ssh port", "service: x\ndeploy_root: /srv/x\nssh:\n  port: 70000 # <-\n" + fleet, "", "ssh.port: 70000 is not a port"},
 		{"ssh identity ~user", "service: x\ndeploy_root: /srv/x\nssh: {identity: ~bob/id} # <-\n" + fleet, "", "only ~/ is expanded"},
+		{"ssh proxy_jump user", "service: x\ndeploy_root: /srv/x\nssh:\n  proxy_jump: me@bastion # <-\n" + fleet, "", `ssh.proxy_jump: "me@bastion" is not host[:port]`},
+		{"ssh proxy_jump port", "service: x\ndeploy_root: /srv/x\nssh:\n  proxy_jump: 'bastion:0' # <-\n" + fleet, "", "bad port"},
+		{"ssh connect_timeout", "service: x\ndeploy_root: /srv/x\nssh:\n  connect_timeout: 5 # <-\n" + fleet, "", `ssh.connect_timeout: "5" is not a duration`},
+		{"ssh keepalive_interval", "service: x\ndeploy_root: /srv/x\nssh:\n  keepalive_interval: 0s # <-\n" + fleet, "", "must be more than 0"},
+		{"ssh connect_parallelism", "service: x\ndeploy_root: /srv/x\nssh:\n  connect_parallelism: 0 # <-\n" + fleet, "", "ssh.connect_parallelism: 0, must be at least 1"},
+		{"ssh trust_on_first_use", "service: x\ndeploy_root: /srv/x\nssh:\n  trust_on_first_use: maybe # <-\n" + fleet, "", "trust_on_first_use"},
+		{"ssh host_binary ~user", "service: x\ndeploy_root: /srv/x\nssh: {host_binary: ~bob/drover} # <-\n" + fleet, "", "only ~/ is expanded"},
 		{"state_dir ~user", "service: x\ndeploy_root: /srv/x\nstate_dir: ~bob/s # <-\n" + fleet, "", "state_dir"},
 		{"stage_parallelism 0", "service: x\ndeploy_root: /srv/x\nstage_parallelism: 0 # <-\n" + fleet, "", "stage_parallelism: 0, must be at least 1"},
 		{"step_timeout no unit", "service: x\ndeploy_root: /srv/x\nstep_timeout: 10 # <-\n" + fleet, "", `step_timeout: "10" is not a duration`},
@@ -350,7 +357,8 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 		DeployRoot:   "/srv/hello",
 		KeepReleases: 5,
 		Transport:    "local",
-		SSH:          drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/home/op/.ssh/known_hosts", Port: 22},
+		SSH: drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/home/op/.ssh/known_hosts", Port: 22,
+			ConnectTimeout: drover.DefaultSSHConnectTimeout, KeepaliveInterval: drover.DefaultSSHKeepaliveInterval, ConnectParallelism: drover.DefaultSSHConnectParallelism},
 		Hosts: []drover.Host{
 			{Name: "h01", Address: "/srv/fleet/h01", DeployRoot: "/srv/fleet/h01/srv/hello", Vars: map[string]any{"port": uint64(18001)}, Group: "canary"},
 			{Name: "h02", Address: "/etc/drover/fleet/h02", DeployRoot: "/etc/drover/fleet/h02/srv/hello", Vars: map[string]any{"port": uint64(18002)}, Group: "default"},
@@ -369,6 +377,9 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 		StageParallelism: drover.DefaultStageParallelism,
 		StepTimeout:      drover.DefaultStepTimeout,
 		StageRetries:     drover.DefaultStageRetries,
+		Store:            drover.DefaultStore,
+		Log:              drover.LogConfig{Format: "json"},
+		AskMessage:       true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("spec:\n got %+v\nwant %+v", got, want)
@@ -598,6 +609,35 @@ groups: [{name: all, hosts: ['*']}]
 	}
 	if s.Hosts[0].Address != "web1.example.com:22" || s.Hosts[1].Address != "[::1]:22" || s.Hosts[2].Address != "web3" || s.SSH.Port != 2222 {
 		t.Fatalf("ssh %+v", s)
+	}
+
+	// Every ssh key, with paths resolved like OpenSSH would: ~/ is the
+	// home directory, relative paths are next to the config file.
+	t.Setenv("HOME", "/home/op")
+	doc = top + `transport: ssh
+ssh:
+  user: deploy
+  identity: ~/.ssh/id_ed25519
+  known_hosts: keys/known_hosts
+  port: 2200
+  proxy_jump: 'bastion.example.com:2222'
+  trust_on_first_use: true
+  connect_timeout: 3s
+  keepalive_interval: 1m
+  connect_parallelism: 8
+  host_binary: bin/drover-linux-arm64
+hosts: [{name: a, address: web1}]
+groups: [{name: all, hosts: ['*']}]
+`
+	s, err = Parse("/etc/drover/drover.yaml", []byte(doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSSH := drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/etc/drover/keys/known_hosts", Port: 2200,
+		ProxyJump: "bastion.example.com:2222", TrustOnFirstUse: true, ConnectTimeout: 3 * time.Second, KeepaliveInterval: time.Minute,
+		ConnectParallelism: 8, HostBinary: "/etc/drover/bin/drover-linux-arm64"}
+	if s.SSH != wantSSH {
+		t.Fatalf("ssh\n got %+v\nwant %+v", s.SSH, wantSSH)
 	}
 }
 

@@ -37,8 +37,17 @@ type File struct {
 	Groups           []GroupFile            `yaml:"groups"`
 	ConfigFiles      []ConfigFileFile       `yaml:"config_files"`
 	Hooks            HooksFile              `yaml:"hooks"`
+	Rotation         RotationFile           `yaml:"rotation"`
 	Checks           []CheckFile            `yaml:"checks"`
 	Environments     map[string]Environment `yaml:"environments"`
+	Store            string                 `yaml:"store"`
+	Log              LogFile                `yaml:"log"`
+	AskMessage       *bool                  `yaml:"ask_message"`
+	Webhooks         []WebhookFile          `yaml:"webhooks"`
+	Smoke            []CheckFile            `yaml:"smoke"`
+	Invariants       []InvariantFile        `yaml:"invariants"`
+	// Analysis are metric analyses run after every group (analysis.go).
+	Analysis []AnalysisFile `yaml:"analysis"`
 
 	// filename names the file in errors; dir resolves relative paths.
 	filename string
@@ -48,10 +57,16 @@ type File struct {
 
 // SSHFile is the ssh block.
 type SSHFile struct {
-	User       string `yaml:"user"`
-	Identity   string `yaml:"identity"`
-	KnownHosts string `yaml:"known_hosts"`
-	Port       *int   `yaml:"port"`
+	User               string `yaml:"user"`
+	Identity           string `yaml:"identity"`
+	KnownHosts         string `yaml:"known_hosts"`
+	Port               *int   `yaml:"port"`
+	ProxyJump          string `yaml:"proxy_jump"`
+	TrustOnFirstUse    bool   `yaml:"trust_on_first_use"`
+	ConnectTimeout     string `yaml:"connect_timeout"`
+	KeepaliveInterval  string `yaml:"keepalive_interval"`
+	ConnectParallelism *int   `yaml:"connect_parallelism"`
+	HostBinary         string `yaml:"host_binary"`
 }
 
 // HostFile is one entry of hosts.
@@ -70,6 +85,18 @@ type GroupFile struct {
 	// Batch and FailureLimit are "n" or "n%"; "" means the default.
 	Batch        string `yaml:"batch"`
 	FailureLimit string `yaml:"failure_limit"`
+	// Smoke are checks run from the controller once the group is done.
+	Smoke []CheckFile `yaml:"smoke"`
+	// AllowAllAtOnce accepts a batch that takes the whole group out.
+	AllowAllAtOnce bool `yaml:"allow_all_at_once"`
+	// Confirm asks a person before the deploy moves past the group.
+	Confirm bool `yaml:"confirm"`
+	// Wait is a bake time; Approve "manual" waits for drover approve;
+	// Analysis are the group's own metric analyses (analysis.go).
+	Wait           string         `yaml:"wait"`
+	Approve        string         `yaml:"approve"`
+	ApproveTimeout string         `yaml:"approve_timeout"`
+	Analysis       []AnalysisFile `yaml:"analysis"`
 }
 
 // ConfigFileFile is one entry of config_files.
@@ -81,11 +108,20 @@ type ConfigFileFile struct {
 
 // HooksFile is the hooks block.
 type HooksFile struct {
-	Restart string `yaml:"restart"`
-	Stop    string `yaml:"stop"`
-	Depool  string `yaml:"depool"`
-	Repool  string `yaml:"repool"`
-	Timeout string `yaml:"timeout"`
+	Restart        string `yaml:"restart"`
+	Stop           string `yaml:"stop"`
+	Depool         string `yaml:"depool"`
+	WaitIdle       string `yaml:"wait_idle"`
+	Repool         string `yaml:"repool"`
+	BeforeStage    string `yaml:"before_stage"`
+	AfterStage     string `yaml:"after_stage"`
+	BeforePromote  string `yaml:"before_promote"`
+	AfterPromote   string `yaml:"after_promote"`
+	BeforeRestart  string `yaml:"before_restart"`
+	AfterRestart   string `yaml:"after_restart"`
+	BeforeRollback string `yaml:"before_rollback"`
+	AfterRollback  string `yaml:"after_rollback"`
+	Timeout        string `yaml:"timeout"`
 }
 
 // CheckFile is one entry of checks.
@@ -100,6 +136,20 @@ type CheckFile struct {
 	Command       string            `yaml:"command"`
 	Timeout       string            `yaml:"timeout"`
 	Interval      string            `yaml:"interval"`
+}
+
+// LogFile is the log block: the structured event log.
+type LogFile struct {
+	File   string `yaml:"file"`
+	Format string `yaml:"format"`
+}
+
+// WebhookFile is one entry of webhooks.
+type WebhookFile struct {
+	URL     string            `yaml:"url"`
+	Events  []string          `yaml:"events"`
+	Timeout string            `yaml:"timeout"`
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Environment is an overlay chosen with --env.

@@ -138,7 +138,7 @@ func (f *File) resolve(base drover.Spec, fl fleet, ps *problems, tmpls []tmpl) *
 	s.Groups = make([]drover.Group, 0, len(fl.groups))
 	for gi, gf := range fl.groups {
 		gat := fl.groupsAt.with(gi)
-		g := drover.Group{Name: gf.Name}
+		g := drover.Group{Name: gf.Name, Smoke: f.checkSmoke(ps, gat.with("smoke"), gf.Smoke)}
 		allMatched := len(gf.Hosts) > 0
 		badGroup = badGroup || len(gf.Hosts) == 0
 		for pi, pat := range gf.Hosts {
@@ -174,6 +174,9 @@ func (f *File) resolve(base drover.Spec, fl fleet, ps *problems, tmpls []tmpl) *
 				"%s: group %q ends up with no hosts: earlier groups took every host its patterns match%s", gat, gf.Name, fl.note(gat, fl.coverageNote))
 		}
 		g.Batch, g.FailureLimit = portions(gf, len(g.Hosts))
+		f.checkGroupCanary(ps, gat, gf, &g)
+		g.AllowAllAtOnce, g.Confirm = gf.AllowAllAtOnce, gf.Confirm
+		f.checkAllAtOnce(ps, fl, gat, gf, g)
 		s.Groups = append(s.Groups, g)
 	}
 	for hi := range s.Hosts {
@@ -189,6 +192,10 @@ func (f *File) resolve(base drover.Spec, fl fleet, ps *problems, tmpls []tmpl) *
 	}
 
 	f.execTemplates(ps, &s, fl, tmpls)
+	for gi, g := range s.Groups {
+		f.checkAnalysisTemplates(ps, &s, fl.groupsAt.with(gi), g)
+	}
+	f.checkServerNames(ps, &s, fl)
 	return &s
 }
 

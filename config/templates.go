@@ -40,6 +40,12 @@ func (f *File) checkTemplates(ps *problems) []tmpl {
 	add(tmpl{at: p("hooks", "stop"), text: f.Hooks.Stop, command: true})
 	add(tmpl{at: p("hooks", "depool"), text: f.Hooks.Depool, command: true})
 	add(tmpl{at: p("hooks", "repool"), text: f.Hooks.Repool, command: true})
+	for _, h := range f.Hooks.lifecycle() {
+		add(tmpl{at: p("hooks", h.key), text: h.text, command: true})
+	}
+	if hp := f.Rotation.HAProxy; hp != nil {
+		add(tmpl{at: p("rotation", "haproxy", "server"), text: hp.Server})
+	}
 	for i, c := range f.Checks {
 		at := p("checks", i)
 		add(tmpl{at: at.with("address"), text: c.Address})

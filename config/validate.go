@@ -189,15 +189,7 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 	default:
 		ps.add(p("transport"), `use "local" (directories on this machine) or "ssh"`, "transport: %q is not a transport", f.Transport)
 	}
-	s.SSH = drover.SSHConfig{User: f.SSH.User, Port: 22}
-	s.SSH.Identity = f.homePath(ps, p("ssh", "identity"), f.SSH.Identity)
-	s.SSH.KnownHosts = f.homePath(ps, p("ssh", "known_hosts"), f.SSH.KnownHosts)
-	if f.SSH.Port != nil {
-		s.SSH.Port = *f.SSH.Port
-		if *f.SSH.Port < 1 || *f.SSH.Port > 65535 {
-			ps.add(p("ssh", "port"), "use a TCP port between 1 and 65535; leave it out for 22", "ssh.port: %d is not a port", *f.SSH.Port)
-		}
-	}
+	s.SSH = f.checkSSH(ps)
 	if f.StateDir != "" {
 		dir := f.homePath(ps, p("state_dir"), f.StateDir)
 		s.StateDir = f.fromConfigDir(dir)
@@ -217,6 +209,8 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 		}
 	}
 
+	f.checkObservability(ps, &s)
+
 	dests := map[string]int{}
 	for i, c := range f.ConfigFiles {
 		at := p("config_files", i)
@@ -232,23 +226,37 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 	}
 
 	s.Hooks = drover.Hooks{
-		Restart: f.Hooks.Restart,
-		Stop:    f.Hooks.Stop,
-		Depool:  f.Hooks.Depool,
-		Repool:  f.Hooks.Repool,
-		Timeout: f.duration(ps, p("hooks", "timeout"), f.Hooks.Timeout, drover.DefaultHookTimeout),
+		Restart:        f.Hooks.Restart,
+		Stop:           f.Hooks.Stop,
+		Depool:         f.Hooks.Depool,
+		WaitIdle:       f.Hooks.WaitIdle,
+		Repool:         f.Hooks.Repool,
+		BeforeStage:    f.Hooks.BeforeStage,
+		AfterStage:     f.Hooks.AfterStage,
+		BeforePromote:  f.Hooks.BeforePromote,
+		AfterPromote:   f.Hooks.AfterPromote,
+		BeforeRestart:  f.Hooks.BeforeRestart,
+		AfterRestart:   f.Hooks.AfterRestart,
+		BeforeRollback: f.Hooks.BeforeRollback,
+		AfterRollback:  f.Hooks.AfterRollback,
+		Timeout:        f.duration(ps, p("hooks", "timeout"), f.Hooks.Timeout, drover.DefaultHookTimeout),
 	}
+	s.Rotation = f.checkRotation(ps)
 
-	names := map[string]int{}
+	names := map[string]keyPath{}
 	for i, c := range f.Checks {
-		s.Checks = append(s.Checks, f.checkCheck(ps, i, c, names))
+		s.Checks = append(s.Checks, f.checkCheck(ps, p("checks", i), c, names))
 	}
+	s.Smoke = f.checkSmoke(ps, p("smoke"), f.Smoke)
+	s.Invariants = f.checkInvariants(ps)
+	s.Analysis = f.checkAnalyses(ps, p("analysis"), f.Analysis)
 	return s
 }
 
-// checkCheck validates checks[i] and returns it with defaults applied.
-func (f *File) checkCheck(ps *problems, i int, c CheckFile, names map[string]int) drover.CheckSpec {
-	at := p("checks", i)
+// checkCheck validates the check at at (checks[i], smoke[i],
+// groups[g].smoke[i]) and returns it with defaults applied. names holds the
+// names already taken in its list.
+func (f *File) checkCheck(ps *problems, at keyPath, c CheckFile, names map[string]keyPath) drover.CheckSpec {
 	out := drover.CheckSpec{
 		Name:          c.Name,
 		Type:          c.Type,
@@ -262,11 +270,11 @@ func (f *File) checkCheck(ps *problems, i int, c CheckFile, names map[string]int
 	}
 	switch j, dup := names[c.Name]; {
 	case c.Name == "":
-		ps.add(at, "name the check, e.g. name: port; names appear in events and errors", "checks[%d].name: required", i)
+		ps.add(at, "name the check, e.g. name: port; names appear in events and errors", "%s.name: required", at)
 	case dup:
-		ps.add(at.with("name"), "give each check its own name", "checks[%d].name: %q is already the name of checks[%d]", i, c.Name, j)
+		ps.add(at.with("name"), "give each check its own name", "%s.name: %q is already the name of %s", at, c.Name, j)
 	default:
-		names[c.Name] = i
+		names[c.Name] = at
 	}
 	// only lists the keys that belong to other types: a tcp check with a
 	// url was meant to be an http check, and silently ignoring the url
@@ -274,13 +282,13 @@ func (f *File) checkCheck(ps *problems, i int, c CheckFile, names map[string]int
 	only := func(key string, set bool, typ string) {
 		if set && c.Type != typ {
 			ps.add(at.with(key), fmt.Sprintf("remove %s, or make the check type %s", key, typ),
-				"checks[%d].%s: only %s checks use %s", i, key, typ, key)
+				"%s.%s: only %s checks use %s", at, key, typ, key)
 		}
 	}
 	required := func(key, value string) {
 		if value == "" {
 			ps.add(at.with("type"), fmt.Sprintf("add %s to the check", key),
-				"checks[%d]: type %s needs %s", i, c.Type, key)
+				"%s: type %s needs %s", at, c.Type, key)
 		}
 	}
 	switch c.Type {
@@ -289,7 +297,7 @@ func (f *File) checkCheck(ps *problems, i int, c CheckFile, names map[string]int
 		if c.Address != "" && !strings.Contains(c.Address, "{{") {
 			if _, _, err := net.SplitHostPort(c.Address); err != nil {
 				ps.add(at.with("address"), `write host:port, e.g. "127.0.0.1:{{.Host.Vars.port}}"`,
-					"checks[%d].address: %q is not host:port", i, c.Address)
+					"%s.address: %q is not host:port", at, c.Address)
 			}
 		}
 	case "http":
@@ -299,15 +307,15 @@ func (f *File) checkCheck(ps *problems, i int, c CheckFile, names map[string]int
 			out.ExpectStatus = *c.ExpectStatus
 			if *c.ExpectStatus < 100 || *c.ExpectStatus > 599 {
 				ps.add(at.with("expect_status"), "use an HTTP status code between 100 and 599; leave it out for 200",
-					"checks[%d].expect_status: %d is not an HTTP status", i, *c.ExpectStatus)
+					"%s.expect_status: %d is not an HTTP status", at, *c.ExpectStatus)
 			}
 		}
 	case "command":
 		required("command", c.Command)
 	case "":
-		ps.add(at, "add type: tcp, http or command", "checks[%d].type: required", i)
+		ps.add(at, "add type: tcp, http or command", "%s.type: required", at)
 	default:
-		ps.add(at.with("type"), "use tcp, http or command", "checks[%d].type: %q is not a check type", i, c.Type)
+		ps.add(at.with("type"), "use tcp, http or command", "%s.type: %q is not a check type", at, c.Type)
 	}
 	if c.Type == "tcp" || c.Type == "http" || c.Type == "command" {
 		only("address", c.Address != "", "tcp")
@@ -511,4 +519,75 @@ func expandHome(s string) (string, error) {
 		return s, fmt.Errorf("cannot expand ~: %v", err)
 	}
 	return home + s[1:], nil
+}
+
+// checkSSH validates the ssh block and returns it with defaults applied.
+// Paths are expanded (~/) and made absolute against the config file's
+// directory, so drover run from another directory reads the same keys.
+func (f *File) checkSSH(ps *problems) drover.SSHConfig {
+	c := drover.SSHConfig{
+		User:               f.SSH.User,
+		Port:               drover.DefaultSSHPort,
+		TrustOnFirstUse:    f.SSH.TrustOnFirstUse,
+		ConnectParallelism: drover.DefaultSSHConnectParallelism,
+	}
+	path := func(key, v string) string {
+		if v == "" {
+			return ""
+		}
+		return f.fromConfigDir(f.homePath(ps, p("ssh", key), v))
+	}
+	c.Identity = path("identity", f.SSH.Identity)
+	c.KnownHosts = path("known_hosts", f.SSH.KnownHosts)
+	c.HostBinary = path("host_binary", f.SSH.HostBinary)
+	if f.SSH.Port != nil {
+		c.Port = *f.SSH.Port
+		if *f.SSH.Port < 1 || *f.SSH.Port > 65535 {
+			ps.add(p("ssh", "port"), "use a TCP port between 1 and 65535; leave it out for 22", "ssh.port: %d is not a port", *f.SSH.Port)
+		}
+	}
+	if j := f.SSH.ProxyJump; j != "" {
+		c.ProxyJump = j
+		if why := hostPortProblem(j); why != "" {
+			ps.add(p("ssh", "proxy_jump"), "write the jump host as host or host:port, e.g. proxy_jump: bastion.example.com:22; it uses ssh.user and ssh.identity",
+				"ssh.proxy_jump: %q is not host[:port]: %s", j, why)
+		}
+	}
+	c.ConnectTimeout = f.duration(ps, p("ssh", "connect_timeout"), f.SSH.ConnectTimeout, drover.DefaultSSHConnectTimeout)
+	c.KeepaliveInterval = f.duration(ps, p("ssh", "keepalive_interval"), f.SSH.KeepaliveInterval, drover.DefaultSSHKeepaliveInterval)
+	if f.SSH.ConnectParallelism != nil {
+		c.ConnectParallelism = *f.SSH.ConnectParallelism
+		if c.ConnectParallelism < 1 {
+			ps.add(p("ssh", "connect_parallelism"), "use 1 or more; leave it out for "+strconv.Itoa(drover.DefaultSSHConnectParallelism),
+				"ssh.connect_parallelism: %d, must be at least 1", c.ConnectParallelism)
+		}
+	}
+	return c
+}
+
+// hostPortProblem says why addr is not host or host:port ("" when it is).
+func hostPortProblem(addr string) string {
+	if strings.ContainsAny(addr, " \t/@") {
+		return "it holds a space, '/' or '@' (the user goes in ssh.user)"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		ae, ok := err.(*net.AddrError)
+		if !ok || ae.Err != "missing port in address" {
+			if ok {
+				return ae.Err
+			}
+			return err.Error()
+		}
+		host, port = addr, ""
+	}
+	if host == "" {
+		return "no host"
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "bad port " + strconv.Quote(port)
+		}
+	}
+	return ""
 }

@@ -38,7 +38,7 @@ func Open(ctx context.Context, path string) (*drover.Release, error) {
 		if e := ctx.Err(); e != nil {
 			return nil, drover.Errorf(drover.ETIMEOUT, "release %s: %v", path, e)
 		}
-		return nil, wrapWhere(err, "release "+path)
+		return nil, withDamagedHint(wrapWhere(err, "release "+path))
 	}
 	// The bundle's sha256 covers the whole file, including whatever the
 	// gzip reader did not need.
@@ -69,7 +69,8 @@ func Resolve(ctx context.Context, src, version, service, cacheDir string, now ti
 				WithHint("drop --version or pass the bundle built for " + version)
 		}
 		if service != "" && r.Manifest.Service != "" && r.Manifest.Service != service {
-			return nil, drover.Errorf(drover.EINVALID, "release %s is for service %s, not %s", src, r.Manifest.Service, service)
+			return nil, drover.Errorf(drover.EINVALID, "release %s is for service %s, not %s", src, r.Manifest.Service, service).
+				WithHint("pass a bundle of " + service + ", or check service: in the config")
 		}
 		return r, nil
 	}
@@ -82,6 +83,15 @@ func Resolve(ctx context.Context, src, version, service, cacheDir string, now ti
 		version = strings.TrimSpace(string(b))
 	}
 	return Build(ctx, src, BuildOptions{Service: service, Version: version, CacheDir: cacheDir, Now: now})
+}
+
+// withDamagedHint says what to do about a bundle that failed verification
+// when the error has no more specific advice.
+func withDamagedHint(err error) error {
+	if e, ok := err.(*drover.Error); ok && e.Code == drover.EINVALID && e.Hint == "" {
+		return e.WithHint("the bundle was damaged or changed after `drover release build`: copy it again or build it again")
+	}
+	return err
 }
 
 func withBundleHint(err error) error {

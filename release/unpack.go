@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"syscall"
 
 	"drover"
 )
@@ -104,6 +105,16 @@ func (u *unpacker) mkdirs(dir string) error {
 // and sets its mode explicitly, since the umask would otherwise decide
 // whether the service can read its own files.
 func (u *unpacker) writeFile(name string, mode fs.FileMode, content io.Reader) error {
+	if mode.Perm()&0o111 != 0 {
+		// An executable open for writing while another goroutine forks
+		// is inherited by the child until it execs; running the file in
+		// that window fails with ETXTBSY ("Text file busy": a validate
+		// command or restart hook of a host staged in parallel). Holding
+		// the fork lock while the file is open means no child can hold
+		// it (the same lock the syscall package uses around fd creation).
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
 	f, err := u.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return entryError(name, "%v", err)

@@ -237,7 +237,7 @@ func (m *Machine) Report(now time.Time, r Result) error {
 	case r.Step == StepStage && r.Outcome == OK:
 		h.staged = true
 	case r.Step == StepSwitch:
-		h.switched = true
+		h.switched = r.Outcome == OK || !r.Unchanged
 	case r.Step == StepRestore && r.Outcome == OK:
 		h.restored = true
 	case r.Step == StepRepool && r.Outcome == OK:
@@ -398,7 +398,7 @@ func (m *Machine) fail(now time.Time, h *host, r Result) {
 		// serving (or about to serve) the bad release.
 		switch {
 		case r.Outcome == Unreachable:
-		case r.Step == StepDepool:
+		case r.Step == StepDepool, r.Step == StepSwitch && !h.switched:
 			// Never switched: only put back what the depool may have
 			// half-done, so no host stays out of rotation.
 			m.start(h, pathRepool, StepRepool)

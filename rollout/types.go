@@ -112,6 +112,12 @@ type Result struct {
 	Gate    string // for StepGate
 	Outcome Outcome
 	Reason  string
+	// Unchanged, on a failed switch, says the step failed before it
+	// changed anything on the host (a before_promote hook refused): the
+	// host was never switched, so it only goes back into rotation. Without
+	// it a failed switch counts as switched, because a switch that failed
+	// half-way may have swapped the link.
+	Unchanged bool
 }
 
 // Note is something that happened, for people and the trace.

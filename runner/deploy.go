@@ -73,6 +73,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkRotation(); err != nil {
+		return nil, err
+	}
 	id := r.newID()
 	lock, err := r.lock(ctx, id)
 	if err != nil {
@@ -97,6 +100,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	defer cs.closeAll()
 
 	views := r.survey(ctx, cs, targets)
+	if err := refusedHosts(views); err != nil {
+		return nil, err
+	}
 	desired, err := r.desiredConfig(o.Release, targets)
 	if err != nil {
 		return nil, err
@@ -105,8 +111,21 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
 	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism}
 	before := map[string]drover.Snapshot{}
+	x := newExecutor(r, cs, o.Release, id, before)
+	canary := x.newCanaryWatch()
 	pending := 0
-	for _, g := range r.Spec.Groups {
+	// The deploy-level gates go after the last group that has a targeted
+	// host: with --limit, the last group of the file may not be deployed
+	// at all, and its deploy-level smoke tests must not be skipped.
+	last := -1
+	for gi, g := range r.Spec.Groups {
+		for _, name := range g.Hosts {
+			if targets[name] {
+				last = gi
+			}
+		}
+	}
+	for gi, g := range r.Spec.Groups {
 		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
 		for _, name := range g.Hosts {
 			if !targets[name] {
@@ -115,6 +134,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 			v := views[name]
 			snap := v.State.Snapshot()
 			before[name] = snap
+			if v.Err != nil {
+				x.unknown[name] = v.Err
+			}
 			skip := !o.Force && v.Err == nil && v.State.Release == o.Release.ID() && v.State.ConfigHash == desired[name]
 			if !skip {
 				pending++
@@ -123,6 +145,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip})
 		}
 		if len(gp.Hosts) > 0 {
+			x.addGates(&gp, x.specGates(g, gi == last))
+			x.addGates(&gp, canary.gates(g, planHosts(gp)))
+			x.addGates(&gp, r.groupGates(g, gi == last))
 			plan.Groups = append(plan.Groups, gp)
 		}
 	}
@@ -130,22 +155,45 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
 	}
+	// Invariants are captured before anything changes; without a
+	// baseline the deploy does not start.
+	if err := x.captureInvariants(ctx); err != nil {
+		return nil, err
+	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %d hosts, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), len(targets), pending)})
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %d hosts, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), len(targets), pending),
+		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan)})
+	x.emitBaseline()
 
-	x := newExecutor(r, cs, o.Release, id, before)
 	start := r.now()
-	r.drive(ctx, id, m, x.run, x.timeout)
-	out := r.finish(ctx, id, drover.KindDeploy, m.Outcome(), start)
+	err = r.drive(canary.start(ctx), id, m, x.run, x.timeout)
+	canary.stop()
+	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
 	}
 	out.Recovered = recovered
 	return out, nil
+}
+
+// eventGroups is the plan as deploy_start carries it to event consumers.
+func eventGroups(p rollout.Plan) []drover.EventGroup {
+	out := make([]drover.EventGroup, 0, len(p.Groups))
+	for _, g := range p.Groups {
+		eg := drover.EventGroup{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit, Hosts: []string{}}
+		for _, h := range g.Hosts {
+			eg.Hosts = append(eg.Hosts, h.Name)
+			if h.Skip {
+				eg.Skipped = append(eg.Skipped, h.Name)
+			}
+		}
+		out = append(out, eg)
+	}
+	return out
 }
 
 func (r *Runner) record(id, kind string, rel *drover.Release, msg string) drover.DeployRecord {

@@ -29,7 +29,21 @@ type executor struct {
 	// first-ever deploy rolled back has no current link left, and its stop
 	// hook runs from there.
 	restoredFrom map[string]string
-	rng          *rand.Rand
+	// current is each host's current slot once this run changed it
+	// (hooks.go: where hooks about the current release run).
+	current map[string]string
+	// unknown holds, for hosts whose state could not be read before the
+	// deploy, why not. Such a host is never staged: its pre-deploy
+	// snapshot is unknown, and a rollback would "restore" it to no
+	// release at all, taking down a host that was serving.
+	unknown map[string]error
+	// gates are the run gates of this deploy, by gateKey.
+	gates map[string]groupGate
+	// baseline holds each invariant's document, captured before the
+	// deploy switched anything (invariants.go).
+	baseline      map[string]any
+	baselineNotes []string
+	rng           *rand.Rand
 }
 
 func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, before map[string]drover.Snapshot) *executor {
@@ -41,7 +55,7 @@ func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, bef
 	}
 	return &executor{
 		r: r, spec: r.Spec, conns: cs, release: rel, deployID: deployID,
-		before: before, slots: map[string]drover.StageResult{}, restoredFrom: map[string]string{},
+		before: before, slots: map[string]drover.StageResult{}, restoredFrom: map[string]string{}, current: map[string]string{}, unknown: map[string]error{}, gates: map[string]groupGate{}, baseline: map[string]any{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 }
@@ -50,6 +64,8 @@ func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, bef
 // until its own timeout, so its bound is their sum plus slack.
 func (x *executor) timeout(a rollout.Action) time.Duration {
 	switch a.Step {
+	case rollout.StepGate:
+		return x.gateTimeout(a)
 	case rollout.StepCheck:
 		var total time.Duration
 		for _, c := range x.spec.Checks {
@@ -58,9 +74,15 @@ func (x *executor) timeout(a rollout.Action) time.Duration {
 		return total + 5*time.Second
 	case rollout.StepStage:
 		// Transfer retries share the stage step's budget.
-		return x.spec.StepTimeout * time.Duration(1+x.spec.StageRetries)
-	case rollout.StepDepool, rollout.StepRepool, rollout.StepRestart:
-		return x.hookTimeout() + 5*time.Second
+		return x.spec.StepTimeout*time.Duration(1+x.spec.StageRetries) + x.lifecycleTimeout(x.spec.Hooks.BeforeStage, x.spec.Hooks.AfterStage)
+	case rollout.StepDepool, rollout.StepRepool:
+		return x.rotationTimeout(a.Step == rollout.StepDepool)
+	case rollout.StepRestart:
+		return x.hookTimeout() + 5*time.Second + x.lifecycleTimeout(x.spec.Hooks.BeforeRestart, x.spec.Hooks.AfterRestart)
+	case rollout.StepSwitch:
+		return x.spec.StepTimeout + x.lifecycleTimeout(x.spec.Hooks.BeforePromote, x.spec.Hooks.AfterPromote)
+	case rollout.StepRestore:
+		return x.spec.StepTimeout + x.lifecycleTimeout(x.spec.Hooks.BeforeRollback, x.spec.Hooks.AfterRollback)
 	}
 	return x.spec.StepTimeout
 }
@@ -73,11 +95,12 @@ func (x *executor) hookTimeout() time.Duration {
 }
 
 func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
-	res := rollout.Result{Host: a.Host, Step: a.Step, Outcome: rollout.OK}
+	res := rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.OK}
 	err := x.step(ctx, a)
 	if err != nil {
 		res.Outcome = outcomeOf(err)
 		res.Reason = err.Error()
+		res.Unchanged = isUnchanged(err)
 		if res.Outcome == rollout.Unreachable {
 			x.conns.drop(a.Host)
 		}
@@ -86,21 +109,24 @@ func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
 }
 
 func (x *executor) step(ctx context.Context, a rollout.Action) error {
+	if a.Step == rollout.StepGate {
+		return x.runGate(ctx, a)
+	}
 	h, ok := x.spec.Host(a.Host)
 	if !ok {
 		return drover.Errorf(drover.EINTERNAL, "unknown host %s", a.Host)
 	}
 	switch a.Step {
 	case rollout.StepStage:
-		return x.stage(ctx, h)
+		return x.stageStep(ctx, h)
 	case rollout.StepDepool:
-		return x.hook(ctx, h, "depool", x.spec.Hooks.Depool, "")
+		return x.depool(ctx, h, a.Restoring)
 	case rollout.StepRepool:
-		return x.hook(ctx, h, "repool", x.spec.Hooks.Repool, "")
+		return x.repool(ctx, h, a.Restoring)
 	case rollout.StepSwitch:
-		return x.promote(ctx, h)
+		return x.switchStep(ctx, h)
 	case rollout.StepRestore:
-		return x.restore(ctx, h)
+		return x.restoreStep(ctx, h)
 	case rollout.StepRestart:
 		if a.Restoring && x.snapshot(h.Name).Current == "" {
 			// A first-ever deploy rolled back: there is no release to
@@ -114,7 +140,7 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 			}
 			return x.hook(ctx, h, "stop", x.spec.Hooks.Stop, "releases/"+from)
 		}
-		return x.hook(ctx, h, "restart", x.spec.Hooks.Restart, "")
+		return x.restartStep(ctx, h, a.Restoring)
 	case rollout.StepCheck:
 		if a.Restoring && x.snapshot(h.Name).Current == "" {
 			return nil // nothing should be serving
@@ -141,6 +167,9 @@ func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
 }
 
 func (x *executor) stage(ctx context.Context, h drover.Host) error {
+	if err := x.unknown[h.Name]; err != nil {
+		return fmt.Errorf("state before the deploy unknown, not deploying to it: %w", err)
+	}
 	var last error
 	for attempt := 0; attempt <= x.spec.StageRetries; attempt++ {
 		if attempt > 0 {
@@ -185,9 +214,11 @@ func retryable(err error) bool {
 // backoff is exponential with full jitter, so hosts that failed together do
 // not retry in lockstep against the same bottleneck.
 func (x *executor) backoff(attempt int) time.Duration {
-	base := 200 * time.Millisecond << (attempt - 1)
-	if base > 10*time.Second {
-		base = 10 * time.Second
+	// Capped before shifting: stage_retries has no upper bound, and
+	// 200ms<<36 overflows into a negative base that makes Int64N panic.
+	base := 10 * time.Second
+	if attempt <= 6 {
+		base = min(200*time.Millisecond<<(attempt-1), base)
 	}
 	x.mu.Lock()
 	j := time.Duration(x.rng.Int64N(int64(base)))

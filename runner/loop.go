@@ -21,13 +21,31 @@ type stepFunc func(ctx context.Context, a rollout.Action) rollout.Result
 // — they run under their own timeouts, not under ctx, because killing a
 // switch or a restart half-way is how hosts end up in unknown states — and
 // then everything this deploy switched rolls back.
-func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine, run stepFunc, timeoutOf func(rollout.Action) time.Duration) {
+//
+// drive returns an EINTERNAL error, after every step it started has
+// finished, when the machine can no longer be trusted (it rejected a result
+// or stalled): a bug, reported as a verdict that needs a person (see
+// report), never a crash that leaves steps running and hosts half-done.
+func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine, run stepFunc, timeoutOf func(rollout.Action) time.Duration) error {
 	results := make(chan rollout.Result)
 	inflight := 0
-	aborted := false
 	stepCtx := context.WithoutCancel(ctx)
 	started := map[string]time.Time{}
+	// groupOf and restoring complete step_done with what the core's
+	// result does not carry: the host's group and the path it is on.
+	groupOf := map[string]string{}
+	restoring := map[string]bool{}
 
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	interrupted := ctx.Done()
+	// halts are reasons to halt found outside any step: a background
+	// analysis that failed, an abort from another process (analysis.go).
+	halts := haltsOf(ctx)
 	for {
 		rd := m.Ready(r.now())
 		for _, n := range rd.Notes {
@@ -35,8 +53,10 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		}
 		for _, a := range rd.Actions {
 			r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: "start"})
-			r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: stepLabel(a)})
+			r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
 			started[a.Host+"/"+string(a.Step)] = r.now()
+			groupOf[a.Host] = a.Group
+			restoring[a.Host] = a.Restoring
 			inflight++
 			go func() {
 				actx, cancel := context.WithTimeout(stepCtx, timeoutOf(a))
@@ -49,53 +69,92 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			for _, n := range m.Ready(r.now()).Notes {
 				r.emitNote(deployID, n)
 			}
-			return
+			return nil
 		}
-		if inflight == 0 {
+		// A bake time: the core wants to be asked again at Wake even if
+		// no step finishes before.
+		var wake <-chan time.Time
+		if timer != nil {
+			timer.Stop()
+			timer = nil
+		}
+		if !rd.Wake.IsZero() {
+			timer = time.NewTimer(max(rd.Wake.Sub(r.now()), 0))
+			wake = timer.C
+		}
+		if inflight == 0 && wake == nil {
 			// Nothing running, nothing to start, yet not done: a bug in
 			// the core. Stop here; the caller reports a verdict that needs
 			// a person rather than hanging forever.
-			r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Message: "internal error: the rollout stalled with nothing in flight"})
-			return
+			err := drover.Errorf(drover.EINTERNAL, "the rollout stalled with nothing in flight")
+			r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Message: "internal error: " + err.Message + "; the hosts need a person"})
+			return err
 		}
 		var res rollout.Result
-		if aborted {
-			res = <-results
-		} else {
-			select {
-			case res = <-results:
-			case <-ctx.Done():
-				aborted = true
-				m.Abort(r.now(), "interrupted: "+context.Cause(ctx).Error())
-				continue
-			}
+		select {
+		case res = <-results:
+		case <-wake:
+			continue
+		case reason := <-halts:
+			halts = nil
+			m.Halt(r.now(), reason)
+			continue
+		case <-interrupted:
+			// Once: the abort is decided, what remains is to
+			// let steps finish and roll back.
+			interrupted = nil
+			m.Abort(r.now(), "interrupted: "+context.Cause(ctx).Error())
+			continue
 		}
 		inflight--
 		key := res.Host + "/" + string(res.Step)
 		elapsed := r.now().Sub(started[key])
 		delete(started, key)
-		r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason})
-		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Host: res.Host, Step: string(res.Step), Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
+		r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
+		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Group: groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
 		if err := m.Report(r.now(), res); err != nil {
-			panic(fmt.Sprintf("rollout rejected a result it asked for: %v", err))
+			return r.abandon(ctx, deployID, err, inflight, results)
 		}
 	}
+}
+
+// abandon ends a drive whose machine rejected a result: the machine's view
+// of the hosts is wrong from here on, so nothing more is started, not even
+// a rollback it would decide. Steps in flight are waited for (their
+// goroutines are drive's) and journaled, so that the journal still says
+// what every host went through.
+func (r *Runner) abandon(ctx context.Context, deployID string, cause error, inflight int, results <-chan rollout.Result) error {
+	err := &drover.Error{Code: drover.EINTERNAL, Message: "the rollout rejected a step result", Err: cause}
+	r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Message: "internal error: " + err.Error() + "; starting no more steps, the hosts need a person"})
+	for ; inflight > 0; inflight-- {
+		res := <-results
+		r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason})
+		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Host: res.Host, Step: string(res.Step), Outcome: string(res.Outcome), Message: res.Reason})
+	}
+	return err
+}
+
+// report is m's outcome after drive returned err: a drive stopped by an
+// internal error needs a person, whatever the machine had decided so far.
+func report(m *rollout.Machine, err error) rollout.Report {
+	rep := m.Outcome()
+	if err != nil {
+		rep.Verdict = rollout.NeedsPerson
+		if rep.HaltReason != "" {
+			rep.HaltReason += "; "
+		}
+		rep.HaltReason += err.Error()
+	}
+	return rep
 }
 
 func safeRun(ctx context.Context, run stepFunc, a rollout.Action) (res rollout.Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			res = rollout.Result{Host: a.Host, Step: a.Step, Outcome: rollout.Failed, Reason: fmt.Sprintf("internal error: %v", p)}
+			res = rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.Failed, Reason: fmt.Sprintf("internal error: %v", p)}
 		}
 	}()
 	return run(ctx, a)
-}
-
-func stepLabel(a rollout.Action) string {
-	if a.Restoring && a.Step != rollout.StepRestore {
-		return string(a.Step) + " (restoring)"
-	}
-	return string(a.Step)
 }
 
 // journal appends to the store. A journal that cannot be written is not a
@@ -107,21 +166,33 @@ func (r *Runner) journal(ctx context.Context, deployID string, e drover.JournalE
 	}
 }
 
+// noteEvents maps the core's note kinds to event kinds. Event kinds are a
+// versioned contract (drover.EventSchema); a note kind the runner does not
+// know becomes a notice instead of leaking into the JSON as a kind no
+// consumer was told about.
+var noteEvents = map[string]string{
+	rollout.NoteStageStart:     drover.EventStageStart,
+	rollout.NoteStageDone:      drover.EventStageDone,
+	rollout.NoteGroupStart:     drover.EventGroupStart,
+	rollout.NoteGroupDone:      drover.EventGroupDone,
+	rollout.NoteHostDone:       drover.EventHostDone,
+	rollout.NoteHostFailed:     drover.EventHostFailed,
+	rollout.NoteHostRestored:   drover.EventHostRestored,
+	rollout.NoteHostStuck:      drover.EventHostStuck,
+	rollout.NoteHalt:           drover.EventHalt,
+	rollout.NoteAbort:          drover.EventAbort,
+	rollout.NoteRollbackStart:  drover.EventRollback,
+	rollout.NoteHostRolledBack: drover.EventHostRolledBack,
+	rollout.NoteVerdict:        drover.EventVerdict,
+	rollout.NoteGateStart:      drover.EventGateStart,
+	rollout.NoteGateDone:       drover.EventGateDone,
+	rollout.NoteGateFailed:     drover.EventGateFailed,
+}
+
 func (r *Runner) emitNote(deployID string, n rollout.Note) {
-	kind := n.Kind
-	switch kind {
-	case "group_start":
-		kind = drover.EventGroupStart
-	case "group_done":
-		kind = drover.EventGroupDone
-	case "host_failed":
-		kind = drover.EventHostFailed
-	case "halt":
-		kind = drover.EventHalt
-	case "rollback_start":
-		kind = drover.EventRollback
-	case "verdict":
-		kind = drover.EventVerdict
+	kind, ok := noteEvents[n.Kind]
+	if !ok {
+		kind = drover.EventNotice
 	}
 	r.emit(drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Message: n.Message})
 }
@@ -144,4 +215,24 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// outputTail is what the journal keeps as a failed step's output: the
+// reason carries the hook's or check's own words (rollout.Result has no
+// separate output), cut to drover.MaxOutputTail at a UTF-8 boundary.
+func outputTail(res rollout.Result) string {
+	if res.Outcome == rollout.OK {
+		return ""
+	}
+	s := res.Reason
+	if len(s) <= drover.MaxOutputTail {
+		return s
+	}
+	s = s[len(s)-drover.MaxOutputTail:]
+	for i := 0; i < len(s) && i < 4; i++ {
+		if s[i]&0xc0 != 0x80 {
+			return s[i:]
+		}
+	}
+	return s
 }

@@ -60,9 +60,11 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "journal: " + err.Error()}
 	}
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %d hosts to restore", kind, r.Spec.Service, len(to)),
+		Operation: kind, Groups: eventGroups(plan)})
 	x := newExecutor(r, cs, nil, id, to)
-	r.drive(ctx, id, m, x.run, x.timeout)
-	return r.finish(ctx, id, kind, m.Outcome(), start)
+	err = r.drive(ctx, id, m, x.run, x.timeout)
+	return r.finish(ctx, id, kind, report(m, err), start)
 }
 
 // recoverUnfinished finds deploys of this spec that began and never
@@ -127,6 +129,9 @@ type RollbackOptions struct {
 func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, error) {
 	targets, err := SelectHosts(r.Spec, o.Limit)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.checkRotation(); err != nil {
 		return nil, err
 	}
 	id := r.newID() + "-rollback"
@@ -208,7 +213,7 @@ func (r *Runner) rollbackTarget(ctx context.Context, cs *conns, host string, st 
 			}
 		}
 		if target == "" {
-			return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "release %s was never deployed here", to)
+			return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "release %s was never deployed here", to).WithHint("`drover status` lists each host's releases; pass one of them to --to")
 		}
 	}
 	if target == "" {
@@ -251,6 +256,9 @@ func sortedKeys(m map[string]bool) []string {
 
 // Resume recovers interrupted deploys without deploying anything.
 func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
+	if err := r.checkRotation(); err != nil {
+		return nil, err
+	}
 	id := r.newID() + "-resume"
 	lock, err := r.lock(ctx, id)
 	if err != nil {

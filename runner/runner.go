@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/user"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"drover"
@@ -33,6 +34,31 @@ type Runner struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// NewID returns a deploy id; nil means a time-based id.
 	NewID func() string
+	// Rotation takes hosts out of and back into rotation (package
+	// rotation: command hooks, HAProxy). nil runs the spec's depool,
+	// wait_idle and repool hooks, and refuses a spec with a native
+	// balancer (rotation.haproxy) rather than restart hosts it still
+	// sends traffic to.
+	Rotation drover.Rotation
+	// Confirm asks a person a yes/no question (a group with confirm:
+	// true, before the deploy moves past it). It must honour ctx and
+	// never wait without a terminal; nil fails every confirmation, which
+	// halts the deploy and rolls it back.
+	Confirm func(ctx context.Context, question string) (bool, error)
+	// GateSources add gates after groups (smoke tests, invariants, bake
+	// times, approvals); see gates.go.
+	GateSources []GateSource
+	// Analyzer evaluates drover.yaml's metric analyses (check/prometheus);
+	// nil fails every group that has one. See analysis.go.
+	Analyzer drover.Analyzer
+	// Approvals records approval requests and decisions shared with other
+	// drover processes (approve: manual, drover approve/abort); nil fails
+	// every approval gate and watches for no abort. See approve.go.
+	Approvals drover.Approvals
+	// AskApproval asks a person at a terminal to approve a group; it must
+	// honour ctx (another process may answer first) and return
+	// ErrNoTerminal when there is no one to ask. nil asks no one.
+	AskApproval func(ctx context.Context, question string) (bool, error)
 }
 
 func (r *Runner) now() time.Time {
@@ -71,8 +97,18 @@ func (r *Runner) newID() string {
 	if r.NewID != nil {
 		return r.NewID()
 	}
-	return fmt.Sprintf("d-%s-%04x", r.now().UTC().Format("20060102T150405"), os.Getpid()&0xffff)
+	id := fmt.Sprintf("d-%s-%04x", r.now().UTC().Format("20060102T150405"), os.Getpid()&0xffff)
+	// The time and pid alone repeat within one process in one second: a
+	// deploy that recovers two interrupted ones names two recoveries at
+	// once, and the Store refuses the second Begin of an id.
+	if n := idSeq.Add(1); n > 1 {
+		id += fmt.Sprintf("-%d", n)
+	}
+	return id
 }
+
+// idSeq counts the ids newID made in this process.
+var idSeq atomic.Int64
 
 // Key is the lock and history key of a spec: the service, and the
 // environment when one was chosen, so staging and production deploys of one

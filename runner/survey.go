@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -65,6 +66,8 @@ type HostStatus struct {
 	Previous   string    `json:"previous"`
 	DeployedAt time.Time `json:"deployed_at"`
 	DeployID   string    `json:"deploy_id,omitempty"`
+	// ConfigHash is the hash of the host's rendered config files.
+	ConfigHash string `json:"config_hash,omitempty"`
 }
 
 // Status reads every host's state.json.
@@ -78,11 +81,33 @@ func (r *Runner) Status(ctx context.Context) (*FleetStatus, error) {
 		v := views[h.Name]
 		hs := HostStatus{Name: h.Name, Address: h.Address, Group: h.Group, Reachable: v.Err == nil,
 			Release: v.State.Current, Version: v.State.Version, Previous: v.State.Previous,
-			DeployedAt: v.State.DeployedAt, DeployID: v.State.DeployID}
+			DeployedAt: v.State.DeployedAt, DeployID: v.State.DeployID, ConfigHash: v.State.ConfigHash}
 		if v.Err != nil {
 			hs.Error = v.Err.Error()
 		}
 		st.Hosts = append(st.Hosts, hs)
 	}
 	return st, nil
+}
+
+// refusedHosts returns the errors of every host the survey refused for a
+// reason a person must settle (its SSH host key is unknown or changed, it
+// needs a drover built for its architecture), joined so each is printed
+// with its own hint, and nil when there is none. Their code is EINVALID
+// (exit 2). Such a host refuses the whole deploy before anything is
+// staged: rolling out around a host that may be an impostor would bury the
+// warning under a deploy's output, and the fix is the operator's.
+func refusedHosts(views map[string]*hostView) error {
+	var names []string
+	for name, v := range views {
+		if drover.ErrorCode(v.Err) == drover.EINVALID {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, views[n].Err)
+	}
+	return errors.Join(errs...)
 }

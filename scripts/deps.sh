@@ -11,10 +11,18 @@ declare -A pkgs=(
   [nohup]=coreutils
   [git]=git             # release builds record the source revision
   [tar]=tar
+  [tmux]=tmux           # the terminal tests run drover under a pseudo-terminal
+  [/usr/sbin/sshd]=openssh-server   # transport/ssh end-to-end tests start real sshd instances
+  [ssh-keygen]=openssh-client
+  [/usr/sbin/haproxy]=haproxy     # rotation end-to-end tests put a real HAProxy in front of the fleet
+  [prometheus]=prometheus         # canary analysis end-to-end tests scrape the fleet with a real Prometheus
 )
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")
 done
+# Cobra's bash completion script needs bash-completion's helpers; the
+# completion tests load it the way a user's shell does.
+[ -e /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
 
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}"

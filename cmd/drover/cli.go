@@ -13,8 +13,8 @@ import (
 
 	"drover"
 	"drover/config"
+	"drover/rotation"
 	"drover/runner"
-	"drover/store/file"
 	"drover/transport/local"
 )
 
@@ -27,6 +27,9 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	code           int
+	out            outputFlags
+	// logFile is --log-file: the structured event log.
+	logFile string
 }
 
 // exit records an exit code for a command that finished without an error
@@ -60,10 +63,8 @@ func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 func (a *app) printError(err error) {
-	fmt.Fprintf(a.stderr, "drover: %v\n", err)
-	if hint := drover.ErrorHint(err); hint != "" {
-		fmt.Fprintf(a.stderr, "  hint: %s\n", hint)
-	}
+	st, _ := a.style(a.stderr)
+	writeError(a.stderr, err, st)
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -90,7 +91,14 @@ the lock.`,
 	root.AddCommand(
 		a.deployCmd(), a.planCmd(), a.rollbackCmd(), a.resumeCmd(), a.statusCmd(),
 		a.historyCmd(), a.releaseCmd(), a.demoCmd(), a.versionCmd(), a.sampleServiceCmd(),
+		a.initCmd(), a.completionCmd(),
+		a.showCmd(), a.logCmd(), a.diffCmd(),
 	)
+	root.PersistentFlags().StringVar(&a.logFile, "log-file", "", `append every event as a JSON line to this file ("-": standard output), for log shippers; overrides log.file`)
+	a.addOutputFlags(root)
+	a.addFlagCompletions(root)
+	root.AddCommand(a.hostCmd())
+	root.AddCommand(a.approveCmd(), a.abortCmd())
 	return root
 }
 
@@ -106,11 +114,17 @@ func noArgs(c *cobra.Command, args []string) error {
 type specFlags struct {
 	config string
 	env    string
+	// transport ssh: a drover for hosts of another OS/arch, and trust on
+	// first use of unknown host keys.
+	hostBinary string
+	acceptNew  bool
 }
 
 func (f *specFlags) add(c *cobra.Command) {
 	c.Flags().StringVarP(&f.config, "config", "c", "drover.yaml", "the config file")
 	c.Flags().StringVar(&f.env, "env", "", "the environment overlay to apply (environments: in drover.yaml)")
+	c.Flags().StringVar(&f.hostBinary, "host-binary", "", "transport ssh: a drover binary built for hosts whose OS/arch differ from this machine's")
+	c.Flags().BoolVar(&f.acceptNew, "ssh-accept-new", false, "transport ssh: record the key of a host missing from known_hosts instead of refusing it (a changed key is still refused)")
 }
 
 // env holds what a command needs to act on a fleet.
@@ -118,6 +132,10 @@ type env struct {
 	spec   *drover.Spec
 	store  drover.Store
 	runner *runner.Runner
+	// closeTransport closes the transport's connections; nil for none.
+	closeTransport func() error
+	// closeObserve flushes the event log and the webhooks.
+	closeObserve func()
 }
 
 func (a *app) open(f specFlags, sink drover.EventSink) (*env, error) {
@@ -129,22 +147,44 @@ func (a *app) open(f specFlags, sink drover.EventSink) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := file.Open(dir)
+	st, err := openStore(spec, dir)
 	if err != nil {
 		return nil, err
 	}
 	var tr drover.Transport
+	var closeTransport func() error
 	switch spec.Transport {
 	case "local":
 		tr = newLocalTransport()
+	case "ssh":
+		ssht := newSSHTransport(spec, f, a.stderr)
+		tr, closeTransport = ssht, ssht.Close
 	default:
 		st.Close()
 		return nil, drover.Errorf(drover.EINVALID, "transport %q is not available in this build", spec.Transport).At(spec.Source).WithHint("use transport: local")
 	}
-	return &env{spec: spec, store: st, runner: &runner.Runner{Spec: spec, Transport: tr, Store: st, Events: sink}}, nil
+	sink, closeObserve, err := a.observe(spec, sink)
+	if err != nil {
+		if closeTransport != nil {
+			closeTransport()
+		}
+		st.Close()
+		return nil, err
+	}
+	rn := &runner.Runner{Spec: spec, Transport: tr, Store: st, Events: sink, Rotation: rotation.New(spec)}
+	a.wireCanary(rn, st)
+	return &env{spec: spec, store: st, runner: rn, closeTransport: closeTransport, closeObserve: closeObserve}, nil
 }
 
-func (e *env) close() { e.store.Close() }
+func (e *env) close() {
+	if e.closeObserve != nil {
+		e.closeObserve()
+	}
+	if e.closeTransport != nil {
+		e.closeTransport()
+	}
+	e.store.Close()
+}
 
 // stateDir is where the lock, journal and history live: the spec's
 // state_dir, else $DROVER_STATE_DIR, else the user's state directory.
@@ -171,9 +211,10 @@ func newLocalTransport() drover.Transport {
 
 func (a *app) versionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print drover's version",
-		Args:  noArgs,
+		Use:     "version",
+		Short:   "Print drover's version",
+		Example: `  drover version`,
+		Args:    noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			fmt.Fprintf(a.stdout, "drover %s\n", Version)
 			return nil

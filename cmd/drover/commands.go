@@ -17,11 +17,12 @@ import (
 
 func (a *app) planCmd() *cobra.Command {
 	var f deployFlags
-	var asJSON bool
+	var asJSON, showDiff bool
 	c := &cobra.Command{
 		Use:   "plan --release SRC",
 		Short: "Show what a deploy would change per host, with config diffs; changes nothing",
 		Example: `  drover plan --release ./build --version 1.4.2
+  drover plan --release ./build --version 1.4.2 --diff
   drover plan --release hello.tar.gz --json`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -44,16 +45,20 @@ func (a *app) planCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			printPlan(a, res)
+			printPlan(a, res, showDiff)
 			return nil
 		},
 	}
 	f.add(c, false)
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	c.Flags().BoolVar(&showDiff, "diff", false, "show unified diffs of each host's rendered config against what is live")
 	return c
 }
 
-func printPlan(a *app, res *runner.PlanResult) {
+// printPlan prints a plan for people. Config diffs are shown with --diff;
+// without it each host says how many of its config files change, so a
+// plan of a hundred hosts stays readable and still shows which change.
+func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 	counts := map[string]int{}
 	fmt.Fprintf(a.stdout, "plan: %s %s (%s)\n", res.Service, res.Version, res.Release)
 	for _, g := range res.Groups {
@@ -71,6 +76,10 @@ func printPlan(a *app, res *runner.PlanResult) {
 				fmt.Fprintf(a.stdout, "  = %-10s already on %s\n", h.Name, res.Release)
 			default:
 				fmt.Fprintf(a.stdout, "  ! %-10s unreachable: %s\n", h.Name, h.Error)
+			}
+			if !showDiff && len(h.Diffs) > 0 {
+				fmt.Fprintf(a.stdout, "      %s changed (--diff shows how)\n", plural(len(h.Diffs), "config file"))
+				continue
 			}
 			for _, d := range h.Diffs {
 				for _, line := range strings.Split(strings.TrimRight(d.Diff, "\n"), "\n") {
@@ -98,10 +107,11 @@ in reverse order, a batch at a time.`,
   drover rollback --to v1.4.1-3f2a9c0d1e2b --limit 'web*'`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			p, err := newPrinter(a.stdout, output)
+			p, err := a.newPrinter(output)
 			if err != nil {
 				return err
 			}
+			defer p.close()
 			e, err := a.open(f, p)
 			if err != nil {
 				return err
@@ -153,17 +163,31 @@ func (a *app) confirm(yes bool, question string) error {
 
 func (a *app) statusCmd() *cobra.Command {
 	var f specFlags
-	var asJSON bool
+	var asJSON, stragglers bool
+	var since, want string
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Show each host's current and previous release",
-		Args:  noArgs,
+		Example: `  drover status
+  drover status -c prod.yaml --env eu
+  drover status --json | jq '.hosts[] | select(.reachable | not) | .name'`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			sinceT, err := parseSince(since, time.Now())
+			if err != nil {
+				return err
+			}
+			if (since != "" || want != "") && !stragglers {
+				return &usageError{fmt.Errorf("--since and --release go with --stragglers")}
+			}
 			e, err := a.open(f, nil)
 			if err != nil {
 				return err
 			}
 			defer e.close()
+			if stragglers {
+				return a.stragglers(c.Context(), e, sinceT, want, asJSON)
+			}
 			st, err := e.runner.Status(c.Context())
 			if err != nil {
 				return err
@@ -201,6 +225,9 @@ func (a *app) statusCmd() *cobra.Command {
 	}
 	f.add(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&stragglers, "stragglers", false, "list only hosts not on the desired release (the last successful deploy's) or, with --since, not deployed since then")
+	c.Flags().StringVar(&since, "since", "", "with --stragglers: also list hosts not deployed since a date, a time or an age (7d)")
+	c.Flags().StringVar(&want, "release", "", "with --stragglers: the desired release ID, instead of the last successful deploy's")
 	return c
 }
 
@@ -211,55 +238,9 @@ func dash(s string) string {
 	return s
 }
 
-func (a *app) historyCmd() *cobra.Command {
-	var f specFlags
-	var asJSON bool
-	var limit int
-	c := &cobra.Command{
-		Use:   "history",
-		Short: "List past deploys, rollbacks and recoveries, newest first",
-		Args:  noArgs,
-		RunE: func(c *cobra.Command, args []string) error {
-			e, err := a.open(f, nil)
-			if err != nil {
-				return err
-			}
-			defer e.close()
-			recs, err := e.store.History(c.Context(), runner.Key(e.spec), limit)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(a.stdout)
-				enc.SetIndent("", "  ")
-				if recs == nil {
-					recs = []drover.DeployRecord{}
-				}
-				return enc.Encode(recs)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tOUTCOME\tSTARTED\tTOOK\tBY\tSUMMARY")
-			for _, r := range recs {
-				took := ""
-				outcome := r.Outcome
-				if r.Finished.IsZero() {
-					outcome = "running or interrupted"
-				} else {
-					took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, dash(r.Version), outcome, r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, r.Summary)
-			}
-			return tw.Flush()
-		},
-	}
-	f.add(c)
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	c.Flags().IntVarP(&limit, "number", "n", 20, "how many (0 = all)")
-	return c
-}
-
 func (a *app) releaseCmd() *cobra.Command {
-	c := &cobra.Command{Use: "release", Short: "Build and inspect release bundles"}
+	c := &cobra.Command{Use: "release", Short: "Build and inspect release bundles",
+		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`}
 	var version, out, service string
 	build := &cobra.Command{
 		Use:     "build SRC --version V -o OUT.tar.gz",

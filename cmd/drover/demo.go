@@ -27,6 +27,8 @@ service on a loopback port. It deploys v1, rolls v2 through the canary and
 batches, then rolls a broken v3 whose health check fails on the canary, so
 drover halts and rolls it back. It needs only this binary; it stops its
 processes and cleans up, and exits 0 when all three went as expected.`,
+		Example: `  drover demo
+  drover demo --hosts 20 --keep`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			ok, err := a.demo(c.Context(), hosts, keep)

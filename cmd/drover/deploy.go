@@ -67,20 +67,28 @@ func (a *app) deployCmd() *cobra.Command {
   drover deploy --release hello.tar.gz --output json | jq .`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			p, err := newPrinter(a.stdout, f.output)
+			p, err := a.newPrinter(f.output)
 			if err != nil {
 				return err
 			}
+			defer p.close()
 			e, err := a.open(f.specFlags, p)
 			if err != nil {
 				return err
 			}
 			defer e.close()
+			if err := a.checkConfirm(e.spec, f.limit, f.yes); err != nil {
+				return err
+			}
+			e.runner.Confirm = a.confirmer(c.Context(), f.yes, p)
 			rel, cleanup, err := resolveRelease(c.Context(), &f, e)
 			if err != nil {
 				return err
 			}
 			defer cleanup()
+			if !f.yes {
+				f.message = a.deployMessage(f.message, e.spec)
+			}
 			out, err := e.runner.Deploy(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force, Message: f.message})
 			if err != nil {
 				return err
@@ -101,6 +109,7 @@ func (a *app) deployCmd() *cobra.Command {
 
 func (a *app) resumeCmd() *cobra.Command {
 	var f specFlags
+	var output string
 	c := &cobra.Command{
 		Use:   "resume",
 		Short: "Finish a deploy that was interrupted (killed, crashed) by rolling back what it touched",
@@ -109,9 +118,15 @@ killed — and takes every host they touched back to its recorded pre-deploy
 release, config included, and back into rotation. drover deploy does the same
 before its own work, so resume is for when you want the fleet restored
 without deploying again.`,
+		Example: `  drover resume
+  drover resume -c prod.yaml --env eu --output json`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			p, _ := newPrinter(a.stdout, "text")
+			p, err := a.newPrinter(output)
+			if err != nil {
+				return err
+			}
+			defer p.close()
 			e, err := a.open(f, p)
 			if err != nil {
 				return err
@@ -122,7 +137,12 @@ without deploying again.`,
 				return err
 			}
 			if len(outs) == 0 {
-				fmt.Fprintln(a.stdout, "nothing to resume: no interrupted deploy")
+				// NDJSON on stdout stays parseable: an empty stream.
+				w := a.stdout
+				if output == "json" {
+					w = a.stderr
+				}
+				fmt.Fprintln(w, "nothing to resume: no interrupted deploy")
 				return nil
 			}
 			code := drover.ExitOK
@@ -137,5 +157,6 @@ without deploying again.`,
 		},
 	}
 	f.add(c)
+	c.Flags().StringVar(&output, "output", "text", "text or json (NDJSON events)")
 	return c
 }

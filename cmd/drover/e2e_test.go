@@ -388,7 +388,7 @@ func TestE2EPlanChangesNothing(t *testing.T) {
 	v2 := writeRelease(t, f, "2.0.0", true)
 	hosts := hostsDigest(t, f)
 	state := treeDigest(t, filepath.Join(f.Dir, "state"))
-	r := runDrover(t, "plan", "-c", f.Config, "--release", v2)
+	r := runDrover(t, "plan", "-c", f.Config, "--release", v2, "--diff")
 	mustExit(t, r, 0)
 	if d := diffDigests(hosts, hostsDigest(t, f)); len(d) > 0 {
 		t.Fatalf("plan changed hosts:\n%s", strings.Join(d, "\n"))

@@ -2,36 +2,164 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"drover"
 	"drover/rollout"
 	"drover/runner"
 )
 
+// eventOutput is where a deploy, rollback or resume reports: the events
+// as they happen, then the verdict. close stops anything the output runs
+// in the background; it is safe to call more than once.
+type eventOutput interface {
+	drover.EventSink
+	verdict(out *runner.Outcome)
+	close()
+}
+
+// Global output flags, on every command.
+type outputFlags struct {
+	noProgress bool
+	color      string
+}
+
+// addOutputFlags adds --no-progress and --color to the root command.
+func (a *app) addOutputFlags(root *cobra.Command) {
+	root.PersistentFlags().BoolVar(&a.out.noProgress, "no-progress", false, "print a line per event instead of the live progress view")
+	root.PersistentFlags().StringVar(&a.out.color, "color", "auto", "auto, always or never; auto colors a terminal unless NO_COLOR is set")
+}
+
+// newPrinter picks the output for --output format: NDJSON events for
+// programs; for people, the live progress view on a terminal, else (a pipe,
+// a CI log, --no-progress) a line per event that reads well in a file.
+func (a *app) newPrinter(format string) (eventOutput, error) {
+	st, err := a.style(a.stdout)
+	if err != nil {
+		return nil, err
+	}
+	switch format {
+	case "", "text":
+		if !a.out.noProgress && termFd(a.stdout) >= 0 && os.Getenv("TERM") != "dumb" {
+			return newLiveView(a.stdout, termFd(a.stdout), st), nil
+		}
+		return &printer{w: a.stdout, style: st}, nil
+	case "json":
+		return &printer{w: a.stdout, json: true}, nil
+	}
+	return nil, &usageError{fmt.Errorf("--output %q: want text or json", format)}
+}
+
+// termFd is w's file descriptor when w is a terminal, else -1.
+func termFd(w any) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return -1
+	}
+	return int(f.Fd())
+}
+
+// style returns the colors for w under --color and NO_COLOR.
+func (a *app) style(w io.Writer) (style, error) {
+	on, err := colorEnabled(a.out.color, termFd(w) >= 0, os.Getenv("NO_COLOR"), os.Getenv("TERM"))
+	return style{color: on, unicode: utf8Locale()}, err
+}
+
+// colorEnabled decides colors: never and always are what they say; auto
+// colors a terminal unless NO_COLOR is set to anything (no-color.org) or
+// TERM is dumb. Colors in a pipe end up as escape codes in CI logs.
+func colorEnabled(mode string, tty bool, noColor, termName string) (bool, error) {
+	switch mode {
+	case "never":
+		return false, nil
+	case "always":
+		return true, nil
+	case "", "auto":
+		return tty && noColor == "" && termName != "dumb", nil
+	}
+	return false, &usageError{fmt.Errorf("--color %q: want auto, always or never", mode)}
+}
+
+// utf8Locale reports whether the locale promises UTF-8, so the progress
+// bar may use block characters; elsewhere it uses ASCII.
+func utf8Locale() bool {
+	for _, k := range []string{"LC_ALL", "LC_CTYPE", "LANG"} {
+		if v := os.Getenv(k); v != "" {
+			v = strings.ToLower(v)
+			return strings.Contains(v, "utf-8") || strings.Contains(v, "utf8")
+		}
+	}
+	return false
+}
+
+const ansiReset = "\x1b[0m"
+
+// style colors text for a terminal, or leaves it alone.
+type style struct {
+	color   bool
+	unicode bool
+}
+
+func (s style) wrap(code, t string) string {
+	if !s.color || t == "" {
+		return t
+	}
+	return "\x1b[" + code + "m" + t + ansiReset
+}
+
+func (s style) bold(t string) string   { return s.wrap("1", t) }
+func (s style) dim(t string) string    { return s.wrap("2", t) }
+func (s style) red(t string) string    { return s.wrap("31", t) }
+func (s style) green(t string) string  { return s.wrap("32", t) }
+func (s style) yellow(t string) string { return s.wrap("33", t) }
+
+// cross marks a failure.
+func (s style) cross() string {
+	if s.unicode {
+		return "✗"
+	}
+	return "x"
+}
+
+// bar draws frac (0..1) of width cells, red when the group has failures.
+func (s style) bar(frac float64, width int, failing bool) string {
+	frac = min(max(frac, 0), 1)
+	n := int(frac*float64(width) + 0.5)
+	full, empty := "#", "."
+	if s.unicode {
+		full, empty = "█", "░"
+	}
+	done := strings.Repeat(full, n)
+	if failing {
+		done = s.red(done)
+	} else {
+		done = s.green(done)
+	}
+	return "[" + done + s.dim(strings.Repeat(empty, width-n)) + "]"
+}
+
 // printer turns deploy events into output: a line per host step that a
-// person can follow live, or NDJSON events for programs (--output json).
+// person can follow live in a log, or NDJSON events for programs
+// (--output json).
 type printer struct {
 	mu    sync.Mutex
 	w     io.Writer
 	json  bool
+	style style
 	start time.Time
 }
 
-func newPrinter(w io.Writer, format string) (*printer, error) {
-	switch format {
-	case "", "text":
-		return &printer{w: w}, nil
-	case "json":
-		return &printer{w: w, json: true}, nil
-	}
-	return nil, &usageError{fmt.Errorf("--output %q: want text or json", format)}
-}
+func (p *printer) close() {}
 
 // Emit implements drover.EventSink.
 func (p *printer) Emit(e drover.Event) {
@@ -45,22 +173,26 @@ func (p *printer) Emit(e drover.Event) {
 	if p.start.IsZero() {
 		p.start = e.Time
 	}
-	ts := e.Time.Format("15:04:05")
+	s := p.style
+	ts := s.dim(e.Time.Format("15:04:05"))
 	switch e.Kind {
 	case drover.EventDeployStart:
-		fmt.Fprintf(p.w, "%s %s  [%s]\n", ts, e.Message, e.Deploy)
+		fmt.Fprintf(p.w, "%s %s  [%s]\n", ts, s.bold(e.Message), e.Deploy)
+		for _, g := range e.Groups {
+			fmt.Fprintf(p.w, "%s    group %s: %d hosts, batch %d, failure limit %d\n", ts, g.Name, len(g.Hosts), g.Batch, g.FailureLimit)
+		}
 	case drover.EventStepStart:
 		// Starts are implied by their results; printing both doubles the
 		// output without telling a person more.
 	case drover.EventStepDone:
-		mark := "ok"
+		mark := s.green("ok")
 		switch e.Outcome {
 		case string(rollout.Failed):
-			mark = "FAILED"
+			mark = s.red("FAILED")
 		case string(rollout.Unreachable):
-			mark = "UNREACHABLE"
+			mark = s.red("UNREACHABLE")
 		}
-		line := fmt.Sprintf("%s   %-8s %-9s %s (%s)", ts, e.Host, e.Step, mark, e.Elapsed.Round(time.Millisecond))
+		line := fmt.Sprintf("%s   %-8s %-9s %s (%s)", ts, e.Host, stepLabel(e), mark, e.Elapsed.Round(time.Millisecond))
 		if e.Message != "" {
 			line += ": " + e.Message
 		}
@@ -70,11 +202,11 @@ func (p *printer) Emit(e drover.Event) {
 	case drover.EventGroupDone:
 		fmt.Fprintf(p.w, "%s == group %s done: %s\n", ts, e.Group, e.Message)
 	case drover.EventHostFailed:
-		fmt.Fprintf(p.w, "%s !! %s failed: %s\n", ts, e.Host, e.Message)
+		fmt.Fprintf(p.w, "%s %s %s failed: %s\n", ts, s.red("!!"), e.Host, e.Message)
 	case drover.EventHalt:
-		fmt.Fprintf(p.w, "%s !! HALT: %s\n", ts, e.Message)
+		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.red("!! HALT:"), e.Message)
 	case drover.EventRollback:
-		fmt.Fprintf(p.w, "%s << rollback: %s\n", ts, e.Message)
+		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.yellow("<< rollback:"), e.Message)
 	case drover.EventVerdict:
 		// The command prints the verdict with the host list at the end.
 	default:
@@ -92,7 +224,13 @@ func (p *printer) Emit(e drover.Event) {
 func (p *printer) verdict(out *runner.Outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.json {
+	writeVerdict(p.w, p.json, p.style, out)
+}
+
+// writeVerdict prints the verdict: a "result" JSON line, or the summary,
+// the hosts that need attention and the exit code in words.
+func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
+	if asJSON {
 		type host struct {
 			Name   string `json:"name"`
 			Group  string `json:"group"`
@@ -113,10 +251,16 @@ func (p *printer) verdict(out *runner.Outcome) {
 			v.Hosts = append(v.Hosts, host{h.Name, h.Group, string(h.Status), h.Reason})
 		}
 		b, _ := json.Marshal(v)
-		p.w.Write(append(b, '\n'))
+		w.Write(append(b, '\n'))
 		return
 	}
-	fmt.Fprintf(p.w, "\n%s\n", out.Summary)
+	summary := out.Summary
+	if out.ExitCode == drover.ExitOK {
+		summary = s.green(summary)
+	} else {
+		summary = s.red(summary)
+	}
+	fmt.Fprintf(w, "\n%s\n", summary)
 	var attention []rollout.HostReport
 	for _, h := range out.Report.Hosts {
 		switch h.Status {
@@ -126,17 +270,17 @@ func (p *printer) verdict(out *runner.Outcome) {
 	}
 	sort.Slice(attention, func(i, j int) bool { return attention[i].Name < attention[j].Name })
 	if len(attention) > 0 {
-		fmt.Fprintln(p.w, "hosts:")
+		fmt.Fprintln(w, "hosts:")
 		for _, h := range attention {
 			what := map[rollout.HostStatus]string{
 				rollout.HostFailed:      "failed, restored to its previous release",
 				rollout.HostUnreachable: "UNREACHABLE — needs a person",
 				rollout.HostStuck:       "could not be restored — needs a person",
 			}[h.Status]
-			fmt.Fprintf(p.w, "  %-10s %s: %s\n", h.Name, what, strings.TrimSpace(h.Reason))
+			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, what, strings.TrimSpace(h.Reason))
 		}
 	}
-	fmt.Fprintf(p.w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
+	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
 }
 
 func exitWords(code int) string {
@@ -149,6 +293,73 @@ func exitWords(code int) string {
 		return "needs a person: see the hosts above"
 	case drover.ExitPartial:
 		return "finished within the failure limit; the hosts above failed and were restored"
+	}
+	return ""
+}
+
+// writeError prints err for a person: what went wrong and where, then what
+// to try. A config file with several problems is reported a problem per
+// line, each with its own hint, so fixing one does not hide the next.
+func writeError(w io.Writer, err error, s style) {
+	leaves := errorLeaves(err)
+	if len(leaves) <= 1 {
+		fmt.Fprintf(w, "%s %v\n", s.red("drover:"), err)
+		if hint := errorHint(err); hint != "" {
+			fmt.Fprintf(w, "  %s %s\n", s.yellow("hint:"), hint)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s %d problems:\n", s.red("drover:"), len(leaves))
+	for _, e := range leaves {
+		fmt.Fprintf(w, "  %v\n", e)
+		if hint := errorHint(e); hint != "" {
+			fmt.Fprintf(w, "    %s %s\n", s.yellow("hint:"), hint)
+		}
+	}
+}
+
+// errorLeaves flattens errors.Join trees into their parts.
+func errorLeaves(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, errorLeaves(e)...)
+	}
+	return out
+}
+
+// stepLabel names an event's step for people: "restart", or "restart
+// (restoring)" on the way back to the previous release.
+func stepLabel(e drover.Event) string {
+	if e.Restoring && e.Step != string(rollout.StepRestore) {
+		return e.Step + " (restoring)"
+	}
+	return e.Step
+}
+
+// errorHint is the error's own hint or, for a domain error that has none,
+// the advice that goes with its code: no error leaves a person without
+// something to try.
+func errorHint(err error) string {
+	if h := drover.ErrorHint(err); h != "" {
+		return h
+	}
+	var e *drover.Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	switch e.Code {
+	case drover.EUNREACHABLE:
+		return "check that the host is up and reachable (`drover status` shows every host), or leave it out with --limit '!HOST'"
+	case drover.ETIMEOUT:
+		return "check the host named above; raise step_timeout (or the check's timeout) in the config if the step is just slow"
+	case drover.ELOCKED:
+		return "wait for the other deploy to finish; `drover history` shows it"
+	case drover.EINTERNAL:
+		return "a bug or a problem with this machine (disk, permissions): check the message; if it persists, report it with the command line"
 	}
 	return ""
 }

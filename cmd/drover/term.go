@@ -3,14 +3,14 @@ package main
 import (
 	"io"
 	"os"
+
+	"golang.org/x/term"
 )
 
-// isTerminal reports whether r is a terminal (a character device).
+// isTerminal reports whether r is a terminal. A character device is not
+// enough: /dev/null is one, and a command run with </dev/null (cron, CI)
+// must not wait for an answer nobody can type.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }

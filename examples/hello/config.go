@@ -31,6 +31,10 @@ type Config struct {
 	Message string
 	Health  string // HealthOK or HealthFail
 	Listen  string
+	// ErrorRate is the share of requests to / answered 500 (0 to 1):
+	// a release that is up and healthy but serves errors, for canary
+	// analysis to catch.
+	ErrorRate float64
 }
 
 // Addr is the host:port the service listens on.
@@ -105,10 +109,17 @@ func ParseConfig(r io.Reader, name string) (Config, error) {
 				continue
 			}
 			c.Listen = value
+		case "error_rate":
+			r, err := strconv.ParseFloat(value, 64)
+			if err != nil || r < 0 || r > 1 {
+				bad(n, "error_rate must be a number from 0 to 1, got %q", value)
+				continue
+			}
+			c.ErrorRate = r
 		case "":
 			bad(n, "missing key before =")
 		default:
-			bad(n, "unknown key %q (known: port, version, message, health, listen)", key)
+			bad(n, "unknown key %q (known: port, version, message, health, listen, error_rate)", key)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -2,6 +2,7 @@ package hello
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -106,8 +107,9 @@ func Serve(ctx context.Context, c Config, logw io.Writer) error {
 
 // ServeListener is Serve on a listener the caller opened (tests use :0).
 func ServeListener(ctx context.Context, c Config, ln net.Listener, logw io.Writer) error {
+	counter := &requestCounter{}
 	srv := &http.Server{
-		Handler:           Handler(c),
+		Handler:           handler(c, counter),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -129,16 +131,22 @@ func ServeListener(ctx context.Context, c Config, ln net.Listener, logw io.Write
 		srv.Close()
 	}
 	<-errc // http.ErrServerClosed
-	fmt.Fprintf(logw, "hello %s stopped\n", c.Version)
+	fmt.Fprintf(logw, "hello %s stopped: %s\n", c.Version, counter.summary())
 	return nil
 }
 
-// Handler serves the service's three endpoints:
+// Handler serves the service's endpoints:
 //
 //	GET /version  the version and a newline (what drover's checks compare)
 //	GET /health   200 "ok\n", or 500 "unhealthy\n" when health = fail
-//	GET /         the message and a newline
-func Handler(c Config) http.Handler {
+//	GET /         the message and a newline (or 500, for the share of
+//	              requests error_rate sets; see metrics.go)
+//	GET /metrics  Prometheus metrics of / (metrics.go)
+//	GET /stats    JSON: requests to / served by this process, and when
+//	              the first and last arrived (Stats)
+func Handler(c Config) http.Handler { return handler(c, &requestCounter{}) }
+
+func handler(c Config, counter *requestCounter) http.Handler {
 	mux := http.NewServeMux()
 	text := func(w http.ResponseWriter, status int, body string) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -158,8 +166,16 @@ func Handler(c Config) http.Handler {
 		}
 		text(w, http.StatusOK, "ok\n")
 	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+	m := newMetrics(c.Version, c.ErrorRate)
+	mux.HandleFunc("GET /{$}", m.instrument(func(w http.ResponseWriter, r *http.Request) {
+		counter.add(time.Now())
 		text(w, http.StatusOK, c.Message+"\n")
+	}))
+	mux.Handle("GET /metrics", m)
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(counter.stats(c.Version))
 	})
 	return mux
 }

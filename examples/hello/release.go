@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -51,6 +52,26 @@ func ReleaseFS() fs.FS {
 // into its config template: it starts and serves /version, but /health
 // answers 500 — the broken release drover must catch and roll back.
 func WriteRelease(dir, version string, healthy bool) error {
+	return WriteReleaseWith(dir, version, ReleaseOptions{Unhealthy: !healthy})
+}
+
+// ReleaseOptions say how a release written by WriteReleaseWith misbehaves.
+type ReleaseOptions struct {
+	// Unhealthy bakes `health = fail` into the config: /health answers
+	// 500 and the host's own checks fail.
+	Unhealthy bool
+	// ErrorRate bakes `error_rate = ...` into the config: the release is
+	// healthy by its checks but answers that share of requests to / with
+	// 500, which only metrics show (canary analysis).
+	ErrorRate float64
+}
+
+// WriteReleaseWith is WriteRelease with the ways a release can be broken.
+func WriteReleaseWith(dir, version string, o ReleaseOptions) error {
+	healthy := !o.Unhealthy
+	if o.ErrorRate < 0 || o.ErrorRate > 1 {
+		return fmt.Errorf("write release: error rate %v is not between 0 and 1", o.ErrorRate)
+	}
 	if version == "" || strings.ContainsAny(version, " \t\r\n") {
 		return fmt.Errorf("write release: version %q must be non-empty and without spaces", version)
 	}
@@ -74,6 +95,9 @@ func WriteRelease(dir, version string, healthy bool) error {
 				return fmt.Errorf("%s: expected exactly one %q line", p, healthyLine)
 			}
 			data = []byte(strings.Replace(string(data), healthyLine+"\n", unhealthyLine+"\n", 1))
+		}
+		if p == ConfigTemplate && o.ErrorRate > 0 {
+			data = append(data, fmt.Sprintf("error_rate = %s\n", strconv.FormatFloat(o.ErrorRate, 'g', -1, 64))...)
 		}
 		mode := os.FileMode(0o644)
 		if path.Dir(p) == "bin" {

@@ -71,6 +71,10 @@ type Options struct {
 	StateDir string
 	// ExtraYAML is appended to drover.yaml, for tests that add keys.
 	ExtraYAML string
+	// ExtraHooks are more entries of the hooks block (depool, repool,
+	// before_promote, ...), one "key: value" per line; the block itself
+	// is written here, so ExtraYAML cannot add to it.
+	ExtraHooks string
 }
 
 // HostInfo is one host of a fleet.
@@ -217,6 +221,11 @@ func (f *Fleet) yaml(o Options) string {
 	w("hooks:\n")
 	w("  restart: %s\n", q("bin/restart {{.Root}}"))
 	w("  stop: %s\n", q("bin/stop {{.Root}}"))
+	for _, l := range strings.Split(strings.TrimSpace(o.ExtraHooks), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			w("  %s\n", l)
+		}
+	}
 	w("checks:\n")
 	// Each check is retried until its timeout, so 10s is how long a
 	// starting service may take, and 200ms keeps the demo brisk.

@@ -219,8 +219,10 @@ func Entries(n int) []drover.JournalEntry {
 		e := drover.JournalEntry{At: base.Add(time.Duration(i) * time.Second), Host: fmt.Sprintf("h%02d", i/4), Step: fmt.Sprintf("step-%d", i/2), Phase: "start", Slot: "v2-0123456789ab"}
 		if i%2 == 1 {
 			e.Phase, e.Outcome = "done", "ok"
+			e.Elapsed = time.Duration(i) * 150 * time.Millisecond
 			if i%3 == 0 {
 				e.Outcome, e.Reason = "failed", "tcp 127.0.0.1:18001: connection refused"
+				e.Output = "restart: starting hello\nlisten tcp 127.0.0.1:18001: bind: address already in use\n"
 			}
 		}
 		out[i] = e
