@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmark: drover deploying over real OpenSSH to 20 sshd hosts on this
+# machine in batches of 5. Prints wall times and the per-host overhead of
+# SSH over transport local. Needs /usr/sbin/sshd (scripts/deps.sh installs
+# it). Usage: bench/ssh-deploy.sh [-hosts N] [-batch N] [-keep]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh >/dev/null
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/drover" ./cmd/drover
+# The local fleet's release scripts run `drover sample-service` from PATH.
+PATH="$tmp:$PATH" go run ./bench/sshdeploy -drover "$tmp/drover" -hosts 20 -batch 5 "$@"

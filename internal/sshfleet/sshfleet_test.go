@@ -1,0 +1,129 @@
+package sshfleet
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"drover"
+	"drover/config"
+	sshtransport "drover/transport/ssh"
+)
+
+func newFleet(t *testing.T, n int) *Fleet {
+	t.Helper()
+	f, err := New(Options{Dir: t.TempDir(), Hosts: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	return f
+}
+
+// state reads host's state.json over real SSH, through drover.yaml as
+// drover itself reads it.
+func state(t *testing.T, f *Fleet, name string) error {
+	t.Helper()
+	spec, err := config.Load(f.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok := spec.Host(name)
+	if !ok {
+		t.Fatalf("no host %s in %s", name, f.Config)
+	}
+	tr := &sshtransport.Transport{Config: spec.SSH, AgentSocket: "/nonexistent"}
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := tr.Open(ctx, h)
+	if err != nil {
+		return err
+	}
+	_, err = c.State(ctx)
+	return err
+}
+
+func TestFleetOverRealSSH(t *testing.T) {
+	f := newFleet(t, 3)
+	for _, h := range f.Hosts {
+		if err := state(t, f, h.Name); err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		if fi, err := os.Stat(h.Root); err != nil || !fi.IsDir() {
+			t.Fatalf("deploy root of %s: %v", h.Name, err)
+		}
+	}
+
+	// Down: unreachable, by name; Up: back on the same port.
+	if err := f.Down("h02"); err != nil {
+		t.Fatal(err)
+	}
+	err := state(t, f, "h02")
+	if drover.ErrorCode(err) != drover.EUNREACHABLE || !strings.Contains(err.Error(), "host h02") {
+		t.Fatalf("h02 down: %v", err)
+	}
+	if err := f.Up("h02"); err != nil {
+		t.Fatal(err)
+	}
+	if err := state(t, f, "h02"); err != nil {
+		t.Fatalf("h02 back up: %v", err)
+	}
+
+	// A new host key is a mismatch; a forgotten one is unknown.
+	if err := f.ChangeHostKey("h01"); err != nil {
+		t.Fatal(err)
+	}
+	if err := state(t, f, "h01"); drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "HOST KEY MISMATCH") {
+		t.Fatalf("h01 with a new key: %v", err)
+	}
+	if err := f.ForgetHostKey("h03"); err != nil {
+		t.Fatal(err)
+	}
+	if err := state(t, f, "h03"); drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "is not in") {
+		t.Fatalf("h03 forgotten: %v", err)
+	}
+	if err := f.WriteKnownHosts(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"h01", "h03"} {
+		if err := state(t, f, n); err != nil {
+			t.Fatalf("%s after WriteKnownHosts: %v", n, err)
+		}
+	}
+}
+
+// Down must take the connections with it: a connection made before is
+// gone too, as when a machine dies.
+func TestDownKillsConnections(t *testing.T) {
+	f := newFleet(t, 2)
+	spec, err := config.Load(f.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &sshtransport.Transport{Config: spec.SSH, AgentSocket: "/nonexistent"}
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := tr.Open(ctx, spec.Hosts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.State(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.Down("h01")
+	if _, err := c.State(ctx); drover.ErrorCode(err) != drover.EUNREACHABLE {
+		t.Fatalf("state on a dead host's old connection: %v", err)
+	}
+}
+
+func TestMissingSshdFailsNamingIt(t *testing.T) {
+	_, err := New(Options{Dir: t.TempDir(), Hosts: 1, Sshd: filepath.Join(t.TempDir(), "sshd")})
+	if err == nil || !strings.Contains(err.Error(), "sshd is missing") || !strings.Contains(err.Error(), "openssh-server") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -1,0 +1,171 @@
+package ssh
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"drover"
+)
+
+// Operations of `drover host OP`.
+const (
+	OpState    = "state"
+	OpStage    = "stage"
+	OpPromote  = "promote"
+	OpRestore  = "restore"
+	OpExec     = "exec"
+	OpCheck    = "check"
+	OpReadFile = "read-file"
+	OpPrune    = "prune"
+)
+
+// Ops lists every operation `drover host` serves.
+var Ops = []string{OpState, OpStage, OpPromote, OpRestore, OpExec, OpCheck, OpReadFile, OpPrune}
+
+// ProtocolVersion is carried by every Request; a host binary speaking
+// another version refuses the request rather than guessing.
+const ProtocolVersion = 1
+
+// Request is the JSON line a `drover host OP` reads from stdin. Only the
+// field of the operation is set.
+type Request struct {
+	V int `json:"v"`
+	// Host is the host's name in drover.yaml, for DROVER_HOST and errors.
+	Host string `json:"host"`
+	// Timeout is what is left of the step's deadline when the request was
+	// sent; the host stops its own work after it, so a hook does not run
+	// on after the connection that asked for it is gone.
+	Timeout time.Duration `json:"timeout,omitempty"`
+
+	Stage   *drover.StageRequest   `json:"stage,omitempty"`
+	Promote *drover.PromoteRequest `json:"promote,omitempty"`
+	Restore *drover.RestoreRequest `json:"restore,omitempty"`
+	Exec    *drover.ExecRequest    `json:"exec,omitempty"`
+	Check   *drover.CheckSpec      `json:"check,omitempty"`
+	Path    string                 `json:"path,omitempty"`
+	Keep    int                    `json:"keep,omitempty"`
+	Protect []string               `json:"protect,omitempty"`
+}
+
+// Response is the JSON line a `drover host OP` writes to stdout.
+type Response struct {
+	V     int                 `json:"v"`
+	Error *WireError          `json:"error,omitempty"`
+	State *drover.HostState   `json:"state,omitempty"`
+	Stage *drover.StageResult `json:"stage,omitempty"`
+	Exec  *drover.ExecResult  `json:"exec,omitempty"`
+	Check *drover.CheckResult `json:"check,omitempty"`
+	// Data is a file's content (read-file); JSON carries it as base64.
+	Data    []byte   `json:"data,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+}
+
+// WireError is a drover.Error on the wire.
+type WireError struct {
+	Code    string `json:"code"`
+	Where   string `json:"where,omitempty"`
+	Message string `json:"message,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+	Cause   string `json:"cause,omitempty"`
+}
+
+func toWire(err error) *WireError {
+	if err == nil {
+		return nil
+	}
+	var de *drover.Error
+	if errors.As(err, &de) {
+		w := &WireError{Code: de.Code, Where: de.Where, Message: de.Message, Hint: drover.ErrorHint(err)}
+		if de.Err != nil {
+			w.Cause = de.Err.Error()
+		}
+		return w
+	}
+	return &WireError{Code: drover.EINTERNAL, Message: err.Error()}
+}
+
+func (w *WireError) err() *drover.Error {
+	e := &drover.Error{Code: w.Code, Where: w.Where, Message: w.Message, Hint: w.Hint}
+	if w.Cause != "" {
+		e.Err = errors.New(w.Cause)
+	}
+	if e.Code == "" {
+		e.Code = drover.EINTERNAL
+	}
+	return e
+}
+
+// decodeRequest decodes a Request. Numbers in template vars come back as
+// YAML decoded them on the controller — uint64 for non-negative integers,
+// int64 for negative ones, float64 otherwise — not as JSON's float64: the
+// host renders config files with these values and hashes the result, and
+// float64(1000000) renders as "1e+06", which would make every host's
+// config hash differ from the controller's and the config itself wrong.
+func decodeRequest(line []byte) (Request, error) {
+	var req Request
+	dec := json.NewDecoder(strings.NewReader(string(line)))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		return req, drover.Errorf(drover.EINVALID, "drover host: bad request: %v", err)
+	}
+	if req.V != ProtocolVersion {
+		return req, drover.Errorf(drover.EINVALID, "drover host: request of protocol version %d, this binary speaks %d", req.V, ProtocolVersion).
+			WithHint("the controller and the host binary disagree; remove <deploy_root>/.drover/bin on the host and run drover again")
+	}
+	if req.Stage != nil {
+		req.Stage.Data.Host.Vars = fixVars(req.Stage.Data.Host.Vars)
+	}
+	return req, nil
+}
+
+func fixVars(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = fixNumber(v)
+	}
+	return out
+}
+
+func fixNumber(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return u
+		}
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return i
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsInf(f, 0) {
+			return f
+		}
+		return s
+	case map[string]any:
+		return fixVars(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = fixNumber(e)
+		}
+		return out
+	}
+	return v
+}
+
+// encodeRequest is the request line, newline-terminated.
+func encodeRequest(req Request) ([]byte, error) {
+	req.V = ProtocolVersion
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	return append(b, '\n'), nil
+}

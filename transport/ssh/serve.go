@@ -1,0 +1,200 @@
+package ssh
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"drover"
+	"drover/hostops"
+)
+
+// MaxRequestLine bounds the request line: a request is a few kilobytes of
+// JSON; anything longer is not drover talking.
+const MaxRequestLine = 16 << 20
+
+// ServeOptions configure the host side of the protocol.
+type ServeOptions struct {
+	// Root is the deploy root on this host.
+	Root string
+	// Self is this binary's path, given to commands as DROVER_BIN so a
+	// release can run `drover sample-service` without drover on PATH.
+	Self string
+	// RunCheck runs one check here (package check's Run); exec runs a
+	// command in the current release directory.
+	RunCheck func(ctx context.Context, c drover.CheckSpec, exec func(ctx context.Context, command string) (drover.ExecResult, error)) drover.CheckResult
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Serve runs one `drover host OP` on the target: it reads the Request line
+// from stdin (for stage, the bundle follows), performs op with package
+// hostops under o.Root and writes the Response line to stdout. It returns
+// an error only when no response could be written.
+//
+// Every operation but stage watches stdin after the request: the
+// controller keeps it open while it waits, and it closes (EOF) when the
+// controller gave up or the connection died. The operation's context is
+// then cancelled, so a hook's process group is killed instead of running
+// on for a controller that is gone.
+func Serve(ctx context.Context, op string, stdin io.Reader, stdout io.Writer, o ServeOptions) error {
+	resp := serve(ctx, op, stdin, o)
+	resp.V = ProtocolVersion
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(Response{V: ProtocolVersion, Error: toWire(drover.Errorf(drover.EINTERNAL, "encode response: %v", err))})
+	}
+	_, err = stdout.Write(append(b, '\n'))
+	return err
+}
+
+func serve(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Response {
+	fail := func(err error) Response { return Response{Error: toWire(err)} }
+	if o.Root == "" || !filepath.IsAbs(o.Root) {
+		return fail(drover.Errorf(drover.EINVALID, "drover host: --root %q must be an absolute path", o.Root))
+	}
+	in := bufio.NewReaderSize(stdin, 64<<10)
+	line, err := readLine(in)
+	if err != nil {
+		return fail(err)
+	}
+	req, err := decodeRequest(line)
+	if err != nil {
+		return fail(err)
+	}
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+		defer cancel()
+	}
+	if op != OpStage {
+		// See Serve: EOF on stdin means the controller is gone.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			io.Copy(io.Discard, in)
+			cancel()
+		}()
+	}
+	if err := os.MkdirAll(o.Root, 0o755); err != nil {
+		return fail(drover.Errorf(drover.EFAILED, "create deploy root %s: %v", o.Root, err))
+	}
+	h := &hostops.Host{Root: o.Root, Now: o.Now,
+		// Validate commands see what hooks see (the release's scripts
+		// may need DROVER_BIN to find drover).
+		RunValidate: func(ctx context.Context, dir, command string) (drover.ExecResult, error) {
+			return hostops.RunShell(ctx, dir, command, o.env(req.Host), 0)
+		},
+	}
+	var r Response
+	switch op {
+	case OpState:
+		st, err := h.State(ctx)
+		r.State, r.Error = &st, toWire(err)
+	case OpStage:
+		if req.Stage == nil || req.Stage.Release == nil {
+			return fail(drover.Errorf(drover.EINVALID, "stage: no release in the request"))
+		}
+		res, err := h.Stage(ctx, in, *req.Stage)
+		r.Stage, r.Error = &res, toWire(err)
+	case OpPromote:
+		if req.Promote == nil {
+			return fail(drover.Errorf(drover.EINVALID, "promote: empty request"))
+		}
+		st, err := h.Promote(ctx, *req.Promote)
+		r.State, r.Error = &st, toWire(err)
+	case OpRestore:
+		if req.Restore == nil {
+			return fail(drover.Errorf(drover.EINVALID, "restore: empty request"))
+		}
+		st, err := h.Restore(ctx, *req.Restore)
+		r.State, r.Error = &st, toWire(err)
+	case OpExec:
+		if req.Exec == nil {
+			return fail(drover.Errorf(drover.EINVALID, "exec: empty request"))
+		}
+		res, err := o.exec(ctx, req.Host, *req.Exec)
+		r.Exec, r.Error = &res, toWire(err)
+	case OpCheck:
+		if req.Check == nil {
+			return fail(drover.Errorf(drover.EINVALID, "check: empty request"))
+		}
+		if o.RunCheck == nil {
+			return fail(drover.Errorf(drover.EINTERNAL, "drover host check: this binary has no checker"))
+		}
+		timeout := req.Check.Timeout
+		if timeout <= 0 {
+			timeout = drover.DefaultCheckTimeout
+		}
+		exec := func(ctx context.Context, command string) (drover.ExecResult, error) {
+			return o.exec(ctx, req.Host, drover.ExecRequest{Command: command, Timeout: timeout})
+		}
+		res := o.RunCheck(ctx, *req.Check, exec)
+		r.Check = &res
+	case OpReadFile:
+		b, err := h.ReadFile(ctx, req.Path)
+		r.Data, r.Error = b, toWire(err)
+	case OpPrune:
+		removed, err := h.Prune(ctx, req.Keep, req.Protect...)
+		r.Removed, r.Error = removed, toWire(err)
+	default:
+		return fail(drover.Errorf(drover.EINVALID, "drover host: unknown operation %q", op))
+	}
+	return r
+}
+
+// exec runs a command like transport/local does: `sh -c` in the deploy
+// root + Dir ("" is the current release), with DROVER_ROOT, DROVER_HOST
+// and DROVER_BIN (this binary) in its environment.
+func (o ServeOptions) exec(ctx context.Context, host string, req drover.ExecRequest) (drover.ExecResult, error) {
+	dir := filepath.Join(o.Root, hostops.CurrentLink)
+	if req.Dir != "" {
+		if !filepath.IsLocal(req.Dir) {
+			return drover.ExecResult{}, drover.Errorf(drover.EINVALID, "exec: dir %q must be relative to the deploy root", req.Dir)
+		}
+		dir = filepath.Join(o.Root, req.Dir)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return drover.ExecResult{}, drover.Errorf(drover.EFAILED, "exec: directory %s does not exist", dir)
+	}
+	return hostops.RunShell(ctx, dir, req.Command, o.env(host, req.Env...), req.Timeout)
+}
+
+// env is the environment of commands run on the host: ours, extra, and
+// drover's variables last so a request cannot override them.
+func (o ServeOptions) env(host string, extra ...string) []string {
+	env := append(append(os.Environ(), extra...), "DROVER_ROOT="+o.Root, "DROVER_HOST="+host)
+	if o.Self != "" {
+		env = append(env, "DROVER_BIN="+o.Self)
+	}
+	return env
+}
+
+// readLine reads the request line, refusing one longer than
+// MaxRequestLine.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > MaxRequestLine {
+			return nil, drover.Errorf(drover.EINVALID, "drover host: request line longer than %d bytes", MaxRequestLine)
+		}
+		if err == nil {
+			return line, nil
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			return line, nil
+		}
+		return nil, drover.Errorf(drover.EINVALID, "drover host: no request on stdin: %v", err)
+	}
+}
