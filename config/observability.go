@@ -1,0 +1,100 @@
+package config
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"drover"
+)
+
+// checkObservability validates the keys that say where a deploy's record
+// goes — store, log, ask_message, webhooks — and sets them on s with
+// defaults applied.
+func (f *File) checkObservability(ps *problems, s *drover.Spec) {
+	s.Store = drover.DefaultStore
+	switch f.Store {
+	case "":
+	case drover.StoreSQLite, drover.StoreFile:
+		s.Store = f.Store
+	default:
+		ps.add(p("store"), `use "sqlite" (the default: state_dir/drover.db) or "file" (plain files under state_dir)`,
+			"store: %q is not a store", f.Store)
+	}
+
+	s.Log = drover.LogConfig{Format: "json"}
+	switch f.Log.Format {
+	case "":
+	case "json", "text":
+		s.Log.Format = f.Log.Format
+	default:
+		ps.add(p("log", "format"), `use "json" (one object per line, for log shippers) or "text"`, "log.format: %q is not a log format", f.Log.Format)
+	}
+	switch f.Log.File {
+	case "", "-":
+		s.Log.File = f.Log.File
+	default:
+		s.Log.File = f.fromConfigDir(f.homePath(ps, p("log", "file"), f.Log.File))
+	}
+
+	s.AskMessage = true
+	if f.AskMessage != nil {
+		s.AskMessage = *f.AskMessage
+	}
+
+	names := make([]string, 0, len(drover.WebhookEvents))
+	for n := range drover.WebhookEvents {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for i, w := range f.Webhooks {
+		at := p("webhooks", i)
+		hook := drover.Webhook{URL: w.URL, Headers: w.Headers}
+		u, err := url.Parse(w.URL)
+		switch {
+		case w.URL == "":
+			ps.add(at, "add url: https://hooks.example.com/drover", "webhooks[%d].url: required", i)
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			// The URL is not echoed: it may carry a token.
+			ps.add(at.with("url"), "write an absolute http:// or https:// URL", "webhooks[%d].url is not an absolute http(s) URL", i)
+		case u.User != nil:
+			ps.add(at.with("url"), "put credentials in headers (e.g. Authorization: \"Bearer ${HOOK_TOKEN}\"), not in the URL, so they never appear in logs",
+				"webhooks[%d].url holds a user name or password", i)
+		}
+		seen := map[string]bool{}
+		for j, e := range w.Events {
+			if _, ok := drover.WebhookEvents[e]; !ok {
+				ps.add(at.with("events", j), "use "+strings.Join(names, ", ")+"; leave events out for all of them",
+					"webhooks[%d].events[%d]: %q is not a webhook event", i, j, e)
+				continue
+			}
+			if !seen[e] {
+				hook.Events = append(hook.Events, e)
+			}
+			seen[e] = true
+		}
+		hook.Timeout = f.duration(ps, at.with("timeout"), w.Timeout, drover.DefaultWebhookTimeout)
+		for k := range w.Headers {
+			if !validHeaderName(k) {
+				ps.add(at.with("headers"), "use a header name of letters, digits and '-'", "webhooks[%d].headers: %q is not an HTTP header name", i, k)
+			}
+			if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || ck == "Idempotency-Key" || ck == "Content-Length" {
+				ps.add(at.with("headers"), "leave "+ck+" to drover", "webhooks[%d].headers: %s is set by drover", i, ck)
+			}
+		}
+		s.Webhooks = append(s.Webhooks, hook)
+	}
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,167 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+
+	"drover"
+)
+
+// Append journals e as one row and returns once it is committed, which with
+// synchronous=FULL means on disk: the runner journals a step before running
+// it, and an entry lost in a crash is a host left depooled with nothing to
+// tell recovery. An entry with no time is stamped with s.Now(). Output is
+// cut to its last drover.MaxOutputTail bytes.
+//
+// Appending to a finished deploy is EINVALID: its outcome is already
+// reported, and a late entry would contradict it.
+func (s *Store) Append(ctx context.Context, deployID string, e drover.JournalEntry) error {
+	if err := checkID(deployID); err != nil {
+		return err
+	}
+	if err := s.init(ctx); err != nil {
+		return err
+	}
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	e.Output = Tail(e.Output, drover.MaxOutputTail)
+	// One statement checks and inserts: the deploy cannot finish between
+	// the check and the insert.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO steps
+		(deploy_id, at_ns, host, step, phase, outcome, reason, slot, output, elapsed_ns)
+		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM deploys WHERE id = ? AND finished_ns IS NULL`,
+		toNS(e.At), e.Host, e.Step, e.Phase, e.Outcome, e.Reason, e.Slot, e.Output, int64(e.Elapsed), deployID)
+	if err != nil {
+		return internal("append to journal of "+deployID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var outcome string
+	err = s.db.QueryRowContext(ctx, `SELECT outcome FROM deploys WHERE id = ?`, deployID).Scan(&outcome)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(deployID)
+	}
+	if err != nil {
+		return internal("append to journal of "+deployID, err)
+	}
+	return drover.Errorf(drover.EINVALID, "deploy %s finished (%s); its journal is closed", deployID, outcome)
+}
+
+// Tail returns the last n bytes of s, starting at a UTF-8 boundary.
+func Tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	for i := 0; i < len(s) && i < 4; i++ {
+		if s[i]&0xc0 != 0x80 {
+			return s[i:]
+		}
+	}
+	return s
+}
+
+// Journal returns the deploy's entries in order; ENOTFOUND when there is
+// no such deploy.
+func (s *Store) Journal(ctx context.Context, deployID string) ([]drover.JournalEntry, error) {
+	if err := checkID(deployID); err != nil {
+		return nil, err
+	}
+	if err := s.init(ctx); err != nil {
+		return nil, err
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM deploys WHERE id = ?`, deployID).Scan(&n); err != nil {
+		return nil, internal("read journal of "+deployID, err)
+	}
+	if n == 0 {
+		return nil, notFound(deployID)
+	}
+	steps, err := s.steps(ctx, `SELECT `+stepCols+` FROM steps s WHERE s.deploy_id = ? ORDER BY s.seq`, deployID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]drover.JournalEntry, len(steps))
+	for i, st := range steps {
+		out[i] = st.JournalEntry
+	}
+	return out, nil
+}
+
+const stepCols = `s.deploy_id, s.at_ns, s.host, s.step, s.phase, s.outcome, s.reason, s.slot, s.output, s.elapsed_ns`
+
+func (s *Store) steps(ctx context.Context, query string, args ...any) ([]drover.StepRecord, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, internal("read steps", err)
+	}
+	defer rows.Close()
+	out := []drover.StepRecord{}
+	for rows.Next() {
+		var st drover.StepRecord
+		var at, elapsed int64
+		if err := rows.Scan(&st.DeployID, &at, &st.Host, &st.Step, &st.Phase, &st.Outcome, &st.Reason, &st.Slot, &st.Output, &elapsed); err != nil {
+			return nil, internal("read steps", err)
+		}
+		st.At, st.Elapsed = fromNS(at), durationNS(elapsed)
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("read steps", err)
+	}
+	return out, nil
+}
+
+// Steps implements drover.HistoryReader.
+func (s *Store) Steps(ctx context.Context, q drover.StepQuery) ([]drover.StepRecord, error) {
+	if err := checkKey(q.Key); err != nil {
+		return nil, err
+	}
+	if q.DeployID != "" {
+		if err := checkID(q.DeployID); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.init(ctx); err != nil {
+		return nil, err
+	}
+	where := []string{"d.key = ?"}
+	args := []any{q.Key}
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if q.DeployID != "" {
+		add("s.deploy_id = ?", q.DeployID)
+	}
+	if q.Host != "" {
+		add("s.host = ?", q.Host)
+	}
+	if q.Step != "" {
+		add("s.step = ?", q.Step)
+	}
+	if !q.Since.IsZero() {
+		add("s.at_ns >= ?", toNS(q.Since))
+	}
+	if q.Failed {
+		where = append(where, "s.phase = 'done' AND s.outcome NOT IN ('', 'ok')")
+	}
+	query := `SELECT ` + stepCols + ` FROM steps s JOIN deploys d ON d.id = s.deploy_id WHERE ` + strings.Join(where, " AND ") + ` ORDER BY s.seq DESC`
+	if q.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, q.Limit)
+	}
+	out, err := s.steps(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	// Newest were taken (for the limit); hand them back oldest first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
