@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/internal/flock"
 )
 
 // Lock takes the deploy lock of key: an exclusive, non-blocking flock(2)
@@ -51,10 +52,10 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 	if err != nil {
 		return nil, internal("open lock", err)
 	}
-	if err := tryLock(f); err != nil {
+	if err := flock.TryLock(f); err != nil {
 		holder, _ := readOwner(f)
 		f.Close()
-		if errors.Is(err, errLocked) {
+		if errors.Is(err, flock.ErrLocked) {
 			return nil, lockedError(key, holder)
 		}
 		return nil, internal("lock "+path, err)
@@ -62,7 +63,7 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 	// The flock is ours; whatever the file names is a holder that died.
 	prev, err := readOwner(f)
 	if err != nil {
-		unlock(f)
+		flock.Unlock(f)
 		f.Close()
 		return nil, internal("read "+path, err)
 	}
@@ -70,14 +71,14 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 	s.fillOwner(&owner)
 	data, err := json.Marshal(owner)
 	if err != nil {
-		unlock(f)
+		flock.Unlock(f)
 		f.Close()
 		return nil, internal("encode lock owner", err)
 	}
 	// Rewritten in place, not renamed into place: the flock belongs to
 	// this inode, and a new file would be a new, unlocked lock.
 	if err := writeOwner(f, data); err != nil {
-		unlock(f)
+		flock.Unlock(f)
 		f.Close()
 		return nil, internal("write "+path, err)
 	}
@@ -178,7 +179,7 @@ func (l *lock) Release() error {
 	f := l.f
 	l.f = nil
 	err := writeOwner(f, nil)
-	if uerr := unlock(f); err == nil {
+	if uerr := flock.Unlock(f); err == nil {
 		err = uerr
 	}
 	if cerr := f.Close(); err == nil {

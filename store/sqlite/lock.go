@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/internal/flock"
 )
 
 // Lock takes the deploy lock of key: an exclusive, non-blocking flock(2) on
@@ -49,9 +50,9 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 	if err != nil {
 		return nil, internal("open lock", err)
 	}
-	if err := tryLock(f); err != nil {
+	if err := flock.TryLock(f); err != nil {
 		f.Close()
-		if errors.Is(err, errLocked) {
+		if errors.Is(err, flock.ErrLocked) {
 			holder, _ := s.LockHolder(ctx, key)
 			return nil, lockedError(key, holder)
 		}
@@ -74,7 +75,7 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 		return nil
 	})
 	if err != nil {
-		unlock(f)
+		flock.Unlock(f)
 		f.Close()
 		return nil, err
 	}
@@ -183,7 +184,7 @@ func (l *lock) Release() error {
 	if err != nil {
 		err = internal("release lock", err)
 	}
-	if uerr := unlock(f); err == nil && uerr != nil {
+	if uerr := flock.Unlock(f); err == nil && uerr != nil {
 		err = internal("release lock", uerr)
 	}
 	if cerr := f.Close(); err == nil && cerr != nil {
