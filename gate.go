@@ -1,8 +1,6 @@
 package drover
 
 import (
-	"bytes"
-	"text/template"
 	"time"
 )
 
@@ -83,30 +81,9 @@ func NewGateData(s *Spec, releaseID, version string) GateData {
 // URLs plainly, the command with every value shell-quoted. A template
 // naming .Host fails: a smoke check runs once, for no host.
 func RenderGateCheck(c CheckSpec, data GateData) (CheckSpec, error) {
-	out := c
-	var err error
-	where := "smoke " + c.Name
-	if out.Address, err = Render(where+" address", c.Address, data); err != nil {
-		return out, err
-	}
-	if out.URL, err = Render(where+" url", c.URL, data); err != nil {
-		return out, err
-	}
-	if out.ExpectBody, err = Render(where+" expect_body", c.ExpectBody, data); err != nil {
-		return out, err
-	}
-	if len(c.ExpectHeaders) > 0 {
-		out.ExpectHeaders = make(map[string]string, len(c.ExpectHeaders))
-		for k, v := range c.ExpectHeaders {
-			if out.ExpectHeaders[k], err = Render(where+" header "+k, v, data); err != nil {
-				return out, err
-			}
-		}
-	}
-	if out.Command, err = RenderGateCommand(where+" command", c.Command, data); err != nil {
-		return out, err
-	}
-	return out, nil
+	return renderCheck(c, "smoke "+c.Name, data, func(name, text string) (string, error) {
+		return RenderGateCommand(name, text, data)
+	})
 }
 
 // RenderGateCommand renders a command template run on the controller with
@@ -117,13 +94,5 @@ func RenderGateCommand(name, text string, data GateData) (string, error) {
 		Service: ShellQuote(data.Service),
 		Env:     ShellQuote(data.Env),
 	}
-	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": func(s string) string { return s }}).Parse(text)
-	if err != nil {
-		return "", Errorf(EINVALID, "template %s: %v", name, err)
-	}
-	var b bytes.Buffer
-	if err := t.Execute(&b, q); err != nil {
-		return "", Errorf(EINVALID, "template %s: %v", name, err)
-	}
-	return b.String(), nil
+	return renderQuoted(name, text, q)
 }

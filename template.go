@@ -78,13 +78,19 @@ func RenderCommand(name, text string, data TemplateData) (string, error) {
 	q.Env = ShellQuote(data.Env)
 	q.Root = ShellQuote(data.Root)
 	q.Path = ShellQuote(data.Path)
-	// The quote func would double-quote already quoted values.
+	return renderQuoted(name, text, q)
+}
+
+// renderQuoted executes a command template over data whose values are
+// already shell-quoted; the quote func is then the identity, so a template
+// that quotes explicitly does not quote twice.
+func renderQuoted(name, text string, quoted any) (string, error) {
 	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": func(s string) string { return s }}).Parse(text)
 	if err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, q); err != nil {
+	if err := t.Execute(&b, quoted); err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
 	return b.String(), nil
@@ -139,9 +145,16 @@ func ShellQuote(s string) string {
 // RenderCheck renders the templates of a check for one host: addresses and
 // URLs plainly, commands with RenderCommand.
 func RenderCheck(c CheckSpec, data TemplateData) (CheckSpec, error) {
+	return renderCheck(c, "check "+c.Name, data, func(name, text string) (string, error) {
+		return RenderCommand(name, text, data)
+	})
+}
+
+// renderCheck renders every template of c with data, and its command with
+// command, which quotes values for the shell.
+func renderCheck(c CheckSpec, where string, data any, command func(name, text string) (string, error)) (CheckSpec, error) {
 	out := c
 	var err error
-	where := "check " + c.Name
 	if out.Address, err = Render(where+" address", c.Address, data); err != nil {
 		return out, err
 	}
@@ -159,7 +172,7 @@ func RenderCheck(c CheckSpec, data TemplateData) (CheckSpec, error) {
 			}
 		}
 	}
-	if out.Command, err = RenderCommand(where+" command", c.Command, data); err != nil {
+	if out.Command, err = command(where+" command", c.Command); err != nil {
 		return out, err
 	}
 	return out, nil
