@@ -20,6 +20,10 @@ type HostState struct {
 	DeployedAt time.Time          `json:"deployed_at"`
 	DeployID   string             `json:"deploy_id"`
 	History    []HostHistoryEntry `json:"history"`
+	// Live is the colour serving on a blue/green host ("" with strategy
+	// rolling); Idle is the other colour (bluegreen.go).
+	Live string     `json:"live,omitempty"`
+	Idle *IdleColor `json:"idle,omitempty"`
 }
 
 // HostHistoryEntry records one change of the current link on a host.
@@ -42,11 +46,13 @@ type Snapshot struct {
 	Release    string `json:"release,omitempty"`
 	Version    string `json:"version,omitempty"`
 	ConfigHash string `json:"config_hash,omitempty"`
+	// Live is the colour that served on a blue/green host.
+	Live string `json:"live,omitempty"`
 }
 
 // Snapshot returns the parts of s that a restore puts back.
 func (s HostState) Snapshot() Snapshot {
-	return Snapshot{Current: s.Current, Previous: s.Previous, Release: s.Release, Version: s.Version, ConfigHash: s.ConfigHash}
+	return Snapshot{Current: s.Current, Previous: s.Previous, Release: s.Release, Version: s.Version, ConfigHash: s.ConfigHash, Live: s.Live}
 }
 
 // Actions recorded in HostHistoryEntry.Action.

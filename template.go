@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"text/template"
 )
 
@@ -19,6 +20,9 @@ type TemplateData struct {
 	Root string
 	// Path is the file being validated (validate commands only).
 	Path string
+	// Slot is the blue/green colour and port a step acts on (zero with
+	// strategy rolling).
+	Slot TemplateSlot
 }
 
 // TemplateHost is .Host in templates.
@@ -52,7 +56,7 @@ func NewTemplateData(s *Spec, h Host, releaseID, version string) TemplateData {
 // Render executes a text/template. A missing key is an error, never
 // "<no value>": a config file with a hole in it must not reach a host.
 func Render(name, text string, data any) (string, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": ShellQuote}).Parse(text)
+	t, err := parseCached(name, text, false)
 	if err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
@@ -78,6 +82,8 @@ func RenderCommand(name, text string, data TemplateData) (string, error) {
 	q.Env = ShellQuote(data.Env)
 	q.Root = ShellQuote(data.Root)
 	q.Path = ShellQuote(data.Path)
+	q.Slot.Color = ShellQuote(data.Slot.Color)
+	q.Slot.Port = ShellQuote(data.Slot.Port)
 	return renderQuoted(name, text, q)
 }
 
@@ -85,7 +91,7 @@ func RenderCommand(name, text string, data TemplateData) (string, error) {
 // already shell-quoted; the quote func is then the identity, so a template
 // that quotes explicitly does not quote twice.
 func renderQuoted(name, text string, quoted any) (string, error) {
-	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": func(s string) string { return s }}).Parse(text)
+	t, err := parseCached(name, text, true)
 	if err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
@@ -214,4 +220,47 @@ func RenderConfigFiles(files []ConfigFile, template func(path string) ([]byte, e
 		out = append(out, RenderedFile{Dest: f.Dest, Content: []byte(s)})
 	}
 	return out, nil
+}
+
+// parsed caches parsed templates: a deploy renders the same few hook and
+// check templates for every host and step, and parsing, not executing,
+// was most of that cost. A parsed template may be executed concurrently.
+var parsed struct {
+	sync.Mutex
+	m map[parsedKey]*template.Template
+}
+
+type parsedKey struct {
+	name, text string
+	quoted     bool
+}
+
+// parseCached parses text as template name; quoted templates see an
+// identity quote (their data is quoted already), others ShellQuote. At
+// most 4096 templates are kept.
+func parseCached(name, text string, quoted bool) (*template.Template, error) {
+	k := parsedKey{name, text, quoted}
+	parsed.Lock()
+	t := parsed.m[k]
+	parsed.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	quote := ShellQuote
+	if quoted {
+		quote = func(s string) string { return s }
+	}
+	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": quote}).Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	parsed.Lock()
+	if parsed.m == nil {
+		parsed.m = map[parsedKey]*template.Template{}
+	}
+	if len(parsed.m) < 4096 {
+		parsed.m[k] = t
+	}
+	parsed.Unlock()
+	return t, nil
 }

@@ -73,6 +73,11 @@ type PromoteRequest struct {
 	Version    string
 	ConfigHash string
 	At         time.Time
+	// Color, on a blue/green host, is the colour now serving the slot:
+	// its link points at the slot, state.json records it live and the
+	// old colour idle and running until KeepUntil.
+	Color     string    `json:",omitempty"`
+	KeepUntil time.Time `json:",omitzero"`
 }
 
 // RestoreRequest puts a host back on a snapshot.
@@ -84,6 +89,12 @@ type RestoreRequest struct {
 	Action string
 	Reason string
 	At     time.Time
+	// Color, on a blue/green host, is the colour serving To.Current
+	// again; the colour it leaves stays running until KeepUntil (zero:
+	// recorded as stopping). With Action ActionFinalize, Color is the
+	// idle colour whose process was stopped, and nothing else changes.
+	Color     string    `json:",omitempty"`
+	KeepUntil time.Time `json:",omitzero"`
 }
 
 // ExecRequest runs a command on a host.

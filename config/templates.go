@@ -46,6 +46,9 @@ func (f *File) checkTemplates(ps *problems) []tmpl {
 	if hp := f.Rotation.HAProxy; hp != nil {
 		add(tmpl{at: p("rotation", "haproxy", "server"), text: hp.Server})
 	}
+	for _, t := range f.blueGreenTemplates() {
+		add(t)
+	}
 	for i, c := range f.Checks {
 		at := p("checks", i)
 		add(tmpl{at: at.with("address"), text: c.Address})

@@ -25,6 +25,9 @@ func (h *Host) Promote(ctx context.Context, req drover.PromoteRequest) (drover.H
 		return drover.HostState{}, drover.Errorf(drover.EFAILED, "promote: release dir %s/%s does not exist", ReleasesDir, req.Slot).
 			WithHint("stage the release on this host first")
 	}
+	if req.Color != "" {
+		return h.promoteColor(ctx, req) // bluegreen.go
+	}
 	st, err := h.State(ctx)
 	if err != nil {
 		return st, err
@@ -75,6 +78,9 @@ func (h *Host) Promote(ctx context.Context, req drover.PromoteRequest) (drover.H
 // would land right back on it.
 func (h *Host) Restore(ctx context.Context, req drover.RestoreRequest) (drover.HostState, error) {
 	action := req.Action
+	if req.Color != "" && (action == "" || action == drover.ActionRestore || action == drover.ActionRollback || action == drover.ActionFinalize) {
+		return h.restoreColor(ctx, req) // bluegreen.go
+	}
 	switch action {
 	case "":
 		action = drover.ActionRestore

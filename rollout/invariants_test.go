@@ -56,6 +56,7 @@ type harness struct {
 	stagesLeft  int
 	stageFlight int
 	waitStart   map[string]time.Time // group/gate → when its wait began
+	bg          map[string]*bgHost   // blue/green rules (bluegreen_test.go)
 }
 
 type groupTrack struct {
@@ -241,6 +242,7 @@ func (h *harness) action(a Action) {
 		}
 		h.lastRbGroup = t.group
 	}
+	h.bgAction(a, t)
 	if a.Step == StepSwitch {
 		t.switched = true
 		t.restored = false
@@ -288,6 +290,7 @@ func (h *harness) report(now time.Time, r Result) error {
 	}
 	delete(h.inflight, r.Host)
 	t := h.hosts[r.Host]
+	h.bgReport(a, r)
 	switch {
 	case a.Step == StepStage:
 		h.stageFlight--
@@ -382,7 +385,7 @@ func (h *harness) final() {
 		}
 		switch hr.Status {
 		case HostDone:
-			if !slices.Equal(t.deployOK, []Step{StepStage, StepDepool, StepSwitch, StepRestart, StepCheck, StepRepool}) {
+			if !slices.Equal(t.deployOK, h.donePath()) {
 				h.errorf("final: %s done after deploy steps %v", hr.Name, t.deployOK)
 			}
 		case HostRolledBack:
@@ -415,6 +418,7 @@ func (h *harness) final() {
 			needsPerson = true
 		}
 	}
+	h.bgFinal()
 	var want Verdict
 	switch {
 	case needsPerson:

@@ -51,6 +51,10 @@ type Machine struct {
 	hosts    []*host // plan order
 	byName   map[string]*host
 
+	// blueGreen: hosts take the blue/green paths bgp (bluegreen.go).
+	blueGreen bool
+	bgp       bgPaths
+
 	phase      phase
 	halted     bool   // ModeDeploy: limit exceeded or interrupted
 	haltReason string // for Report.HaltReason
@@ -112,6 +116,9 @@ type host struct {
 	// the bad release.
 	switched bool
 	restored bool // restore reported ok
+	// startedIdle (blue/green) is true from a start_idle report, whatever
+	// its outcome, until a stop_idle reports ok: a colour that may run.
+	startedIdle bool
 	// out is true from the moment a depool is decided until a repool is
 	// reported ok: a failed depool may have half-happened, so the host
 	// counts as out of rotation until it is repooled.
@@ -129,7 +136,7 @@ func New(p Plan) (*Machine, error) {
 	if err := validate(p); err != nil {
 		return nil, err
 	}
-	m := &Machine{mode: p.Mode, stagePar: p.StageParallelism, byName: map[string]*host{}}
+	m := &Machine{mode: p.Mode, stagePar: p.StageParallelism, blueGreen: p.Strategy == StrategyBlueGreen, bgp: blueGreenPaths, byName: map[string]*host{}}
 	for gi, gp := range p.Groups {
 		g := &group{plan: gp, index: gi}
 		for _, hp := range gp.Hosts {
@@ -162,6 +169,9 @@ func validate(p Plan) error {
 		}
 	default:
 		return invalid("unknown mode %q (want %q or %q)", p.Mode, ModeDeploy, ModeRollback)
+	}
+	if !validStrategy(p.Strategy) {
+		return invalid("unknown strategy %q (want %q or %q)", p.Strategy, StrategyRolling, StrategyBlueGreen)
 	}
 	groups := map[string]bool{}
 	hosts := map[string]string{}
@@ -240,6 +250,10 @@ func (m *Machine) Report(now time.Time, r Result) error {
 		h.switched = r.Outcome == OK || !r.Unchanged
 	case r.Step == StepRestore && r.Outcome == OK:
 		h.restored = true
+	case r.Step == StepStartIdle:
+		h.startedIdle = true
+	case r.Step == StepStopIdle && r.Outcome == OK:
+		h.startedIdle = false
 	case r.Step == StepRepool && r.Outcome == OK:
 		h.out = false
 	}
@@ -398,6 +412,8 @@ func (m *Machine) fail(now time.Time, h *host, r Result) {
 		// serving (or about to serve) the bad release.
 		switch {
 		case r.Outcome == Unreachable:
+		case m.blueGreen:
+			m.start(h, pathRestore, m.bgUndo(h)...)
 		case r.Step == StepDepool, r.Step == StepSwitch && !h.switched:
 			// Never switched: only put back what the depool may have
 			// half-done, so no host stays out of rotation.

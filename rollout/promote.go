@@ -38,7 +38,7 @@ func (m *Machine) stepPromote(now time.Time) bool {
 			g.batch = g.queue[g.next:end]
 			g.next = end
 			for _, h := range g.batch {
-				m.start(h, pathDeploy, StepDepool, StepSwitch, StepRestart, StepCheck, StepRepool)
+				m.start(h, pathDeploy, m.deployPath()...)
 			}
 			return false
 		}

@@ -107,7 +107,7 @@ func (m *Machine) startRollback(now time.Time) {
 				// host on the bad release. They are reported.
 			case h.out:
 				out = append(out, h)
-			case h.switched && !h.restored:
+			case h.switched && !h.restored, m.bgNeedsRollback(h):
 				in = append(in, h)
 			}
 		}
@@ -184,6 +184,9 @@ func (m *Machine) stepRollback(now time.Time) bool {
 
 // rollbackPath is what takes h back to its snapshot and into rotation.
 func (m *Machine) rollbackPath(h *host) []Step {
+	if m.blueGreen {
+		return m.bgRollbackPath(h)
+	}
 	switch {
 	case m.mode == ModeRollback:
 		return []Step{StepDepool, StepRestore, StepRestart, StepCheck, StepRepool}

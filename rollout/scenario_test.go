@@ -303,6 +303,8 @@ func (s *scenario) cmdPlan(opts, groupLines []string) []string {
 			p.StageParallelism = n
 		case "from":
 			from = v
+		case "strategy":
+			p.Strategy = Strategy(v)
 		default:
 			return []string{"error: unknown plan option " + o}
 		}
@@ -430,7 +432,7 @@ func parseRule(kind, v string) (rule, error) {
 	}
 	r := rule{host: parts[0], step: Step(strings.TrimPrefix(parts[1], "~")), restoring: strings.HasPrefix(parts[1], "~")}
 	switch r.step {
-	case StepStage, StepDepool, StepSwitch, StepRestart, StepCheck, StepRepool, StepRestore, StepGate:
+	case StepStage, StepDepool, StepSwitch, StepRestart, StepCheck, StepRepool, StepRestore, StepGate, StepStartIdle, StepStopIdle:
 	default:
 		return rule{}, fmt.Errorf("%s=%s: unknown step %s", kind, v, r.step)
 	}

@@ -73,6 +73,8 @@ type Plan struct {
 	Groups []GroupPlan
 	// StageParallelism bounds hosts staging at once (>= 1).
 	StageParallelism int
+	// Strategy is StrategyRolling ("") or StrategyBlueGreen (bluegreen.go).
+	Strategy Strategy
 }
 
 // GroupPlan is one group.
