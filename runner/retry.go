@@ -1,0 +1,129 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"drover"
+	"drover/rollout"
+)
+
+// Per-step retries (drover.yaml retry:). A host step that ends with a
+// retryable outcome — the host was unreachable, the attempt timed out, a
+// command or check ran and failed — is tried again after a capped,
+// jittered, growing backoff, up to the rule's attempts. Each attempt is
+// journaled as its own start/done pair, so `drover show` lists every try
+// and why it failed; the machine in package rollout only ever sees the
+// step's last result.
+//
+// A switch that got as far as moving the current link is not retried: the
+// host is on the new release, and only the restore path may move it again.
+
+// timeout bounds every attempt of a step and the waits between them.
+func (x *executor) timeout(a rollout.Action) time.Duration {
+	base := x.baseTimeout(a)
+	rule := x.retryRule(a)
+	if rule.Attempts <= 1 {
+		return base
+	}
+	total := base * time.Duration(rule.Attempts)
+	for n := 1; n < rule.Attempts; n++ {
+		total += retryBackoff(rule, n)
+	}
+	return total
+}
+
+func (x *executor) retryRule(a rollout.Action) drover.RetryRule {
+	if a.Step == rollout.StepGate {
+		return drover.RetryRule{Attempts: 1}
+	}
+	return x.spec.Retry.Rule(string(a.Step))
+}
+
+// retrying runs a.Step under its retry rule.
+func (x *executor) retrying(ctx context.Context, a rollout.Action) error {
+	rule := x.retryRule(a)
+	if rule.Attempts <= 1 {
+		return x.step(ctx, a)
+	}
+	base := x.baseTimeout(a)
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, base)
+		err := x.step(actx, a)
+		timedOut := actx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return nil
+		}
+		kind := retryKind(err, timedOut)
+		if attempt >= rule.Attempts || kind == "" || !rule.Retries(kind) || ctx.Err() != nil || x.switched(a) {
+			return err
+		}
+		if kind == drover.RetryUnreachable || kind == drover.RetryTimeout {
+			x.conns.drop(a.Host)
+		}
+		wait := x.jitter(retryBackoff(rule, attempt))
+		reason := fmt.Sprintf("attempt %d of %d (%s): %v; retrying in %s", attempt, rule.Attempts, kind, err, wait.Round(time.Millisecond))
+		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: "done", Outcome: string(outcomeOf(err)), Reason: reason, Output: tail(err.Error(), drover.MaxOutputTail)})
+		x.notice(a.Host, string(a.Step), "retrying "+string(a.Step)+" after "+reason)
+		if x.r.sleep(ctx, wait) != nil {
+			return err
+		}
+		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: "start"})
+	}
+}
+
+// switched reports whether a switch step moved the host's current link:
+// such a host is not switched again by a retry.
+func (x *executor) switched(a rollout.Action) bool {
+	if a.Step != rollout.StepSwitch || a.Restoring {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	cur, ok := x.current[a.Host]
+	return ok && cur != "" && cur == x.slots[a.Host].Slot
+}
+
+// retryKind classifies a failed attempt: "" for a failure no retry can
+// help (bad input, a bug).
+func retryKind(err error, timedOut bool) string {
+	if timedOut || errors.Is(err, context.DeadlineExceeded) {
+		return drover.RetryTimeout
+	}
+	switch drover.ErrorCode(err) {
+	case drover.EUNREACHABLE:
+		return drover.RetryUnreachable
+	case drover.ETIMEOUT:
+		return drover.RetryTimeout
+	case drover.EFAILED:
+		return drover.RetryExit
+	}
+	return ""
+}
+
+// retryBackoff is the longest wait after attempt n (1-based): Backoff
+// doubled n-1 times, capped at MaxBackoff.
+func retryBackoff(r drover.RetryRule, n int) time.Duration {
+	b := r.Backoff
+	for i := 1; i < n && b < r.MaxBackoff; i++ {
+		b *= 2
+	}
+	if r.MaxBackoff > 0 {
+		b = min(b, r.MaxBackoff)
+	}
+	return max(b, 0)
+}
+
+// jitter draws a wait from [d/2, d] with the deploy's seeded source, so
+// hosts that failed together do not retry in lockstep.
+func (x *executor) jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return d/2 + time.Duration(x.rng.Int64N(int64(d-d/2)+1))
+}
