@@ -23,6 +23,11 @@ const (
 	ETIMEOUT = "timeout"
 	// EINTERNAL: a bug or an environment problem. Exit 3: a person looks.
 	EINTERNAL = "internal"
+	// EUNAUTHORIZED: no credentials, or ones nobody issued (drover server). Exit 2.
+	EUNAUTHORIZED = "unauthorized"
+	// EFORBIDDEN: the credentials do not allow this action (a viewer
+	// starting a deploy, a token scoped to another service). Exit 2.
+	EFORBIDDEN = "forbidden"
 )
 
 // Exit codes of the drover command; see the README.
@@ -111,7 +116,7 @@ func ExitCode(err error) int {
 	switch ErrorCode(err) {
 	case "":
 		return ExitOK
-	case EINVALID, ENOTFOUND:
+	case EINVALID, ENOTFOUND, EUNAUTHORIZED, EFORBIDDEN:
 		return ExitUsage
 	case ELOCKED:
 		return ExitLocked
