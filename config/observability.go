@@ -13,15 +13,7 @@ import (
 // goes — store, log, ask_message, webhooks — and sets them on s with
 // defaults applied.
 func (f *File) checkObservability(ps *problems, s *drover.Spec) {
-	s.Store = drover.DefaultStore
-	switch f.Store {
-	case "":
-	case drover.StoreSQLite, drover.StoreFile:
-		s.Store = f.Store
-	default:
-		ps.add(p("store"), `use "sqlite" (the default: state_dir/drover.db) or "file" (plain files under state_dir)`,
-			"store: %q is not a store", f.Store)
-	}
+	f.checkStore(ps, s) // store.go
 
 	s.Log = drover.LogConfig{Format: "json"}
 	switch f.Log.Format {

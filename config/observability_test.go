@@ -13,7 +13,7 @@ const obsFleet = "hosts: [{name: h01, address: /f/h01}]\ngroups: [{name: all, ho
 
 func TestConfig_Validate_Observability(t *testing.T) {
 	runErrCases(t, []errCase{
-		{"store", top + "store: etcd # <-\n" + obsFleet, "", `store: "etcd" is not a store`},
+		{"store", top + "store: etcd3 # <-\n" + obsFleet, "", `store: "etcd3" is not a store`},
 		{"log format", top + "log:\n  format: xml # <-\n" + obsFleet, "", `log.format: "xml" is not a log format`},
 		{"log file ~user", top + "log:\n  file: ~bob/x.log # <-\n" + obsFleet, "", "log.file"},
 		{"ask_message type", top + "ask_message: maybe # <-\n" + obsFleet, "", "ask_message"},

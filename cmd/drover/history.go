@@ -25,20 +25,24 @@ import (
 	"drover"
 	"drover/notify"
 	"drover/runner"
+	"drover/store/etcd"
 	"drover/store/file"
 	"drover/store/sqlite"
 )
 
 // openStore opens the spec's store in dir: sqlite (state_dir/drover.db)
-// unless drover.yaml says store: file.
+// unless drover.yaml says store: file, or store: {etcd: ...} (dir unused).
 func openStore(spec *drover.Spec, dir string) (drover.Store, error) {
 	switch spec.Store {
 	case drover.StoreFile:
 		return file.Open(dir)
 	case "", drover.StoreSQLite:
 		return sqlite.Open(filepath.Join(dir, sqlite.FileName))
+	case drover.StoreEtcd:
+		e := spec.Etcd
+		return etcd.Open(etcd.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, CA: e.CA, Cert: e.Cert, Key: e.Key, LeaseTTL: e.LeaseTTL, DialTimeout: e.DialTimeout})
 	}
-	return nil, drover.Errorf(drover.EINVALID, "store %q is not available in this build", spec.Store).At(spec.Source).WithHint("use store: sqlite or store: file")
+	return nil, drover.Errorf(drover.EINVALID, "store %q is not available in this build", spec.Store).At(spec.Source).WithHint("use store: sqlite, store: file or store: {etcd: ...}")
 }
 
 // webhookCloseTimeout bounds how long the end of a run waits for webhook
@@ -287,6 +291,12 @@ interrupted until the next deploy or resume recovers it.`,
 			t, err := parseSince(since, time.Now())
 			if err != nil {
 				return err
+			}
+			if a.viaServer() {
+				if host != "" || since != "" {
+					return &usageError{fmt.Errorf("--host and --since are not available through --server")}
+				}
+				return a.remoteHistory(c.Context(), f, limit, asJSON)
 			}
 			e, err := a.open(f, nil)
 			if err != nil {

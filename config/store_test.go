@@ -1,0 +1,76 @@
+package config
+
+import (
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"drover"
+)
+
+func TestConfig_Validate_Store(t *testing.T) {
+	runErrCases(t, []errCase{
+		{"name etcd without block", top + "store: etcd # <-\n" + obsFleet, "", "store: etcd needs its endpoints"},
+		{"unknown name", top + "store: mysql # <-\n" + obsFleet, "", `store: "mysql" is not a store`},
+		{"unknown block", top + "store:\n  consul: {endpoints: [x]} # <-\n" + obsFleet, "", `unknown key "consul" in store`},
+		{"unknown etcd key", top + "store:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n    ttl: 5s # <-\n" + obsFleet, "", `unknown key "ttl" in store.etcd`},
+		{"no endpoints", top + "store:\n  etcd: # <-\n    prefix: /drover\n" + obsFleet, "", "store.etcd.endpoints: required"},
+		{"endpoints type", top + "store:\n  etcd:\n    endpoints: http://127.0.0.1:2379 # <-\n" + obsFleet, "", "store.etcd.endpoints: expected a"},
+		{"endpoint scheme", top + "store:\n  etcd:\n    endpoints:\n      - ftp://127.0.0.1:2379 # <-\n" + obsFleet, "", `has scheme "ftp"`},
+		{"endpoint not host:port", top + "store:\n  etcd:\n    endpoints:\n      - etcd1 # <-\n" + obsFleet, "", "neither a URL nor host:port"},
+		{"endpoint credentials", top + "store:\n  etcd:\n    endpoints:\n      - http://root:secret@etcd1:2379 # <-\n" + obsFleet, "", "store.etcd.endpoints[0] holds credentials"},
+		{"http with tls", top + "store:\n  etcd:\n    endpoints:\n      - http://etcd1:2379 # <-\n    tls: {ca: ca.pem}\n" + obsFleet, "", "plain http:// while store.etcd.tls is set"},
+		{"prefix", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    prefix: drover # <-\n" + obsFleet, "", `store.etcd.prefix: "drover" is not a key path`},
+		{"cert without key", top + "store:\n  etcd:\n    endpoints: [https://etcd1:2379]\n    tls: {cert: c.pem} # <-\n" + obsFleet, "", "cert and key go together"},
+		{"lease_ttl", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    lease_ttl: 10 # <-\n" + obsFleet, "", `store.etcd.lease_ttl: "10" is not a duration`},
+		{"lease_ttl short", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    lease_ttl: 100ms # <-\n" + obsFleet, "", "under a second"},
+		{"dial_timeout", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    dial_timeout: -1s # <-\n" + obsFleet, "", "must be more than 0"},
+	})
+}
+
+func TestConfig_StoreEtcd(t *testing.T) {
+	dir := t.TempDir()
+	doc := top + `store:
+  etcd:
+    endpoints: ["https://etcd1:2379", etcd2:2379]
+    prefix: /teams/web/drover/
+    tls: {ca: tls/ca.pem, cert: tls/drover.pem, key: /etc/drover/key.pem}
+    lease_ttl: 4s
+` + obsFleet
+	s, err := Parse(filepath.Join(dir, "drover.yaml"), []byte(doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := drover.EtcdSpec{
+		Endpoints: []string{"https://etcd1:2379", "etcd2:2379"},
+		Prefix:    "/teams/web/drover",
+		CA:        filepath.Join(dir, "tls/ca.pem"), Cert: filepath.Join(dir, "tls/drover.pem"), Key: "/etc/drover/key.pem",
+		LeaseTTL: 4 * time.Second, DialTimeout: DefaultEtcdDialTimeout,
+	}
+	if s.Store != drover.StoreEtcd || !reflect.DeepEqual(s.Etcd, want) {
+		t.Errorf("store %q etcd\n got %+v\nwant %+v", s.Store, s.Etcd, want)
+	}
+
+	s, err = Parse("drover.yaml", []byte(top+"store:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n"+obsFleet), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = drover.EtcdSpec{Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: DefaultEtcdPrefix, LeaseTTL: DefaultEtcdLeaseTTL, DialTimeout: DefaultEtcdDialTimeout}
+	if s.Store != drover.StoreEtcd || !reflect.DeepEqual(s.Etcd, want) {
+		t.Errorf("defaults: store %q etcd %+v, want %+v", s.Store, s.Etcd, want)
+	}
+}
+
+// The scalar form keeps working, and says nothing of etcd.
+func TestConfig_StoreNames(t *testing.T) {
+	for doc, want := range map[string]string{"": drover.StoreSQLite, "store: sqlite\n": drover.StoreSQLite, "store: file\n": drover.StoreFile} {
+		s, err := Parse("drover.yaml", []byte(top+doc+obsFleet), "")
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if s.Store != want || !reflect.DeepEqual(s.Etcd, drover.EtcdSpec{}) {
+			t.Errorf("%q: store %q etcd %+v, want %q", doc, s.Store, s.Etcd, want)
+		}
+	}
+}
