@@ -1,0 +1,405 @@
+// Package relay is the host side of relay distribution (see package
+// distribute): a bundle cache under the deploy root, receiving a bundle
+// into it — from this machine's stream or another host's relay — with its
+// sha256 and size verified before it is kept, and a short-lived HTTP server
+// that hands the cached bundle to hosts presenting a one-time token.
+//
+// A bundle is kept only when it is exactly the one built: written to a
+// temporary file, hashed on the way, renamed into the cache when the hash
+// and size match, removed otherwise. Staging from the cache checks the
+// hash once more while unpacking (hostops.Stage), so a cached file
+// damaged after it was fetched is caught before anything is staged.
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"drover"
+)
+
+// Dir is the bundle cache, relative to the deploy root.
+const Dir = ".drover/bundles"
+
+// checkSHA refuses anything but 64 lowercase hex digits: the name comes
+// from a request and becomes a file name.
+func checkSHA(sha string) error {
+	if len(sha) != 64 {
+		return drover.Errorf(drover.EINVALID, "bundle sha256 %q is not 64 hex digits", sha)
+	}
+	for _, c := range sha {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return drover.Errorf(drover.EINVALID, "bundle sha256 %q is not 64 lowercase hex digits", sha)
+		}
+	}
+	return nil
+}
+
+// Path is where the bundle with sha256 sha is cached under root.
+func Path(root, sha string) string { return filepath.Join(root, Dir, sha+".tar.gz") }
+
+// Cached returns the path of the cached bundle sha; ENOTFOUND when it is
+// not there.
+func Cached(root, sha string) (string, error) {
+	if err := checkSHA(sha); err != nil {
+		return "", err
+	}
+	p := Path(root, sha)
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", drover.Errorf(drover.ENOTFOUND, "bundle %s.. is not in the host's cache %s", sha[:12], Dir)
+	}
+	if err != nil {
+		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", drover.Errorf(drover.EFAILED, "bundle cache: %s is not a regular file", p)
+	}
+	return p, nil
+}
+
+// Receive reads a bundle from r into the cache under root. It is kept
+// only if its sha256 is sha and, when size > 0, it is size bytes; a
+// mismatch is EINVALID naming from (where it came from) and leaves
+// nothing behind. A bundle already cached is kept and r is not read.
+func Receive(ctx context.Context, root string, r io.Reader, sha string, size int64, from string) (string, error) {
+	if err := checkSHA(sha); err != nil {
+		return "", err
+	}
+	if p, ok := verified(root, sha, size); ok {
+		return p, nil
+	}
+	dir := filepath.Join(root, Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
+	}
+	tmp := f.Name()
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	h := sha256.New()
+	in := io.Reader(&ctxReader{ctx: ctx, r: r})
+	if size > 0 {
+		// One byte more than expected is enough to tell it is too long.
+		in = io.LimitReader(in, size+1)
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), in)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", drover.Errorf(drover.ETIMEOUT, "receive bundle from %s: %v", from, ctx.Err())
+		}
+		return "", drover.Errorf(drover.EFAILED, "receive bundle from %s: %v", from, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha {
+		return "", drover.Errorf(drover.EINVALID, "bundle from %s has sha256 %s, expected %s; not kept", from, got[:16]+"..", sha[:16]+"..").
+			WithHint("the bundle was damaged or replaced on the way or at its source; it is fetched again from another source")
+	}
+	if size > 0 && n != size {
+		return "", drover.Errorf(drover.EINVALID, "bundle from %s is %d bytes, expected %d; not kept", from, n, size)
+	}
+	if err := f.Close(); err != nil {
+		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
+	}
+	dst := Path(root, sha)
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
+	}
+	keep = true
+	clean(dir, sha)
+	return dst, nil
+}
+
+// verified reports whether the cache holds bundle sha intact (a fetch
+// retried, a deploy resumed); a cached file that no longer matches is
+// removed, to be fetched again.
+func verified(root, sha string, size int64) (string, bool) {
+	p, err := Cached(root, sha)
+	if err != nil {
+		return "", false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err == nil && hex.EncodeToString(h.Sum(nil)) == sha && (size <= 0 || n == size) {
+		return p, true
+	}
+	os.Remove(p)
+	return "", false
+}
+
+// Verified returns the path of the cached bundle sha after checking its
+// sha256 and size (when size > 0) again, just before it is unpacked. A
+// copy damaged since it was received is removed and, like a missing one,
+// is ENOTFOUND: fetch it again.
+func Verified(root, sha string, size int64) (string, error) {
+	if err := checkSHA(sha); err != nil {
+		return "", err
+	}
+	if _, err := Cached(root, sha); err != nil {
+		return "", err
+	}
+	p, ok := verified(root, sha, size)
+	if !ok {
+		return "", drover.Errorf(drover.ENOTFOUND, "cached bundle %s.. no longer matches its sha256; removed", sha[:12]).
+			WithHint("the host's disk damaged it after it was fetched; it is fetched again")
+	}
+	return p, nil
+}
+
+// Checked is req with its release's bundle checksum cleared, for staging
+// a bundle Verified has just checked: hostops would otherwise hash it a
+// second time while unpacking, which on a large bundle is a good part of
+// a relayed host's work. The manifest's release ID is still checked.
+func Checked(req drover.StageRequest) drover.StageRequest {
+	if req.Release == nil {
+		return req
+	}
+	rel := *req.Release
+	rel.BundleSHA256, rel.BundleSize = "", 0
+	req.Release = &rel
+	return req
+}
+
+// clean removes the cache's other bundles — one release is distributed
+// at a time, and the previous one is on disk unpacked — and temporary
+// files left by receives that died more than an hour ago.
+func clean(dir, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case name == keep+".tar.gz":
+		case strings.HasSuffix(name, ".tar.gz"):
+			os.Remove(filepath.Join(dir, name))
+		case strings.HasPrefix(name, ".tmp-"):
+			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(dir, name))
+			}
+		}
+	}
+}
+
+// FetchTimeouts bound a fetch's connection and first byte; the body is
+// bounded by the caller's ctx.
+const (
+	DialTimeout   = 10 * time.Second
+	HeaderTimeout = 30 * time.Second
+)
+
+// Fetch gets the bundle sha from the relay at url, presenting token, and
+// Receives it into the cache under root.
+func Fetch(ctx context.Context, root, url, token, sha string, size int64) (string, error) {
+	if err := checkSHA(sha); err != nil {
+		return "", err
+	}
+	if p, ok := verified(root, sha, size); ok {
+		return p, nil
+	}
+	if !strings.HasPrefix(url, "http://") {
+		return "", drover.Errorf(drover.EINVALID, "relay URL %q is not http://", url)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", drover.Errorf(drover.EINVALID, "relay URL %q: %v", url, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	tr := &http.Transport{
+		Proxy:                 nil, // a relay is a peer; never through a proxy
+		DialContext:           (&net.Dialer{Timeout: DialTimeout}).DialContext,
+		ResponseHeaderTimeout: HeaderTimeout,
+		DisableCompression:    true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return errors.New("relays do not redirect")
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", drover.Errorf(drover.ETIMEOUT, "fetch bundle from relay %s: %v", req.URL.Host, ctx.Err())
+		}
+		// The error names the URL, never the header.
+		return "", drover.Errorf(drover.EUNREACHABLE, "fetch bundle from relay %s: %v", req.URL.Host, stripURL(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", drover.Errorf(drover.EFAILED, "fetch bundle from relay %s: %s", req.URL.Host, resp.Status)
+	}
+	return Receive(ctx, root, resp.Body, sha, size, "relay "+req.URL.Host)
+}
+
+func stripURL(err error) error {
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) && ue.Unwrap() != nil {
+		return ue.Unwrap()
+	}
+	return err
+}
+
+// NewToken is a one-time relay token: 32 random bytes, hex.
+func NewToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Listen listens on host at a port in [portMin, portMax], or any free
+// port when both are 0.
+func Listen(host string, portMin, portMax int) (net.Listener, error) {
+	if portMin == 0 && portMax == 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, drover.Errorf(drover.EFAILED, "relay: listen on %s: %v", host, err)
+		}
+		return ln, nil
+	}
+	var last error
+	for p := portMin; p <= portMax; p++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			return ln, nil
+		}
+		last = err
+	}
+	return nil, drover.Errorf(drover.EFAILED, "relay: no free port on %s in %d-%d: %v", host, portMin, portMax, last).
+		WithHint("widen distribution.port_range, or leave it out to let each host pick a free port")
+}
+
+// Server serves one cached bundle.
+type Server struct {
+	url  string
+	srv  *http.Server
+	done chan struct{}
+	stop chan struct{}
+	once sync.Once
+}
+
+// Serve serves the bundle file at path (sha256 sha) on ln at
+// /bundle/<sha> to requests carrying "Authorization: Bearer <token>",
+// until Close, ctx ends or timeout passes (0: no timeout).
+func Serve(ctx context.Context, ln net.Listener, path, sha, token string, timeout time.Duration) (*Server, error) {
+	if err := checkSHA(sha); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if len(token) < 32 {
+		ln.Close()
+		return nil, drover.Errorf(drover.EINVALID, "relay: token too short")
+	}
+	s := &Server{
+		url:  "http://" + ln.Addr().String() + "/bundle/" + sha,
+		done: make(chan struct{}),
+		stop: make(chan struct{}),
+	}
+	want := []byte("Bearer " + token)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/bundle/"+sha, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			http.Error(w, "bundle not available", http.StatusNotFound)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			http.Error(w, "bundle not available", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/gzip")
+		http.ServeContent(w, r, "", fi.ModTime(), f)
+	})
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		ErrorLog:          nil,
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		s.srv.Serve(ln)
+	}()
+	go func() {
+		defer close(s.done)
+		var expire <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			expire = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-expire:
+		case <-s.stop:
+		}
+		s.srv.Close()
+		<-served
+	}()
+	return s, nil
+}
+
+// URL is where the bundle is served.
+func (s *Server) URL() string { return s.url }
+
+// Done is closed once the server has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Close stops the server, cutting transfers in progress, and waits.
+func (s *Server) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// String hides the token if a Server is ever printed.
+func (s *Server) String() string { return fmt.Sprintf("relay %s", s.url) }
