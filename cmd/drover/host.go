@@ -23,7 +23,8 @@ func (a *app) hostCmd() *cobra.Command {
 		Short:  "Perform one host operation here, speaking JSON on stdin/stdout (run by transport ssh)",
 		Hidden: true,
 		Long: `host is what drover runs on a target over SSH. OP is one of: ` + strings.Join(sshtransport.Ops, ", ") + `.
-It reads a JSON request line on stdin and writes a JSON response line on stdout.`,
+It reads a JSON request line on stdin and writes a JSON response line on stdout.
+OP ` + sshtransport.OpServe + ` serves many requests, one after another, on the same stdin and stdout.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return &usageError{fmt.Errorf("host takes one operation (%s), got %d arguments", strings.Join(sshtransport.Ops, ", "), len(args))}

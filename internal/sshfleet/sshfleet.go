@@ -87,6 +87,12 @@ type Options struct {
 	ExtraYAML string
 	// Sshd is the daemon; "" means Sshd.
 	Sshd string
+	// NoShellRC keeps the login shell from reading the user's ~/.bashrc
+	// in every SSH session (sshd sets SHLVL=1, so bash does not take
+	// itself for a shell started by sshd). Every session, of drover or
+	// any other tool, otherwise pays for that file: on a machine whose
+	// root runs `pyenv init` there, hundreds of milliseconds of CPU.
+	NoShellRC bool
 }
 
 // Host is one sshd of the fleet.
@@ -120,8 +126,9 @@ type Fleet struct {
 	KnownHosts string
 	Hosts      []*Host
 
-	sshd   string
-	client *http.Client
+	sshd      string
+	client    *http.Client
+	noShellRC bool
 }
 
 // New makes and starts the fleet. Call Stop when done, also after an
@@ -170,6 +177,7 @@ func New(o Options) (*Fleet, error) {
 		return nil, err
 	}
 	width := max(2, len(strconv.Itoa(o.Hosts)))
+	f.noShellRC = o.NoShellRC
 	for i := range o.Hosts {
 		name := fmt.Sprintf("h%0*d", width, i+1)
 		h := &Host{Name: name, SSHPort: ports[2*i], Port: ports[2*i+1],
@@ -234,6 +242,10 @@ func writeKey(path string) (gossh.PublicKey, error) {
 // sshdConfig is a host's sshd_config: loopback only, keys only, no PAM,
 // the test's own host key and authorized_keys.
 func (f *Fleet) sshdConfig(h *Host) string {
+	extra := ""
+	if f.noShellRC {
+		extra = "SetEnv SHLVL=1"
+	}
 	return strings.Join([]string{
 		"Port " + strconv.Itoa(h.SSHPort),
 		"ListenAddress 127.0.0.1",
@@ -252,6 +264,7 @@ func (f *Fleet) sshdConfig(h *Host) string {
 		"MaxStartups 200",
 		"MaxSessions 100",
 		"LogLevel ERROR",
+		extra,
 		"",
 	}, "\n")
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
 	"drover"
 	"drover/config"
 	sshtransport "drover/transport/ssh"
@@ -125,5 +128,49 @@ func TestMissingSshdFailsNamingIt(t *testing.T) {
 	_, err := New(Options{Dir: t.TempDir(), Hosts: 1, Sshd: filepath.Join(t.TempDir(), "sshd")})
 	if err == nil || !strings.Contains(err.Error(), "sshd is missing") || !strings.Contains(err.Error(), "openssh-server") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// NoShellRC: sshd hands the login shell SHLVL=1, so bash does not take
+// itself for a shell started by sshd and skips ~/.bashrc.
+func TestNoShellRC(t *testing.T) {
+	f, err := New(Options{Dir: t.TempDir(), Hosts: 1, NoShellRC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	key, err := os.ReadFile(f.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.ParsePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, err := knownhosts.New(f.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := os.Getenv("USER")
+	if user == "" {
+		user = "root"
+	}
+	cl, err := gossh.Dial("tcp", f.Hosts[0].Address(), &gossh.ClientConfig{User: user, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: hk, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sess, err := cl.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	out, err := sess.Output(`case $(readlink /proc/$$/exe) in */bash) echo "bash $SHLVL";; *) echo "other $SHLVL";; esac`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bash counts itself on top of sshd's 1; another shell leaves it.
+	if got := strings.TrimSpace(string(out)); got != "bash 2" && got != "other 1" {
+		t.Fatalf("login shell says %q, want SHLVL set by sshd (bash 2 or other 1)", got)
 	}
 }

@@ -35,18 +35,159 @@ var _ drover.HostConn = (*conn)(nil)
 
 func (c *conn) where() string { return "host " + c.s.host.Name }
 
-// call runs one operation on the host. body, when not nil, follows the
-// request on stdin (the bundle, for stage) and stdin is closed after it;
-// otherwise stdin stays open until the response arrives, which is how the
-// host knows the controller is still there (see Serve).
+// call runs one operation on the host: over the host's `drover host
+// serve` session (started on first use, kept for the next operation),
+// or, when the host's binary does not speak serve or body's size cannot
+// be known, as a one-shot `drover host OP` session of its own. body, when
+// not nil, follows the request (the bundle, for stage).
 func (c *conn) call(ctx context.Context, op string, req Request, body io.Reader) (*Response, error) {
 	req.Host = c.s.host.Name
+	req.Op = op
 	if dl, ok := ctx.Deadline(); ok {
 		req.Timeout = time.Until(dl)
 		if req.Timeout <= 0 {
 			return nil, drover.Errorf(drover.ETIMEOUT, "%s: no time left", op).At(c.where())
 		}
 	}
+	c.t.unfresh(c.s)
+	size := int64(-1)
+	if body != nil {
+		size = bodySize(body)
+	}
+	if !c.t.OneShot && !c.s.oneShot.Load() && (body == nil || size >= 0) {
+		resp, err, served := c.callServe(ctx, op, req, body, size)
+		if served {
+			return resp, err
+		}
+	}
+	return c.callOnce(ctx, op, req, body)
+}
+
+// bodySize is how many bytes are left to read in body, -1 when that
+// cannot be told (then the operation runs one-shot, body up to EOF).
+func bodySize(body io.Reader) int64 {
+	switch b := body.(type) {
+	case interface{ Len() int }: // bytes.Reader, strings.Reader, bytes.Buffer
+		return int64(b.Len())
+	case *os.File:
+		fi, err := b.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			return -1
+		}
+		off, err := b.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return -1
+		}
+		return fi.Size() - off
+	}
+	return -1
+}
+
+// callServe runs op over a serve session. served is false when the host's
+// binary does not speak serve (nothing ran): the caller runs it one-shot.
+func (c *conn) callServe(ctx context.Context, op string, req Request, body io.Reader, size int64) (resp *Response, err error, served bool) {
+	if body != nil {
+		req.Body = size
+	} else {
+		req.Body = 0
+	}
+	line, err := encodeRequest(req)
+	if err != nil {
+		return nil, drover.Errorf(drover.EINTERNAL, "%s: %v", op, err).At(c.where()), true
+	}
+	if len(line) > MaxRequestLine {
+		return nil, drover.Errorf(drover.EINVALID, "%s: request of %d bytes is longer than %d", op, len(line), MaxRequestLine).At(c.where()), true
+	}
+	// A connection found dead before the command started (or a kept
+	// session found gone before the request went out) is replaced once:
+	// nothing ran, so trying again is safe.
+	for attempt := 0; ; attempt++ {
+		ss, cl, err := c.t.serveSession(ctx, c.s)
+		if err != nil && cl == nil {
+			// Connecting failed: already said as a drover error.
+			return nil, err, true
+		}
+		if errors.Is(err, errNoServe) {
+			return nil, nil, false
+		}
+		// Read after serveSession: ready set it, under the slot's lock.
+		command := drover.ShellQuote(c.s.bin) + " host " + OpServe + " --root " + drover.ShellQuote(c.s.host.DeployRoot)
+		if err != nil {
+			var nse *notStartedError
+			var sxe *serveExitedError
+			switch {
+			case errors.As(err, &nse) && attempt == 0:
+				c.t.drop(c.s, cl)
+				continue
+			case errors.As(err, &sxe):
+				if sxe.code == 126 || sxe.code == 127 {
+					// The binary vanished or cannot run: forget it, so
+					// the next step installs it again.
+					c.t.forget(c.s)
+					return nil, drover.Errorf(drover.EFAILED, "drover host %s exited %d without an answer: %s", op, sxe.code, firstNonEmpty(strings.TrimSpace(sxe.stderr), "no output")).At(c.where()).
+						WithHint("run it by hand on the host to see why: " + command), true
+				}
+				// It does not speak serve (an older --host-binary):
+				// one session per operation for this host from now on.
+				c.t.noServe(c.s)
+				return nil, nil, false
+			}
+			return nil, asHostErr(err, c.where()+" step "+op), true
+		}
+		out, err := ss.do(ctx, line, body, size)
+		var nse *notStartedError
+		if errors.As(err, &nse) && attempt == 0 {
+			if !cl.alive() {
+				c.t.drop(c.s, cl)
+			}
+			continue
+		}
+		if err != nil {
+			var sxe *serveExitedError
+			if errors.As(err, &sxe) {
+				if sxe.code == 126 || sxe.code == 127 {
+					c.t.forget(c.s)
+				}
+				return nil, drover.Errorf(drover.EFAILED, "drover host %s: the host's drover exited %d without an answer: %s", op, sxe.code, firstNonEmpty(strings.TrimSpace(sxe.stderr), "no output")).At(c.where()).
+					WithHint("run it by hand on the host to see why: " + command), true
+			}
+			var be *bodyError
+			if errors.As(err, &be) {
+				return nil, drover.Errorf(drover.EINVALID, "%s: %v", op, be).At(c.where()), true
+			}
+			return nil, asHostErr(err, c.where()+" step "+op), true
+		}
+		resp, perr := parseResponse(out)
+		if perr != nil {
+			ss.close()
+			return nil, drover.Errorf(drover.EFAILED, "drover host %s: %v", op, perr).At(c.where()), true
+		}
+		cl.putIdle(ss)
+		return resp, hostError(resp, c.where()), true
+	}
+}
+
+// hostError is the error a response carries, placed at the host.
+func hostError(resp *Response, where string) error {
+	if resp.Error == nil {
+		return nil
+	}
+	e := resp.Error.err()
+	if e.Where == "" {
+		e.Where = where
+	} else {
+		e.Where = where + " " + e.Where
+	}
+	return e
+}
+
+// callOnce runs one operation as a session of its own running `drover
+// host OP`. body, when not nil, follows the request on stdin and stdin
+// is closed after it; otherwise stdin stays open until the response
+// arrives, which is how the host knows the controller is still there
+// (see Serve).
+func (c *conn) callOnce(ctx context.Context, op string, req Request, body io.Reader) (*Response, error) {
+	req.Op, req.Body = "", 0
 	line, err := encodeRequest(req)
 	if err != nil {
 		return nil, drover.Errorf(drover.EINTERNAL, "%s: %v", op, err).At(c.where())
@@ -87,13 +228,7 @@ func (c *conn) call(ctx context.Context, op string, req Request, body io.Reader)
 				WithHint("run it by hand on the host to see why: " + command)
 		}
 		if resp.Error != nil {
-			e := resp.Error.err()
-			if e.Where == "" {
-				e.Where = c.where()
-			} else {
-				e.Where = c.where() + " " + e.Where
-			}
-			return resp, e
+			return resp, hostError(resp, c.where())
 		}
 		return resp, nil
 	}
@@ -132,6 +267,17 @@ func parseResponse(b []byte) (*Response, error) {
 func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 	var st drover.HostState
 	file := path.Join(c.s.host.DeployRoot, drover.StateFile)
+	if f := c.t.takeFresh(c.s); f != nil {
+		return c.parseState(file, *f)
+	}
+	if !c.t.OneShot && !c.s.oneShot.Load() && c.t.installed(c.s) {
+		// drover is there anyway: ask the serve session, no new one.
+		r, err := c.call(ctx, OpState, Request{}, nil)
+		if err != nil || r.State == nil {
+			return st, orMissing(err, c, OpState)
+		}
+		return *r.State, nil
+	}
 	q := drover.ShellQuote(file)
 	var out string
 	var err error
@@ -157,6 +303,11 @@ func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 		}
 		return st, err
 	}
+	return c.parseState(file, out)
+}
+
+func (c *conn) parseState(file, out string) (drover.HostState, error) {
+	var st drover.HostState
 	if strings.TrimSpace(out) == "" {
 		return st, nil
 	}

@@ -6,9 +6,12 @@
 // # The model
 //
 // One Transport serves one drover command. It keeps ONE SSH connection per
-// host and runs every step of that host as a new session on it (SSH
-// multiplexes sessions over a connection), so a deploy of hundreds of hosts
-// costs one TCP connection and one key exchange per host, not one per step.
+// host, and on it ONE long-lived session running `drover host serve`, which
+// carries every step of that host as a request line and a response line.
+// A deploy of hundreds of hosts thus costs, per host, one TCP connection,
+// one key exchange and one session — one process launch and one login
+// shell (whose rc files may cost more than everything else) — not one of
+// each per step. Steps that overlap on a host get a second session.
 // A connection that is lost (the keepalive goes unanswered, the server
 // closes it) is dropped, the step running on it is reported EUNREACHABLE,
 // and the next step on that host connects again. Transport.Close closes
@@ -21,20 +24,32 @@
 //
 // streamed over a session's stdin, its sha256 checked on the host before
 // it is renamed into place with mode 0700 (run by the deploy user only).
-// Every operation then runs that binary as `drover host OP`, which calls
-// the same package hostops that transport/local calls in-process, so a
-// local fleet and a real one behave the same. A host whose OS or
+// Every operation then goes to that binary, `drover host serve`, which
+// calls the same package hostops that transport/local calls in-process,
+// so a local fleet and a real one behave the same. The first session on a
+// host is the probe (uname, is drover there, state.json), which ends by
+// exec'ing `drover host serve` when drover is there: a host that already
+// holds this drover costs a single session for the whole command. A host whose OS or
 // architecture (uname -sm) differs from this machine's is refused with a
 // clear message unless SSHConfig.HostBinary (--host-binary) provides a
 // drover built for it.
 //
 // # The wire protocol
 //
-// `drover host OP --root ROOT` reads one JSON line, a Request, from stdin
-// and writes one JSON line, a Response, to stdout. Stage is followed on
-// stdin by the release bundle itself, whose sha256 hostops.Stage checks as
-// it unpacks: no scp or sftp is needed. Errors travel as drover.Error
-// fields, so a hint written on the host reaches the operator.
+// `drover host serve --root ROOT` writes a greeting line (Response.Ready),
+// then reads one JSON line, a Request naming its Op, and writes one JSON
+// line, a Response, again and again until stdin ends. A request's Body
+// bytes follow its line: for stage, the release bundle itself, whose
+// sha256 hostops.Stage checks as it unpacks, so no scp or sftp is needed.
+// EOF on stdin cancels the operation running (the controller is gone); a
+// step whose deadline passes is cancelled with SIGTERM and its session
+// dropped, and a lost connection is EUNREACHABLE, as before.
+//
+// `drover host OP --root ROOT`, one operation per session (the request
+// line, for stage the bundle up to EOF, one response line), is kept: a
+// --host-binary that does not answer serve's greeting is driven that way,
+// and Transport.OneShot forces it. Errors travel as drover.Error fields,
+// so a hint written on the host reaches the operator.
 //
 // # Trust
 //

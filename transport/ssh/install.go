@@ -6,12 +6,14 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"runtime"
 	"strings"
+	"sync"
 
 	"drover"
 )
@@ -54,10 +56,40 @@ func (t *Transport) probe(ctx context.Context, s *hostSlot, cl *client) error {
 		p := drover.ShellQuote(RemoteBinary(root, sum))
 		fmt.Fprintf(&script, "; if [ -x %s ]; then echo have %s; fi", p, sum)
 	}
-	out, err := t.run(ctx, cl, s.host.Name, script.String(), nil)
-	if err != nil {
-		return err
+	// state.json too, read as State reads it: the survey's State right
+	// after Open then needs no session of its own (see hostSlot.fresh).
+	sq := drover.ShellQuote(path.Join(root, drover.StateFile))
+	fmt.Fprintf(&script, "; echo %s; if [ -e %s ]; then cat %s; echo; fi", stateMark, sq, sq)
+	// And when this machine's drover is there, the probe's session
+	// becomes the host's first serve session: a host already holding
+	// drover costs one session, one login shell, for the whole run.
+	// serve changes nothing until it is asked to.
+	selfBin := drover.ShellQuote(RemoteBinary(root, sums[0]))
+	if !t.OneShot {
+		fmt.Fprintf(&script, "; if [ -x %s ]; then exec %s host %s --root %s; fi", selfBin, selfBin, OpServe, drover.ShellQuote(root))
 	}
+	var pre bytes.Buffer
+	ss, err := startServe(ctx, cl, script.String(), &pre, nil)
+	var sxe *serveExitedError
+	serveFailed := false
+	switch {
+	case err == nil:
+	case errors.As(err, &sxe) && strings.Contains(pre.String(), stateMark+"\n"):
+		// drover is not there (the probe alone ran), or it did not
+		// serve: then the host's operations go one-shot.
+		serveFailed = sxe.code != 0
+	case errors.As(err, &sxe):
+		return drover.Errorf(drover.EFAILED, "remote command exited %d: %s", sxe.code, strings.TrimSpace(sxe.stderr)).At(where)
+	default:
+		return asHostErr(err, where)
+	}
+	keep := false
+	defer func() {
+		if ss != nil && !keep {
+			ss.close()
+		}
+	}()
+	out, state, marked := strings.Cut(pre.String(), stateMark+"\n")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	uname := strings.TrimSpace(lines[0])
 	have := map[string]bool{}
@@ -89,8 +121,22 @@ func (t *Transport) probe(ctx context.Context, s *hostSlot, cl *client) error {
 	s.local, s.sum = cands[pick], sums[pick]
 	s.bin = RemoteBinary(root, sums[pick])
 	s.installed = have[sums[pick]]
+	s.fresh = nil
+	if marked {
+		s.fresh = &state
+	}
+	if ss != nil && pick == 0 {
+		keep = true
+		cl.putIdle(ss)
+	}
+	if serveFailed && pick == 0 && s.installed {
+		t.noServe(s)
+	}
 	return nil
 }
+
+// stateMark separates the probe's findings from state.json in its output.
+const stateMark = "--- drover state.json ---"
 
 // upload streams the binary over a session's stdin into a temporary
 // file under BinDir, checks its sha256 on the host and only then makes it
@@ -98,23 +144,34 @@ func (t *Transport) probe(ctx context.Context, s *hostSlot, cl *client) error {
 // file under the final name that a later run would trust. The directory
 // and the binary are the deploy user's alone (0700): anyone who could
 // replace the binary would run code as that user at the next deploy.
-func (t *Transport) upload(ctx context.Context, cl *client, name, root, local, sum string) error {
+//
+// The binary is read by its size (head -c), not up to EOF, so the same
+// session goes on to exec `drover host serve` with the umask it had: the
+// host's first serve session, returned (nil with Transport.OneShot, or
+// when the uploaded binary is not the one that will run, serve false).
+func (t *Transport) upload(ctx context.Context, cl *client, name, root, local, sum string, serve bool) (*serveSession, error) {
+	where := "host " + name
 	f, err := os.Open(local)
 	if err != nil {
-		return drover.Errorf(drover.EINVALID, "open drover binary to upload: %v", err).At("host " + name)
+		return nil, drover.Errorf(drover.EINVALID, "open drover binary to upload: %v", err).At(where)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, drover.Errorf(drover.EINVALID, "open drover binary to upload: %v", err).At(where)
+	}
 	q := drover.ShellQuote
 	dir := path.Join(root, BinDir)
 	final := RemoteBinary(root, sum)
-	script := strings.Join([]string{
+	lines := []string{
 		"set -e",
+		"mask=$(umask)",
 		"mkdir -p " + q(root),
 		"umask 077",
 		"mkdir -p " + q(dir),
 		"tmp=" + q(dir) + "/.upload-$$",
 		`trap 'rm -f "$tmp"' EXIT`,
-		`cat > "$tmp"`,
+		fmt.Sprintf(`head -c %d > "$tmp"`, fi.Size()),
 		`if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum < "$tmp"); ` +
 			`elif command -v shasum >/dev/null 2>&1; then sum=$(shasum -a 256 < "$tmp"); ` +
 			`else sum=$(sha256 -q < "$tmp"); fi`,
@@ -123,17 +180,41 @@ func (t *Transport) upload(ctx context.Context, cl *client, name, root, local, s
 		`chmod 0700 "$tmp"`,
 		`mv -f "$tmp" ` + q(final),
 		"trap - EXIT",
-	}, "\n")
-	if _, err := t.run(ctx, cl, name, script, f); err != nil {
-		var de *drover.Error
-		if code := drover.ErrorCode(err); code != drover.EUNREACHABLE && code != drover.ETIMEOUT && asError(err, &de) {
-			return (&drover.Error{Code: drover.EFAILED, Message: "upload drover to " + final, Err: err}).At("host " + name).
-				WithHint("the host needs a writable deploy root and sha256sum (or shasum)")
-		}
-		return err
+		"echo " + uploadedMark,
 	}
-	return nil
+	if serve && !t.OneShot {
+		lines = append(lines, `umask "$mask"`, "exec "+q(final)+" host "+OpServe+" --root "+q(root))
+	}
+	var pre bytes.Buffer
+	ss, err := startServe(ctx, cl, strings.Join(lines, "\n"), &pre, io.LimitReader(f, fi.Size()))
+	if err == nil {
+		return ss, nil
+	}
+	uploaded := strings.Contains(pre.String(), uploadedMark)
+	var sxe *serveExitedError
+	switch {
+	case errors.As(err, &sxe) && uploaded && sxe.code == 0:
+		return nil, nil
+	case errors.As(err, &sxe) && uploaded && sxe.code != 126 && sxe.code != 127:
+		// It runs but does not serve: only a binary that is not this
+		// drover could; one session per operation then.
+		return nil, errNoServe
+	case errors.As(err, &sxe) && uploaded:
+		return nil, drover.Errorf(drover.EFAILED, "drover was uploaded to %s but does not run there (exit %d): %s", final, sxe.code, strings.TrimSpace(sxe.stderr)).At(where).
+			WithHint("check that the deploy root is not on a noexec file system; run it by hand: " + final + " host serve --root " + root)
+	case errors.As(err, &sxe):
+		return nil, (&drover.Error{Code: drover.EFAILED, Message: "upload drover to " + final,
+			Err: fmt.Errorf("remote command exited %d: %s", sxe.code, strings.TrimSpace(sxe.stderr))}).At(where).
+			WithHint("the host needs a writable deploy root and sha256sum (or shasum)")
+	}
+	return nil, asHostErr(err, where)
 }
+
+// errNoServe: drover was installed, but it did not start serving.
+var errNoServe = errors.New("drover host serve did not start")
+
+// uploadedMark is what the upload script says once the binary is in place.
+const uploadedMark = "drover-uploaded"
 
 // run runs a shell command on cl and returns its stdout; stdin may be
 // nil. A non-zero exit is EFAILED with the tail of stderr.
@@ -163,14 +244,29 @@ func (t *Transport) selfPath() (string, error) {
 	return p, nil
 }
 
-// sum returns the sha256 of a local file, computed once per Transport.
+// sum returns the sha256 of a local file, computed once per Transport:
+// every host's probe asks at once, and hashing a 40 MB binary for each
+// of hundreds of hosts would cost seconds of CPU.
 func (t *Transport) sum(p string) (string, error) {
 	t.mu.Lock()
-	s, ok := t.sums[p]
-	t.mu.Unlock()
-	if ok {
-		return s, nil
+	e, ok := t.sums[p]
+	if !ok {
+		e = &sumEntry{}
+		t.sums[p] = e
 	}
+	t.mu.Unlock()
+	e.once.Do(func() { e.sum, e.err = fileSum(p) })
+	return e.sum, e.err
+}
+
+// sumEntry is one file's sha256, computed once.
+type sumEntry struct {
+	once sync.Once
+	sum  string
+	err  error
+}
+
+func fileSum(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", drover.Errorf(drover.EINVALID, "drover binary for hosts: %v", err).WithHint("check --host-binary / ssh.host_binary")
@@ -180,11 +276,7 @@ func (t *Transport) sum(p string) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", drover.Errorf(drover.EINVALID, "read %s: %v", p, err)
 	}
-	s = hex.EncodeToString(h.Sum(nil))
-	t.mu.Lock()
-	t.sums[p] = s
-	t.mu.Unlock()
-	return s, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // parseUname maps `uname -sm` to Go's GOOS and GOARCH.

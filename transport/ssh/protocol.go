@@ -25,7 +25,29 @@ const (
 )
 
 // Ops lists every operation `drover host` serves.
-var Ops = []string{OpState, OpStage, OpPromote, OpRestore, OpExec, OpCheck, OpReadFile, OpPrune}
+var Ops = []string{OpState, OpStage, OpPromote, OpRestore, OpExec, OpCheck, OpReadFile, OpPrune, OpFetch, OpStageFetched, OpRelayServe}
+
+// Operations of relay distribution (relay.go): fetch a bundle into the
+// host's cache (from another host's relay, or streamed after the request
+// like stage), stage from the cache, and serve the cache to other hosts.
+const (
+	OpFetch        = "fetch"
+	OpStageFetched = "stage-fetched"
+	// OpRelayServe is long-lived and one-shot only: it answers a first
+	// line with Response.Relay once it listens, serves until stdin ends
+	// (or its timeout), then answers a last line.
+	OpRelayServe = "relay-serve"
+)
+
+// OpServe is not an operation but a mode: `drover host serve --root ROOT`
+// answers a greeting line (Response.Ready), then serves one Request line
+// after another — each naming its operation in Request.Op — on the same
+// stdin and stdout until stdin ends. A Request's Body bytes follow its
+// line (the bundle, for stage). One SSH session, one process launch and
+// one login-shell start then carry every step of a host instead of one
+// each. Requests are served one at a time; EOF on stdin cancels the one
+// running, as for a one-shot `drover host OP`.
+const OpServe = "serve"
 
 // ProtocolVersion is carried by every Request; a host binary speaking
 // another version refuses the request rather than guessing.
@@ -35,6 +57,12 @@ const ProtocolVersion = 1
 // field of the operation is set.
 type Request struct {
 	V int `json:"v"`
+	// Op is the operation, in serve mode (a one-shot `drover host OP`
+	// takes it from its argument).
+	Op string `json:"op,omitempty"`
+	// Body is how many bytes follow the line in serve mode (stage: the
+	// bundle). A one-shot stage reads the bundle up to EOF instead.
+	Body int64 `json:"body,omitempty"`
 	// Host is the host's name in drover.yaml, for DROVER_HOST and errors.
 	Host string `json:"host"`
 	// Timeout is what is left of the step's deadline when the request was
@@ -50,11 +78,21 @@ type Request struct {
 	Path    string                 `json:"path,omitempty"`
 	Keep    int                    `json:"keep,omitempty"`
 	Protect []string               `json:"protect,omitempty"`
+	// Fetch and Relay are the requests of relay distribution; Listen is
+	// the address a relay binds to on the host (its address in
+	// drover.yaml, without the SSH port).
+	Fetch  *drover.FetchRequest `json:"fetch,omitempty"`
+	Relay  *drover.RelayRequest `json:"relay,omitempty"`
+	Listen string               `json:"listen,omitempty"`
 }
 
 // Response is the JSON line a `drover host OP` writes to stdout.
 type Response struct {
-	V     int                 `json:"v"`
+	V int `json:"v"`
+	// Ready is set on the greeting `drover host serve` writes before it
+	// reads any request: a binary that does not know serve never writes
+	// it, and the controller falls back to one session per operation.
+	Ready bool                `json:"ready,omitempty"`
 	Error *WireError          `json:"error,omitempty"`
 	State *drover.HostState   `json:"state,omitempty"`
 	Stage *drover.StageResult `json:"stage,omitempty"`
@@ -63,6 +101,8 @@ type Response struct {
 	// Data is a file's content (read-file); JSON carries it as base64.
 	Data    []byte   `json:"data,omitempty"`
 	Removed []string `json:"removed,omitempty"`
+	// RelayURL is where a relay-serve serves the bundle (its first line).
+	RelayURL string `json:"relay_url,omitempty"`
 }
 
 // WireError is a drover.Error on the wire.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"drover"
@@ -42,21 +43,46 @@ type ServeOptions struct {
 // controller gave up or the connection died. The operation's context is
 // then cancelled, so a hook's process group is killed instead of running
 // on for a controller that is gone.
+//
+// With op OpServe it answers the greeting and then serves requests one
+// after another on the same stdin and stdout, each naming its operation,
+// a stage's bundle framed by Request.Body, until stdin ends (see OpServe).
 func Serve(ctx context.Context, op string, stdin io.Reader, stdout io.Writer, o ServeOptions) error {
-	resp := serve(ctx, op, stdin, o)
+	if op == OpServe {
+		return serveLoop(ctx, stdin, stdout, o)
+	}
+	if op == OpRelayServe {
+		return serveRelay(ctx, stdin, stdout, o)
+	}
+	resp := serveOne(ctx, op, stdin, o)
+	return writeResponse(stdout, resp)
+}
+
+// writeResponse writes resp as one line.
+func writeResponse(w io.Writer, resp Response) error {
 	resp.V = ProtocolVersion
 	b, err := json.Marshal(resp)
 	if err != nil {
 		b, _ = json.Marshal(Response{V: ProtocolVersion, Error: toWire(drover.Errorf(drover.EINTERNAL, "encode response: %v", err))})
 	}
-	_, err = stdout.Write(append(b, '\n'))
+	_, err = w.Write(append(b, '\n'))
 	return err
 }
 
-func serve(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Response {
-	fail := func(err error) Response { return Response{Error: toWire(err)} }
+func fail(err error) Response { return Response{Error: toWire(err)} }
+
+func (o ServeOptions) checkRoot() error {
 	if o.Root == "" || !filepath.IsAbs(o.Root) {
-		return fail(drover.Errorf(drover.EINVALID, "drover host: --root %q must be an absolute path", o.Root))
+		return drover.Errorf(drover.EINVALID, "drover host: --root %q must be an absolute path", o.Root)
+	}
+	return nil
+}
+
+// serveOne is a one-shot `drover host OP`: one request, for stage the
+// bundle up to EOF.
+func serveOne(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Response {
+	if err := o.checkRoot(); err != nil {
+		return fail(err)
 	}
 	in := bufio.NewReaderSize(stdin, 64<<10)
 	line, err := readLine(in)
@@ -67,13 +93,9 @@ func serve(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Resp
 	if err != nil {
 		return fail(err)
 	}
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
-	}
-	if op != OpStage {
-		// See Serve: EOF on stdin means the controller is gone.
+	if op != OpStage && !(op == OpFetch && req.Fetch != nil && req.Fetch.From == "") {
+		// See Serve: EOF on stdin means the controller is gone. (A
+		// stage, or a fetch from this machine, has the bundle there.)
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
@@ -81,6 +103,141 @@ func serve(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Resp
 			io.Copy(io.Discard, in)
 			cancel()
 		}()
+	}
+	return o.do(ctx, op, req, in)
+}
+
+// serveLoop is `drover host serve`: the greeting, then one request after
+// another until stdin ends. One goroutine alone reads stdin: it hands each
+// request (and a pipe carrying its body) to the loop, then reads on, so
+// that EOF while an operation runs cancels it. A body the operation did
+// not read to the end (it failed early) is drained, keeping the stream in
+// step for the next request.
+func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOptions) error {
+	if err := o.checkRoot(); err != nil {
+		return writeResponse(stdout, fail(err))
+	}
+	if err := writeResponse(stdout, Response{Ready: true}); err != nil {
+		return err
+	}
+	type incoming struct {
+		req  Request
+		err  error
+		body *io.PipeReader
+	}
+	reqs := make(chan incoming)
+	// Deferred in this order, they run as: close stdin (which unblocks
+	// the reader when the loop ends for another reason, a signal),
+	// cancel, and only then wait for the reader.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if c, ok := stdin.(io.Closer); ok {
+		defer c.Close()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(reqs)
+		// The controller gone (EOF), or it spoke garbage: stop serving.
+		defer cancel()
+		in := bufio.NewReaderSize(stdin, 64<<10)
+		for {
+			line, err := readLine(in)
+			if err != nil {
+				return
+			}
+			req, err := decodeRequest(line)
+			var pr *io.PipeReader
+			var pw *io.PipeWriter
+			if err == nil && req.Body > 0 {
+				pr, pw = io.Pipe()
+			}
+			select {
+			case reqs <- incoming{req: req, err: err, body: pr}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				// Where the next request starts is unknown.
+				return
+			}
+			if pw != nil && !copyBody(pw, in, req.Body) {
+				return
+			}
+		}
+	}()
+	out := bufio.NewWriter(stdout)
+	for {
+		var in incoming
+		var ok bool
+		select {
+		case in, ok = <-reqs:
+		case <-ctx.Done():
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		var resp Response
+		if in.err != nil {
+			resp = fail(in.err)
+		} else {
+			var body io.Reader
+			if in.body != nil {
+				body = in.body
+			}
+			resp = o.do(ctx, in.req.Op, in.req, body)
+			if in.body != nil {
+				// Whatever the operation left unread is drained.
+				in.body.CloseWithError(errBodyDone)
+			}
+		}
+		if err := writeResponse(out, resp); err != nil {
+			return err
+		}
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		if in.err != nil {
+			return nil
+		}
+	}
+}
+
+var errBodyDone = errors.New("the operation is over")
+
+// copyBody copies n bytes of in to pw, then closes pw. When the reader of
+// pw goes away first, the rest is read and dropped. It reports whether
+// the n bytes were there: false means stdin ended inside the body.
+func copyBody(pw *io.PipeWriter, in io.Reader, n int64) bool {
+	buf := make([]byte, 64<<10)
+	var w io.Writer = pw
+	for n > 0 {
+		k, err := in.Read(buf[:min(int64(len(buf)), n)])
+		n -= int64(k)
+		if k > 0 && w != io.Discard {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				w = io.Discard
+			}
+		}
+		if err != nil && n > 0 {
+			pw.CloseWithError(io.ErrUnexpectedEOF)
+			return false
+		}
+	}
+	pw.Close()
+	return true
+}
+
+// do performs one operation. body is what follows the request: the
+// bundle for stage.
+func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Reader) Response {
+	if req.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+		defer cancel()
 	}
 	if err := os.MkdirAll(o.Root, 0o755); err != nil {
 		return fail(drover.Errorf(drover.EFAILED, "create deploy root %s: %v", o.Root, err))
@@ -101,7 +258,10 @@ func serve(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Resp
 		if req.Stage == nil || req.Stage.Release == nil {
 			return fail(drover.Errorf(drover.EINVALID, "stage: no release in the request"))
 		}
-		res, err := h.Stage(ctx, in, *req.Stage)
+		if body == nil {
+			return fail(drover.Errorf(drover.EINVALID, "stage: no bundle follows the request"))
+		}
+		res, err := h.Stage(ctx, body, *req.Stage)
 		r.Stage, r.Error = &res, toWire(err)
 	case OpPromote:
 		if req.Promote == nil {
@@ -143,6 +303,8 @@ func serve(ctx context.Context, op string, stdin io.Reader, o ServeOptions) Resp
 	case OpPrune:
 		removed, err := h.Prune(ctx, req.Keep, req.Protect...)
 		r.Removed, r.Error = removed, toWire(err)
+	case OpFetch, OpStageFetched:
+		return o.doRelay(ctx, op, req, body, h)
 	default:
 		return fail(drover.Errorf(drover.EINVALID, "drover host: unknown operation %q", op))
 	}

@@ -36,6 +36,11 @@ import (
 // `<binary> host OP --root DIR`.
 func TestMain(m *testing.M) {
 	if len(os.Args) >= 5 && os.Args[1] == "host" && os.Args[3] == "--root" {
+		if os.Args[2] == OpServe && os.Getenv("DROVER_TEST_NO_SERVE") != "" {
+			// A drover from before serve: cobra refuses the argument.
+			fmt.Fprintln(os.Stderr, `Error: host takes one operation, got "serve"`)
+			os.Exit(1)
+		}
 		self, _ := os.Executable()
 		// As drover's main does: SIGTERM cancels the operation.
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)

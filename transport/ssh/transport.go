@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -35,6 +36,11 @@ type Transport struct {
 	// Dial opens a TCP connection; nil means a net.Dialer. Tests count
 	// connections with it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// OneShot runs every operation as a session of its own (`drover host
+	// OP`) instead of over one `drover host serve` per connection: what
+	// drover did before serve, kept for hosts whose binary lacks it (used
+	// automatically then) and for comparison in tests and benchmarks.
+	OneShot bool
 
 	initOnce sync.Once
 	sem      chan struct{} // bounds hosts connecting at once
@@ -44,7 +50,7 @@ type Transport struct {
 	hosts  map[string]*hostSlot // by host name
 	jump   *hostSlot
 	closed bool
-	sums   map[string]string // binary path -> sha256, computed once
+	sums   map[string]*sumEntry // binary path -> sha256, computed once
 
 	agentConn net.Conn
 	agent     agent.ExtendedAgent
@@ -60,7 +66,7 @@ func (t *Transport) init() {
 		}
 		t.sem = make(chan struct{}, n)
 		t.hosts = map[string]*hostSlot{}
-		t.sums = map[string]string{}
+		t.sums = map[string]*sumEntry{}
 		t.keys = &knownHosts{path: t.Config.KnownHosts, tofu: t.Config.TrustOnFirstUse, notice: t.notice}
 	})
 }
@@ -85,6 +91,59 @@ type hostSlot struct {
 	// installed whether it is there. bin is "" until probed.
 	uname, local, sum, bin string
 	installed              bool
+	// fresh is state.json as the probe read it (nil: not read since the
+	// last operation), so the survey's State right after Open costs no
+	// session of its own. Any operation clears it.
+	fresh *string
+	// oneShot: the host's binary does not speak serve.
+	oneShot atomic.Bool
+}
+
+// unfresh forgets the state the probe read: an operation may change it.
+func (t *Transport) unfresh(s *hostSlot) {
+	s.lock <- struct{}{}
+	s.fresh = nil
+	<-s.lock
+}
+
+// takeFresh returns the state the probe read, once.
+func (t *Transport) takeFresh(s *hostSlot) *string {
+	s.lock <- struct{}{}
+	f := s.fresh
+	s.fresh = nil
+	<-s.lock
+	return f
+}
+
+// installed reports whether drover is known to be on the host.
+func (t *Transport) installed(s *hostSlot) bool {
+	s.lock <- struct{}{}
+	ok := s.installed && s.bin != "" && s.cl != nil && s.cl.alive()
+	<-s.lock
+	return ok
+}
+
+// noServe makes every later operation on s one-shot.
+func (t *Transport) noServe(s *hostSlot) { s.oneShot.Store(true) }
+
+// serveSession returns an idle serve session of s's connection or starts
+// one, connecting and installing drover first when needed. cl is nil when
+// the error came from connecting (it is then a *drover.Error).
+func (t *Transport) serveSession(ctx context.Context, s *hostSlot) (*serveSession, *client, error) {
+	cl, err := t.ready(ctx, s, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.oneShot.Load() {
+		// Learnt while installing it: the binary does not serve.
+		return nil, cl, errNoServe
+	}
+	if ss := cl.takeIdle(); ss != nil {
+		return ss, cl, nil
+	}
+	command := drover.ShellQuote(s.bin) + " host " + OpServe + " --root " + drover.ShellQuote(s.host.DeployRoot)
+	ss, err := startServe(ctx, cl, command, nil, nil)
+	return ss, cl, err
 }
 
 // Open returns the host's connection, connecting (and installing drover
@@ -189,10 +248,18 @@ func (t *Transport) ready(ctx context.Context, s *hostSlot, install bool) (*clie
 		}
 	}
 	if install && !s.installed {
-		if err := t.upload(ctx, cl, s.host.Name, s.host.DeployRoot, s.local, s.sum); err != nil {
+		ss, err := t.upload(ctx, cl, s.host.Name, s.host.DeployRoot, s.local, s.sum, !s.oneShot.Load())
+		if errors.Is(err, errNoServe) {
+			t.noServe(s)
+			err = nil
+		}
+		if err != nil {
 			return nil, err
 		}
 		s.installed = true
+		if ss != nil {
+			cl.putIdle(ss)
+		}
 	}
 	return cl, nil
 }
@@ -201,7 +268,7 @@ func (t *Transport) ready(ctx context.Context, s *hostSlot, install bool) (*clie
 // next operation checks and installs it again.
 func (t *Transport) forget(s *hostSlot) {
 	s.lock <- struct{}{}
-	s.installed = false
+	s.installed, s.fresh = false, nil
 	<-s.lock
 }
 
@@ -212,7 +279,7 @@ func (t *Transport) drop(s *hostSlot, cl *client) {
 	s.lock <- struct{}{}
 	t.mu.Lock()
 	if s.cl == cl {
-		s.cl = nil
+		s.cl, s.fresh = nil, nil
 	}
 	t.mu.Unlock()
 	<-s.lock
@@ -442,6 +509,12 @@ type client struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	// idle holds `drover host serve` sessions waiting for the next
+	// operation (see serveSession); sclosed: keep no more.
+	smu     sync.Mutex
+	idle    []*serveSession
+	sclosed bool
 }
 
 func newClient(c *gossh.Client, keepalive time.Duration) *client {
@@ -514,6 +587,7 @@ func (cl *client) Close() error {
 	cl.closeOnce.Do(func() {
 		close(cl.done)
 		cl.Client.Close()
+		cl.closeIdle()
 	})
 	cl.wg.Wait()
 	return nil

@@ -1,0 +1,284 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"drover"
+)
+
+// serveCommands counts the host-side commands by kind: serve sessions
+// and one-shot operations.
+func serveCommands(s *testServer) (serve int, oneShot []string) {
+	for _, c := range s.Commands() {
+		switch {
+		case strings.HasPrefix(c, "uname -sm"):
+			// the probe; it exec's serve when drover is there
+		case strings.Contains(c, " host "+OpServe+" "):
+			serve++
+		case strings.Contains(c, " host "):
+			oneShot = append(oneShot, c)
+		}
+	}
+	return serve, oneShot
+}
+
+// cycle runs every operation of a deploy on c and fails the test on an
+// error.
+func cycle(t *testing.T, c drover.HostConn, h drover.Host, version string) {
+	t.Helper()
+	ctx := ctxT(t)
+	h.Vars = map[string]any{"port": uint64(18001), "big": uint64(1), "neg": int64(-1)}
+	r := buildRelease(t, version)
+	cf := []drover.ConfigFile{{Template: "app.conf.tmpl", Dest: "app.conf", Validate: "test -s {{.Path}}"}}
+	data := drover.NewTemplateData(&drover.Spec{Service: "hello"}, h, r.ID(), r.Version())
+	res, err := c.Stage(ctx, drover.StageRequest{DeployID: "d1", Release: r, ConfigFiles: cf, Data: data})
+	if err != nil {
+		t.Fatalf("stage: %v", err)
+	}
+	st, err := c.Promote(ctx, drover.PromoteRequest{DeployID: "d1", Slot: res.Slot, Release: r.ID(), Version: version, ConfigHash: res.ConfigHash, At: time.Unix(1700000000, 0)})
+	if err != nil || st.Version != version {
+		t.Fatalf("promote: %+v %v", st, err)
+	}
+	if out, err := c.Exec(ctx, drover.ExecRequest{Command: "bin/app"}); err != nil || strings.TrimSpace(out.Output) != version {
+		t.Fatalf("exec: %+v %v", out, err)
+	}
+	if cr, err := c.Check(ctx, drover.CheckSpec{Name: "app", Type: "command", Command: "bin/app | grep -q " + version, Timeout: 5 * time.Second, Interval: 50 * time.Millisecond}); err != nil || !cr.OK {
+		t.Fatalf("check: %+v %v", cr, err)
+	}
+	if b, err := c.ReadFile(ctx, "releases/"+res.Slot+"/app.conf"); err != nil || !strings.Contains(string(b), "version = "+version) {
+		t.Fatalf("read-file: %q %v", b, err)
+	}
+	if st, err := c.State(ctx); err != nil || st.Current != res.Slot {
+		t.Fatalf("state: %+v %v", st, err)
+	}
+	if _, err := c.Prune(ctx, 5); err != nil {
+		t.Fatalf("prune: %v", err)
+	}
+}
+
+// Every operation of a host goes over ONE `drover host serve` session: no
+// process launch, no new session (and no login shell) per step.
+func TestServeOneSessionPerHost(t *testing.T) {
+	f := newFixture(t)
+	tr := f.transport(f.config())
+	h := f.host("h01", f.srv)
+	c := open(t, tr, h)
+	// The survey's state comes with the probe: no session of its own.
+	before := len(f.srv.Commands())
+	if st, err := c.State(ctxT(t)); err != nil || st.Current != "" {
+		t.Fatalf("state: %+v %v", st, err)
+	}
+	if n := len(f.srv.Commands()); n != before {
+		t.Fatalf("State right after Open ran %d commands, want none (the probe read it)", n-before)
+	}
+	cycle(t, c, h, "1.0.0")
+	// The serve session the upload became has the login's umask again,
+	// not the upload's 077: releases stay readable as shipped.
+	st, err := c.State(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(h.DeployRoot, "releases", st.Current)); err != nil || fi.Mode().Perm()&0o055 == 0 {
+		t.Fatalf("release directory: %v %v, want readable by others", fi.Mode(), err)
+	}
+	cycle(t, c, h, "2.0.0")
+	serve, oneShot := serveCommands(f.srv)
+	if serve != 1 || len(oneShot) != 0 {
+		t.Fatalf("%d serve sessions and one-shot commands %q; want 1 and none", serve, oneShot)
+	}
+	// The probe, and the upload, which goes on as the serve session:
+	// two commands for two whole deploys.
+	if n := len(f.srv.Commands()); n != 2 {
+		t.Fatalf("%d commands on the host, want 2 (probe, upload+serve): %q", n, f.srv.Commands())
+	}
+
+	// The next run (a new Transport) finds drover there: its probe
+	// becomes the serve session, one command for a whole deploy.
+	tr2 := f.transport(f.config())
+	c2 := open(t, tr2, h)
+	if _, err := c2.State(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	cycle(t, c2, h, "3.0.0")
+	if n := len(f.srv.Commands()); n != 3 {
+		t.Fatalf("%d commands on the host, want 3 (one more for the second run): %q", n, f.srv.Commands()[2:])
+	}
+}
+
+// A host binary that does not know serve (a --host-binary from an older
+// drover) is driven one session per operation, and asked only once.
+func TestServeFallsBackToOneShot(t *testing.T) {
+	f := newFixture(t)
+	f.srv.Env = []string{"DROVER_TEST_NO_SERVE=1"}
+	tr := f.transport(f.config())
+	h := f.host("h01", f.srv)
+	c := open(t, tr, h)
+	cycle(t, c, h, "1.0.0")
+	serve, oneShot := serveCommands(f.srv)
+	if serve != 1 || len(oneShot) < 6 {
+		t.Fatalf("%d serve attempts, one-shot %q; want 1 attempt then one-shot operations", serve, oneShot)
+	}
+	// The next run's probe finds drover there and tries serve in the
+	// same session; it fails, and that run goes one-shot too.
+	tr2 := f.transport(f.config())
+	c2 := open(t, tr2, h)
+	if _, err := c2.Exec(ctxT(t), drover.ExecRequest{Command: "bin/app"}); err != nil {
+		t.Fatal(err)
+	}
+	if serve2, oneShot2 := serveCommands(f.srv); serve2 != 1 || len(oneShot2) != len(oneShot)+1 {
+		t.Fatalf("second run: %d serve attempts, %d one-shot commands; want 1 and %d", serve2, len(oneShot2), len(oneShot)+1)
+	}
+}
+
+// OneShot (the old way, kept for comparison) runs no serve session.
+func TestOneShotOption(t *testing.T) {
+	f := newFixture(t)
+	tr := f.transport(f.config())
+	tr.OneShot = true
+	h := f.host("h01", f.srv)
+	c := open(t, tr, h)
+	for range 2 {
+		if _, err := c.Exec(ctxT(t), drover.ExecRequest{Command: "true", Dir: "."}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if serve, oneShot := serveCommands(f.srv); serve != 0 || len(oneShot) != 2 {
+		t.Fatalf("%d serve sessions, one-shot %q; want none and 2", serve, oneShot)
+	}
+}
+
+// A request that fails before reading its body leaves the session in
+// step: the body is drained and the next request is served on it.
+func TestServeDrainsUnreadBody(t *testing.T) {
+	f := newFixture(t)
+	tr := f.transport(f.config())
+	h := f.host("h01", f.srv)
+	c := open(t, tr, h).(*conn)
+	body := bytes.Repeat([]byte("x"), 3<<20) // more than the SSH window
+	_, err := c.call(ctxT(t), OpStage, Request{Stage: &drover.StageRequest{}}, bytes.NewReader(body))
+	if de := wantCode(t, err, drover.EINVALID); !strings.Contains(de.Error(), "no release") {
+		t.Fatalf("error: %v", de)
+	}
+	cycle(t, c, h, "1.0.0")
+	if serve, oneShot := serveCommands(f.srv); serve != 1 || len(oneShot) != 0 {
+		t.Fatalf("%d serve sessions, one-shot %q; want the one session kept", serve, oneShot)
+	}
+}
+
+// The serve loop itself: requests one after another with bodies, and EOF
+// on stdin cancels the operation running (a controller gone).
+func TestServeLoop(t *testing.T) {
+	root := t.TempDir()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), OpServe, inR, outW, ServeOptions{Root: root})
+		outW.Close()
+	}()
+	lines := make(chan string, 10)
+	go func() {
+		b := make([]byte, 0, 4096)
+		buf := make([]byte, 4096)
+		for {
+			n, err := outR.Read(buf)
+			b = append(b, buf[:n]...)
+			for {
+				i := bytes.IndexByte(b, '\n')
+				if i < 0 {
+					break
+				}
+				lines <- string(b[:i])
+				b = b[i+1:]
+			}
+			if err != nil {
+				close(lines)
+				return
+			}
+		}
+	}()
+	next := func() string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("serve ended")
+			}
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatal("no answer from serve")
+		}
+		return ""
+	}
+	send := func(req Request, body []byte) {
+		req.Body = int64(len(body))
+		line, err := encodeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inW.Write(append(line, body...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := next(); !strings.Contains(l, `"ready":true`) {
+		t.Fatalf("greeting %q", l)
+	}
+	os.MkdirAll(filepath.Join(root, "releases", "r1"), 0o755)
+	os.WriteFile(filepath.Join(root, "releases", "r1", "f"), []byte("one"), 0o644)
+	send(Request{Op: OpReadFile, Path: "releases/r1/f"}, nil)
+	if l := next(); !strings.Contains(l, `"data":"b25l"`) {
+		t.Fatalf("read-file answer %q", l)
+	}
+	// A body nobody reads (stage without a release fails first) is
+	// drained: the next request is understood.
+	send(Request{Op: OpStage, Stage: &drover.StageRequest{}}, bytes.Repeat([]byte("{}\n"), 50000))
+	if l := next(); !strings.Contains(l, "no release") {
+		t.Fatalf("stage answer %q", l)
+	}
+	send(Request{Op: OpExec, Exec: &drover.ExecRequest{Command: "echo hi", Dir: "."}}, nil)
+	if l := next(); !strings.Contains(l, `hi\n`) {
+		t.Fatalf("exec answer %q", l)
+	}
+	// The controller goes away during a long command: it is cancelled.
+	start := time.Now()
+	send(Request{Op: OpExec, Exec: &drover.ExecRequest{Command: "sleep 30", Dir: ".", Timeout: time.Minute}}, nil)
+	time.Sleep(200 * time.Millisecond)
+	inW.Close()
+	next() // its answer: cancelled
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the command ran on for %s after stdin closed", took)
+	}
+}
+
+// A serve process that dies fails its step — EFAILED with what it said,
+// not a hang — and the next step gets a new session.
+func TestServeDiesMidStep(t *testing.T) {
+	f := newFixture(t)
+	tr := f.transport(f.config())
+	h := f.host("h01", f.srv)
+	c := open(t, tr, h)
+	cycle(t, c, h, "1.0.0")
+	// The command's parent is the host's serve process.
+	_, err := c.Exec(ctxT(t), drover.ExecRequest{Command: "kill -KILL $PPID; sleep 5"})
+	if de := wantCode(t, err, drover.EFAILED); !strings.Contains(de.Error(), "without an answer") {
+		t.Fatalf("error: %v", de)
+	}
+	if st, err := c.State(ctxT(t)); err != nil || st.Version != "1.0.0" {
+		t.Fatalf("state after the serve process died: %+v %v", st, err)
+	}
+	if serve, _ := serveCommands(f.srv); serve != 2 {
+		t.Fatalf("%d serve sessions, want 2 (the second after the first died)", serve)
+	}
+	if n := f.srv.Accepts.Load(); n != 1 {
+		t.Fatalf("%d connections, want the first kept", n)
+	}
+}
