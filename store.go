@@ -130,6 +130,16 @@ type JournalEntry struct {
 // MaxOutputTail bounds JournalEntry.Output.
 const MaxOutputTail = 4096
 
+// BatchAppender is a Store that can journal several entries of one deploy
+// at the cost of one: one transaction, one fsync. The runner journals the
+// steps that finished and started together as one batch when its Store
+// has it, and entry by entry otherwise. AppendBatch returns only after
+// every entry is durable, in order; after a crash during the call at most
+// a prefix of the batch survives. Store/sqlite and store/file implement it.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, deployID string, es []JournalEntry) error
+}
+
 // HistoryReader answers questions about past deploys that Store's
 // per-deploy methods cannot answer cheaply: which deploys touched a host,
 // every step of a host across deploys, who holds a lock. It is separate

@@ -28,13 +28,88 @@ type stepFunc func(ctx context.Context, a rollout.Action) rollout.Result
 // report), never a crash that leaves steps running and hosts half-done.
 func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine, run stepFunc, timeoutOf func(rollout.Action) time.Duration) error {
 	results := make(chan rollout.Result)
-	inflight := 0
+	running := 0 // steps launched and not yet reported
 	stepCtx := context.WithoutCancel(ctx)
 	started := map[string]time.Time{}
 	// groupOf and restoring complete step_done with what the core's
 	// result does not carry: the host's group and the path it is on.
 	groupOf := map[string]string{}
 	restoring := map[string]bool{}
+
+	// Journal writes go through one writer goroutine, one write at a
+	// time. A write holds the "done" entries of the steps that finished
+	// since the last one and the "start" entries of the steps their
+	// results let begin: a hundred hosts finishing a step together cost
+	// one write (one fsync), not two hundred. What depends on a write —
+	// its steps starting, the step_done, note and step_start events,
+	// in that order — waits until it is durable, so every step is still
+	// journaled before it runs and before anything reports it done.
+	// Meanwhile the loop goes on taking results and deciding, into the
+	// next write: the store's work is off the path of the steps.
+	type write struct {
+		entries []drover.JournalEntry
+		events  []drover.Event
+		launch  []rollout.Action
+	}
+	var next, inWrite write
+	writing := false
+	writes := make(chan []drover.JournalEntry)
+	written := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for es := range writes {
+			r.journalBatch(ctx, deployID, es)
+			written <- struct{}{}
+		}
+	}()
+	// Every return below is made with no write in flight.
+	defer func() {
+		close(writes)
+		<-writerDone
+	}()
+	// release emits a durable write's events and starts its steps.
+	release := func(w write) {
+		for _, e := range w.events {
+			r.emit(e)
+		}
+		for _, a := range w.launch {
+			started[a.Host+"/"+string(a.Step)] = r.now()
+			running++
+			go func() {
+				actx, cancel := context.WithTimeout(stepCtx, timeoutOf(a))
+				defer cancel()
+				res := safeRun(actx, run, a)
+				results <- res
+			}()
+		}
+	}
+	// submit hands the next write to the writer when it is free; one
+	// with nothing to journal (notes alone) is released at once, in turn.
+	submit := func() {
+		if writing {
+			return
+		}
+		if len(next.entries) == 0 {
+			release(next)
+			next = write{}
+			return
+		}
+		inWrite, next = next, write{}
+		writing = true
+		writes <- inWrite.entries
+	}
+	// collect takes a finished step's result: its journal entry and event
+	// go into the next write, the machine learns the outcome now.
+	collect := func(res rollout.Result) error {
+		running--
+		key := res.Host + "/" + string(res.Step)
+		elapsed := r.now().Sub(started[key])
+		delete(started, key)
+		next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
+		next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Group: groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
+		return m.Report(r.now(), res)
+	}
 
 	var timer *time.Timer
 	defer func() {
@@ -49,23 +124,17 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 	for {
 		rd := m.Ready(r.now())
 		for _, n := range rd.Notes {
-			r.emitNote(deployID, n)
+			next.events = append(next.events, r.noteEvent(deployID, n))
 		}
 		for _, a := range rd.Actions {
-			r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: "start"})
-			r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
-			started[a.Host+"/"+string(a.Step)] = r.now()
+			next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: "start"})
+			next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
+			next.launch = append(next.launch, a)
 			groupOf[a.Host] = a.Group
 			restoring[a.Host] = a.Restoring
-			inflight++
-			go func() {
-				actx, cancel := context.WithTimeout(stepCtx, timeoutOf(a))
-				defer cancel()
-				res := safeRun(actx, run, a)
-				results <- res
-			}()
 		}
-		if m.Done() && inflight == 0 {
+		submit()
+		if m.Done() && running == 0 && !writing {
 			for _, n := range m.Ready(r.now()).Notes {
 				r.emitNote(deployID, n)
 			}
@@ -82,7 +151,7 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			timer = time.NewTimer(max(rd.Wake.Sub(r.now()), 0))
 			wake = timer.C
 		}
-		if inflight == 0 && wake == nil {
+		if running == 0 && !writing && wake == nil {
 			// Nothing running, nothing to start, yet not done: a bug in
 			// the core. Stop here; the caller reports a verdict that needs
 			// a person rather than hanging forever.
@@ -93,6 +162,11 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		var res rollout.Result
 		select {
 		case res = <-results:
+		case <-written:
+			writing = false
+			release(inWrite)
+			inWrite = write{}
+			continue
 		case <-wake:
 			continue
 		case reason := <-halts:
@@ -106,15 +180,48 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			m.Abort(r.now(), "interrupted: "+context.Cause(ctx).Error())
 			continue
 		}
-		inflight--
-		key := res.Host + "/" + string(res.Step)
-		elapsed := r.now().Sub(started[key])
-		delete(started, key)
-		r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
-		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Group: groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
-		if err := m.Report(r.now(), res); err != nil {
-			return r.abandon(ctx, deployID, err, inflight, results)
+		err := collect(res)
+		// Every other step that finished meanwhile goes into the same
+		// write.
+		for more := err == nil; more; {
+			select {
+			case res = <-results:
+				err = collect(res)
+				more = err == nil
+			default:
+				more = false
+			}
 		}
+		if err != nil {
+			// What was decided before the machine rejected a result is
+			// journaled and goes on; nothing more is decided.
+			if writing {
+				<-written
+				writing = false
+				release(inWrite)
+			}
+			r.journalBatch(ctx, deployID, next.entries)
+			release(next)
+			return r.abandon(ctx, deployID, err, running, results)
+		}
+	}
+}
+
+// journalBatch journals es in one write when the store can, else entry by
+// entry (see journal).
+func (r *Runner) journalBatch(ctx context.Context, deployID string, es []drover.JournalEntry) {
+	if len(es) == 0 {
+		return
+	}
+	b, ok := r.Store.(drover.BatchAppender)
+	if !ok || len(es) == 1 {
+		for _, e := range es {
+			r.journal(ctx, deployID, e)
+		}
+		return
+	}
+	if err := b.AppendBatch(context.WithoutCancel(ctx), deployID, es); err != nil {
+		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Message: fmt.Sprintf("journal write of %d steps failed: %v", len(es), err)})
 	}
 }
 
@@ -190,11 +297,16 @@ var noteEvents = map[string]string{
 }
 
 func (r *Runner) emitNote(deployID string, n rollout.Note) {
+	r.emit(r.noteEvent(deployID, n))
+}
+
+// noteEvent is the event of a core's note.
+func (r *Runner) noteEvent(deployID string, n rollout.Note) drover.Event {
 	kind, ok := noteEvents[n.Kind]
 	if !ok {
 		kind = drover.EventNotice
 	}
-	r.emit(drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Message: n.Message})
+	return drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Message: n.Message}
 }
 
 // outcomeOf maps an error from a host operation to a step outcome: a lost

@@ -28,7 +28,7 @@ func (r *Runner) survey(ctx context.Context, cs *conns, targets map[string]bool)
 	var mu sync.Mutex
 	views := make(map[string]*hostView, len(names))
 	forEach(names, r.Spec.StageParallelism, func(name string) {
-		h, _ := r.Spec.Host(name)
+		h, _ := cs.host(name)
 		v := &hostView{Host: h}
 		sctx, cancel := context.WithTimeout(ctx, r.Spec.StepTimeout)
 		defer cancel()

@@ -53,6 +53,49 @@ func (s *Store) Append(ctx context.Context, deployID string, e drover.JournalEnt
 	return nil
 }
 
+// AppendBatch journals es, in order, with one write and one fsync, and
+// returns once all of them are on disk, as Append does for one. After a
+// crash in the middle of the write, a prefix of the batch may survive (the
+// cut line is dropped, as for Append), never a later entry without an
+// earlier one.
+func (s *Store) AppendBatch(ctx context.Context, deployID string, es []drover.JournalEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var lines []byte
+	for _, e := range es {
+		if e.At.IsZero() {
+			e.At = s.now()
+		}
+		line, err := json.Marshal(e)
+		if err != nil {
+			return internal("encode journal entry", err)
+		}
+		lines = append(append(lines, line...), '\n')
+	}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	dd, err := s.deploysDir(deployID)
+	if err != nil {
+		return err
+	}
+	d, err := readRecord(dd, deployID)
+	if err != nil {
+		return err
+	}
+	if !d.Finished.IsZero() {
+		return drover.Errorf(drover.EINVALID, "deploy %s finished (%s); its journal is closed", deployID, d.Outcome)
+	}
+	if err := appendLine(filepath.Join(dd, deployID+journalExt), lines); err != nil {
+		return internal("append to journal of "+deployID, err)
+	}
+	return nil
+}
+
 // appendLine appends line (ending in "\n") to the file at path and fsyncs.
 func appendLine(path string, line []byte) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)

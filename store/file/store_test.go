@@ -31,6 +31,10 @@ func TestContract(t *testing.T) {
 	storetest.RunStoreContract(t, func(t *testing.T) drover.Store { return open(t) })
 }
 
+func TestContractBatch(t *testing.T) {
+	storetest.RunBatchAppenderContract(t, func(t *testing.T) drover.Store { return open(t) })
+}
+
 func TestOpen_CreatesPrivateDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "drover")
 	if _, err := file.Open(dir); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 
 	"drover"
@@ -43,14 +44,27 @@ func (s *Store) Begin(ctx context.Context, d drover.DeployRecord) error {
 		if err != nil {
 			return internal("begin deploy "+d.ID, err)
 		}
-		for i, h := range d.Hosts {
-			_, err := tx.ExecContext(ctx, `INSERT INTO deploy_hosts
+		// Up to 64 hosts per statement: a fleet of thousands would
+		// otherwise cost thousands of statements.
+		args := make([]any, 0, 64*10)
+		for pos := 0; pos < len(d.Hosts); {
+			n := min(64, len(d.Hosts)-pos)
+			var b strings.Builder
+			b.WriteString(`INSERT INTO deploy_hosts
 				(deploy_id, pos, host, grp, skipped, before_current, before_previous, before_release, before_version, before_config_hash)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				d.ID, i, h.Name, h.Group, h.Skipped, h.Before.Current, h.Before.Previous, h.Before.Release, h.Before.Version, h.Before.ConfigHash)
-			if err != nil {
-				return internal("begin deploy "+d.ID+" host "+h.Name, err)
+				VALUES `)
+			args = args[:0]
+			for i, h := range d.Hosts[pos : pos+n] {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+				args = append(args, d.ID, pos+i, h.Name, h.Group, h.Skipped, h.Before.Current, h.Before.Previous, h.Before.Release, h.Before.Version, h.Before.ConfigHash)
 			}
+			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+				return internal(fmt.Sprintf("begin deploy %s hosts %d-%d", d.ID, pos+1, pos+n), err)
+			}
+			pos += n
 		}
 		return nil
 	})

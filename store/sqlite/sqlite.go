@@ -83,6 +83,10 @@ type Store struct {
 
 	initMu sync.Mutex
 	ready  bool
+
+	// inserts are AppendBatch's prepared statements by rows.
+	stmtMu  sync.Mutex
+	inserts map[int]*sql.Stmt
 }
 
 // Open returns the store in the database file at path, creating its
@@ -123,6 +127,12 @@ func (s *Store) Path() string { return s.path }
 // Close closes the database. Locks still held keep their flock until
 // released or until the process exits.
 func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.inserts {
+		st.Close()
+	}
+	s.inserts = nil
+	s.stmtMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return internal("close "+s.path, err)
 	}

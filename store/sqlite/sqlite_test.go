@@ -33,6 +33,10 @@ func TestSqliteContract(t *testing.T) {
 	storetest.RunStoreContract(t, func(t *testing.T) drover.Store { return open(t) })
 }
 
+func TestSqliteContractBatch(t *testing.T) {
+	storetest.RunBatchAppenderContract(t, func(t *testing.T) drover.Store { return open(t) })
+}
+
 func TestSqliteHistoryReaderContract(t *testing.T) {
 	storetest.RunHistoryReaderContract(t, func(t *testing.T) drover.Store { return open(t) })
 }
