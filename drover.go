@@ -56,7 +56,12 @@ type Spec struct {
 	Hooks       Hooks
 	// Rotation holds native load balancer integrations (HAProxy).
 	Rotation RotationSpec
-	Checks   []CheckSpec
+	// Strategy is StrategyRolling (the default) or StrategyBlueGreen;
+	// BlueGreen configures the latter (see bluegreen.go).
+	Strategy  string
+	BlueGreen BlueGreenSpec
+
+	Checks []CheckSpec
 	// StageParallelism bounds how many hosts stage at once.
 	StageParallelism int
 	// StepTimeout bounds one host step (stage, switch, restore).
@@ -65,9 +70,11 @@ type Spec struct {
 	StageRetries int
 	// Seed makes jitter reproducible; 0 means seeded from the deploy id.
 	Seed int64
-	// Store is the state store under StateDir: StoreSQLite (the default,
-	// StateDir/drover.db) or StoreFile.
+	// Store is the state store: StoreSQLite (the default,
+	// StateDir/drover.db), StoreFile (under StateDir) or StoreEtcd (Etcd).
 	Store string
+	// Etcd is the etcd store's connection when Store is StoreEtcd.
+	Etcd EtcdSpec
 	// Log configures the structured event log for log shippers.
 	Log LogConfig
 	// AskMessage asks for a deploy message on a terminal when -m is not
@@ -85,14 +92,39 @@ type Spec struct {
 	// Analysis are metric analyses run after every group (see
 	// analysis.go); groups add their own.
 	Analysis []AnalysisSpec
+	// Retry is the per-step retry policy; the zero value runs every step
+	// once (stage transfers still retry StageRetries times).
+	Retry RetryPolicy
+	// Converge bounds `drover converge`.
+	Converge ConvergeSpec
+	// Inventory is where hosts come from besides hosts: (dynamic
+	// inventory); the zero value is none.
+	Inventory InventorySpec
+	// Distribution is how release bundles reach the hosts: pushed from
+	// this machine (the zero value) or relayed host to host (distribution.go).
+	Distribution Distribution
 }
 
 // State stores.
 const (
 	StoreSQLite  = "sqlite"
 	StoreFile    = "file"
+	StoreEtcd    = "etcd"
 	DefaultStore = StoreSQLite
 )
+
+// EtcdSpec is store: {etcd: {...}}: where the shared store is (store/etcd).
+type EtcdSpec struct {
+	Endpoints []string
+	// Prefix is where drover's keys live ("/drover").
+	Prefix string
+	// CA, Cert and Key are PEM files for TLS; "" when unused.
+	CA, Cert, Key string
+	// LeaseTTL is how long a dead holder keeps a lock or leadership.
+	LeaseTTL time.Duration
+	// DialTimeout bounds connecting to etcd.
+	DialTimeout time.Duration
+}
 
 // LogConfig is the structured event log: every Event as one line.
 type LogConfig struct {
@@ -251,6 +283,10 @@ type Hooks struct {
 	AfterRestart   string
 	BeforeRollback string
 	AfterRollback  string
+	// Replace runs on the controller, not the host, for a host that
+	// failed converge.replace_after rounds of `drover converge`: it
+	// re-provisions the machine, after which the inventory is read again.
+	Replace string
 	// Timeout bounds each hook.
 	Timeout time.Duration
 }
@@ -274,4 +310,88 @@ type CheckSpec struct {
 	Timeout time.Duration
 	// Interval is the pause between attempts.
 	Interval time.Duration
+}
+
+// Retryable outcomes of a step attempt (RetryRule.On).
+const (
+	RetryUnreachable = "unreachable" // the host could not be reached
+	RetryTimeout     = "timeout"     // the attempt did not finish in time
+	RetryExit        = "exit"        // a command or check ran and failed
+)
+
+// RetryRule says how often a step is tried and after which outcomes it
+// is tried again. Attempts 1 (or 0) tries once.
+type RetryRule struct {
+	Attempts int
+	// Backoff is the wait before the second attempt; it doubles for each
+	// attempt after, up to MaxBackoff, with jitter from the spec's seed.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// On lists the retryable outcomes (RetryUnreachable, ...).
+	On []string
+}
+
+// Retries reports whether an attempt that ended with outcome is retried.
+func (r RetryRule) Retries(outcome string) bool {
+	for _, o := range r.On {
+		if o == outcome {
+			return true
+		}
+	}
+	return false
+}
+
+// RetryPolicy is the retry: block: a rule for every step, and per-step
+// rules (keys are step names: stage, depool, switch, restart, check,
+// repool, restore) that replace it for their step.
+type RetryPolicy struct {
+	Default RetryRule
+	Steps   map[string]RetryRule
+}
+
+// Rule returns the rule of step.
+func (p RetryPolicy) Rule(step string) RetryRule {
+	if r, ok := p.Steps[step]; ok {
+		return r
+	}
+	return p.Default
+}
+
+// Defaults of the retry: and converge: blocks.
+const (
+	DefaultRetryAttempts      = 1
+	DefaultRetryBackoff       = time.Second
+	DefaultRetryMaxBackoff    = 30 * time.Second
+	DefaultConvergeAttempts   = 10
+	DefaultConvergeWait       = 5 * time.Second
+	DefaultConvergeMaxWait    = 2 * time.Minute
+	DefaultInventoryTimeout   = 30 * time.Second
+	DefaultReplaceAfterRounds = 2
+)
+
+// DefaultRetryOn are the outcomes retried when retry.on is left out: a
+// lost connection or a slow host is worth another try; a command that
+// ran and failed usually fails again.
+var DefaultRetryOn = []string{RetryUnreachable, RetryTimeout}
+
+// ConvergeSpec is the converge: block.
+type ConvergeSpec struct {
+	// MaxAttempts is how many deploy rounds converge runs at most.
+	MaxAttempts int
+	// Wait is the pause after the first round; it doubles each round up
+	// to MaxWait, with jitter.
+	Wait    time.Duration
+	MaxWait time.Duration
+	// ReplaceAfter is how many rounds a host fails before its replace
+	// hook runs (once per host per run).
+	ReplaceAfter int
+}
+
+// InventorySpec is the inventory: block: a command printing JSON hosts,
+// or a URL serving them. Exactly one of Command and URL is set when the
+// block is.
+type InventorySpec struct {
+	Command string
+	URL     string
+	Timeout time.Duration
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -40,7 +41,7 @@ type File struct {
 	Rotation         RotationFile           `yaml:"rotation"`
 	Checks           []CheckFile            `yaml:"checks"`
 	Environments     map[string]Environment `yaml:"environments"`
-	Store            string                 `yaml:"store"`
+	Store            StoreFile              `yaml:"store"`
 	Log              LogFile                `yaml:"log"`
 	AskMessage       *bool                  `yaml:"ask_message"`
 	Webhooks         []WebhookFile          `yaml:"webhooks"`
@@ -48,6 +49,16 @@ type File struct {
 	Invariants       []InvariantFile        `yaml:"invariants"`
 	// Analysis are metric analyses run after every group (analysis.go).
 	Analysis []AnalysisFile `yaml:"analysis"`
+	// Retry, Converge and Inventory: per-step retries, drover converge
+	// and dynamic inventory (retry.go, converge.go, inventory.go).
+	Retry     RetryFile     `yaml:"retry"`
+	Converge  ConvergeFile  `yaml:"converge"`
+	Inventory InventoryFile `yaml:"inventory"`
+	// Strategy and BlueGreen: strategy: blue-green (bluegreen.go).
+	Strategy  string         `yaml:"strategy"`
+	BlueGreen *BlueGreenFile `yaml:"blue_green"`
+	// Distribution is how bundles reach hosts (distribution.go).
+	Distribution DistributionFile `yaml:"distribution"`
 
 	// filename names the file in errors; dir resolves relative paths.
 	filename string
@@ -121,6 +132,7 @@ type HooksFile struct {
 	AfterRestart   string `yaml:"after_restart"`
 	BeforeRollback string `yaml:"before_rollback"`
 	AfterRollback  string `yaml:"after_rollback"`
+	Replace        string `yaml:"replace"`
 	Timeout        string `yaml:"timeout"`
 }
 
@@ -184,6 +196,11 @@ func Load(path, env string) (*drover.Spec, error) {
 func Parse(filename string, data []byte, env string) (*drover.Spec, error) {
 	f, err := Decode(filename, data)
 	if err != nil {
+		return nil, err
+	}
+	// Dynamic inventory is read here, once, before validation: its hosts
+	// are validated and resolved with the file's (inventory.go).
+	if err := f.readInventory(context.Background()); err != nil {
 		return nil, err
 	}
 	return f.Spec(env)

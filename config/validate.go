@@ -239,9 +239,14 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 		AfterRestart:   f.Hooks.AfterRestart,
 		BeforeRollback: f.Hooks.BeforeRollback,
 		AfterRollback:  f.Hooks.AfterRollback,
+		Replace:        f.Hooks.Replace,
 		Timeout:        f.duration(ps, p("hooks", "timeout"), f.Hooks.Timeout, drover.DefaultHookTimeout),
 	}
+	s.Retry = f.checkRetry(ps)
+	s.Converge = f.checkConverge(ps)
+	s.Inventory = f.checkInventory(ps)
 	s.Rotation = f.checkRotation(ps)
+	f.checkBlueGreen(ps, &s)
 
 	names := map[string]keyPath{}
 	for i, c := range f.Checks {
@@ -250,6 +255,7 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 	s.Smoke = f.checkSmoke(ps, p("smoke"), f.Smoke)
 	s.Invariants = f.checkInvariants(ps)
 	s.Analysis = f.checkAnalyses(ps, p("analysis"), f.Analysis)
+	s.Distribution = f.checkDistribution(ps)
 	return s
 }
 

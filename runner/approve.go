@@ -91,7 +91,7 @@ func (w *canaryWatch) awaitApproval(ctx context.Context, g drover.Group, timeout
 	}
 	defer func() { cancel(); <-done }()
 
-	user, machine := Who()
+	user, machine := w.r.who()
 	by := user + "@" + machine
 	tick := time.NewTicker(approvalPoll)
 	defer tick.Stop()

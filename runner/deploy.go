@@ -107,11 +107,20 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
+	var bg *bgRun
+	if r.blueGreen() {
+		// Each host's idle colour; the old colour finalized once its
+		// keep_old passed (bluegreen.go).
+		if bg, desired, err = r.prepareBlueGreen(ctx, cs, id, views, o.Release); err != nil {
+			return nil, err
+		}
+	}
 
 	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
-	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism}
+	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism, Strategy: r.strategy()}
 	before := map[string]drover.Snapshot{}
 	x := newExecutor(r, cs, o.Release, id, before)
+	x.bg = bg
 	canary := x.newCanaryWatch()
 	pending := 0
 	// The deploy-level gates go after the last group that has a targeted
@@ -155,6 +164,10 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
 	}
+	if err := x.startDistribution(ctx, plan); err != nil {
+		return nil, err
+	}
+	defer x.stopDistribution()
 	// Invariants are captured before anything changes; without a
 	// baseline the deploy does not start.
 	if err := x.captureInvariants(ctx); err != nil {
@@ -168,10 +181,12 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %d hosts, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), len(targets), pending),
 		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan)})
 	x.emitBaseline()
+	x.dist.announce()
 
 	start := r.now()
 	err = r.drive(canary.start(ctx), id, m, x.run, x.timeout)
 	canary.stop()
+	x.stopDistribution()
 	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
@@ -197,7 +212,7 @@ func eventGroups(p rollout.Plan) []drover.EventGroup {
 }
 
 func (r *Runner) record(id, kind string, rel *drover.Release, msg string) drover.DeployRecord {
-	userName, machine := Who()
+	userName, machine := r.who()
 	rec := drover.DeployRecord{
 		ID: id, Key: Key(r.Spec), Kind: kind, Service: r.Spec.Service, Env: r.Spec.Env,
 		User: userName, Machine: machine, Message: msg, Started: r.now(),
@@ -211,7 +226,7 @@ func (r *Runner) record(id, kind string, rel *drover.Release, msg string) drover
 }
 
 func (r *Runner) lock(ctx context.Context, id string) (drover.Lock, error) {
-	userName, machine := Who()
+	userName, machine := r.who()
 	lock, err := r.Store.Lock(ctx, Key(r.Spec), drover.LockOwner{PID: os.Getpid(), Machine: machine, User: userName, DeployID: id, Since: r.now()})
 	if err != nil {
 		return nil, err

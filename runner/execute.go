@@ -44,6 +44,11 @@ type executor struct {
 	baseline      map[string]any
 	baselineNotes []string
 	rng           *rand.Rand
+	// dist is relay distribution (distribute.go); nil pushes bundles
+	// from this machine.
+	dist *distribution
+	// bg is the blue/green part of the run (bluegreen.go); nil when rolling.
+	bg *bgRun
 }
 
 func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, before map[string]drover.Snapshot) *executor {
@@ -60,9 +65,15 @@ func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, bef
 	}
 }
 
-// timeout bounds one step. A check step runs every check, each retried
-// until its own timeout, so its bound is their sum plus slack.
-func (x *executor) timeout(a rollout.Action) time.Duration {
+// baseTimeout bounds one attempt of a step (retry.go: timeout bounds all
+// of its attempts). A check step runs every check, each retried until its
+// own timeout, so its bound is their sum plus slack.
+func (x *executor) baseTimeout(a rollout.Action) time.Duration {
+	if x.bg != nil {
+		if d, ok := x.bgTimeout(a); ok {
+			return d
+		}
+	}
 	switch a.Step {
 	case rollout.StepGate:
 		return x.gateTimeout(a)
@@ -96,7 +107,7 @@ func (x *executor) hookTimeout() time.Duration {
 
 func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
 	res := rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.OK}
-	err := x.step(ctx, a)
+	err := x.retrying(ctx, a) // x.step, under the spec's retry policy
 	if err != nil {
 		res.Outcome = outcomeOf(err)
 		res.Reason = err.Error()
@@ -112,13 +123,23 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 	if a.Step == rollout.StepGate {
 		return x.runGate(ctx, a)
 	}
-	h, ok := x.spec.Host(a.Host)
+	h, ok := x.conns.host(a.Host)
 	if !ok {
 		return drover.Errorf(drover.EINTERNAL, "unknown host %s", a.Host)
 	}
+	if x.bg != nil {
+		if handled, err := x.bgStep(ctx, a, h); handled {
+			return err
+		}
+	}
 	switch a.Step {
 	case rollout.StepStage:
-		return x.stageStep(ctx, h)
+		defer x.dist.begin(h.Name)()
+		err := x.stageStep(ctx, h)
+		if err == nil {
+			x.dist.relayFrom(ctx, h.Name) // distribute.go
+		}
+		return err
 	case rollout.StepDepool:
 		return x.depool(ctx, h, a.Restoring)
 	case rollout.StepRepool:
@@ -159,6 +180,9 @@ func (x *executor) snapshot(host string) drover.Snapshot {
 // data is what templates see on host h during this run: the target release
 // while deploying, the release being restored while restoring.
 func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
+	if x.bg != nil {
+		return x.bgData(h, restoring)
+	}
 	if restoring || x.release == nil {
 		s := x.snapshot(h.Name)
 		return drover.NewTemplateData(x.spec, h, s.Release, s.Version)
@@ -181,7 +205,7 @@ func (x *executor) stage(ctx context.Context, h drover.Host) error {
 		conn, err := x.conns.get(ctx, h.Name)
 		if err == nil {
 			var res drover.StageResult
-			res, err = conn.Stage(ctx, drover.StageRequest{
+			res, err = x.stageVia(ctx, h, conn, drover.StageRequest{
 				DeployID: x.deployID, Release: x.release,
 				ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
 			})

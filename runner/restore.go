@@ -18,7 +18,7 @@ import (
 // operator's rollback and the recovery of a crashed deploy.
 func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message string, to map[string]drover.Snapshot, skip map[string]bool) *Outcome {
 	rec := r.record(id, kind, nil, message)
-	plan := rollout.Plan{Mode: rollout.ModeRollback, StageParallelism: r.Spec.StageParallelism}
+	plan := rollout.Plan{Mode: rollout.ModeRollback, StageParallelism: r.Spec.StageParallelism, Strategy: r.strategy()}
 	seen := map[string]bool{}
 	for _, g := range r.Spec.Groups {
 		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
@@ -63,6 +63,9 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %d hosts to restore", kind, r.Spec.Service, len(to)),
 		Operation: kind, Groups: eventGroups(plan)})
 	x := newExecutor(r, cs, nil, id, to)
+	if x.bg, err = r.newBGRun(); err != nil {
+		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: err.Error()}
+	}
 	err = r.drive(ctx, id, m, x.run, x.timeout)
 	return r.finish(ctx, id, kind, report(m, err), start)
 }
@@ -166,6 +169,9 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 			continue
 		}
 		snap, err := r.rollbackTarget(ctx, cs, name, v.State, o.To)
+		if err == nil && r.blueGreen() {
+			snap, err = bgRollbackTarget(v.State, snap)
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("host %s: %v", name, err))
 			continue

@@ -59,6 +59,20 @@ type Runner struct {
 	// honour ctx (another process may answer first) and return
 	// ErrNoTerminal when there is no one to ask. nil asks no one.
 	AskApproval func(ctx context.Context, question string) (bool, error)
+	// User names who runs the deploys in locks and history instead of
+	// the operating-system user; drover server sets it to the token's
+	// name ("token:alice"), so a change made through the API is recorded
+	// against the person who asked, not the server's account.
+	User string
+}
+
+// who is Who with User in place of the operating-system user when set.
+func (r *Runner) who() (userName, machine string) {
+	userName, machine = Who()
+	if r.User != "" {
+		userName = r.User
+	}
+	return userName, machine
 }
 
 func (r *Runner) now() time.Time {
@@ -136,10 +150,27 @@ type conns struct {
 	spec      *drover.Spec
 	mu        sync.Mutex
 	open      map[string]drover.HostConn
+	// hosts indexes spec.Hosts by name: Spec.Host scans the list, and
+	// every step looks its host up, which is quadratic in the fleet.
+	hosts map[string]drover.Host
 }
 
 func newConns(t drover.Transport, s *drover.Spec) *conns {
-	return &conns{transport: t, spec: s, open: map[string]drover.HostConn{}}
+	hosts := make(map[string]drover.Host, len(s.Hosts))
+	for _, h := range s.Hosts {
+		if _, dup := hosts[h.Name]; !dup {
+			hosts[h.Name] = h // the first, as Spec.Host finds it
+		}
+	}
+	return &conns{transport: t, spec: s, open: map[string]drover.HostConn{}, hosts: hosts}
+}
+
+// host returns the spec's host of that name, as Spec.Host does.
+func (c *conns) host(name string) (drover.Host, bool) {
+	if h, ok := c.hosts[name]; ok {
+		return h, true
+	}
+	return c.spec.Host(name)
 }
 
 // get returns the host's connection, opening it when needed. A failed open
@@ -151,7 +182,7 @@ func (c *conns) get(ctx context.Context, name string) (drover.HostConn, error) {
 	if ok {
 		return conn, nil
 	}
-	h, found := c.spec.Host(name)
+	h, found := c.host(name)
 	if !found {
 		return nil, drover.Errorf(drover.ENOTFOUND, "no host %q in %s", name, c.spec.Source)
 	}

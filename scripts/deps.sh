@@ -16,6 +16,8 @@ declare -A pkgs=(
   [ssh-keygen]=openssh-client
   [/usr/sbin/haproxy]=haproxy     # rotation end-to-end tests put a real HAProxy in front of the fleet
   [prometheus]=prometheus         # canary analysis end-to-end tests scrape the fleet with a real Prometheus
+  [etcd]=etcd-server              # store/etcd and the server replica tests run a real etcd (3.4; the 3.7 client speaks its v3 API)
+  [/usr/bin/chromium]=chromium    # the dashboard's browser test drives headless Chromium (chromedp)
 )
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")

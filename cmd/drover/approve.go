@@ -135,6 +135,9 @@ deploy of the service (and --env) that waits is approved.`,
   drover approve d-20300102T030405-1a2b -m "dashboards look fine"`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if a.viaServer() {
+				return a.remoteDecide(c.Context(), f, args, c.Name() == "abort", message)
+			}
 			e, err := a.openDecisions(f)
 			if err != nil {
 				return err
@@ -221,6 +224,9 @@ DEPLOY-ID, the one running deploy of the service (and --env) is aborted.`,
   drover abort d-20300102T030405-1a2b`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if a.viaServer() {
+				return a.remoteDecide(c.Context(), f, args, c.Name() == "abort", message)
+			}
 			e, err := a.openDecisions(f)
 			if err != nil {
 				return err

@@ -30,6 +30,8 @@ type app struct {
 	out            outputFlags
 	// logFile is --log-file: the structured event log.
 	logFile string
+	// remote is --server and --token: act through a drover server.
+	remote remoteFlags
 }
 
 // exit records an exit code for a command that finished without an error
@@ -93,12 +95,16 @@ the lock.`,
 		a.historyCmd(), a.releaseCmd(), a.demoCmd(), a.versionCmd(), a.sampleServiceCmd(),
 		a.initCmd(), a.completionCmd(),
 		a.showCmd(), a.logCmd(), a.diffCmd(),
+		a.convergeCmd(),
+		a.finalizeCmd(),
 	)
 	root.PersistentFlags().StringVar(&a.logFile, "log-file", "", `append every event as a JSON line to this file ("-": standard output), for log shippers; overrides log.file`)
 	a.addOutputFlags(root)
 	a.addFlagCompletions(root)
 	root.AddCommand(a.hostCmd())
 	root.AddCommand(a.approveCmd(), a.abortCmd())
+	root.AddCommand(a.serverCmd())
+	a.addRemoteFlags(root)
 	return root
 }
 
@@ -143,6 +149,12 @@ func (a *app) open(f specFlags, sink drover.EventSink) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.openSpec(spec, f, sink)
+}
+
+// openSpec is open for a spec already loaded (drover server opens one per
+// run of a service it loaded at start).
+func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*env, error) {
 	dir, err := stateDir(spec)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"drover"
 	"drover/release"
 	"drover/runner"
+	"drover/server"
 )
 
 func (a *app) planCmd() *cobra.Command {
@@ -107,6 +108,12 @@ in reverse order, a batch at a time.`,
   drover rollback --to v1.4.1-3f2a9c0d1e2b --limit 'web*'`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if a.viaServer() {
+				if err := a.confirm(yes, fmt.Sprintf("roll back through %s?", a.remote.url)); err != nil {
+					return err
+				}
+				return a.remoteRollback(c.Context(), f, server.RollbackRequest{To: to, Limit: limit, Message: message}, output)
+			}
 			p, err := a.newPrinter(output)
 			if err != nil {
 				return err
@@ -179,6 +186,12 @@ func (a *app) statusCmd() *cobra.Command {
 			}
 			if (since != "" || want != "") && !stragglers {
 				return &usageError{fmt.Errorf("--since and --release go with --stragglers")}
+			}
+			if a.viaServer() {
+				if stragglers {
+					return &usageError{fmt.Errorf("--stragglers is not available through --server")}
+				}
+				return a.remoteStatus(c.Context(), f, asJSON)
 			}
 			e, err := a.open(f, nil)
 			if err != nil {

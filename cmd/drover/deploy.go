@@ -59,14 +59,26 @@ func resolveRelease(ctx context.Context, f *deployFlags, e *env) (rel *drover.Re
 
 func (a *app) deployCmd() *cobra.Command {
 	var f deployFlags
+	var configs *configList
 	c := &cobra.Command{
 		Use:   "deploy --release SRC",
 		Short: "Roll a release out: stage everywhere, then canary and batches, rolling back past the failure limit",
 		Example: `  drover deploy --release ./build --version 1.4.2
   drover deploy -c prod.yaml --env eu --release hello-1.4.2.tar.gz --limit 'web*,!web13'
-  drover deploy --release hello.tar.gz --output json | jq .`,
+  drover deploy --release hello.tar.gz --output json | jq .
+  drover deploy -c web.yaml -c api.yaml --release ./build --parallel 2`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if a.viaServer() {
+				return a.remoteDeploy(c.Context(), &f)
+			}
+			// Several configs: a run of several services (multi.go).
+			if files, multi, err := configs.files(); err != nil || multi {
+				if err != nil {
+					return err
+				}
+				return a.deployMulti(c, files, &f, configs.parallel)
+			}
 			p, err := a.newPrinter(f.output)
 			if err != nil {
 				return err
@@ -104,6 +116,7 @@ func (a *app) deployCmd() *cobra.Command {
 		},
 	}
 	f.add(c, true)
+	configs = a.multiConfig(c, &f.specFlags)
 	return c
 }
 
