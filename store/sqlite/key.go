@@ -3,69 +3,20 @@ package sqlite
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"strings"
 
 	"drover"
 )
 
-// maxKey and maxID match store/file's limits, so that a key or ID one
-// store accepts the other accepts too, and switching stores never turns a
-// working config into an error.
-const (
-	maxKey = 80
-	maxID  = 128
-)
+// checkKey and checkID are the rules every store shares (drover.CheckStoreKey).
+func checkKey(key string) error { return drover.CheckStoreKey(key) }
 
-// checkKey refuses a key that is not a service name or service/env with
-// the rules of store/file: a typo ("a//b", "hello/") must not give two
-// spellings of one environment two locks.
-func checkKey(key string) error {
-	invalid := func(why string) error {
-		return (&drover.Error{Code: drover.EINVALID, Message: fmt.Sprintf("lock key %q %s", key, why)}).
-			WithHint("a key is a service name, or service/env")
-	}
-	if key == "" {
-		return invalid("is empty")
-	}
-	if len(key) > maxKey {
-		return invalid(fmt.Sprintf("is longer than %d bytes", maxKey))
-	}
-	for _, seg := range strings.Split(key, "/") {
-		switch seg {
-		case "":
-			return invalid("has an empty path segment")
-		case ".", "..":
-			return invalid(`has a "." or ".." segment`)
-		}
-	}
-	for i := 0; i < len(key); i++ {
-		if key[i] < 0x20 || key[i] == 0x7f {
-			return invalid("has a control character")
-		}
-	}
-	return nil
-}
+func checkID(id string) error { return drover.CheckDeployID(id) }
 
 // lockFileName names the flock file of key: a hash, so any valid key is
 // one file name with no escaping rules to get wrong.
 func lockFileName(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:12]) + ".lock"
-}
-
-// checkID refuses a deploy ID that store/file would refuse: IDs are typed
-// by people (`drover show d-...`) and must mean the same in both stores.
-func checkID(id string) error {
-	ok := id != "" && len(id) <= maxID && id[0] != '.'
-	for i := 0; ok && i < len(id); i++ {
-		c := id[i]
-		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
-	}
-	if !ok {
-		return drover.Errorf(drover.EINVALID, "deploy id %q is not valid (letters, digits, '.', '-', '_'; at most %d)", id, maxID)
-	}
-	return nil
 }
 
 func notFound(id string) error {
