@@ -319,7 +319,7 @@ func (f *fakeFleet) templates(rel *drover.Release, names []string) (map[string][
 	if ok {
 		return t, nil
 	}
-	t, err := bundleFiles(rel.BundlePath, names)
+	t, err := rel.ReadFiles(names)
 	if err != nil {
 		return nil, err
 	}

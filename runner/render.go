@@ -1,55 +1,11 @@
 package runner
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"fmt"
-	"io"
-	"os"
 	"path"
 
 	"drover"
 )
-
-// bundleFiles reads the named files out of a release bundle, so the
-// controller can render each host's config without touching the host: to
-// tell which hosts are already up to date, and to show config diffs in plan.
-func bundleFiles(bundle string, names []string) (map[string][]byte, error) {
-	want := map[string]bool{}
-	for _, n := range names {
-		want[path.Clean(n)] = true
-	}
-	f, err := os.Open(bundle)
-	if err != nil {
-		return nil, drover.Errorf(drover.ENOTFOUND, "release bundle %s: %v", bundle, err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
-	}
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for len(out) < len(want) {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
-		}
-		name := path.Clean(hdr.Name)
-		if !want[name] || hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(tr, 16<<20))
-		if err != nil {
-			return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %s: %v", bundle, name, err)
-		}
-		out[name] = b
-	}
-	return out, nil
-}
 
 // renderer renders config files for hosts from one release.
 type renderer struct {
@@ -63,7 +19,7 @@ func newRenderer(s *drover.Spec, rel *drover.Release) (*renderer, error) {
 	for _, f := range s.ConfigFiles {
 		names = append(names, f.Template)
 	}
-	t, err := bundleFiles(rel.BundlePath, names)
+	t, err := rel.ReadFiles(names)
 	if err != nil {
 		return nil, err
 	}

@@ -25,12 +25,8 @@
 package sim
 
 import (
-	"archive/tar"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"io"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -314,53 +310,21 @@ func (f *Fleet) templates(rel *drover.Release, files []drover.ConfigFile) (map[s
 	if t, ok := f.tmpl[rel.BundlePath]; ok {
 		return t, nil
 	}
-	want := map[string]bool{}
+	var names []string
 	for _, c := range files {
-		want[path.Clean(c.Template)] = true
+		names = append(names, c.Template)
 	}
+	// A release without config files needs no bundle (the tests' bare
+	// releases have none).
 	t := map[string][]byte{}
-	if len(want) > 0 {
+	if len(names) > 0 {
 		var err error
-		if t, err = bundleFiles(rel.BundlePath, want); err != nil {
+		if t, err = rel.ReadFiles(names); err != nil {
 			return nil, err
 		}
 	}
 	f.tmpl[rel.BundlePath] = t
 	return t, nil
-}
-
-// bundleFiles reads the wanted regular files out of a .tar.gz.
-func bundleFiles(bundle string, want map[string]bool) (map[string][]byte, error) {
-	fh, err := os.Open(bundle)
-	if err != nil {
-		return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
-	}
-	defer fh.Close()
-	zr, err := gzip.NewReader(fh)
-	if err != nil {
-		return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
-	}
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for len(out) < len(want) {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
-		}
-		name := path.Clean(hdr.Name)
-		if !want[name] || hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(tr, 16<<20))
-		if err != nil {
-			return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %s: %v", bundle, name, err)
-		}
-		out[name] = b
-	}
-	return out, nil
 }
 
 // conn is one connection to a simulated host.
