@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/user"
 	"sync"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -75,7 +73,7 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
 			holder = decodeOwner(kvs[0].Value)
 		}
-		return nil, lockedError(key, holder)
+		return nil, drover.LockedError(key, holder)
 	}
 	var prev *drover.LockOwner
 	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 1 {
@@ -133,20 +131,6 @@ func (s *Store) LockHolder(ctx context.Context, key string) (*drover.LockOwner, 
 		return nil, err
 	}
 	return decodeOwner(resp.Kvs[0].Value), nil
-}
-
-// lockedError is the ELOCKED error for key held by holder (nil when its
-// record cannot be read). The message is the other stores' word for word.
-func lockedError(key string, holder *drover.LockOwner) error {
-	msg := fmt.Sprintf("another deploy of %s holds the lock", key)
-	if holder != nil && holder.PID != 0 {
-		msg += fmt.Sprintf(": pid %d user %s on machine %s since %s",
-			holder.PID, holder.User, holder.Machine, holder.Since.UTC().Format(time.RFC3339))
-		if holder.DeployID != "" {
-			msg += fmt.Sprintf(" (deploy %s)", holder.DeployID)
-		}
-	}
-	return &drover.Error{Code: drover.ELOCKED, Message: msg, Hint: "wait for it to finish, or see `drover status`"}
 }
 
 // releaseKeys deletes the lock and holder keys if the lock is still bound

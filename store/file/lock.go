@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/user"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"drover"
 	"drover/internal/flock"
@@ -56,7 +54,7 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 		holder, _ := readOwner(f)
 		f.Close()
 		if errors.Is(err, flock.ErrLocked) {
-			return nil, lockedError(key, holder)
+			return nil, drover.LockedError(key, holder)
 		}
 		return nil, internal("lock "+path, err)
 	}
@@ -132,20 +130,6 @@ func writeOwner(f *os.File, data []byte) error {
 		return err
 	}
 	return f.Sync()
-}
-
-// lockedError is the ELOCKED error for key held by holder (nil when the
-// holder has not written its name yet).
-func lockedError(key string, holder *drover.LockOwner) error {
-	msg := fmt.Sprintf("another deploy of %s holds the lock", key)
-	if holder != nil && holder.PID != 0 {
-		msg += fmt.Sprintf(": pid %d user %s on machine %s since %s",
-			holder.PID, holder.User, holder.Machine, holder.Since.UTC().Format(time.RFC3339))
-		if holder.DeployID != "" {
-			msg += fmt.Sprintf(" (deploy %s)", holder.DeployID)
-		}
-	}
-	return &drover.Error{Code: drover.ELOCKED, Message: msg, Hint: "wait for it to finish, or see `drover status`"}
 }
 
 // lock is a held deploy lock: an open, flock'd lock file.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -54,7 +53,7 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 		f.Close()
 		if errors.Is(err, flock.ErrLocked) {
 			holder, _ := s.LockHolder(ctx, key)
-			return nil, lockedError(key, holder)
+			return nil, drover.LockedError(key, holder)
 		}
 		return nil, internal("lock "+path, err)
 	}
@@ -129,20 +128,6 @@ func (s *Store) LockHolder(ctx context.Context, key string) (*drover.LockOwner, 
 		return nil, err
 	}
 	return holder(ctx, s.db, key)
-}
-
-// lockedError is the ELOCKED error for key held by holder (nil when the
-// holder has not recorded itself yet).
-func lockedError(key string, holder *drover.LockOwner) error {
-	msg := fmt.Sprintf("another deploy of %s holds the lock", key)
-	if holder != nil && holder.PID != 0 {
-		msg += fmt.Sprintf(": pid %d user %s on machine %s since %s",
-			holder.PID, holder.User, holder.Machine, holder.Since.UTC().Format(time.RFC3339))
-		if holder.DeployID != "" {
-			msg += fmt.Sprintf(" (deploy %s)", holder.DeployID)
-		}
-	}
-	return &drover.Error{Code: drover.ELOCKED, Message: msg, Hint: "wait for it to finish, or see `drover status`"}
 }
 
 // lock is a held deploy lock: an open, flock'd file and its row.
