@@ -10,7 +10,7 @@ import (
 // statistics endpoint (or a command's output) that speaks for the whole
 // service. So their templates see no .Host: only GateData.
 //
-// An invariant is the lesson of the migration in seeds/002 that destroyed
+// An invariant is the lesson of the migration in docs/why.md#compare-before-after that destroyed
 // data because nothing compared before and after: a JSON document is
 // captured once before the deploy switches anything and compared, rule by
 // rule, after groups. A violation halts the deploy and rolls back every

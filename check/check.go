@@ -4,7 +4,7 @@
 //
 // Why retry: a service restarted a moment ago refuses connections for a
 // while; a check that judged the first refused dial would roll back every
-// healthy deploy. The field notes in seeds/000 show the alternative, a
+// healthy deploy. docs/why.md#super-loop shows the alternative, a
 // hand-written loop per step wrapped in a super-loop. Here the loop is
 // written once: attempts every Interval, never sleeping past the deadline,
 // each attempt bounded by what is left of the timeout, and the caller's

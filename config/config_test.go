@@ -304,7 +304,7 @@ groups: [{name: a, hosts: ['*'], batch: 0}]
 	}
 }
 
-// designExample is the drover.yaml of DESIGN.md, with one more host.
+// designExample is the drover.yaml of the project's design example, with one more host.
 const designExample = `service: hello
 deploy_root: /srv/hello
 keep_releases: 5

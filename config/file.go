@@ -242,7 +242,7 @@ func Decode(filename string, data []byte) (*File, error) {
 			Code:    drover.EINVALID,
 			Where:   filename + ":1",
 			Message: "the config file is empty",
-			Hint:    "start from the example in DESIGN.md: service, deploy_root, hosts and groups are required",
+			Hint:    "run `drover init` for a commented drover.yaml: service, deploy_root, hosts and groups are required",
 		}
 	}
 	f.loc = newLocator(body)
@@ -301,7 +301,7 @@ func (f *File) yamlError(err error) *drover.Error {
 		out.Hint = "fix the value's type; quote it if it is meant as text"
 	case errors.As(err, &nodeErr):
 		out.Message = fmt.Sprintf("%s: expected %s, got %s", keyName(pt, found), article(nodeErr.Expected.YAMLName()), article(nodeErr.Actual.YAMLName()))
-		out.Hint = "see the example in DESIGN.md for the shape of this key"
+		out.Hint = "see the configuration reference in README.md for the shape of this key"
 	case errors.As(err, &overflow):
 		out.Message = fmt.Sprintf("%s: number %s is too large", keyName(pt, found), overflow.SrcNum)
 		out.Hint = "use a smaller number"

@@ -11,7 +11,7 @@ import (
 // whether the fleet converged or the budget is spent, which hosts to
 // deploy to, which to replace first, and how long to wait after the round.
 //
-// It is the super-loop of seeds/000 — retry, verify the world, retry with
+// It is the super-loop of docs/why.md#super-loop — retry, verify the world, retry with
 // growing waits — made finite and replayable: no clock, no I/O, jitter from
 // a seeded source. The runner surveys the fleet, calls Next, runs the
 // replace hooks and the deploy, sleeps Wait, and surveys again.

@@ -22,7 +22,7 @@ import (
 // standard output on the controller) captured before the deploy switches
 // anything and compared, rule by rule, after groups.
 //
-// It is the lesson of seeds/002: a migration destroyed data because nothing
+// It is the lesson of docs/why.md#compare-before-after: a migration destroyed data because nothing
 // compared the statistics before and after, and the numbers that would have
 // shown it were on an endpoint nobody looked at. Here the comparison is a
 // gate: a violation halts the deploy and rolls back every host it

@@ -18,7 +18,7 @@ import (
 //
 // A pattern that matches nothing is an error rather than a no-op: a typo in
 // --limit must not quietly deploy to nothing — or, with a negation, to
-// everything (the Ansible run of seeds/001 that forgot its --limit).
+// everything (the forgotten --limit of docs/why.md).
 func SelectHosts(s *drover.Spec, limit string) (map[string]bool, error) {
 	sel := map[string]bool{}
 	limit = strings.TrimSpace(limit)

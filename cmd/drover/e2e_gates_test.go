@@ -41,7 +41,7 @@ func newGatesFleet(t *testing.T, hosts int, groups, extra string) *localfleet.Fl
 
 // statsEndpoint is a statistics endpoint in the test process. Its order
 // count drops from 1042 to 3 as soon as the canary serves 2.0.0: the
-// migration of seeds/002 that lost the data, seen from outside.
+// migration of docs/why.md#compare-before-after that lost the data, seen from outside.
 type statsEndpoint struct {
 	srv   *httptest.Server
 	fleet atomic.Pointer[localfleet.Fleet]

@@ -255,7 +255,7 @@ func TestArgs(t *testing.T) {
 	}{
 		{[]string{"-check", "-config", conf}, 0},
 		{[]string{"-config", conf, "-check"}, 0},
-		{[]string{conf, "-check"}, 0}, // the form in DESIGN.md's example
+		{[]string{conf, "-check"}, 0}, // the form of the README's example
 		{[]string{"-check", conf}, 0},
 		{[]string{"-check"}, 2},
 		{[]string{"-check", conf, conf}, 2},

@@ -24,7 +24,7 @@ import (
 // clears the content. So when the flock is free and the content names an
 // owner, the previous holder died mid-deploy: Lock succeeds and TakenOver
 // returns that owner, so the caller warns and recovers its journal — a
-// stale lock is reported, never silently stolen (DESIGN.md rule 5), and
+// stale lock is reported, never silently stolen (README, "How a deploy goes", rule 5), and
 // never left to block deploys until a person deletes a file.
 //
 // When a live process holds it (this one included: a second Lock opens a

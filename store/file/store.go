@@ -7,7 +7,7 @@
 // step runs and "done" after. A record without a finish time is a deploy
 // that never finished: the process died, and the next `drover deploy` or
 // `drover resume` reads the journal to learn which hosts were depooled or
-// switched and puts them back (DESIGN.md, "Crash-safe").
+// switched and puts them back (README, "How a deploy goes", rule 6).
 //
 // Layout, one directory per lock key (service or service/env):
 //

@@ -22,7 +22,7 @@ import (
 // row. So when the flock is free and a row names a holder, that holder
 // died mid-deploy: Lock succeeds and TakenOver returns it, so the caller
 // warns and recovers its deploy — a stale lock is reported, never silently
-// stolen (DESIGN.md rule 5), and never left to block deploys until a person
+// stolen (README, "How a deploy goes", rule 5), and never left to block deploys until a person
 // edits the database. Deciding liveness from the row alone (PID, machine,
 // a heartbeat) would guess wrong after PID reuse, a clock jump or a pause.
 //
