@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func TestConvergeRounds(t *testing.T) {
 				behind = append(behind, h)
 			}
 		}
-		st := c.Next(behind)
+		st := c.Next(ConvergeSurvey{Behind: behind})
 		if st.Done {
 			trace = append(trace, fmt.Sprintf("done converged=%v behind=%v", st.Converged, st.Behind))
 			break
@@ -57,13 +58,13 @@ func TestConvergeRounds(t *testing.T) {
 		t.Fatalf("replaced %v", got)
 	}
 	// Done sticks.
-	if st := c.Next(nil); !st.Done {
+	if st := c.Next(ConvergeSurvey{}); !st.Done {
 		t.Fatalf("after done: %+v", st)
 	}
 }
 
 func TestConvergeAlreadyConverged(t *testing.T) {
-	st := NewConverge(ConvergePolicy{}).Next(nil)
+	st := NewConverge(ConvergePolicy{}).Next(ConvergeSurvey{})
 	if !st.Done || !st.Converged || st.Round != 0 || len(st.Deploy) != 0 {
 		t.Fatalf("%+v", st)
 	}
@@ -76,7 +77,7 @@ func TestConvergeWaitsGrowCappedSeeded(t *testing.T) {
 		c := NewConverge(ConvergePolicy{MaxRounds: 8, Wait: 100 * time.Millisecond, MaxWait: time.Second, Seed: seed})
 		var out []time.Duration
 		for {
-			st := c.Next([]string{"h01"})
+			st := c.Next(ConvergeSurvey{Behind: []string{"h01"}})
 			if st.Done {
 				return out
 			}
@@ -112,7 +113,7 @@ func TestConvergeReplacesOncePerHost(t *testing.T) {
 	n := 0
 	var at []int
 	for {
-		st := c.Next([]string{"h09"})
+		st := c.Next(ConvergeSurvey{Behind: []string{"h09"}})
 		if st.Done {
 			break
 		}
@@ -126,5 +127,238 @@ func TestConvergeReplacesOncePerHost(t *testing.T) {
 	}
 	if c.Failures("h09") != 6 {
 		t.Fatalf("failures %d, want 6", c.Failures("h09"))
+	}
+}
+
+// convergeSim drives a Converge over a scripted fleet: per round, per
+// host, what the round did to it ("on", "failed", "stuck", "down" — not
+// answering the survey at the round's start). A host with no entry for a
+// round keeps its standing; a replaced host comes back "on" when deployed
+// if replacedOn is set for it.
+type convergeSim struct {
+	script     map[string][]string
+	replacedOn map[string]bool
+	halt       map[int]string // round → halt reason
+}
+
+func (s convergeSim) run(c *Converge, hosts []string) []string {
+	on := map[string]bool{}
+	replaced := map[string]bool{}
+	var trace []string
+	at := func(h string, round int) string {
+		if r := s.script[h]; round-1 < len(r) {
+			return r[round-1]
+		}
+		return ""
+	}
+	for round := 1; round < 50; round++ {
+		sv := ConvergeSurvey{Unreachable: map[string]string{}}
+		for _, h := range hosts {
+			if on[h] {
+				continue
+			}
+			if at(h, round) == "down" && !replaced[h] {
+				sv.Unreachable[h] = "connection refused"
+				continue
+			}
+			sv.Behind = append(sv.Behind, h)
+		}
+		st := c.Next(sv)
+		if st.Done {
+			left := c.Left(st.Behind)
+			var ls []string
+			for _, l := range left {
+				ls = append(ls, fmt.Sprintf("%s(%s, %d rounds, replaced=%v)", l.Name, l.Cause, l.Rounds, l.Replaced))
+			}
+			trace = append(trace, fmt.Sprintf("done %s after round %d; left %v", st.End, st.Round, ls))
+			return trace
+		}
+		trace = append(trace, fmt.Sprintf("round %d deploy=%v replace=%v skipped=%v", st.Round, st.Deploy, st.Replace, st.Skipped))
+		for _, h := range st.Replace {
+			replaced[h] = true
+		}
+		causes := map[string]string{}
+		for _, h := range st.Deploy {
+			switch what := at(h, round); {
+			case replaced[h] && s.replacedOn[h]:
+				on[h] = true
+			case what == "failed" || what == "stuck":
+				causes[h] = what + " in round " + fmt.Sprint(round)
+			case what == "down":
+				causes[h] = "did not answer after its replace"
+			default:
+				on[h] = true
+			}
+		}
+		c.Ended(ConvergeRound{Halted: s.halt[round], Causes: causes})
+	}
+	return append(trace, "never done")
+}
+
+// TestConvergeStuckHostKeepsTheLoopGoing is the fleet of issue 19: h03
+// fails once, h04 never comes right until replaced, h05 fails and then
+// fails its restore (stuck). Host trouble is not release trouble: the
+// stuck host is retried through the full deploy path and the fleet
+// converges.
+func TestConvergeStuckHostKeepsTheLoopGoing(t *testing.T) {
+	c := NewConverge(ConvergePolicy{MaxRounds: 6, ReplaceAfter: 2})
+	sim := convergeSim{
+		script: map[string][]string{
+			"h03": {"failed"},
+			"h04": {"failed", "failed", "failed", "failed", "failed", "failed"},
+			"h05": {"stuck"},
+		},
+		replacedOn: map[string]bool{"h04": true},
+	}
+	got := sim.run(c, []string{"h01", "h02", "h03", "h04", "h05"})
+	want := []string{
+		"round 1 deploy=[h01 h02 h03 h04 h05] replace=[] skipped=[]",
+		"round 2 deploy=[h03 h04 h05] replace=[] skipped=[]",
+		"round 3 deploy=[h04] replace=[h04] skipped=[]",
+		"done converged after round 3; left []",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestConvergeHaltedRoundStops: a round that halts (the release is bad)
+// ends the converge before another round, with every host still behind
+// named with its cause.
+func TestConvergeHaltedRoundStops(t *testing.T) {
+	c := NewConverge(ConvergePolicy{MaxRounds: 6, ReplaceAfter: 1})
+	sim := convergeSim{
+		script: map[string][]string{"h01": {"failed"}, "h02": {"failed"}, "h03": {"failed"}},
+		halt:   map[int]string{1: "group all: 3 failed > failure limit 1"},
+	}
+	got := sim.run(c, []string{"h01", "h02", "h03", "h04"})
+	want := []string{
+		"round 1 deploy=[h01 h02 h03 h04] replace=[] skipped=[]",
+		"done halted after round 1; left [h01(failed in round 1, 1 rounds, replaced=false) h02(failed in round 1, 1 rounds, replaced=false) h03(failed in round 1, 1 rounds, replaced=false)]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if c.HaltReason() == "" || len(c.Replaced()) != 0 {
+		t.Fatalf("halt %q replaced %v", c.HaltReason(), c.Replaced())
+	}
+}
+
+// TestConvergeUnreachableHostIsSkippedThenReplaced: a host that does not
+// answer is not deployed to (it would count against the failure limit as
+// if the release failed there), counts as a failed round, and is replaced
+// after ReplaceAfter rounds — deployed to then, unreachable or not, since
+// the runner waits for a replaced host to boot.
+func TestConvergeUnreachableHostIsSkippedThenReplaced(t *testing.T) {
+	c := NewConverge(ConvergePolicy{MaxRounds: 4, ReplaceAfter: 2})
+	sim := convergeSim{
+		script:     map[string][]string{"h02": {"down", "down", "down", "down"}},
+		replacedOn: map[string]bool{"h02": true},
+	}
+	got := sim.run(c, []string{"h01", "h02"})
+	want := []string{
+		"round 1 deploy=[h01] replace=[] skipped=[h02]",
+		"round 2 deploy=[] replace=[] skipped=[h02]",
+		"round 3 deploy=[h02] replace=[h02] skipped=[]",
+		"done converged after round 3; left []",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestConvergeExhaustedNamesOnlyHostsLeft: without a replace, a host that
+// never comes right is the only one left, with its last cause and the
+// rounds it was tried in.
+func TestConvergeExhaustedNamesOnlyHostsLeft(t *testing.T) {
+	c := NewConverge(ConvergePolicy{MaxRounds: 3})
+	sim := convergeSim{script: map[string][]string{"h01": {"failed"}, "h03": {"stuck", "failed", "stuck"}}}
+	got := sim.run(c, []string{"h01", "h02", "h03"})
+	want := []string{
+		"round 1 deploy=[h01 h02 h03] replace=[] skipped=[]",
+		"round 2 deploy=[h01 h03] replace=[] skipped=[]",
+		"round 3 deploy=[h03] replace=[] skipped=[]",
+		"done exhausted after round 3; left [h03(stuck in round 3, 3 rounds, replaced=false)]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("trace:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestConvergeProperties checks, over random fleets and rounds, what
+// every converge must hold: it deploys only to hosts behind, never to one
+// that did not answer unless it replaces it, replaces a host at most
+// once, never runs a round after a halted one, never runs more than
+// MaxRounds, and stays done.
+func TestConvergeProperties(t *testing.T) {
+	for seed := uint64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		n := 1 + rng.IntN(8)
+		p := ConvergePolicy{MaxRounds: 1 + rng.IntN(6), ReplaceAfter: rng.IntN(3), Seed: int64(seed)}
+		c := NewConverge(p)
+		on := map[string]bool{}
+		replacedAt := map[string]int{}
+		halted := false
+		rounds := 0
+		for i := 0; i < 20; i++ {
+			sv := ConvergeSurvey{Unreachable: map[string]string{}}
+			for h := 0; h < n; h++ {
+				name := fmt.Sprintf("h%02d", h)
+				switch {
+				case on[name]:
+				case rng.IntN(4) == 0:
+					sv.Unreachable[name] = "down"
+				default:
+					sv.Behind = append(sv.Behind, name)
+				}
+			}
+			st := c.Next(sv)
+			if st.Done {
+				if halted && st.End != ConvergeHalted {
+					t.Fatalf("seed %d: halted round, then end %q", seed, st.End)
+				}
+				if again := c.Next(sv); !again.Done {
+					t.Fatalf("seed %d: done did not stick", seed)
+				}
+				break
+			}
+			if halted {
+				t.Fatalf("seed %d: round %d after a halted round", seed, st.Round)
+			}
+			rounds++
+			if rounds > p.MaxRounds || st.Round != rounds {
+				t.Fatalf("seed %d: round %d (%d run) of %d", seed, st.Round, rounds, p.MaxRounds)
+			}
+			for _, h := range st.Deploy {
+				_, down := sv.Unreachable[h]
+				if !slices.Contains(sv.Behind, h) && !(down && slices.Contains(st.Replace, h)) {
+					t.Fatalf("seed %d round %d: deploys to %s, neither behind nor a replaced host", seed, st.Round, h)
+				}
+			}
+			for _, h := range st.Replace {
+				if _, again := replacedAt[h]; again {
+					t.Fatalf("seed %d: %s replaced twice", seed, h)
+				}
+				replacedAt[h] = st.Round
+				if !slices.Contains(st.Deploy, h) {
+					t.Fatalf("seed %d: replaced %s not deployed to", seed, h)
+				}
+			}
+			if len(st.Deploy)+len(st.Skipped) != len(st.Behind) {
+				t.Fatalf("seed %d: deploy %v + skipped %v != behind %v", seed, st.Deploy, st.Skipped, st.Behind)
+			}
+			r := ConvergeRound{Causes: map[string]string{}}
+			for _, h := range st.Deploy {
+				if rng.IntN(2) == 0 {
+					on[h] = true
+				} else {
+					r.Causes[h] = "failed"
+				}
+			}
+			if rng.IntN(6) == 0 {
+				r.Halted, halted = "limit", true
+			}
+			c.Ended(r)
+		}
 	}
 }
