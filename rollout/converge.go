@@ -36,6 +36,11 @@ type Converge struct {
 	tried    map[string]int // rounds each host was behind at the start of
 	cause    map[string]string
 	replaced map[string]bool
+	// suspect are hosts the last round that deployed to them left off the
+	// release (failed, stuck, not answering after a replace), and
+	// deploying the hosts of the round under way.
+	suspect   map[string]bool
+	deploying []string
 }
 
 // ConvergePolicy bounds a Converge. Zero fields take the defaults below.
@@ -64,8 +69,11 @@ type ConvergeSurvey struct {
 	// Behind are the targeted hosts not on the desired release,
 	// including those that did not answer.
 	Behind []string
-	// Unreachable are the hosts of Behind that did not answer, with why.
+	// Unreachable are the hosts that did not answer, with why.
 	Unreachable map[string]string
+	// Targets are every targeted host; nil means those of Behind and
+	// Unreachable and every host a round left off the release.
+	Targets []string
 }
 
 // ConvergeEnd says how a converge ended.
@@ -102,6 +110,11 @@ type ConvergeStep struct {
 	Deploy []string
 	// Skipped are the hosts of Behind left out of Deploy (unreachable).
 	Skipped []string
+	// Force are hosts of Deploy whose state says they are on the release
+	// but that the last round left off it — stuck on the restore path
+	// after a switch, say: their checks never passed, so the deploy must
+	// not skip them.
+	Force []string
 	// Wait is the pause after this round's deploy, before the next survey.
 	Wait time.Duration
 }
@@ -145,6 +158,7 @@ func NewConverge(p ConvergePolicy) *Converge {
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		failed:   map[string]int{},
 		tried:    map[string]int{},
+		suspect:  map[string]bool{},
 		cause:    map[string]string{},
 		replaced: map[string]bool{},
 	}
@@ -158,6 +172,21 @@ func (c *Converge) Next(s ConvergeSurvey) ConvergeStep {
 	for h := range s.Unreachable {
 		behind = append(behind, h)
 	}
+	// A host a round left off the release is behind whatever its state
+	// says, until a round gets it onto the release with its checks
+	// passing: a host whose restore failed after its switch reads as on
+	// the release, out of rotation, its checks failed.
+	var force []string
+	for h := range c.suspect {
+		if s.Targets != nil && !slices.Contains(s.Targets, h) {
+			continue
+		}
+		if !slices.Contains(behind, h) {
+			behind = append(behind, h)
+			force = append(force, h)
+		}
+	}
+	slices.Sort(force)
 	slices.Sort(behind)
 	behind = slices.Compact(behind)
 	// A host behind at the start of the previous round that is still
@@ -212,8 +241,12 @@ func (c *Converge) Next(s ConvergeSurvey) ConvergeStep {
 			continue
 		}
 		st.Deploy = append(st.Deploy, h)
+		if slices.Contains(force, h) {
+			st.Force = append(st.Force, h)
+		}
 	}
 	c.last = behind
+	c.deploying = slices.Clone(st.Deploy)
 	if c.round < c.p.MaxRounds {
 		st.Wait = c.wait(c.round)
 	}
@@ -228,7 +261,14 @@ func (c *Converge) Ended(r ConvergeRound) {
 	}
 	for h, why := range r.Causes {
 		c.cause[h] = why
+		c.suspect[h] = true
 	}
+	for _, h := range append(c.deploying, r.Joined...) {
+		if _, off := r.Causes[h]; !off {
+			delete(c.suspect, h)
+		}
+	}
+	c.deploying = nil
 	for _, h := range r.Joined {
 		if !slices.Contains(c.last, h) {
 			c.last = append(c.last, h)

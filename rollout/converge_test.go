@@ -362,3 +362,30 @@ func TestConvergeProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestConvergeStuckHostOnTheReleaseIsDeployedAgain: a host whose restore
+// failed after its switch reads as on the release; the round left it off
+// (its checks failed), so it stays behind and the next round deploys to
+// it without skipping, until a round ends with it done.
+func TestConvergeStuckHostOnTheReleaseIsDeployedAgain(t *testing.T) {
+	c := NewConverge(ConvergePolicy{MaxRounds: 4})
+	all := []string{"h01", "h02"}
+	st := c.Next(ConvergeSurvey{Behind: all, Targets: all})
+	c.Ended(ConvergeRound{Causes: map[string]string{"h02": "stuck: restore failed"}})
+	// The survey finds both on the release.
+	st = c.Next(ConvergeSurvey{Targets: all})
+	if st.Done || !slices.Equal(st.Deploy, []string{"h02"}) || !slices.Equal(st.Force, []string{"h02"}) {
+		t.Fatalf("round 2: %+v", st)
+	}
+	c.Ended(ConvergeRound{})
+	if st = c.Next(ConvergeSurvey{Targets: all}); !st.Done || !st.Converged {
+		t.Fatalf("after h02 came right: %+v", st)
+	}
+	// A host that left the targets is not behind any more.
+	c = NewConverge(ConvergePolicy{MaxRounds: 4})
+	c.Next(ConvergeSurvey{Behind: all, Targets: all})
+	c.Ended(ConvergeRound{Causes: map[string]string{"h02": "stuck"}})
+	if st = c.Next(ConvergeSurvey{Targets: []string{"h01"}}); !st.Converged {
+		t.Fatalf("h02 left the inventory: %+v", st)
+	}
+}
