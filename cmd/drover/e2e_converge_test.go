@@ -15,8 +15,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"drover/internal/localfleet"
+	"drover/internal/sshfleet"
 )
 
 // flakyScript fails a restart on host $1 until the counter file
@@ -409,5 +411,76 @@ func TestE2EConvergeHostNeverComesRight(t *testing.T) {
 	got := f.Versions(context.Background())
 	if got["h01"] != "1.0" || got["h03"] != "1.0" || got["h02"] != "0.9" {
 		t.Errorf("serving %v", got)
+	}
+}
+
+// TestE2EConvergeSSHHostDownThenReplaced: over real sshd, h03's sshd is
+// stopped. Rounds 1 and 2 deploy around it (not answering is host
+// trouble, not a reason to halt the release); after replace_after 2
+// rounds its replace hook runs, and the "new VM" takes a moment to boot —
+// the test starts its sshd a second after the hook — so converge waits for
+// it (converge.boot_timeout), deploys to it and converges with exit 0.
+func TestE2EConvergeSSHHostDownThenReplaced(t *testing.T) {
+	t.Parallel()
+	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 3,
+		Groups:    "groups:\n  - name: all\n    hosts: [\"*\"]\n    batch: 2\n    failure_limit: 1\n",
+		ExtraYAML: "converge: {max_attempts: 4, wait: 100ms, max_wait: 200ms, replace_after: 2, boot_timeout: 20s}\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	flag := filepath.Join(t.TempDir(), "replaced")
+	cfg, err := os.ReadFile(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(cfg), "\nhooks:\n", "\nhooks:\n  replace: "+fmt.Sprintf("%q", "echo {{.Host.Name}} >> "+flag)+"\n", 1)
+	if err := os.WriteFile(f.Config, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Down("h03"); err != nil {
+		t.Fatal(err)
+	}
+	// The replacement boots a second after its replace hook ran.
+	ctx, cancel := context.WithCancel(context.Background())
+	booted := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := os.Stat(flag); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				booted <- ctx.Err()
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		time.Sleep(time.Second)
+		booted <- f.Up("h03")
+	}()
+	r := runDrover(t, "converge", "-c", f.Config, "--release", sshRelease(t, f, "1.0.0"), "--yes")
+	cancel()
+	if err := <-booted; err != nil {
+		t.Fatalf("h03 never came back: %v\n%s", err, r)
+	}
+	mustExit(t, r, 0)
+	sshServing(t, f, "1.0.0", nil)
+	for _, want := range []string{
+		"round 1/4: 3 of 3 hosts not on 1.0.0 (h01 h02 h03); deploying",
+		"round 1: not deploying to h03, it does not answer",
+		"round 2/4: 1 of 3 hosts not on 1.0.0 (h03); deploying",
+		"round 3/4: 1 of 3 hosts not on 1.0.0 (h03); deploying",
+		"h03 does not answer yet after its replace",
+		"h03 answers after its replace",
+		"converged in 3 rounds",
+		"h03        round 3: replaced, at 127.0.0.1:",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r)
+		}
+	}
+	if b, _ := os.ReadFile(flag); string(b) != "h03\n" {
+		t.Errorf("replace hook ran for %q, want h03 once", b)
 	}
 }
