@@ -62,6 +62,12 @@ type AnalysisSpec struct {
 	Query string
 	// Interval is how often the analysis is evaluated.
 	Interval time.Duration
+	// InitialDelay is how long after the group's hosts are done the
+	// first evaluation may run (as Argo Rollouts' initialDelay): none
+	// before. A rate() over a window still holds the samples of the
+	// release that was just rolled back; evaluating it at once halts a
+	// healthy release for its predecessor's errors.
+	InitialDelay time.Duration
 	// Window is the range of range queries (baseline, trend).
 	Window time.Duration
 	// Step is the resolution of range queries; 0 means Interval/2, at

@@ -359,14 +359,17 @@ func (p RetryPolicy) Rule(step string) RetryRule {
 
 // Defaults of the retry: and converge: blocks.
 const (
-	DefaultRetryAttempts      = 1
-	DefaultRetryBackoff       = time.Second
-	DefaultRetryMaxBackoff    = 30 * time.Second
-	DefaultConvergeAttempts   = 10
-	DefaultConvergeWait       = 5 * time.Second
-	DefaultConvergeMaxWait    = 2 * time.Minute
-	DefaultInventoryTimeout   = 30 * time.Second
-	DefaultReplaceAfterRounds = 2
+	DefaultRetryAttempts    = 1
+	DefaultRetryBackoff     = time.Second
+	DefaultRetryMaxBackoff  = 30 * time.Second
+	DefaultConvergeAttempts = 10
+	DefaultConvergeWait     = 5 * time.Second
+	DefaultConvergeMaxWait  = 2 * time.Minute
+	// DefaultConvergeBootTimeout bounds the wait for a replaced host to
+	// answer: a VM re-provisioned by hooks.replace boots in a few minutes.
+	DefaultConvergeBootTimeout = 5 * time.Minute
+	DefaultInventoryTimeout    = 30 * time.Second
+	DefaultReplaceAfterRounds  = 2
 )
 
 // DefaultRetryOn are the outcomes retried when retry.on is left out: a
@@ -385,6 +388,10 @@ type ConvergeSpec struct {
 	// ReplaceAfter is how many rounds a host fails before its replace
 	// hook runs (once per host per run).
 	ReplaceAfter int
+	// BootTimeout is how long a host that was just replaced (or joined
+	// the inventory after a replace) may not answer before the round
+	// counts it failed.
+	BootTimeout time.Duration
 }
 
 // InventorySpec is the inventory: block: a command printing JSON hosts,

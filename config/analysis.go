@@ -24,10 +24,13 @@ type AnalysisFile struct {
 	Prometheus string `yaml:"prometheus"`
 	Query      string `yaml:"query"`
 	Interval   string `yaml:"interval"`
-	Window     string `yaml:"window"`
-	Step       string `yaml:"step"`
-	Timeout    string `yaml:"timeout"`
-	HostLabel  string `yaml:"host_label"`
+	// InitialDelay: no evaluation before it (after the group's hosts
+	// are done).
+	InitialDelay string `yaml:"initial_delay"`
+	Window       string `yaml:"window"`
+	Step         string `yaml:"step"`
+	Timeout      string `yaml:"timeout"`
+	HostLabel    string `yaml:"host_label"`
 	// Threshold.
 	Max *float64 `yaml:"max"`
 	Min *float64 `yaml:"min"`
@@ -63,6 +66,7 @@ func (f *File) checkAnalysis(ps *problems, at keyPath, a AnalysisFile, names map
 		Name: a.Name, Prometheus: a.Prometheus, Query: a.Query, HostLabel: a.HostLabel,
 		Max: a.Max, Min: a.Min, MaxSlope: a.MaxSlope, MinSlope: a.MinSlope,
 		Interval:     f.duration(ps, at.with("interval"), a.Interval, drover.DefaultAnalysisInterval),
+		InitialDelay: f.nonNegativeDuration(ps, at.with("initial_delay"), a.InitialDelay, 0),
 		Window:       f.duration(ps, at.with("window"), a.Window, drover.DefaultAnalysisWindow),
 		Timeout:      f.duration(ps, at.with("timeout"), a.Timeout, drover.DefaultAnalysisTimeout),
 		Significance: drover.DefaultAnalysisSignificance,

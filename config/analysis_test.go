@@ -35,6 +35,8 @@ func TestConfig_Validate_Analysis(t *testing.T) {
 		{"significance kind", top + analysisFleet + an + "    max: 1\n    significance: 0.01 # <-\n", "", "only baseline analyses use significance"},
 		{"max_age", top + analysisFleet + an + "    max_age: 30 # <-\n", "", `analysis[0].max_age: "30" is not a duration`},
 		{"interval", top + analysisFleet + an + "    max: 1\n    interval: 0s # <-\n", "", `analysis[0].interval: "0s" must be more than 0`},
+		{"initial_delay", top + analysisFleet + an + "    max: 1\n    initial_delay: 30 # <-\n", "", `analysis[0].initial_delay: "30" is not a duration`},
+		{"initial_delay negative", top + analysisFleet + an + "    max: 1\n    initial_delay: -10s # <-\n", "", `analysis[0].initial_delay: "-10s" must be more than 0`},
 		{"on_no_data", top + analysisFleet + an + "    max: 1\n    on_no_data: skip # <-\n", "", `analysis[0].on_no_data: "skip" is not fail or pass`},
 		{"group analysis", top + oneGroup + "groups:\n  - name: all\n    hosts: ['*']\n    analysis:\n      - name: a # <-\n        prometheus: http://p:9090\n        query: x\n", "", "says nothing to judge"},
 		{"wait", top + oneGroup + "groups:\n  - name: all\n    hosts: ['*']\n    wait: 5 # <-\n", "", `groups[0].wait: "5" is not a duration`},
@@ -71,7 +73,7 @@ analysis:
     max_increase: 10%
     significance: 0.01
     host_label: instance
-  - {name: fresh, prometheus: 'http://p:9090', query: up, max_age: 30s, on_no_data: pass, interval: 2s, timeout: 3s}
+  - {name: fresh, prometheus: 'http://p:9090', query: up, max_age: 30s, on_no_data: pass, interval: 2s, timeout: 3s, initial_delay: 15s}
   - {name: success, prometheus: 'http://p:9090', query: 'sum by (host) (x)', max_decrease: 0.02, kind: baseline}
   - {name: ratio, prometheus: 'http://p:9090', query: 'x', max: 0.05, min: 0}
 `
@@ -115,7 +117,7 @@ analysis:
 	want := []drover.AnalysisSpec{
 		def(drover.AnalysisSpec{Name: "errors", Kind: drover.AnalysisBaseline, Prometheus: "http://127.0.0.1:9090/", Query: `sum by (host) (rate(hello_http_requests_total{code=~"5.."}[1m]))`,
 			MaxIncrease: 0.1, IncreaseRelative: true, Significance: 0.01, HostLabel: "instance"}),
-		def(drover.AnalysisSpec{Name: "fresh", Kind: drover.AnalysisFreshness, Prometheus: "http://p:9090", Query: "up", MaxAge: 30 * time.Second, OnNoData: "pass", Interval: 2 * time.Second, Timeout: 3 * time.Second}),
+		def(drover.AnalysisSpec{Name: "fresh", Kind: drover.AnalysisFreshness, Prometheus: "http://p:9090", Query: "up", MaxAge: 30 * time.Second, OnNoData: "pass", Interval: 2 * time.Second, InitialDelay: 15 * time.Second, Timeout: 3 * time.Second}),
 		def(drover.AnalysisSpec{Name: "success", Kind: drover.AnalysisBaseline, Prometheus: "http://p:9090", Query: "sum by (host) (x)", MaxIncrease: 0.02, Decrease: true}),
 		def(drover.AnalysisSpec{Name: "ratio", Kind: drover.AnalysisThreshold, Prometheus: "http://p:9090", Query: "x", Max: &max, Min: &zero}),
 	}

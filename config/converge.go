@@ -14,6 +14,7 @@ type ConvergeFile struct {
 	Wait         string `yaml:"wait"`
 	MaxWait      string `yaml:"max_wait"`
 	ReplaceAfter *int   `yaml:"replace_after"`
+	BootTimeout  string `yaml:"boot_timeout"`
 }
 
 // maxConvergeAttempts bounds max_attempts: converge is a loop a person is
@@ -52,6 +53,7 @@ func (f *File) checkConverge(ps *problems) drover.ConvergeSpec {
 		ps.add(at.with("max_wait"), "make max_wait at least wait", "converge.max_wait: %v is less than wait %v", c.MaxWait, c.Wait)
 	}
 	c.MaxWait = max(c.MaxWait, c.Wait)
+	c.BootTimeout = f.duration(ps, at.with("boot_timeout"), f.Converge.BootTimeout, drover.DefaultConvergeBootTimeout)
 	if f.Converge.ReplaceAfter != nil {
 		c.ReplaceAfter = *f.Converge.ReplaceAfter
 		if c.ReplaceAfter < 1 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"drover"
 )
@@ -91,7 +92,7 @@ retry:
   on: [exit]
   steps:
     restart: {attempts: 5}
-converge: {max_attempts: 4, wait: 0, replace_after: 1}
+converge: {max_attempts: 4, wait: 0, replace_after: 1, boot_timeout: 90s}
 `
 	s, err := Parse("drover.yaml", []byte(good), "")
 	if err != nil {
@@ -101,7 +102,7 @@ converge: {max_attempts: 4, wait: 0, replace_after: 1}
 	if r.Attempts != 5 || r.Backoff != 2e9 || len(r.On) != 1 || r.On[0] != "exit" || s.Retry.Rule("check").Attempts != 3 {
 		t.Fatalf("retry %+v", s.Retry)
 	}
-	if s.Converge != (drover.ConvergeSpec{MaxAttempts: 4, Wait: 0, MaxWait: drover.DefaultConvergeMaxWait, ReplaceAfter: 1}) || s.Hooks.Replace == "" {
+	if s.Converge != (drover.ConvergeSpec{MaxAttempts: 4, Wait: 0, MaxWait: drover.DefaultConvergeMaxWait, ReplaceAfter: 1, BootTimeout: 90 * time.Second}) || s.Hooks.Replace == "" {
 		t.Fatalf("converge %+v", s.Converge)
 	}
 	for _, c := range []struct{ yaml, want string }{
@@ -111,6 +112,8 @@ converge: {max_attempts: 4, wait: 0, replace_after: 1}
 		{"retry: {backoff: 5s, max_backoff: 1s}", "less than backoff"},
 		{"converge: {max_attempts: 0}", "converge.max_attempts: 0 is out of range"},
 		{"converge: {replace_after: 0}", "at least 1"},
+		{"converge:\n  wait: 1s\n  boot_timeout: 0s", `drover.yaml:8: converge.boot_timeout: "0s" must be more than 0`},
+		{"converge: {boot_timeout: soon}", `converge.boot_timeout: "soon" is not a duration`},
 		{"inventory: {command: x, url: http://a}", "both command and url"},
 		{"inventory: {url: ftp://a}", "not an http(s) URL"},
 	} {

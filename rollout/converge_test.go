@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func TestConvergeRounds(t *testing.T) {
 				behind = append(behind, h)
 			}
 		}
-		st := c.Next(behind)
+		st := c.Next(ConvergeSurvey{Behind: behind})
 		if st.Done {
 			trace = append(trace, fmt.Sprintf("done converged=%v behind=%v", st.Converged, st.Behind))
 			break
@@ -57,13 +58,13 @@ func TestConvergeRounds(t *testing.T) {
 		t.Fatalf("replaced %v", got)
 	}
 	// Done sticks.
-	if st := c.Next(nil); !st.Done {
+	if st := c.Next(ConvergeSurvey{}); !st.Done {
 		t.Fatalf("after done: %+v", st)
 	}
 }
 
 func TestConvergeAlreadyConverged(t *testing.T) {
-	st := NewConverge(ConvergePolicy{}).Next(nil)
+	st := NewConverge(ConvergePolicy{}).Next(ConvergeSurvey{})
 	if !st.Done || !st.Converged || st.Round != 0 || len(st.Deploy) != 0 {
 		t.Fatalf("%+v", st)
 	}
@@ -76,7 +77,7 @@ func TestConvergeWaitsGrowCappedSeeded(t *testing.T) {
 		c := NewConverge(ConvergePolicy{MaxRounds: 8, Wait: 100 * time.Millisecond, MaxWait: time.Second, Seed: seed})
 		var out []time.Duration
 		for {
-			st := c.Next([]string{"h01"})
+			st := c.Next(ConvergeSurvey{Behind: []string{"h01"}})
 			if st.Done {
 				return out
 			}
@@ -112,7 +113,7 @@ func TestConvergeReplacesOncePerHost(t *testing.T) {
 	n := 0
 	var at []int
 	for {
-		st := c.Next([]string{"h09"})
+		st := c.Next(ConvergeSurvey{Behind: []string{"h09"}})
 		if st.Done {
 			break
 		}
@@ -126,5 +127,110 @@ func TestConvergeReplacesOncePerHost(t *testing.T) {
 	}
 	if c.Failures("h09") != 6 {
 		t.Fatalf("failures %d, want 6", c.Failures("h09"))
+	}
+}
+
+// TestConvergeProperties checks, over random fleets and rounds, what
+// every converge must hold: it deploys only to hosts behind, never to one
+// that did not answer unless it replaces it, replaces a host at most
+// once, never runs a round after a halted one, never runs more than
+// MaxRounds, and stays done.
+func TestConvergeProperties(t *testing.T) {
+	for seed := uint64(0); seed < 300; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		n := 1 + rng.IntN(8)
+		p := ConvergePolicy{MaxRounds: 1 + rng.IntN(6), ReplaceAfter: rng.IntN(3), Seed: int64(seed)}
+		c := NewConverge(p)
+		on := map[string]bool{}
+		replacedAt := map[string]int{}
+		halted := false
+		rounds := 0
+		for i := 0; i < 20; i++ {
+			sv := ConvergeSurvey{Unreachable: map[string]string{}}
+			for h := 0; h < n; h++ {
+				name := fmt.Sprintf("h%02d", h)
+				switch {
+				case on[name]:
+				case rng.IntN(4) == 0:
+					sv.Unreachable[name] = "down"
+				default:
+					sv.Behind = append(sv.Behind, name)
+				}
+			}
+			st := c.Next(sv)
+			if st.Done {
+				if halted && st.End != ConvergeHalted {
+					t.Fatalf("seed %d: halted round, then end %q", seed, st.End)
+				}
+				if again := c.Next(sv); !again.Done {
+					t.Fatalf("seed %d: done did not stick", seed)
+				}
+				break
+			}
+			if halted {
+				t.Fatalf("seed %d: round %d after a halted round", seed, st.Round)
+			}
+			rounds++
+			if rounds > p.MaxRounds || st.Round != rounds {
+				t.Fatalf("seed %d: round %d (%d run) of %d", seed, st.Round, rounds, p.MaxRounds)
+			}
+			for _, h := range st.Deploy {
+				_, down := sv.Unreachable[h]
+				if !slices.Contains(sv.Behind, h) && !(down && slices.Contains(st.Replace, h)) {
+					t.Fatalf("seed %d round %d: deploys to %s, neither behind nor a replaced host", seed, st.Round, h)
+				}
+			}
+			for _, h := range st.Replace {
+				if _, again := replacedAt[h]; again {
+					t.Fatalf("seed %d: %s replaced twice", seed, h)
+				}
+				replacedAt[h] = st.Round
+				if !slices.Contains(st.Deploy, h) {
+					t.Fatalf("seed %d: replaced %s not deployed to", seed, h)
+				}
+			}
+			if len(st.Deploy)+len(st.Skipped) != len(st.Behind) {
+				t.Fatalf("seed %d: deploy %v + skipped %v != behind %v", seed, st.Deploy, st.Skipped, st.Behind)
+			}
+			r := ConvergeRound{Causes: map[string]string{}}
+			for _, h := range st.Deploy {
+				if rng.IntN(2) == 0 {
+					on[h] = true
+				} else {
+					r.Causes[h] = "failed"
+				}
+			}
+			if rng.IntN(6) == 0 {
+				r.Halted, halted = "limit", true
+			}
+			c.Ended(r)
+		}
+	}
+}
+
+// TestConvergeStuckHostOnTheReleaseIsDeployedAgain: a host whose restore
+// failed after its switch reads as on the release; the round left it off
+// (its checks failed), so it stays behind and the next round deploys to
+// it without skipping, until a round ends with it done.
+func TestConvergeStuckHostOnTheReleaseIsDeployedAgain(t *testing.T) {
+	c := NewConverge(ConvergePolicy{MaxRounds: 4})
+	all := []string{"h01", "h02"}
+	st := c.Next(ConvergeSurvey{Behind: all, Targets: all})
+	c.Ended(ConvergeRound{Causes: map[string]string{"h02": "stuck: restore failed"}})
+	// The survey finds both on the release.
+	st = c.Next(ConvergeSurvey{Targets: all})
+	if st.Done || !slices.Equal(st.Deploy, []string{"h02"}) || !slices.Equal(st.Force, []string{"h02"}) {
+		t.Fatalf("round 2: %+v", st)
+	}
+	c.Ended(ConvergeRound{})
+	if st = c.Next(ConvergeSurvey{Targets: all}); !st.Done || !st.Converged {
+		t.Fatalf("after h02 came right: %+v", st)
+	}
+	// A host that left the targets is not behind any more.
+	c = NewConverge(ConvergePolicy{MaxRounds: 4})
+	c.Next(ConvergeSurvey{Behind: all, Targets: all})
+	c.Ended(ConvergeRound{Causes: map[string]string{"h02": "stuck"}})
+	if st = c.Next(ConvergeSurvey{Targets: []string{"h01"}}); !st.Converged {
+		t.Fatalf("h02 left the inventory: %+v", st)
 	}
 }

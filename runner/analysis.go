@@ -182,7 +182,7 @@ func (w *canaryWatch) gates(g drover.Group, hosts []string) []groupGate {
 		var bound time.Duration
 		for _, a := range analyses {
 			// Every attempt of the grace, each bounded by the timeout.
-			bound += (verdictGrace+1)*(analysisTimeout(a)+analysisInterval(a)) + gateSlack
+			bound += a.InitialDelay + (verdictGrace+1)*(analysisTimeout(a)+analysisInterval(a)) + gateSlack
 		}
 		out = append(out, groupGate{
 			plan:    rollout.Gate{Name: GateAnalysis, Kind: rollout.GateRun},
@@ -242,6 +242,9 @@ func (w *canaryWatch) startAnalyses(g drover.Group, hosts, baseline []string, an
 // watchAnalysis evaluates a every interval until the deploy ends or halts
 // (baseline comparisons: until the group's verdict).
 func (w *canaryWatch) watchAnalysis(ga *groupAnalysis, a drover.AnalysisSpec) {
+	if !w.initialDelay(w.ctx, ga, a) {
+		return
+	}
 	t := time.NewTicker(analysisInterval(a))
 	defer t.Stop()
 	verdict := ga.verdict
@@ -268,6 +271,29 @@ func (w *canaryWatch) watchAnalysis(ga *groupAnalysis, a drover.AnalysisSpec) {
 			w.halt(msg)
 			return
 		}
+	}
+}
+
+// initialDelay waits until a's initial_delay has passed since the group's
+// hosts were done, measured with the runner's clock, and says whether the
+// analysis should go on (false: the deploy ended or halted meanwhile).
+// Nothing is evaluated before: the query's window may still hold the
+// samples of the release this deploy replaced — the errors of a bad
+// release just rolled back would halt the healthy one after it.
+func (w *canaryWatch) initialDelay(ctx context.Context, ga *groupAnalysis, a drover.AnalysisSpec) bool {
+	d := ga.since.Add(a.InitialDelay).Sub(w.r.now())
+	if a.InitialDelay <= 0 || d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.halted:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -298,6 +324,12 @@ func (w *canaryWatch) verdict(ctx context.Context, group string, analyses []drov
 	}
 	var fails []string
 	for _, a := range analyses {
+		if !w.initialDelay(ctx, ga, a) {
+			if ctx.Err() != nil {
+				return drover.Errorf(drover.ETIMEOUT, "analysis %s of group %s: the verdict ran out of time during initial_delay %s", a.Name, group, a.InitialDelay)
+			}
+			return drover.Errorf(drover.EFAILED, "the deploy halted during the analysis of group %s", group)
+		}
 		deadline := w.r.now().Add(verdictGrace * analysisInterval(a))
 		for {
 			o, msg := w.evaluate(ctx, ga, a)

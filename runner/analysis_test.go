@@ -308,3 +308,49 @@ func TestAnalysisVerdictGrace(t *testing.T) {
 		t.Fatalf("data within the grace: verdict %s: %s", out.Verdict, out.Summary)
 	}
 }
+
+// TestAnalysisInitialDelay is the halt of a healthy release right after a
+// bad one had been rolled back: the query's rate window still held the bad
+// release's errors. The fake analyzer answers as such a query does —
+// failing while its window reaches back before the hosts were switched —
+// so without initial_delay the healthy release halts, and with an
+// initial_delay of the window nothing is evaluated before it and the
+// deploy succeeds.
+func TestAnalysisInitialDelay(t *testing.T) {
+	const window = 300 * time.Millisecond
+	for _, delay := range []time.Duration{0, window} {
+		t.Run(delay.String(), func(t *testing.T) {
+			e := analysisEnv(t, 2)
+			a := errorsAnalysis()
+			a.InitialDelay = delay
+			e.spec.Groups[0].Analysis = []drover.AnalysisSpec{a}
+			fa := &fakeAnalyzer{answer: func(a drover.AnalysisSpec, in drover.AnalysisInput, n int) (drover.AnalysisResult, error) {
+				if in.Now.Sub(in.Since) < window {
+					return drover.AnalysisResult{Status: drover.AnalysisFail, Message: "errors: h01=0.4 above max 0.05 (the previous release's errors, still in the window)"}, nil
+				}
+				return pass("ok"), nil
+			}}
+			e.r.Analyzer = fa
+			out := e.deploy(context.Background(), DeployOptions{Release: mkRelease(t, "1.0.0")})
+			if delay == 0 {
+				if out.Verdict != rollout.RolledBack || !strings.Contains(out.Summary, "still in the window") {
+					t.Fatalf("without initial_delay the window's old errors should halt it: %s %s", out.Verdict, out.Summary)
+				}
+				return
+			}
+			if out.Verdict != rollout.Succeeded {
+				t.Fatalf("verdict %s: %s", out.Verdict, out.Summary)
+			}
+			fa.mu.Lock()
+			defer fa.mu.Unlock()
+			if len(fa.calls) == 0 {
+				t.Fatal("never evaluated")
+			}
+			for _, in := range fa.calls {
+				if got := in.Now.Sub(in.Since); got < delay {
+					t.Errorf("evaluated %v after the hosts were done, before initial_delay %v", got, delay)
+				}
+			}
+		})
+	}
+}

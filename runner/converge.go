@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"drover"
@@ -27,10 +28,19 @@ type ConvergeOptions struct {
 // ConvergeOutcome is how a converge ended.
 type ConvergeOutcome struct {
 	Converged bool
+	// End says why it ended: converged, exhausted (the rounds ran out with
+	// hosts left) or halted (a round's deploy halted: the release is bad).
+	End rollout.ConvergeEnd
+	// HaltReason is the halted round's reason.
+	HaltReason string
 	// Rounds is how many deploy rounds ran.
 	Rounds int
-	// Behind are the hosts still not on the release at the end.
+	// On are the targeted hosts on the release at the end.
+	On []string
+	// Behind are the hosts still not on the release at the end; Left
+	// says, for each, its last cause and the rounds it was tried in.
 	Behind []string
+	Left   []rollout.HostLeft
 	// Replaced are the hosts whose replace hook ran, with its result.
 	Replaced []Replacement
 	// Deploys are the outcomes of each round's deploy.
@@ -41,17 +51,46 @@ type ConvergeOutcome struct {
 
 // Replacement is one run of the replace hook.
 type Replacement struct {
-	Host string `json:"host"`
+	Host  string `json:"host"`
+	Round int    `json:"round"`
 	// Error is why the hook failed; "" when it passed.
 	Error string `json:"error,omitempty"`
+	// Address is the host's address once the inventory was read again;
+	// "" when the host left the inventory.
+	Address string `json:"address,omitempty"`
+	// Joined are the hosts new to the inventory after the round's replace
+	// hooks: what replaced a host that left it.
+	Joined []string `json:"joined,omitempty"`
+}
+
+// By says in words what replaced the host.
+func (rp Replacement) By() string {
+	switch {
+	case rp.Error != "":
+		return "replace hook FAILED: " + rp.Error
+	case rp.Address != "" && len(rp.Joined) == 0:
+		return "replaced, at " + rp.Address
+	case rp.Address != "":
+		return "replaced, at " + rp.Address + "; new in the inventory: " + strings.Join(rp.Joined, " ")
+	case len(rp.Joined) > 0:
+		return "replaced by " + strings.Join(rp.Joined, " ")
+	}
+	return "replaced; it left the inventory and no host joined"
 }
 
 // Converge deploys o.Release in rounds until every targeted host runs it
 // or the converge budget is spent (rollout.Converge decides the rounds).
 // Every round's deploy follows the normal safety rules: its own lock,
 // stage everywhere first, canary and batches, failure limits and
-// rollback. A round whose deploy needs a person ends the converge: more
-// rounds on top of a fleet nobody can vouch for would bury the problem.
+// rollback.
+//
+// Host trouble keeps the loop going; release trouble stops it. A host that
+// failed, got stuck on its restore path or did not answer is not on the
+// release: it is tried again next round (not answering: skipped until it
+// answers or is replaced). A round whose deploy halted — past a failure
+// limit, at a gate — ends the converge with the deploy's exit code:
+// deploying a bad release again round after round is what a super-loop
+// must never do.
 //
 // It returns an error only when the first round touched nothing (bad
 // input, the lock is held); from then on the outcome says how it ended.
@@ -79,20 +118,36 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 	})
 	out := &ConvergeOutcome{}
 	start := r.now()
+	haltExit := drover.ExitRolledBack
 	for {
 		targets, err := SelectHosts(r.Spec, o.Limit)
 		if err != nil {
 			return r.convergeStop(out, start, err)
 		}
-		behind, err := r.behind(ctx, o.Release, targets)
+		behind, down, err := r.behind(ctx, o.Release, targets)
 		if err != nil {
 			return r.convergeStop(out, start, err)
 		}
-		st := conv.Next(behind)
+		names := make([]string, 0, len(targets))
+		for name := range targets {
+			names = append(names, name)
+		}
+		st := conv.Next(rollout.ConvergeSurvey{Behind: behind, Unreachable: down, Targets: names})
 		if st.Done {
-			out.Converged, out.Behind = st.Converged, st.Behind
-			out.ExitCode = drover.ExitOK
-			if !st.Converged {
+			out.End, out.Converged, out.HaltReason = st.End, st.Converged, conv.HaltReason()
+			out.Behind, out.Left = st.Behind, conv.Left(st.Behind)
+			for name := range targets {
+				if !slices.Contains(st.Behind, name) {
+					out.On = append(out.On, name)
+				}
+			}
+			slices.Sort(out.On)
+			switch st.End {
+			case rollout.ConvergeConverged:
+				out.ExitCode = drover.ExitOK
+			case rollout.ConvergeHalted:
+				out.ExitCode = haltExit
+			default:
 				out.ExitCode = drover.ExitNeedsPerson
 			}
 			out.Summary = r.convergeSummary(out, o.Release, len(targets), start)
@@ -101,44 +156,178 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 		out.Rounds = st.Round
 		r.emit(drover.Event{Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %d of %d hosts not on %s (%s); deploying",
 			st.Round, st.Rounds, len(st.Behind), len(targets), o.Release.Version(), strings.Join(st.Behind, " "))})
+		for _, h := range st.Skipped {
+			r.emit(drover.Event{Kind: drover.EventNotice, Host: h, Message: fmt.Sprintf("round %d: not deploying to %s, it does not answer (%s); it is tried again next round", st.Round, h, down[h])})
+		}
+		causes := map[string]string{}
+		var joined []string
 		if len(st.Replace) > 0 {
+			before := map[string]bool{}
+			for _, h := range r.Spec.Hosts {
+				before[h.Name] = true
+			}
+			var reps []Replacement
 			for _, h := range st.Replace {
-				out.Replaced = append(out.Replaced, r.replace(ctx, h, o.Release))
+				rp := r.replace(ctx, h, o.Release)
+				rp.Round = st.Round
+				reps = append(reps, rp)
 			}
 			if o.Reload != nil {
 				spec, err := o.Reload(ctx)
 				if err != nil {
+					out.Replaced = append(out.Replaced, reps...)
 					return r.convergeStop(out, start, fmt.Errorf("reading the inventory again after replacing %s: %w", strings.Join(st.Replace, " "), err))
 				}
 				r.Spec = spec
 			}
+			now, _ := SelectHosts(r.Spec, o.Limit)
+			for name := range now {
+				if !before[name] {
+					joined = append(joined, name)
+				}
+			}
+			slices.Sort(joined)
+			for i := range reps {
+				if h, ok := r.Spec.Host(reps[i].Host); ok {
+					reps[i].Address = h.Address
+				}
+				reps[i].Joined = joined
+			}
+			out.Replaced = append(out.Replaced, reps...)
 			// A replaced host that left the inventory is no longer
-			// deployed to.
+			// deployed to; the hosts that joined it are.
 			st.Deploy = slices.DeleteFunc(st.Deploy, func(h string) bool { _, ok := r.Spec.Host(h); return !ok })
-			if len(st.Deploy) == 0 {
-				continue
+			st.Deploy = append(st.Deploy, joined...)
+			// A replacement may still be booting: wait for it to answer
+			// rather than count a VM that is seconds away from up as a
+			// failed round.
+			var booting []string
+			for _, h := range append(slices.Clone(st.Replace), joined...) {
+				if slices.Contains(st.Deploy, h) {
+					booting = append(booting, h)
+				}
+			}
+			for h, err := range r.waitBoot(ctx, booting) {
+				causes[h] = err.Error()
+				st.Deploy = slices.DeleteFunc(st.Deploy, func(n string) bool { return n == h })
 			}
 		}
-		dep, err := r.Deploy(ctx, DeployOptions{Release: o.Release, Limit: strings.Join(st.Deploy, ","), Message: o.Message})
-		if err != nil {
-			return r.convergeStop(out, start, err)
-		}
-		out.Deploys = append(out.Deploys, dep)
-		r.emit(drover.Event{Deploy: dep.DeployID, Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %s", st.Round, st.Rounds, dep.Summary)})
-		if dep.ExitCode == drover.ExitNeedsPerson {
-			out.ExitCode = drover.ExitNeedsPerson
-			out.Behind = st.Deploy
-			out.Summary = fmt.Sprintf("converge stopped in round %d: the deploy needs a person (%s)", st.Round, dep.DeployID)
-			return out, nil
+		halted := false
+		if len(st.Deploy) > 0 {
+			dep, err := r.Deploy(ctx, DeployOptions{Release: o.Release, Limit: strings.Join(st.Deploy, ","), Message: o.Message,
+				// A host the last round left stuck may read as on the
+				// release; its checks never passed.
+				Force: len(st.Force) > 0})
+			if err != nil {
+				return r.convergeStop(out, start, err)
+			}
+			if dep.Kind != drover.KindDeploy {
+				// An interrupted deploy found before this round could not
+				// be put back: deploying on top of it would bury it.
+				out.Deploys = append(out.Deploys, dep)
+				return r.convergeStop(out, start, fmt.Errorf("%s", dep.Summary))
+			}
+			out.Deploys = append(out.Deploys, dep)
+			r.emit(drover.Event{Deploy: dep.DeployID, Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %s", st.Round, st.Rounds, dep.Summary)})
+			for _, h := range dep.Report.Hosts {
+				if h.Status != rollout.HostDone && h.Status != rollout.HostSkipped {
+					causes[h.Name] = hostCause(h, dep.DeployID)
+				}
+			}
+			if dep.Report.HaltReason != "" {
+				halted = true
+				haltExit = dep.ExitCode
+			}
+			conv.Ended(rollout.ConvergeRound{Halted: dep.Report.HaltReason, Causes: causes, Joined: joined})
+		} else {
+			conv.Ended(rollout.ConvergeRound{Causes: causes, Joined: joined})
 		}
 		if ctx.Err() != nil {
 			return r.convergeStop(out, start, context.Cause(ctx))
 		}
-		if st.Wait > 0 {
+		if st.Wait > 0 && !halted {
 			if err := r.sleep(ctx, st.Wait); err != nil {
 				return r.convergeStop(out, start, context.Cause(ctx))
 			}
 		}
+	}
+}
+
+// hostCause says why a host did not end a round's deploy on the release.
+func hostCause(h rollout.HostReport, deployID string) string {
+	s := strings.ReplaceAll(string(h.Status), "_", " ")
+	if h.Status == rollout.HostStuck {
+		s = "stuck (failed on its restore path)"
+	}
+	if h.Reason != "" {
+		s += ": " + h.Reason
+	}
+	return s + " (" + deployID + ")"
+}
+
+// waitBoot waits, with growing pauses, until each of hosts answers or
+// converge.boot_timeout has been spent waiting, and returns why each one
+// that never answered did not. The time is counted in pauses taken, so a
+// test's Sleep replays it.
+func (r *Runner) waitBoot(ctx context.Context, hosts []string) map[string]error {
+	failed := map[string]error{}
+	if len(hosts) == 0 {
+		return failed
+	}
+	timeout := cmpOr(r.Spec.Converge.BootTimeout, drover.DefaultConvergeBootTimeout)
+	pause := min(time.Second, max(timeout/20, 10*time.Millisecond))
+	cs := newConns(r.Transport, r.Spec)
+	defer cs.closeAll()
+	pending := slices.Clone(hosts)
+	waited := time.Duration(0)
+	for {
+		var mu sync.Mutex
+		errs := map[string]error{}
+		forEach(pending, r.Spec.StageParallelism, func(name string) {
+			pctx, cancel := context.WithTimeout(ctx, r.Spec.StepTimeout)
+			defer cancel()
+			conn, err := cs.get(pctx, name)
+			if err == nil {
+				_, err = conn.State(pctx)
+			}
+			if err != nil {
+				cs.drop(name)
+				mu.Lock()
+				errs[name] = err
+				mu.Unlock()
+			}
+		})
+		for _, h := range pending {
+			if errs[h] == nil && waited > 0 {
+				r.emit(drover.Event{Kind: drover.EventNotice, Host: h, Step: "replace", Message: fmt.Sprintf("%s answers after its replace (waited %s)", h, waited)})
+			}
+		}
+		if waited == 0 {
+			for _, h := range pending {
+				if errs[h] != nil {
+					r.emit(drover.Event{Kind: drover.EventNotice, Host: h, Step: "replace", Message: fmt.Sprintf("%s does not answer yet after its replace (%v); waiting up to %s for it to boot", h, errs[h], timeout)})
+				}
+			}
+		}
+		pending = slices.DeleteFunc(pending, func(h string) bool { return errs[h] == nil })
+		if len(pending) == 0 {
+			return failed
+		}
+		d := min(pause, timeout-waited)
+		if d <= 0 || ctx.Err() != nil {
+			for _, h := range pending {
+				failed[h] = fmt.Errorf("unreachable: did not answer within converge.boot_timeout %s after its replace: %w", timeout, errs[h])
+			}
+			return failed
+		}
+		if err := r.sleep(ctx, d); err != nil {
+			for _, h := range pending {
+				failed[h] = fmt.Errorf("unreachable: interrupted while waiting for it to boot: %w", errs[h])
+			}
+			return failed
+		}
+		waited += d
+		pause = min(pause*2, 15*time.Second)
 	}
 }
 
@@ -156,9 +345,15 @@ func (r *Runner) convergeStop(out *ConvergeOutcome, start time.Time, err error) 
 func (r *Runner) convergeSummary(out *ConvergeOutcome, rel *drover.Release, total int, start time.Time) string {
 	took := r.now().Sub(start).Round(100 * time.Millisecond)
 	var s string
-	if out.Converged {
+	switch out.End {
+	case rollout.ConvergeConverged:
 		s = fmt.Sprintf("converged in %d rounds (%s): %d of %d hosts on %s", out.Rounds, took, total, total, rel.Version())
-	} else {
+	case rollout.ConvergeHalted:
+		s = fmt.Sprintf("converge stopped in round %d (%s): the release was halted (%s); %d of %d hosts on %s", out.Rounds, took, out.HaltReason, len(out.On), total, rel.Version())
+		if len(out.Behind) > 0 {
+			s += fmt.Sprintf(", %d not (%s)", len(out.Behind), strings.Join(out.Behind, " "))
+		}
+	default:
 		s = fmt.Sprintf("did not converge in %d rounds (%s): %d of %d hosts not on %s (%s)", out.Rounds, took, len(out.Behind), total, rel.Version(), strings.Join(out.Behind, " "))
 	}
 	if len(out.Replaced) > 0 {
@@ -171,27 +366,31 @@ func (r *Runner) convergeSummary(out *ConvergeOutcome, rel *drover.Release, tota
 	return s
 }
 
-// behind surveys targets and returns the hosts not on rel with the config
-// it renders for them, and those that cannot be read.
-func (r *Runner) behind(ctx context.Context, rel *drover.Release, targets map[string]bool) ([]string, error) {
+// behind surveys targets and returns the hosts on another release or
+// config than rel's, and those that did not answer with why.
+func (r *Runner) behind(ctx context.Context, rel *drover.Release, targets map[string]bool) ([]string, map[string]string, error) {
 	desired, err := r.desiredConfig(rel, targets)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 	views := r.survey(ctx, cs, targets)
 	if err := refusedHosts(views); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []string
+	down := map[string]string{}
 	for name, v := range views {
-		if v.Err != nil || v.State.Release != rel.ID() || v.State.ConfigHash != desired[name] {
+		switch {
+		case v.Err != nil:
+			down[name] = v.Err.Error()
+		case v.State.Release != rel.ID() || v.State.ConfigHash != desired[name]:
 			out = append(out, name)
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return out, down, nil
 }
 
 // replace runs the replace hook for host on this machine, in the config

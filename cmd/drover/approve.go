@@ -212,6 +212,7 @@ func notWaiting(ctx context.Context, e *decisionEnv, id string) error {
 func (a *app) abortCmd() *cobra.Command {
 	var f specFlags
 	var message string
+	var yes bool
 	c := &cobra.Command{
 		Use:   "abort [DEPLOY-ID]",
 		Short: "Stop a running deploy from another terminal: it halts and rolls back",
@@ -275,5 +276,6 @@ DEPLOY-ID, the one running deploy of the service (and --env) is aborted.`,
 	}
 	f.add(c)
 	c.Flags().StringVarP(&message, "message", "m", "", "why; recorded and shown in the deploy's halt reason")
+	addYes(c, &yes)
 	return c
 }

@@ -139,3 +139,30 @@ func TestCompletionHelpHasExamples(t *testing.T) {
 		t.Errorf("status --help: exit %d\n%s", code, out)
 	}
 }
+
+// TestHostChangingCommandsAcceptYes: every command that changes hosts
+// (itself or through the deploy it steers) takes --yes/-y like deploy and
+// rollback, so scripts pass it uniformly; resume runs with it.
+func TestHostChangingCommandsAcceptYes(t *testing.T) {
+	root := (&app{}).rootCmd()
+	for _, name := range []string{"deploy", "rollback", "converge", "finalize", "resume", "abort"} {
+		c, _, err := root.Find([]string{name})
+		if err != nil || c.Name() != name {
+			t.Fatalf("no command %s: %v", name, err)
+		}
+		f := c.Flags().Lookup("yes")
+		if f == nil || f.Shorthand != "y" || f.Value.Type() != "bool" {
+			t.Errorf("%s has no --yes/-y flag: %+v", name, f)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "drover.yaml")
+	if err := os.WriteFile(cfg, []byte("service: hello\ndeploy_root: /srv/hello\nstate_dir: "+filepath.Join(filepath.Dir(cfg), "state")+"\nhosts: [{name: h01, address: "+filepath.Dir(cfg)+"}]\ngroups: [{name: all, hosts: [\"*\"]}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"resume", "--yes"}, {"resume", "-y"}} {
+		code, out, errOut := runInProcess(t, "", append(args, "-c", cfg)...)
+		if code != 0 || !strings.Contains(out+errOut, "nothing to resume") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+}

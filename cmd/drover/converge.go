@@ -11,6 +11,7 @@ import (
 
 	"drover"
 	"drover/config"
+	"drover/rollout"
 	"drover/runner"
 )
 
@@ -31,7 +32,17 @@ deploy to them (with the normal safety rules: lock, stage first, canary,
 batches, failure limits, rollback), wait (converge.wait doubling up to
 converge.max_wait, with jitter). A host that failed converge.replace_after
 rounds runs hooks.replace once, on this machine, and the inventory is read
-again. One line per round; exit 0 converged, 3 not.`,
+again; a replaced host that does not answer yet is waited for up to
+converge.boot_timeout (5m).
+
+Host trouble keeps the loop going: a host that failed, got stuck on its
+restore path or does not answer is tried again next round (skipped while
+it does not answer). Release trouble stops it: a round whose deploy halts
+(past a failure limit, at a gate) ends converge with exit 1. One line per
+round; at the end the hosts on the release, those not on it with their
+last cause and rounds tried, and the replaced hosts. Exit 0 when every
+targeted host is on the release, 3 when the rounds ran out with hosts left,
+1 when the release was halted.`,
 		Example: `  drover converge --release ./build --version 1.4.2
   drover converge -c prod.yaml --release hello-1.4.2.tar.gz --max-attempts 5 --yes
   drover converge -c pools/ --release ./build --parallel 3`,
@@ -134,45 +145,66 @@ func (a *app) convergeMulti(c *cobra.Command, files []string, f *convergeFlags, 
 }
 
 // writeConverge prints how a converge ended: a "result" JSON line with
-// operation converge, or the summary, the replaced hosts and the exit code.
+// operation converge, or the summary, the hosts not on the release with
+// their last cause, the replaced hosts and the exit code.
 func writeConverge(w io.Writer, asJSON bool, out *runner.ConvergeOutcome) {
+	left := out.Left
+	if left == nil {
+		left = []rollout.HostLeft{}
+	}
 	if asJSON {
 		var deploys []string
 		for _, d := range out.Deploys {
 			deploys = append(deploys, d.DeployID)
 		}
-		v := struct {
-			Schema    int                  `json:"schema"`
-			Kind      string               `json:"kind"`
-			Operation string               `json:"operation"`
-			Converged bool                 `json:"converged"`
-			Rounds    int                  `json:"rounds"`
-			Behind    []string             `json:"behind"`
-			Replaced  []runner.Replacement `json:"replaced"`
-			Deploys   []string             `json:"deploys"`
-			ExitCode  int                  `json:"exit_code"`
-			Summary   string               `json:"summary"`
-		}{drover.EventSchema, "result", "converge", out.Converged, out.Rounds, nonNil(out.Behind), out.Replaced, nonNil(deploys), out.ExitCode, out.Summary}
-		if v.Replaced == nil {
-			v.Replaced = []runner.Replacement{}
+		type replaced struct {
+			runner.Replacement
+			By string `json:"by"`
 		}
+		reps := []replaced{}
+		for _, r := range out.Replaced {
+			reps = append(reps, replaced{r, r.By()})
+		}
+		v := struct {
+			Schema     int                `json:"schema"`
+			Kind       string             `json:"kind"`
+			Operation  string             `json:"operation"`
+			Converged  bool               `json:"converged"`
+			End        string             `json:"end"`
+			HaltReason string             `json:"halt_reason,omitempty"`
+			Rounds     int                `json:"rounds"`
+			On         []string           `json:"on_release"`
+			Behind     []string           `json:"behind"`
+			Left       []rollout.HostLeft `json:"not_on_release"`
+			Replaced   []replaced         `json:"replaced"`
+			Deploys    []string           `json:"deploys"`
+			ExitCode   int                `json:"exit_code"`
+			Summary    string             `json:"summary"`
+		}{drover.EventSchema, "result", "converge", out.Converged, string(out.End), out.HaltReason, out.Rounds, nonNil(out.On), nonNil(out.Behind), left, reps, nonNil(deploys), out.ExitCode, out.Summary}
 		b, _ := json.Marshal(v)
 		w.Write(append(b, '\n'))
 		return
 	}
 	fmt.Fprintf(w, "\n%s\n", out.Summary)
+	if len(left) > 0 {
+		fmt.Fprintln(w, "not on the release (last cause, rounds tried):")
+		for _, l := range left {
+			fmt.Fprintf(w, "  %-10s %s (%s)\n", l.Name, l.Cause, plural(l.Rounds, "round"))
+		}
+	}
 	if len(out.Replaced) > 0 {
 		fmt.Fprintln(w, "replaced (hooks.replace ran once each):")
 		for _, r := range out.Replaced {
-			res := "ok"
-			if r.Error != "" {
-				res = "FAILED: " + r.Error
-			}
-			fmt.Fprintf(w, "  %-10s %s\n", r.Host, res)
+			fmt.Fprintf(w, "  %-10s round %d: %s\n", r.Host, r.Round, r.By())
 		}
 	}
-	words := "every targeted host is on the release"
-	if out.ExitCode != drover.ExitOK {
+	var words string
+	switch {
+	case out.ExitCode == drover.ExitOK:
+		words = "every targeted host is on the release"
+	case out.End == rollout.ConvergeHalted:
+		words = "the release was halted; converge stopped"
+	default:
 		words = "did not converge: needs a person"
 		if len(out.Behind) > 0 {
 			words += " (" + strings.Join(out.Behind, " ") + ")"

@@ -123,6 +123,7 @@ func (a *app) deployCmd() *cobra.Command {
 func (a *app) resumeCmd() *cobra.Command {
 	var f specFlags
 	var output string
+	var yes bool
 	c := &cobra.Command{
 		Use:   "resume",
 		Short: "Finish a deploy that was interrupted (killed, crashed) by rolling back what it touched",
@@ -171,5 +172,15 @@ without deploying again.`,
 	}
 	f.add(c)
 	c.Flags().StringVar(&output, "output", "text", "text or json (NDJSON events)")
+	addYes(c, &yes)
 	return c
+}
+
+// addYes gives a command that changes hosts but asks nothing (resume puts
+// hosts back, abort asks a deploy to) the --yes of deploy and rollback, so
+// a script passes it to every such command without knowing which ask: a
+// script that learned `drover resume --yes` is an unknown flag stops at
+// exit 2 in the middle of a recovery.
+func addYes(c *cobra.Command, yes *bool) {
+	c.Flags().BoolVarP(yes, "yes", "y", false, "answer yes to every confirmation (this command asks none; accepted so scripts pass it uniformly)")
 }
