@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"text/template"
@@ -151,6 +152,18 @@ func renderCheck(c CheckSpec, where string, data any, command func(name, text st
 type RenderedFile struct {
 	Dest    string // path inside the release directory
 	Content []byte
+	// Mode (0: DefaultConfigFileMode), Owner and Group are the
+	// ConfigFile's.
+	Mode         fs.FileMode
+	Owner, Group string
+}
+
+// FileMode is the mode the file is written with.
+func (f RenderedFile) FileMode() fs.FileMode {
+	if f.Mode == 0 {
+		return DefaultConfigFileMode
+	}
+	return f.Mode.Perm()
 }
 
 // ConfigHash identifies a host's rendered config: sha256 over each file's
@@ -160,6 +173,13 @@ type RenderedFile struct {
 func ConfigHash(files []RenderedFile) string {
 	h := sha256.New()
 	for _, f := range files {
+		// A mode or owner other than the default changes the hash, so a
+		// host staged before the change is not taken as up to date. The
+		// record then starts with NUL, which no Dest can, so it cannot be
+		// read as another file's; default files hash as they always did.
+		if f.FileMode() != DefaultConfigFileMode || f.Owner != "" || f.Group != "" {
+			fmt.Fprintf(h, "\x00mode %o owner %q group %q\x00", f.FileMode(), f.Owner, f.Group)
+		}
 		fmt.Fprintf(h, "%s\x00%d\x00", f.Dest, len(f.Content))
 		h.Write(f.Content)
 	}
@@ -180,7 +200,7 @@ func RenderConfigFiles(files []ConfigFile, template func(path string) ([]byte, e
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, RenderedFile{Dest: f.Dest, Content: []byte(s)})
+		out = append(out, RenderedFile{Dest: f.Dest, Content: []byte(s), Mode: f.Mode, Owner: f.Owner, Group: f.Group})
 	}
 	return out, nil
 }
