@@ -28,7 +28,7 @@ type craftEntry struct {
 // craft makes a bundle whose manifest honestly describes the listed
 // entries (so the content hash and ID are right), then appends extra
 // entries: a bundle made by an attacker who knows the format.
-func craft(t *testing.T, entries []craftEntry, tamper func(m *drover.Manifest)) []byte {
+func craft(t testing.TB, entries []craftEntry, tamper func(m *drover.Manifest)) []byte {
 	t.Helper()
 	m := drover.Manifest{Service: "evil", Version: "v1"}
 	for _, e := range entries {
