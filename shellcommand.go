@@ -36,6 +36,8 @@ type commandShapeError struct {
 	action string // the action as written, e.g. {{.Host.Vars.label}}
 	where  string // "inside double quotes", ...
 	hint   string
+	// commandName: the value would name the program, a reason of its own.
+	commandName bool
 }
 
 // maxShapes bounds the branch shapes one template is checked in: each
@@ -132,10 +134,11 @@ var commandFuncs = template.FuncMap{
 }
 
 // quoteWord quotes the output of one action for sh. A value that shares
-// its word with the author's text (h{{.X}}) is always quoted, so that it
-// cannot complete a keyword (f + i), a tilde prefix or an assignment; a
-// value that is a whole word of its own is left bare when syntax.Quote
-// finds nothing to quote, to keep commands readable.
+// its word with the author's text (h{{.X}}) is always quoted (part), so
+// that it cannot complete a keyword (f + i), a tilde prefix or an
+// assignment, and so is one right before a redirection; a value that is a
+// whole word of its own is left bare when syntax.Quote finds nothing to
+// quote, to keep commands readable.
 func quoteWord(v any, part bool) (string, error) {
 	s := fmt.Sprint(v)
 	q, err := syntax.Quote(s, syntax.LangPOSIX)
@@ -161,6 +164,7 @@ type piece struct {
 type checker struct {
 	actions []*parse.ActionNode
 	ids     map[*parse.ActionNode]int
+	src     string // the shape being checked
 }
 
 // collect numbers the printing actions of the tree and refuses the nodes
@@ -347,6 +351,7 @@ func parseShell(src string) (*syntax.File, error) {
 
 // checkShape parses one shape and checks every placeholder in it.
 func (c *checker) checkShape(src, prefix string, forced []bool) error {
+	c.src = src
 	f, err := parseShell(src)
 	if err != nil {
 		msg := err.Error()
@@ -386,8 +391,11 @@ func (c *checker) checkShape(src, prefix string, forced []bool) error {
 		return true
 	})
 	if bad != nil {
-		return Errorf(EINVALID, "%s is %s, where quoting cannot keep a value one word (a value like $(touch /tmp/pwned) would run)", bad.action, bad.where).
-			WithHint(bad.hint)
+		why := ", where quoting cannot keep a value one word (a value like $(touch /tmp/pwned) would run)"
+		if bad.commandName {
+			why = ""
+		}
+		return Errorf(EINVALID, "%s is %s%s", bad.action, bad.where, why).WithHint(bad.hint)
 	}
 	for i := range c.actions {
 		if want := strings.Count(src, placeholder(prefix, i)); found[i] < want {
@@ -443,6 +451,15 @@ func (c *checker) checkLit(l *syntax.Lit, stack []syntax.Node, prefix string, fo
 		default:
 			*bad = c.shapeErr(id, "where a quoted word cannot stand", "use the value as a whole argument (cmd "+a+") or as part of one (--name="+a+")")
 		}
+		return
+	}
+	// A value that is the whole command name would let inventory data
+	// choose the program — eval, sh, let — and so turn every other value
+	// into code.
+	if call, ok := stack[len(stack)-2].(*syntax.CallExpr); ok && len(call.Args) > 0 && call.Args[0] == word && len(word.Parts) == 1 && isPlaceholder(l.Value, prefix) {
+		*bad = c.shapeErr(id, "the name of the command to run, which would let the value choose the program (eval, sh)",
+			"write the program in the template and pass the value as an argument: bin/run "+a+"; if the program differs per host, ship a script in the release that chooses it")
+		(*bad).commandName = true
 		return
 	}
 	// Which construct holds the word? The nearest quoting context decides:
@@ -507,12 +524,26 @@ outer:
 				return
 			}
 			found[i]++
-			if len(word.Parts) > 1 || l.Value != ph {
+			// Quoted whenever it shares its word, and when a redirection
+			// follows it at once: a bare 2 before >out would become the
+			// redirection's file descriptor.
+			end := int(l.Pos().Offset()) + at + len(ph)
+			if len(word.Parts) > 1 || l.Value != ph || end < len(c.src) && (c.src[end] == '<' || c.src[end] == '>') {
 				forced[i] = true
 			}
 			rest, off = rest[j+len(ph):], at+len(ph)
 		}
 	}
+}
+
+// isPlaceholder reports whether s is exactly one placeholder.
+func isPlaceholder(s, prefix string) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok || !strings.HasSuffix(rest, "Z") {
+		return false
+	}
+	_, err := strconv.Atoi(strings.TrimSuffix(rest, "Z"))
+	return err == nil
 }
 
 func backquoted(stack []syntax.Node) bool {

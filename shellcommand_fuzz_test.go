@@ -18,7 +18,7 @@ var fuzzShapes = []string{
 	`echo {{.Host.Vars.a}}`,
 	`cmd --x={{.Host.Vars.a}} y{{.Host.Vars.b}}z {{.Host.Vars.a}}{{.Host.Vars.b}}`,
 	`X={{.Host.Vars.a}} cmd "lit"{{.Host.Vars.b}}'s'`,
-	`{{.Host.Vars.a}} arg; x{{.Host.Vars.b}} arg`,
+	`x{{.Host.Vars.a}} arg; {{.Host.Vars.b}}/bin/x arg`,
 	`cmd > {{.Host.Vars.a}} 2>>x{{.Host.Vars.b}} < {{.Host.Vars.a}}`,
 	`case {{.Host.Vars.a}} in {{.Host.Vars.b}}|x) cmd;; y{{.Host.Vars.a}}) cmd2;; esac`,
 	`for i in {{.Host.Vars.a}} {{.Host.Vars.b}}; do cmd "$i"; done`,
@@ -27,11 +27,12 @@ var fuzzShapes = []string{
 	`{{if .Host.Vars.a}}cmd {{.Host.Vars.a}}{{else}}cmd none{{end}}; f{{.Host.Vars.b}}`,
 	`cmd {{quote .Host.Vars.a}} {{printf "%s-%s" .Host.Vars.a .Host.Vars.b}}`,
 	`cmd ~{{.Host.Vars.a}} {{.Host.Vars.a}}=x ~/{{.Host.Vars.b}}`,
-	`if true; then x{{.Host.Vars.a}}; fi; while {{.Host.Vars.b}}; do :; done`,
+	`if true; then x{{.Host.Vars.a}}; fi; while x{{.Host.Vars.b}}; do :; done`,
 	`cmd {{.Host.Vars.a}} | cmd2 {{.Host.Vars.b}} && cmd3 {{.Host.Vars.a}} &`,
 	`cmd {{.Host.Vars.a}} # {{.Host.Vars.b}}`,
 	`{ cmd {{.Host.Vars.a}}; }; ( cmd {{.Host.Vars.b}} )`,
 	`{{- /* a comment */ -}} cmd {{.Host.Name}} {{.Root}} {{.Host.Vars.a}}`,
+	`cmd {{.Host.Vars.a}}>out {{.Host.Vars.b}}<in`,
 }
 
 // FuzzRenderCommand renders arbitrary values and map keys into every
@@ -48,6 +49,7 @@ func FuzzRenderCommand(f *testing.F) {
 	f.Add(uint8(8), "`id`", `\"'\'`, "k=v w")
 	f.Add(uint8(3), "fi", "}", "{")
 	f.Add(uint8(12), "root", "~", "*")
+	f.Add(uint8(17), "2", "0", "k")
 	f.Fuzz(func(t *testing.T, shape uint8, a, b, key string) {
 		tmpl := fuzzShapes[int(shape)%len(fuzzShapes)]
 		got, err := RenderCommand("fuzz", tmpl, fuzzData(a, b, key))

@@ -104,6 +104,7 @@ func TestCommandTemplateAcceptedShapes(t *testing.T) {
 		{`printf '%s|' {{quote .Host.Vars.v}} {{printf "%s;%s" .Host.Vars.name .Host.Vars.name}}`, evil + "|web;web|"},
 		{`printf '%s|' {{.Host.Vars.v}} > out; cat out`, evil + "|"},
 		{`printf '%s|' {{.Host.Vars.kw}}; if true; then printf '%s|' x{{.Host.Vars.kw}}; fi`, "fi|xfi|"},
+		{`{{.Root}}/x 2>/dev/null || printf '%s|' {{.Host.Vars.port}}>out; cat out`, "8080|"},
 		{`printf '%s|' {{.Host.Vars.v}} # {{.Host.Vars.v}}`, evil + "|"},
 	} {
 		data := NewTemplateData(&Spec{Service: "s"}, Host{Name: "h01", Vars: vars}, "id", "v")
@@ -139,8 +140,11 @@ func TestCheckCommandTemplateRefuses(t *testing.T) {
 		{"echo `echo {{.Host.Name}}`", "backquotes"},
 		{"echo `echo $(echo {{.Host.Name}})`", "backquotes"},
 		{`echo \{{.Host.Name}}`, "after a backslash"},
+		{`{{.Host.Vars.cmd}} arg`, "the name of the command to run"},
+		{`X=1 {{.Host.Vars.cmd}}`, "the name of the command to run"},
+		{`true && {{.Host.Vars.cmd}}`, "the name of the command to run"},
 		{`export {{.Host.Name}}`, "a variable's name"},
-		{`{{range .Host.Vars.l}}"{{end}}{{.Host.Name}}{{range .Host.Vars.l}}"{{end}}`, "not a valid shell command"},
+		{`echo {{range .Host.Vars.l}}"{{end}}{{.Host.Name}}{{range .Host.Vars.l}}"{{end}}`, "not a valid shell command"},
 		{`{{if .Host.Name}}"{{end}}{{.Host.Name}}"`, "inside double quotes"},
 		{`{{if .Host.Name}}"{{.Host.Name}}"{{else}}{{.Host.Name}}{{end}}`, "inside double quotes"},
 		{`echo "unterminated`, "not a valid shell command"},
