@@ -378,7 +378,7 @@ func (c *checker) checkShape(src, prefix string, forced []bool) error {
 		case *syntax.SglQuoted:
 			if id := c.firstIn(n.Value, prefix); id >= 0 {
 				bad = c.shapeErr(id, "inside single quotes",
-					"close the quotes before it and open them after, e.g. 'label: '"+c.actions[id].String()+"; drover quotes every value itself")
+					"close the quotes before it and open them after: write "+c.requote(n, id, prefix, "'")+" instead of "+c.unplace(c.span(n), prefix)+"; drover quotes every value itself")
 			}
 		case *syntax.Comment:
 			// A value in a comment is harmless: quoted, it has no newline
@@ -439,7 +439,8 @@ func (c *checker) checkLit(l *syntax.Lit, stack []syntax.Node, prefix string, fo
 		switch parent.(type) {
 		case *syntax.DblQuoted:
 			*bad = c.shapeErr(id, "inside double quotes",
-				`close the quotes before it and open them after, e.g. echo "label: "`+a+` (or leave the quotes out: echo label: `+a+`); drover quotes every value itself`)
+				"close the quotes before it and open them after: write "+c.requote(parent, id, prefix, `"`)+" instead of "+c.unplace(c.span(parent), prefix)+
+					"; drover quotes every value itself")
 		case *syntax.Assign:
 			*bad = c.shapeErr(id, "a variable's name", "write the name yourself and use the value on the right: NAME="+a)
 		case *syntax.FuncDecl:
@@ -482,7 +483,7 @@ outer:
 			break outer
 		case *syntax.DblQuoted:
 			*bad = c.shapeErr(id, "inside double quotes",
-				`close the quotes before it and open them after, e.g. echo "label: "`+a+`; drover quotes every value itself`)
+				"close the quotes before it and open them after: write "+c.requote(p, id, prefix, `"`)+" instead of "+c.unplace(c.span(p), prefix)+"; drover quotes every value itself")
 			return
 		case *syntax.ParamExp:
 			*bad = c.shapeErr(id, "inside a parameter expansion (${...})", "assign it first (V="+a+"; then use \"${V:-...}\")")
@@ -534,6 +535,33 @@ outer:
 			rest, off = rest[j+len(ph):], at+len(ph)
 		}
 	}
+}
+
+// span is the source text of n in the shape being checked.
+func (c *checker) span(n syntax.Node) string {
+	from, to := int(n.Pos().Offset()), int(n.End().Offset())
+	if from < 0 || to > len(c.src) || from > to {
+		return ""
+	}
+	return c.src[from:to]
+}
+
+// requote is the quoted string n with the quotes closed around action id:
+// "label: X" becomes "label: "X — the fix the error suggests.
+func (c *checker) requote(n syntax.Node, id int, prefix, q string) string {
+	s := c.span(n)
+	s = strings.ReplaceAll(s, placeholder(prefix, id), q+placeholder(prefix, id)+q)
+	s = strings.TrimPrefix(s, q+q)
+	s = strings.TrimSuffix(s, q+q)
+	return c.unplace(s, prefix)
+}
+
+// unplace puts the actions back in place of their placeholders.
+func (c *checker) unplace(s, prefix string) string {
+	for i, a := range c.actions {
+		s = strings.ReplaceAll(s, placeholder(prefix, i), a.String())
+	}
+	return s
 }
 
 // isPlaceholder reports whether s is exactly one placeholder.

@@ -124,6 +124,9 @@ func TestCommandTemplateAcceptedShapes(t *testing.T) {
 func TestCheckCommandTemplateRefuses(t *testing.T) {
 	for _, tc := range []struct{ tmpl, want string }{
 		{`echo "label: {{.Host.Name}}"`, "inside double quotes"},
+		{`echo "label: {{.Host.Name}}"`, `write "label: "{{.Host.Name}} instead of "label: {{.Host.Name}}"`},
+		{`echo 'a {{.Host.Name}} b'`, `write 'a '{{.Host.Name}}' b' instead of 'a {{.Host.Name}} b'`},
+		{`echo "{{.Host.Name}}"`, `write {{.Host.Name}} instead of "{{.Host.Name}}"`},
 		{`echo "$(echo "{{.Host.Name}}")"`, "inside double quotes"},
 		{`echo 'label: {{.Host.Name}}'`, "inside single quotes"},
 		{`echo $'{{.Host.Name}}'`, "single quotes"},
@@ -153,7 +156,7 @@ func TestCheckCommandTemplateRefuses(t *testing.T) {
 		{`echo {{.Host.Name`, "does not parse"},
 	} {
 		err := CheckCommandTemplate(tc.tmpl)
-		if err == nil || ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), tc.want) || ErrorHint(err) == "" {
+		if err == nil || ErrorCode(err) != EINVALID || !strings.Contains(err.Error()+" hint: "+ErrorHint(err), tc.want) || ErrorHint(err) == "" {
 			t.Errorf("%q: err = %v (hint %q), want EINVALID %q with a hint", tc.tmpl, err, ErrorHint(err), tc.want)
 		}
 	}

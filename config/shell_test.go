@@ -34,7 +34,7 @@ func TestConfig_Validate_CommandShape(t *testing.T) {
 func TestConfig_CommandShapeHint(t *testing.T) {
 	const doc = top + "hosts: [{name: h01, address: /f/1, vars: {label: x}}]\ngroups: [{name: all, hosts: ['*']}]\nhooks:\n  restart: 'echo \"label: {{.Host.Vars.label}}\"'\n"
 	_, err := Parse("drover.yaml", []byte(doc), "")
-	if h := drover.ErrorHint(err); !strings.Contains(h, `echo label: {{.Host.Vars.label}}`) {
+	if h := drover.ErrorHint(err); !strings.Contains(h, `write "label: "{{.Host.Vars.label}} instead of "label: {{.Host.Vars.label}}"`) {
 		t.Fatalf("hint %q (err %v), want the value outside quotes", h, err)
 	}
 }
