@@ -2,10 +2,30 @@
 # formatting and vet, and runs every test with the race detector.
 GO ?= go
 
-.PHONY: test deps lint build demo bench
+.PHONY: test deps lint build demo bench fuzz
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+# Every parser of untrusted input has a fuzz target (docs/security.md);
+# `go test` runs their checked-in corpora (testdata/fuzz/) as tests, and
+# this runs each one for a short while on top. FUZZTIME=5m for a real hunt.
+FUZZTIME ?= 8s
+FUZZ_TARGETS = \
+	.:FuzzRenderCommand \
+	./config:FuzzConfig \
+	./config:FuzzInventory \
+	./release:FuzzUnpack \
+	./transport/ssh:FuzzParseResponse \
+	./transport/ssh:FuzzDecodeRequest
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 deps:
 	./scripts/deps.sh

@@ -10,12 +10,16 @@
 // those decisions through a Transport, journals every step in a Store, and
 // turns results back into inputs for the state machine.
 //
-// This package imports only the standard library, so every adapter
+// This package imports only the standard library and mvdan.cc/sh's shell
+// parser (command templates are checked with it), so every adapter
 // (transport/local, store/file, check, config, release, hostops) can depend
 // on it without depending on each other.
 package drover
 
-import "time"
+import (
+	"io/fs"
+	"time"
+)
 
 // Defaults for values drover.yaml may leave out.
 const (
@@ -256,7 +260,19 @@ type ConfigFile struct {
 	// Validate is a command template run on the host after rendering;
 	// .Path is the rendered file. "" means no validation.
 	Validate string
+	// Mode is the rendered file's permission bits; 0 means
+	// DefaultConfigFileMode. Owner and Group (names or numeric ids) are
+	// applied only by a host running as root; "" leaves them to whoever
+	// runs drover host.
+	Mode  fs.FileMode `json:",omitempty"`
+	Owner string      `json:",omitempty"`
+	Group string      `json:",omitempty"`
 }
+
+// DefaultConfigFileMode is the mode of a rendered config file: readable by
+// its owner and group, not by every local user, since config files hold
+// secrets (the release tree itself is 0755/0644).
+const DefaultConfigFileMode fs.FileMode = 0o640
 
 // Hooks are command templates run on the host, in the release directory.
 type Hooks struct {

@@ -87,12 +87,7 @@ func RenderGateCheck(c CheckSpec, data GateData) (CheckSpec, error) {
 }
 
 // RenderGateCommand renders a command template run on the controller with
-// `sh -c`; as with RenderCommand, every value is shell-quoted first.
+// `sh -c`, checked and quoted exactly as RenderCommand does.
 func RenderGateCommand(name, text string, data GateData) (string, error) {
-	q := GateData{
-		Release: TemplateRelease{ID: ShellQuote(data.Release.ID), Version: ShellQuote(data.Release.Version)},
-		Service: ShellQuote(data.Service),
-		Env:     ShellQuote(data.Env),
-	}
-	return renderQuoted(name, text, q)
+	return renderCommand(name, text, data)
 }

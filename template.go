@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"text/template"
+
+	"mvdan.cc/sh/v3/syntax"
 )
 
 // TemplateData is what config file, command and check templates see.
@@ -56,7 +59,7 @@ func NewTemplateData(s *Spec, h Host, releaseID, version string) TemplateData {
 // Render executes a text/template. A missing key is an error, never
 // "<no value>": a config file with a hole in it must not reach a host.
 func Render(name, text string, data any) (string, error) {
-	t, err := parseCached(name, text, false)
+	t, err := parseCached(name, text)
 	if err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
@@ -67,83 +70,44 @@ func Render(name, text string, data any) (string, error) {
 	return b.String(), nil
 }
 
-// RenderCommand renders a command template for `sh -c`. Every string the
-// template can reach (host name, address, vars, paths) is shell-quoted
-// first, so a host var like `x; rm -rf /` stays one argument: no shell
-// string is ever built from config values without quoting.
+// RenderCommand renders a command template for `sh -c`. The template is
+// parsed as shell first (CheckCommandTemplate, see shellcommand.go): a
+// template putting a value inside quotes, a here-document or anywhere a
+// quoted word cannot stand is refused, and the output of every action —
+// host name, address, vars, map keys, paths — is quoted with
+// syntax.Quote, so a host var like `x; rm -rf /` or `$(id)` stays one word
+// of one argument.
 func RenderCommand(name, text string, data TemplateData) (string, error) {
-	q := data
-	q.Host.Name = ShellQuote(data.Host.Name)
-	q.Host.Address = ShellQuote(data.Host.Address)
-	q.Host.Vars = quoteVars(data.Host.Vars)
-	q.Release.ID = ShellQuote(data.Release.ID)
-	q.Release.Version = ShellQuote(data.Release.Version)
-	q.Service = ShellQuote(data.Service)
-	q.Env = ShellQuote(data.Env)
-	q.Root = ShellQuote(data.Root)
-	q.Path = ShellQuote(data.Path)
-	q.Slot.Color = ShellQuote(data.Slot.Color)
-	q.Slot.Port = ShellQuote(data.Slot.Port)
-	return renderQuoted(name, text, q)
+	return renderCommand(name, text, data)
 }
 
-// renderQuoted executes a command template over data whose values are
-// already shell-quoted; the quote func is then the identity, so a template
-// that quotes explicitly does not quote twice.
-func renderQuoted(name, text string, quoted any) (string, error) {
-	t, err := parseCached(name, text, true)
+// renderCommand executes a checked command template over raw data; the
+// template quotes every value itself.
+func renderCommand(name, text string, data any) (string, error) {
+	t, err := compileCommand(name, text)
 	if err != nil {
-		return "", Errorf(EINVALID, "template %s: %v", name, err)
+		e, ok := err.(*Error)
+		if !ok {
+			return "", Errorf(EINVALID, "template %s: %v", name, err)
+		}
+		return "", Errorf(EINVALID, "template %s: %s", name, e.Message).WithHint(e.Hint)
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, quoted); err != nil {
+	if err := t.Execute(&b, data); err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
 	return b.String(), nil
 }
 
-func quoteVars(v map[string]any) map[string]any {
-	out := make(map[string]any, len(v))
-	for k, x := range v {
-		out[k] = quoteValue(x)
-	}
-	return out
-}
-
-func quoteValue(x any) any {
-	switch v := x.(type) {
-	case string:
-		return ShellQuote(v)
-	case map[string]any:
-		return quoteVars(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = quoteValue(e)
-		}
-		return out
-	case nil, bool, int, int64, uint64, float64:
-		return v
-	default:
-		return ShellQuote(fmt.Sprint(v))
-	}
-}
-
-// ShellQuote quotes s for a POSIX shell. Strings made only of safe
-// characters are returned as they are, to keep commands readable.
+// ShellQuote quotes s as one word for a POSIX shell: syntax.Quote's
+// quoting, and plain single quotes for the strings it refuses (control
+// characters; sh keeps them inside single quotes). It is for the commands
+// drover builds itself (paths, the host binary); command templates quote
+// their values with quoteWord. Strings made only of safe characters are
+// returned as they are, to keep commands readable.
 func ShellQuote(s string) string {
-	if s == "" {
-		return "''"
-	}
-	safe := true
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./_-", r)) {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
+	if q, err := syntax.Quote(s, syntax.LangPOSIX); err == nil {
+		return q
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
@@ -188,6 +152,18 @@ func renderCheck(c CheckSpec, where string, data any, command func(name, text st
 type RenderedFile struct {
 	Dest    string // path inside the release directory
 	Content []byte
+	// Mode (0: DefaultConfigFileMode), Owner and Group are the
+	// ConfigFile's.
+	Mode         fs.FileMode
+	Owner, Group string
+}
+
+// FileMode is the mode the file is written with.
+func (f RenderedFile) FileMode() fs.FileMode {
+	if f.Mode == 0 {
+		return DefaultConfigFileMode
+	}
+	return f.Mode.Perm()
 }
 
 // ConfigHash identifies a host's rendered config: sha256 over each file's
@@ -197,6 +173,13 @@ type RenderedFile struct {
 func ConfigHash(files []RenderedFile) string {
 	h := sha256.New()
 	for _, f := range files {
+		// A mode or owner other than the default changes the hash, so a
+		// host staged before the change is not taken as up to date. The
+		// record then starts with NUL, which no Dest can, so it cannot be
+		// read as another file's; default files hash as they always did.
+		if f.FileMode() != DefaultConfigFileMode || f.Owner != "" || f.Group != "" {
+			fmt.Fprintf(h, "\x00mode %o owner %q group %q\x00", f.FileMode(), f.Owner, f.Group)
+		}
 		fmt.Fprintf(h, "%s\x00%d\x00", f.Dest, len(f.Content))
 		h.Write(f.Content)
 	}
@@ -217,7 +200,7 @@ func RenderConfigFiles(files []ConfigFile, template func(path string) ([]byte, e
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, RenderedFile{Dest: f.Dest, Content: []byte(s)})
+		out = append(out, RenderedFile{Dest: f.Dest, Content: []byte(s), Mode: f.Mode, Owner: f.Owner, Group: f.Group})
 	}
 	return out, nil
 }
@@ -232,25 +215,20 @@ var parsed struct {
 
 type parsedKey struct {
 	name, text string
-	quoted     bool
+	command    bool // a command template (shellcommand.go)
 }
 
-// parseCached parses text as template name; quoted templates see an
-// identity quote (their data is quoted already), others ShellQuote. At
-// most 4096 templates are kept.
-func parseCached(name, text string, quoted bool) (*template.Template, error) {
-	k := parsedKey{name, text, quoted}
+// parseCached parses text as template name, whose quote func is
+// ShellQuote. At most 4096 templates are kept.
+func parseCached(name, text string) (*template.Template, error) {
+	k := parsedKey{name, text, false}
 	parsed.Lock()
 	t := parsed.m[k]
 	parsed.Unlock()
 	if t != nil {
 		return t, nil
 	}
-	quote := ShellQuote
-	if quoted {
-		quote = func(s string) string { return s }
-	}
-	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": quote}).Parse(text)
+	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": ShellQuote}).Parse(text)
 	if err != nil {
 		return nil, err
 	}

@@ -367,7 +367,7 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 			{Name: "canary", Hosts: []string{"h01"}, Batch: 1, FailureLimit: 0},
 			{Name: "default", Hosts: []string{"h02"}, Batch: 1, FailureLimit: 0},
 		},
-		ConfigFiles: []drover.ConfigFile{{Template: "hello.conf.tmpl", Dest: "hello.conf", Validate: "bin/hello {{.Path}} -check"}},
+		ConfigFiles: []drover.ConfigFile{{Template: "hello.conf.tmpl", Dest: "hello.conf", Validate: "bin/hello {{.Path}} -check", Mode: drover.DefaultConfigFileMode}},
 		Hooks:       drover.Hooks{Restart: "bin/restart {{.Root}}", Timeout: drover.DefaultHookTimeout},
 		Checks: []drover.CheckSpec{
 			{Name: "port", Type: "tcp", Address: "127.0.0.1:{{.Host.Vars.port}}", Timeout: 10 * time.Second, Interval: drover.DefaultCheckInterval},

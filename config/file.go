@@ -112,9 +112,28 @@ type GroupFile struct {
 
 // ConfigFileFile is one entry of config_files.
 type ConfigFileFile struct {
-	Template string `yaml:"template"`
-	Dest     string `yaml:"dest"`
-	Validate string `yaml:"validate"`
+	Template string   `yaml:"template"`
+	Dest     string   `yaml:"dest"`
+	Validate string   `yaml:"validate"`
+	Mode     FileMode `yaml:"mode"`
+	Owner    string   `yaml:"owner"`
+	Group    string   `yaml:"group"`
+}
+
+// FileMode is a file mode as written: 0640, "0640", 640 or 0o640 are all
+// octal. It keeps the text, because YAML reads 640 as decimal (0o1200)
+// and 0640 as octal, and a mode silently off by that is a secret readable
+// by everyone; validate parses it.
+type FileMode string
+
+// UnmarshalYAML keeps the scalar's text.
+func (m *FileMode) UnmarshalYAML(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		s = s[1 : len(s)-1]
+	}
+	*m = FileMode(s)
+	return nil
 }
 
 // HooksFile is the hooks block.

@@ -79,6 +79,9 @@ func (f *File) checkSmoke(ps *problems, at keyPath, list []CheckFile) []drover.C
 func (f *File) checkGateTemplate(ps *problems, at keyPath, text string, command bool) string {
 	var out string
 	var err error
+	if command && !checkCommandShape(ps, at, text) {
+		return ""
+	}
 	if command {
 		out, err = drover.RenderGateCommand(at.String(), text, f.placeholderGate())
 	} else {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"maps"
 	"regexp"
 	"slices"
@@ -59,6 +60,11 @@ func (f *File) checkTemplates(ps *problems) []tmpl {
 		}
 		add(tmpl{at: at.with("command"), text: c.Command, command: true})
 	}
+	// hooks.replace runs on this machine for hosts the inventory may not
+	// list yet, so it is not executed here; its shape is still checked.
+	if _, err := template.New("").Funcs(templateFuncs).Parse(f.Hooks.Replace); err == nil && f.Hooks.Replace != "" {
+		checkCommandShape(ps, p("hooks", "replace"), f.Hooks.Replace)
+	}
 	ok := all[:0]
 	for _, t := range all {
 		if _, err := template.New(t.at.String()).Option("missingkey=error").Funcs(templateFuncs).Parse(t.text); err != nil {
@@ -66,9 +72,30 @@ func (f *File) checkTemplates(ps *problems) []tmpl {
 				"%s: template does not parse: %v", t.at, err)
 			continue
 		}
+		if t.command && !checkCommandShape(ps, t.at, t.text) {
+			continue
+		}
 		ok = append(ok, t)
 	}
 	return ok
+}
+
+// checkCommandShape refuses, at the template's line, a command template
+// that puts a value where quoting cannot keep it one word (inside quotes,
+// a here-document, ${...}; see drover.CheckCommandTemplate): a host var
+// like $(touch /tmp/pwned) must never run, wherever the vars come from.
+func checkCommandShape(ps *problems, at keyPath, text string) bool {
+	err := drover.CheckCommandTemplate(text)
+	if err == nil {
+		return true
+	}
+	var e *drover.Error
+	if errors.As(err, &e) {
+		ps.add(at, e.Hint, "%s: %s", at, e.Message)
+	} else {
+		ps.add(at, "fix the command", "%s: %v", at, err)
+	}
+	return false
 }
 
 // execTemplates renders every template for every host of s with

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path"
@@ -222,7 +223,8 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 		} else {
 			dests[c.Dest] = i
 		}
-		s.ConfigFiles = append(s.ConfigFiles, drover.ConfigFile{Template: c.Template, Dest: c.Dest, Validate: c.Validate})
+		s.ConfigFiles = append(s.ConfigFiles, drover.ConfigFile{Template: c.Template, Dest: c.Dest, Validate: c.Validate,
+			Mode: checkFileMode(ps, at.with("mode"), c.Mode), Owner: checkOwner(ps, at.with("owner"), c.Owner), Group: checkOwner(ps, at.with("group"), c.Group)})
 	}
 
 	s.Hooks = drover.Hooks{
@@ -597,3 +599,36 @@ func hostPortProblem(addr string) string {
 	}
 	return ""
 }
+
+// checkFileMode parses a config file's mode: octal digits, with or
+// without a leading 0 or 0o, permission bits only, readable by its owner
+// (the service must read its config). "" is drover.DefaultConfigFileMode.
+func checkFileMode(ps *problems, at keyPath, m FileMode) fs.FileMode {
+	if m == "" {
+		return drover.DefaultConfigFileMode
+	}
+	s := strings.TrimPrefix(strings.TrimPrefix(string(m), "0o"), "0O")
+	n, err := strconv.ParseUint(s, 8, 32)
+	const hint = `write the permission bits in octal, e.g. mode: "0640" (owner rw, group r) or "0600"; the default is 0640`
+	switch {
+	case err != nil:
+		ps.add(at, hint, "%s: %q is not an octal mode", at, string(m))
+	case n > 0o777:
+		ps.add(at, hint+"; setuid, setgid and sticky bits are refused", "%s: %s has bits beyond rwxrwxrwx", at, string(m))
+	case n&0o400 == 0:
+		ps.add(at, hint, "%s: %s: the file's owner could not read it", at, string(m))
+	default:
+		return fs.FileMode(n)
+	}
+	return drover.DefaultConfigFileMode
+}
+
+// checkOwner accepts a user or group name, or a numeric id.
+func checkOwner(ps *problems, at keyPath, name string) string {
+	if name != "" && !validOwner.MatchString(name) {
+		ps.add(at, "name a user or group that exists on the hosts (e.g. app), or its numeric id", "%s: %q is not a user or group name", at, name)
+	}
+	return name
+}
+
+var validOwner = regexp.MustCompile(`^([a-z_][a-z0-9_.-]*\$?|[0-9]+)$`)

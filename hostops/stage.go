@@ -169,8 +169,8 @@ func (h *Host) renderConfig(stage string, req drover.StageRequest) (string, []dr
 		return "", nil, err
 	}
 	for _, f := range files {
-		if err := writeRendered(root, filepath.Clean(f.Dest), f.Content); err != nil {
-			return "", nil, drover.Errorf(drover.EINVALID, "config file %s: %v", f.Dest, err)
+		if err := writeRendered(root, filepath.Clean(f.Dest), f); err != nil {
+			return "", nil, configFileError(f.Dest, err)
 		}
 	}
 	return drover.ConfigHash(files), files, nil
@@ -187,41 +187,6 @@ func checkDest(dest string) error {
 		return fmt.Errorf("dest %q is a name drover keeps for itself", dest)
 	}
 	return nil
-}
-
-// writeRendered writes content to dest through root, replacing a regular
-// file of the release but never writing through a symlink: a release's
-// link "hello.conf -> shared/hello.conf" must not turn rendering into an
-// edit of another file.
-func writeRendered(root *os.Root, dest string, content []byte) error {
-	if fi, err := root.Lstat(dest); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s exists in the release and is not a regular file", dest)
-		}
-		if err := root.Remove(dest); err != nil {
-			return err
-		}
-	}
-	if dir := filepath.Dir(dest); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	f, err := root.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(content)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // validateConfig runs each config file's validate command in the staging

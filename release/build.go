@@ -51,7 +51,9 @@ type srcFile struct {
 // stays inside src; anything else (devices, fifos, sockets, absolute or
 // escaping symlinks) is an EINVALID error naming the path, because a host
 // would refuse the bundle anyway and it is better to learn that now.
-// Skipped: anything named .git (repositories and submodule links), a
+// Skipped: version-control metadata (.git, .hg and .svn directories, and
+// .git files of submodules and work trees: a host refuses a bundle
+// carrying them, see checkPath), a
 // drover-release.json at the root (the manifest of an unpacked release used
 // as a source) and the output file when it lies inside src.
 func Build(ctx context.Context, src string, o BuildOptions) (*drover.Release, error) {
@@ -139,7 +141,7 @@ func walkSource(ctx context.Context, src, outAbs string) ([]srcFile, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if d.Name() == ".git" {
+		if vcsDir(d.Name()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -342,7 +344,7 @@ func gitRevision(ctx context.Context, src, outAbs string) string {
 	if _, err := exec.LookPath("git"); err != nil {
 		return ""
 	}
-	out, err := exec.CommandContext(ctx, "git", "-C", src, "rev-parse", "HEAD").Output()
+	out, err := exec.CommandContext(ctx, "git", gitArgs(src, "rev-parse", "HEAD")...).Output()
 	if err != nil {
 		return ""
 	}
@@ -350,7 +352,7 @@ func gitRevision(ctx context.Context, src, outAbs string) string {
 	if rev == "" {
 		return ""
 	}
-	args := []string{"-C", src, "status", "--porcelain", "--", "."}
+	args := gitArgs(src, "status", "--porcelain", "--", ".")
 	// The bundle being written into the tree must not make it "dirty".
 	if rel, err := filepath.Rel(src, outAbs); outAbs != "" && err == nil && filepath.IsLocal(rel) {
 		args = append(args, ":(exclude)"+filepath.ToSlash(rel))
@@ -360,6 +362,15 @@ func gitRevision(ctx context.Context, src, outAbs string) string {
 		rev += "-dirty"
 	}
 	return rev
+}
+
+// gitArgs runs git on src without letting the repository's own config
+// run anything: core.fsmonitor names a command git status runs, and hooks
+// are commands too. A source directory can be an unpacked bundle or a
+// checkout someone else controls; reading its revision must not execute
+// it. --no-optional-locks keeps status from writing the index.
+func gitArgs(src string, args ...string) []string {
+	return append([]string{"--no-optional-locks", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-C", src}, args...)
 }
 
 // notFoundOr maps a missing path to ENOTFOUND and anything else to

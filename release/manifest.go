@@ -74,6 +74,11 @@ func checkPath(p string) error {
 		if c == ".." {
 			return fmt.Errorf("path contains \"..\"")
 		}
+		if vcsDir(c) {
+			return fmt.Errorf("%s is version-control metadata, which a release must not carry: its config runs commands "+
+				"(git's core.fsmonitor, hooks) when git looks at the directory, e.g. when a release is built from it; "+
+				"drover release build leaves .git, .hg and .svn out, so rebuild the bundle with it", c)
+		}
 	}
 	if path.Clean(p) != p || p == "." {
 		return fmt.Errorf("path is not clean (want %q)", path.Clean(p))
@@ -82,6 +87,17 @@ func checkPath(p string) error {
 		return fmt.Errorf("path is the manifest's reserved name")
 	}
 	return nil
+}
+
+// vcsDir reports whether a path component is version-control metadata.
+// Case is ignored: on a case-insensitive file system .GIT is git's too.
+func vcsDir(name string) bool {
+	for _, v := range []string{".git", ".hg", ".svn"} {
+		if strings.EqualFold(name, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // entryError names a bundle entry in an EINVALID error.

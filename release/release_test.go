@@ -3,6 +3,7 @@ package release
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -286,6 +287,57 @@ func TestBuildGitRevision(t *testing.T) {
 	plain := sampleTree(t)
 	if r, err = Build(ctx, plain, BuildOptions{Version: "v1", CacheDir: t.TempDir()}); err != nil || r.Manifest.Revision != "" {
 		t.Fatalf("plain dir: revision %q, err %v", r.Manifest.Revision, err)
+	}
+}
+
+// A source directory can be an unpacked bundle or someone else's checkout:
+// reading its git revision must not run the commands its .git/config
+// names (core.fsmonitor runs on git status; hooks).
+func TestBuildDoesNotRunSourceGitConfig(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is not installed; the release tests need it (scripts/deps.sh installs it)")
+	}
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"app.txt": "v1\n"})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "first"}} {
+		if out, err := exec.Command("git", append([]string{"-C", src}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	cfg, err := os.ReadFile(filepath.Join(src, ".git", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := filepath.Join(src, ".git", "evil-hooks")
+	os.MkdirAll(hooks, 0o755)
+	evil := fmt.Sprintf("\n[core]\n\tfsmonitor = \"touch %s; false\"\n\thooksPath = %s\n", pwned, hooks)
+	if err := os.WriteFile(filepath.Join(src, ".git", "config"), append(cfg, evil...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The attack works on a plain git status, so the test is about drover.
+	if out, err := exec.Command("git", "-C", src, "status", "--porcelain").CombinedOutput(); err != nil {
+		t.Fatalf("git status: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(pwned); err != nil {
+		t.Fatalf("git status did not run core.fsmonitor (%v): the test proves nothing", err)
+	}
+	os.Remove(pwned)
+
+	r, err := Build(t.Context(), src, BuildOptions{Version: "v1", CacheDir: t.TempDir(), Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("release build ran the source's core.fsmonitor")
+	}
+	if r.Manifest.Revision == "" {
+		t.Fatal("no revision: the git commands did not run at all")
+	}
+	for _, f := range r.Manifest.Files {
+		if strings.Contains(f.Path, ".git") {
+			t.Fatalf("bundle carries %s", f.Path)
+		}
 	}
 }
 

@@ -28,7 +28,7 @@ type craftEntry struct {
 // craft makes a bundle whose manifest honestly describes the listed
 // entries (so the content hash and ID are right), then appends extra
 // entries: a bundle made by an attacker who knows the format.
-func craft(t *testing.T, entries []craftEntry, tamper func(m *drover.Manifest)) []byte {
+func craft(t testing.TB, entries []craftEntry, tamper func(m *drover.Manifest)) []byte {
 	t.Helper()
 	m := drover.Manifest{Service: "evil", Version: "v1"}
 	for _, e := range entries {
@@ -76,6 +76,10 @@ func craft(t *testing.T, entries []craftEntry, tamper func(m *drover.Manifest)) 
 	zw.Close()
 	return b.Bytes()
 }
+
+// fsmonitorConfig is a git config whose core.fsmonitor touches the file
+// named by $PWNED.
+const fsmonitorConfig = "[core]\n\trepositoryformatversion = 0\n\tfsmonitor = \"touch \\\"$PWNED\\\"; false\"\n"
 
 func reg(name, body string) craftEntry {
 	return craftEntry{Name: name, Type: tar.TypeReg, Mode: 0o644, Body: body}
@@ -128,6 +132,15 @@ func TestUnpackRefusesMaliciousBundles(t *testing.T) {
 			want:    "setuid",
 		},
 		"unlisted file": {entries: []craftEntry{reg("ok", "ok"), unlisted(reg("extra", "x"))}, want: `"extra": not listed`},
+		// A .git/config with core.fsmonitor runs its command when git
+		// looks at the release (release build reads the revision).
+		"git metadata":          {entries: []craftEntry{reg("ok", "ok"), reg(".git/config", fsmonitorConfig)}, want: `".git/config": .git is version-control metadata`},
+		"git metadata unlisted": {entries: []craftEntry{reg("ok", "ok"), unlisted(reg(".git/config", fsmonitorConfig))}, want: `".git/config"`},
+		"nested git metadata":   {entries: []craftEntry{reg("ok", "ok"), reg("vendor/x/.git/config", fsmonitorConfig)}, want: `.git is version-control metadata`},
+		"git file":              {entries: []craftEntry{reg("ok", "ok"), reg("sub/.git", "gitdir: ../evil")}, want: `version-control metadata`},
+		"upper-case git":        {entries: []craftEntry{reg("ok", "ok"), reg(".GIT/config", fsmonitorConfig)}, want: `version-control metadata`},
+		"mercurial metadata":    {entries: []craftEntry{reg("ok", "ok"), reg(".hg/hgrc", "[hooks]\n")}, want: `.hg is version-control metadata`},
+		"subversion metadata":   {entries: []craftEntry{reg("ok", "ok"), reg(".svn/entries", "x")}, want: `.svn is version-control metadata`},
 		"hash mismatch": {
 			entries: []craftEntry{reg("ok", "ok"), reg("bin/app", "evil code")},
 			tamper: func(m *drover.Manifest) {
