@@ -85,7 +85,7 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 		}
 		m.groupNote(now, NoteGateFailed, g, "%s", what)
 		g.gate = gateIdle
-		if !m.halted {
+		if !m.halted && !m.frozen {
 			m.halt(now, fmt.Sprintf("group %s: gate %s", g.plan.Name, what))
 		}
 	}
@@ -95,7 +95,7 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 
 // wake returns when the Machine next needs to be called without a result.
 func (m *Machine) wake() time.Time {
-	if m.phase == phasePromote && !m.halted && m.cur < len(m.groups) {
+	if m.phase == phasePromote && !m.halted && !m.frozen && m.cur < len(m.groups) {
 		if g := m.groups[m.cur]; g.gate == gateWaiting {
 			return g.waitUntil
 		}

@@ -28,6 +28,8 @@ import (
 //     halt; a halt is reported in the Ready after the failure that exceeded
 //     the limit, and only then or after an Abort;
 //   - the rollback restores groups in reverse order;
+//   - after a Freeze no action at all is handed out, not even one decided
+//     before it, and the verdict needs a person;
 //   - every note carries the `now` of one of the calls since the last Ready;
 //   - at the end: the verdict agrees with what the hosts went through, every
 //     switched host is back on its snapshot after a halt (unless stuck,
@@ -50,6 +52,7 @@ type harness struct {
 	expectHalt  string // why the next Ready must report a halt
 	aborts      int
 	stopped     bool // an abort after the halt
+	frozen      bool // Freeze was called before the verdict
 	rollingBack bool
 	lastRbGroup int
 	lastDepool  int // plan index of the last deploy-path depool
@@ -131,10 +134,29 @@ func (h *harness) ready(now time.Time) Ready {
 		h.expectHalt = ""
 	}
 	h.nows = nil
+	if h.frozen && len(rd.Actions) > 0 {
+		h.errorf("%d actions handed out after a freeze, first %s %s", len(rd.Actions), rd.Actions[0].Host, rd.Actions[0].Step)
+	}
 	for _, a := range rd.Actions {
 		h.action(a)
 	}
 	return rd
+}
+
+// freeze calls Freeze: from here on nothing is handed out, and whatever
+// the hosts went through the verdict needs a person.
+func (h *harness) freeze(now time.Time, reason string) {
+	h.nows = append(h.nows, now)
+	finished := h.m.Outcome().Verdict != Running
+	h.m.Freeze(now, reason)
+	h.log = append(h.log, "freeze "+reason)
+	if finished {
+		return
+	}
+	h.frozen = true
+	// Hosts stay where they are: out of rotation or switched without a
+	// rollback is what a freeze leaves, for the lock's new holder.
+	h.stopped = true
 }
 
 // gateAction checks a gate handed out: only in a deploy, never after a
@@ -315,7 +337,7 @@ func (h *harness) report(now time.Time, r Result) error {
 		t.failed = true
 		g := &h.groups[t.group]
 		g.failures++
-		if g.failures > g.plan.FailureLimit && !h.halted && h.expectHalt == "" {
+		if g.failures > g.plan.FailureLimit && !h.halted && !h.frozen && h.expectHalt == "" {
 			h.expectHalt = fmt.Sprintf("%s %s %s (%d > %d)", r.Host, r.Step, r.Outcome, g.failures, g.plan.FailureLimit)
 		}
 	}
@@ -327,7 +349,7 @@ func (h *harness) abort(now time.Time, reason string) {
 	finished := h.m.Outcome().Verdict != Running
 	h.m.Abort(now, reason)
 	h.log = append(h.log, "abort "+reason)
-	if finished {
+	if finished || h.frozen {
 		return
 	}
 	h.aborts++
@@ -397,7 +419,7 @@ func (h *harness) final() {
 			if !t.failed {
 				h.errorf("final: %s failed without a counted failure", hr.Name)
 			}
-			if t.switched && !t.restored {
+			if t.switched && !t.restored && !h.frozen {
 				h.errorf("final: %s failed after a switch and was not restored", hr.Name)
 			}
 		case HostPending:
@@ -421,7 +443,7 @@ func (h *harness) final() {
 	h.bgFinal()
 	var want Verdict
 	switch {
-	case needsPerson:
+	case needsPerson, h.frozen:
 		want = NeedsPerson
 	case h.plan.Mode == ModeRollback:
 		want = Succeeded
@@ -435,7 +457,7 @@ func (h *harness) final() {
 	if rep.Verdict != want {
 		h.errorf("final: verdict %s, want %s", rep.Verdict, want)
 	}
-	if (rep.HaltReason != "") != (h.halted || (h.plan.Mode == ModeRollback && h.stopped)) {
+	if (rep.HaltReason != "") != (h.halted || h.frozen || (h.plan.Mode == ModeRollback && h.stopped)) {
 		h.errorf("final: halt reason %q, halted %v", rep.HaltReason, h.halted)
 	}
 }

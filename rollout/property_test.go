@@ -93,6 +93,7 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 	failP := []float64{0, 0.02, 0.1, 0.3}[rng.IntN(4)]
 	lostP := []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
 	abortP := []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
+	freezeP := []float64{0, 0, 0, 0.01, 0.05}[rng.IntN(5)]
 
 	now := time.Unix(1_700_000_000, 0)
 	hosts := 0
@@ -148,6 +149,10 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 			h.abort(now, "interrupted")
 			continue
 		}
+		if rng.Float64() < freezeP {
+			h.freeze(now, "lost the deploy lock")
+			continue
+		}
 		// Results that must be refused, and must change nothing.
 		if rng.IntN(10) == 0 {
 			a := pending[rng.IntN(len(pending))]
@@ -182,6 +187,11 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		// host further onto the new release.
 		if rng.Float64() < abortP {
 			h.abort(now, "interrupted between Report and Ready")
+		}
+		// A lost lock between a result and the next Ready: what was
+		// decided on that result must not be handed out.
+		if rng.Float64() < freezeP {
+			h.freeze(now, "lost the deploy lock between Report and Ready")
 		}
 	}
 	if h.m.Done() {

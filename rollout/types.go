@@ -144,6 +144,7 @@ const (
 	NoteHostStuck      = "host_stuck"       // a restore-path step failed or the host was lost: needs a person
 	NoteHalt           = "halt"             // failure limit exceeded or operator interrupt
 	NoteAbort          = "abort"            // a second interrupt: the rollback starts no more hosts
+	NoteFreeze         = "freeze"           // the deploy lock was lost: no step starts, nothing is rolled back
 	NoteRollbackStart  = "rollback_start"   // rollback of every switched host begins
 	NoteHostRolledBack = "host_rolled_back" // a host is back on its snapshot after a rollback
 	NoteVerdict        = "verdict"          // the end
