@@ -114,6 +114,9 @@ type Store struct {
 
 	mu   sync.Mutex
 	refs map[string]ref // deploy ID -> where its record lives; never changes
+	// held are the locks this Store holds, by escaped lock key: writes of
+	// their deploys are fenced on them (lock.go).
+	held map[string]*lock
 }
 
 // Open returns the store for o. It checks o and reads the TLS files but
@@ -154,7 +157,7 @@ func Open(o Options) (*Store, error) {
 	}
 	return &Store{
 		Now: time.Now, c: c, prefix: prefix, endpoints: strings.Join(o.Endpoints, ","),
-		ttl: o.LeaseTTL, timeout: o.RequestTimeout, refs: map[string]ref{},
+		ttl: o.LeaseTTL, timeout: o.RequestTimeout, refs: map[string]ref{}, held: map[string]*lock{},
 	}, nil
 }
 
