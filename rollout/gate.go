@@ -69,12 +69,18 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 	}
 	switch r.Outcome {
 	case OK, Failed, Unreachable:
+	case NotRun:
+		if !m.frozen {
+			return errNotInFlight(r)
+		}
 	default:
 		return errNotInFlight(r)
 	}
 	m.issued--
 	g.gateHanded = false
-	if r.Outcome == OK {
+	if r.Outcome == NotRun {
+		g.gate = gateIdle
+	} else if r.Outcome == OK {
 		m.groupNote(now, NoteGateDone, g, "%s passed", r.Gate)
 		g.gate, g.waitUntil = gateIdle, time.Time{}
 		g.gatePos++

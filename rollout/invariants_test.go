@@ -297,7 +297,7 @@ func (h *harness) report(now time.Time, r Result) error {
 	inflight := h.m.InFlight()
 	err := h.m.Report(now, r)
 	h.log = append(h.log, fmt.Sprintf("< %s %s %s %q (err=%v)", r.Host, r.Step, r.Outcome, r.Reason, err))
-	if !ok || a.Step != r.Step || (r.Outcome != OK && r.Outcome != Failed && r.Outcome != Unreachable) {
+	if !ok || a.Step != r.Step || (r.Outcome != OK && r.Outcome != Failed && r.Outcome != Unreachable && !(r.Outcome == NotRun && h.frozen)) {
 		if err == nil {
 			h.errorf("Report accepted %+v, which is not in flight", r)
 		}
@@ -312,6 +312,19 @@ func (h *harness) report(now time.Time, r Result) error {
 	}
 	delete(h.inflight, r.Host)
 	t := h.hosts[r.Host]
+	if r.Outcome == NotRun {
+		// Never started: the host is as before the step.
+		switch a.Step {
+		case StepStage:
+			h.stageFlight--
+			h.stagesLeft--
+		case StepDepool:
+			t.out = false
+		case StepSwitch:
+			t.switched = false
+		}
+		return nil
+	}
 	h.bgReport(a, r)
 	switch {
 	case a.Step == StepStage:
@@ -473,7 +486,7 @@ func (h *harness) reportGate(now time.Time, r Result) error {
 	inflight := h.m.InFlight()
 	err := h.m.Report(now, r)
 	h.log = append(h.log, fmt.Sprintf("< gate %s %s %q (err=%v)", r.Gate, r.Outcome, r.Reason, err))
-	valid := r.Outcome == OK || r.Outcome == Failed || r.Outcome == Unreachable
+	valid := r.Outcome == OK || r.Outcome == Failed || r.Outcome == Unreachable || (r.Outcome == NotRun && h.frozen)
 	if key == "" || !valid {
 		if err == nil {
 			h.errorf("Report accepted gate result %+v, which is not in flight", r)
@@ -488,7 +501,7 @@ func (h *harness) reportGate(now time.Time, r Result) error {
 		return err
 	}
 	delete(h.inflight, key)
-	if r.Outcome != OK && !h.halted && h.expectHalt == "" {
+	if r.Outcome != OK && r.Outcome != NotRun && !h.halted && !h.frozen && h.expectHalt == "" {
 		h.expectHalt = "gate " + r.Gate + " " + string(r.Outcome)
 	}
 	return nil

@@ -240,6 +240,12 @@ func (m *Machine) Report(now time.Time, r Result) error {
 	}
 	switch r.Outcome {
 	case OK, Failed, Unreachable:
+	case NotRun:
+		if !m.frozen {
+			return drover.Errorf(drover.EINTERNAL, "rollout: host %s step %s reported not run, but the rollout is not frozen", r.Host, r.Step)
+		}
+		m.notRun(now, h)
+		return nil
 	default:
 		return drover.Errorf(drover.EINTERNAL, "rollout: result for host %s step %s has unknown outcome %q", r.Host, r.Step, r.Outcome)
 	}
@@ -326,6 +332,19 @@ func (m *Machine) Freeze(now time.Time, reason string) {
 	}
 	m.notes = append(m.notes, Note{Time: now, Kind: NoteFreeze, Message: "frozen: " + reason + ": steps in flight finish, no step starts, nothing is rolled back"})
 	m.withdraw(func(*host) bool { return true })
+	m.step(now)
+}
+
+// notRun takes back a step handed out and never started (frozen): the host
+// is exactly as before it, and takes no further step.
+func (m *Machine) notRun(now time.Time, h *host) {
+	if h.path[0] == StepDepool {
+		// A depool is decided only for a host in rotation.
+		h.out = false
+	}
+	h.issued, h.handed = false, false
+	h.kind, h.path = pathNone, nil
+	m.issued--
 	m.step(now)
 }
 

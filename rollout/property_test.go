@@ -156,11 +156,16 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		// Results that must be refused, and must change nothing.
 		if rng.IntN(10) == 0 {
 			a := pending[rng.IntN(len(pending))]
-			bad := []Result{
+			bads := []Result{
 				{Host: "nosuch", Step: a.Step, Gate: "nosuch", Outcome: OK},
 				{Host: a.Host, Step: otherStep(a.Step), Outcome: OK},
 				{Host: a.Host, Step: a.Step, Outcome: "maybe"},
-			}[rng.IntN(3)]
+			}
+			if !h.frozen {
+				// Not run is for a frozen Machine only.
+				bads = append(bads, Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: NotRun})
+			}
+			bad := bads[rng.IntN(len(bads))]
 			if h.report(now, bad) == nil {
 				h.errorf("Report accepted %+v", bad)
 			}
@@ -170,6 +175,9 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		pending = append(pending[:k], pending[k+1:]...)
 		r := Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: OK}
 		switch x := rng.Float64(); {
+		case h.frozen && x < 0.5:
+			// Frozen before the runner started it.
+			r.Outcome = NotRun
 		case x < lostP:
 			r.Outcome, r.Reason = Unreachable, "lost"
 		case x < lostP+failP:

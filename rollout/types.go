@@ -52,6 +52,11 @@ const (
 	OK          Outcome = "ok"
 	Failed      Outcome = "failed"
 	Unreachable Outcome = "unreachable"
+	// NotRun: the runner handed the step out but never started it,
+	// because the Machine was frozen before it could (the journal write
+	// the step waited for was refused: the deploy lock was lost). Only
+	// accepted after Freeze; the host is as it was before the step.
+	NotRun Outcome = "not_run"
 )
 
 // Mode says what a Machine is for.
