@@ -143,6 +143,7 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 		return nil, err
 	}
 	defer lock.Release()
+	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
 	recovered, err := r.recoverUnfinished(ctx, lock)
 	if err != nil {
 		return nil, err
@@ -271,5 +272,6 @@ func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
 		return nil, err
 	}
 	defer lock.Release()
+	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
 	return r.recoverUnfinished(ctx, lock)
 }
