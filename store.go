@@ -68,6 +68,11 @@ type LosableLock interface {
 	// may have expired, even before Lost is closed: a process that wakes
 	// from a pause checks it before it touches a host.
 	Held() bool
+	// TakenBy returns who took the lock from this process: its holder
+	// now, or, when that one has finished and released it since, the
+	// process that took it over; nil when nobody did (yet) or the store
+	// cannot tell. Bounded by ctx.
+	TakenBy(ctx context.Context) *LockOwner
 }
 
 // LockOwner says who holds a lock.

@@ -26,6 +26,11 @@ import (
 //     — the new holder recovers the deploy from the journal — and the
 //     verdict needs a person (exit 3), naming who holds the lock now.
 //
+//   - checks Held again before every host operation that changes a host
+//     (fencedConn): a step in flight when the process was paused goes on
+//     when it wakes, and its next operation (the restart hook after the
+//     before_restart hook, say) must not run over the new holder's work;
+//
 // What remains is the window between the check and the host receiving the
 // step's command: a pause of exactly there, longer than the TTL, still
 // lets one command through. Closing it needs the host to check a fencing
@@ -58,25 +63,13 @@ func isLockLost(err error, lock drover.LosableLock) bool {
 }
 
 // lostReason says that this process lost lock, and to whom: cause's words
-// when the store said so, else who the store records as holder now.
+// when the store said so, else the lock's own answer.
 func (r *Runner) lostReason(ctx context.Context, lock drover.LosableLock, cause error) string {
 	var de *drover.Error
 	if errors.As(cause, &de) && errors.Is(cause, drover.ErrLockLost) {
 		return de.Message
 	}
-	var holder *drover.LockOwner
-	// HistoryReader's LockHolder, alone: who the store records now.
-	if hr, ok := r.Store.(interface {
-		LockHolder(context.Context, string) (*drover.LockOwner, error)
-	}); ok {
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		h, err := hr.LockHolder(hctx, Key(r.Spec))
-		cancel()
-		own := lock.Owner()
-		if err == nil && h != nil && !(h.PID == own.PID && h.DeployID == own.DeployID && h.Machine == own.Machine) {
-			holder = h
-		}
-	}
+	holder := lock.TakenBy(ctx)
 	de, _ = drover.LostLockError(Key(r.Spec), holder).(*drover.Error)
 	return de.Message
 }
@@ -89,4 +82,92 @@ func notRun(m *rollout.Machine, now time.Time, as []rollout.Action) error {
 		}
 	}
 	return nil
+}
+
+// fenceConn wraps conn so that every operation that changes the host first
+// checks that the deploy lock in ctx is still held; conn itself without a
+// lock that can be lost.
+func fenceConn(ctx context.Context, conn drover.HostConn) drover.HostConn {
+	lock := lockOf(ctx)
+	if lock == nil {
+		return conn
+	}
+	fc := fencedConn{HostConn: conn, lock: lock}
+	if f, ok := conn.(drover.Fetcher); ok {
+		return fencedFetcher{fc, f}
+	}
+	return fc
+}
+
+type fencedConn struct {
+	drover.HostConn
+	lock drover.LosableLock
+}
+
+// held is nil while the lock is held, else the error the operation fails
+// with instead of running.
+func (c fencedConn) held() error {
+	if c.lock.Held() {
+		return nil
+	}
+	return &drover.Error{Code: drover.ELOCKED, Message: "not run: this process lost the deploy lock", Err: drover.ErrLockLost}
+}
+
+func (c fencedConn) Stage(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
+	if err := c.held(); err != nil {
+		return drover.StageResult{}, err
+	}
+	return c.HostConn.Stage(ctx, req)
+}
+
+func (c fencedConn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.HostState, error) {
+	if err := c.held(); err != nil {
+		return drover.HostState{}, err
+	}
+	return c.HostConn.Promote(ctx, req)
+}
+
+func (c fencedConn) Restore(ctx context.Context, req drover.RestoreRequest) (drover.HostState, error) {
+	if err := c.held(); err != nil {
+		return drover.HostState{}, err
+	}
+	return c.HostConn.Restore(ctx, req)
+}
+
+func (c fencedConn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecResult, error) {
+	if err := c.held(); err != nil {
+		return drover.ExecResult{}, err
+	}
+	return c.HostConn.Exec(ctx, req)
+}
+
+func (c fencedConn) Prune(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	if err := c.held(); err != nil {
+		return nil, err
+	}
+	return c.HostConn.Prune(ctx, keep, protect...)
+}
+
+// fencedFetcher keeps a Fetcher connection a Fetcher.
+type fencedFetcher struct {
+	fencedConn
+	f drover.Fetcher
+}
+
+func (c fencedFetcher) Fetch(ctx context.Context, req drover.FetchRequest) error {
+	if err := c.held(); err != nil {
+		return err
+	}
+	return c.f.Fetch(ctx, req)
+}
+
+func (c fencedFetcher) StageFetched(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
+	if err := c.held(); err != nil {
+		return drover.StageResult{}, err
+	}
+	return c.f.StageFetched(ctx, req)
+}
+
+func (c fencedFetcher) Relay(ctx context.Context, req drover.RelayRequest) (drover.RelayServer, error) {
+	return c.f.Relay(ctx, req)
 }

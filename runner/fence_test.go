@@ -16,11 +16,17 @@ type losableLock struct {
 	drover.Lock
 	mu       sync.Mutex
 	expired  bool // Held false: this process's clock says the lease may be gone
+	taken    *drover.LockOwner
 	lostOnce sync.Once
 	lost     chan struct{}
 }
 
 func (l *losableLock) Lost() <-chan struct{} { return l.lost }
+func (l *losableLock) TakenBy(context.Context) *drover.LockOwner {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.taken
+}
 func (l *losableLock) Held() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -62,13 +68,10 @@ func (s *fencedStore) takeOver(o drover.LockOwner) {
 	s.taken = &o
 	l := s.lock
 	s.mu.Unlock()
+	l.mu.Lock()
+	l.taken = &o
+	l.mu.Unlock()
 	l.expire(true)
-}
-
-func (s *fencedStore) LockHolder(ctx context.Context, key string) (*drover.LockOwner, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.taken, nil
 }
 
 func (s *fencedStore) refused() error {
@@ -129,7 +132,7 @@ func TestFenceLockTakenOverMidDeploy(t *testing.T) {
 	if out.ExitCode != drover.ExitNeedsPerson || out.Verdict != rollout.NeedsPerson {
 		t.Errorf("exit %d verdict %s, want 3 needs_person", out.ExitCode, out.Verdict)
 	}
-	for _, want := range []string{"lost the deploy lock of hello to pid 4242 user bob on machine ops2", "(deploy d-other)", "rolling nothing back"} {
+	for _, want := range []string{"lost the deploy lock of hello to pid 4242 user bob on machine ops2", "(deploy d-other)", "the lock's holder recovers this deploy"} {
 		if !strings.Contains(out.Summary, want) {
 			t.Errorf("summary does not say %q:\n%s", want, out.Summary)
 		}

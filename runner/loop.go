@@ -92,7 +92,7 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			return
 		}
 		frozen, lost = true, nil
-		m.Freeze(r.now(), r.lostReason(ctx, fence, cause)+"; starting no more steps and rolling nothing back: the lock's holder recovers this deploy")
+		m.Freeze(r.now(), r.lostReason(ctx, fence, cause)+"; the lock's holder recovers this deploy")
 	}
 	// release emits a durable write's events and starts its steps. With
 	// the lock lost — the write was refused, or this process's clock says

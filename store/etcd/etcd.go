@@ -16,6 +16,8 @@
 //	P/journal/K/ID/R     one journal entry; R is unique, order is etcd's
 //	                     create revision (one total order across writers)
 //	P/approvals/ID/R     one approval request or decision
+//	P/takeovers/ID       who took the lock over from deploy ID's process,
+//	                     for that process to say to whom it lost it
 //
 // Durability. Every write is an etcd transaction, which returns once a
 // quorum of members has it in its log: Append is durable when it returns,
@@ -287,6 +289,9 @@ func (s *Store) journalDir(key string) string {
 	return s.prefix + "/journal/" + esc(key) + "/"
 }
 func (s *Store) approvalsDir(id string) string { return s.prefix + "/approvals/" + id + "/" }
+
+// takeoverKey records who took the lock over from deploy id's process.
+func (s *Store) takeoverKey(id string) string { return s.prefix + "/takeovers/" + id }
 
 // ref is where a deploy's record lives: its escaped lock key and its name
 // (start time and ID) under history/ and unfinished/.

@@ -94,12 +94,23 @@ func TestEtcdFencedWrites(t *testing.T) {
 	if err := b.Finish(ctx, "d-a", drover.FinishRecord{Outcome: drover.OutcomeInterrupted, ExitCode: 0}); err != nil {
 		t.Fatalf("the new holder's Finish of the recovered deploy: %v", err)
 	}
+	// Once the new holder is done and released, the old one still learns
+	// to whom it lost the lock.
+	lb.Release()
+	err = a.Begin(ctx, storetest.Record("d-a3", "hello", 2*time.Second))
+	if !errors.Is(err, drover.ErrLockLost) || !strings.Contains(err.Error(), "to pid 2222 user b") {
+		t.Errorf("Begin after the new holder released: %v; want ErrLockLost naming pid 2222", err)
+	}
+	lb, err = b.Lock(ctx, "hello", drover.LockOwner{PID: 2222, User: "b", Machine: "mb", DeployID: "d-b2"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Release of the lost lock leaves the new holder's lock alone.
 	if err := la.Release(); err != nil {
 		t.Errorf("Release of a lost lock: %v", err)
 	}
-	if h, err := b.LockHolder(ctx, "hello"); err != nil || h == nil || h.DeployID != "d-b" {
-		t.Errorf("holder after the old holder's Release: %+v, %v; want d-b", h, err)
+	if h, err := b.LockHolder(ctx, "hello"); err != nil || h == nil || h.DeployID != "d-b2" {
+		t.Errorf("holder after the old holder's Release: %+v, %v; want d-b2", h, err)
 	}
 	if _, err := b.Lock(ctx, "hello", drover.LockOwner{}); drover.ErrorCode(err) != drover.ELOCKED {
 		t.Errorf("the lock is free after the old holder's Release: %v", err)

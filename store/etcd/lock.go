@@ -92,12 +92,22 @@ func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (d
 	ch, err := s.c.KeepAlive(kctx, lease)
 	if err != nil {
 		cancel()
-		s.releaseKeys(lk, hk, lease)
+		s.releaseKeys(lk, hk, lease, s.timeout)
 		revoke()
 		return nil, s.call(ctx, "keep lock of "+key+" alive", func(context.Context) error { return err })
 	}
 	l.cancel = cancel
 	go l.keep(kctx, ch)
+	if prev != nil && prev.DeployID != "" && checkID(prev.DeployID) == nil {
+		// Say who took the lock over, for the old holder: it may wake
+		// (SIGCONT) after this process recovered its deploy and released
+		// the lock, and must still say to whom it lost it. Best effort:
+		// the takeover itself is done.
+		s.call(ctx, "record takeover of "+key, func(ctx context.Context) error {
+			_, err := s.c.Put(ctx, s.takeoverKey(prev.DeployID), string(val))
+			return err
+		})
+	}
 	s.mu.Lock()
 	s.held[esc(key)] = l
 	s.mu.Unlock()
@@ -150,8 +160,8 @@ func (s *Store) LockHolder(ctx context.Context, key string) (*drover.LockOwner, 
 // releaseKeys deletes the lock and holder keys if the lock is still bound
 // to lease: a lock lost to an expired lease and taken by another process
 // is theirs, record and all.
-func (s *Store) releaseKeys(lk, hk string, lease clientv3.LeaseID) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+func (s *Store) releaseKeys(lk, hk string, lease clientv3.LeaseID, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	_, err := s.c.Txn(ctx).
 		If(clientv3.Compare(clientv3.LeaseValue(lk), "=", lease)).
@@ -265,6 +275,15 @@ func (l *lock) Release() error {
 		l.mu.Unlock()
 		return nil
 	}
+	l.mu.Unlock()
+	// A lock already lost gives up quickly: etcd is likely unreachable
+	// (that is how locks get lost), and a deployer that halted within the
+	// TTL must not then wait out two request timeouts to exit.
+	timeout := l.s.timeout
+	if !l.Held() {
+		timeout = min(timeout, 2*time.Second)
+	}
+	l.mu.Lock()
 	l.released = true
 	l.mu.Unlock()
 	l.cancel()
@@ -275,8 +294,8 @@ func (l *lock) Release() error {
 		delete(l.s.held, esc(l.key))
 	}
 	l.s.mu.Unlock()
-	err := l.s.releaseKeys(l.s.lockKey(l.key), l.s.holderKey(l.key), l.lease)
-	rctx, cancel := context.WithTimeout(context.Background(), l.s.timeout)
+	err := l.s.releaseKeys(l.s.lockKey(l.key), l.s.holderKey(l.key), l.lease, timeout)
+	rctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// A lease that expired already (the lock was lost) has nothing left
 	// to revoke.
@@ -317,20 +336,41 @@ func fenceFailed(l *lock, get *etcdserverpb.RangeResponse) bool {
 	return get == nil || len(get.Kvs) != 1 || clientv3.LeaseID(get.Kvs[0].Lease) != l.lease
 }
 
-// lostError is l's ErrLockLost error naming who holds the lock now; it
-// marks l lost.
+// lostError is l's ErrLockLost error naming who took the lock; it marks l
+// lost.
 func (s *Store) lostError(ctx context.Context, l *lock) error {
 	l.markLost()
+	return drover.LostLockError(l.key, l.TakenBy(ctx))
+}
+
+// TakenBy implements drover.LosableLock: the lock key's holder unless it
+// is this lock, else the takeover recorded against this lock's deploy.
+// Bounded by 2 s (etcd may be what was lost).
+func (l *lock) TakenBy(ctx context.Context) *drover.LockOwner {
+	s := l.s
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.timeout, 2*time.Second))
 	defer cancel()
-	var holder *drover.LockOwner
-	if resp, err := s.c.Get(rctx, s.lockKey(l.key)); err == nil && len(resp.Kvs) == 1 {
-		holder = decodeOwner(resp.Kvs[0].Value)
-		if holder != nil && holder.PID == l.owner.PID && holder.DeployID == l.owner.DeployID && holder.Machine == l.owner.Machine {
-			holder = nil // still ours in etcd, but not for long
+	ops := []clientv3.Op{clientv3.OpGet(s.lockKey(l.key))}
+	if l.owner.DeployID != "" && checkID(l.owner.DeployID) == nil {
+		ops = append(ops, clientv3.OpGet(s.takeoverKey(l.owner.DeployID)))
+	}
+	resp, err := s.c.Txn(rctx).Then(ops...).Commit()
+	if err != nil {
+		return nil
+	}
+	for i, r := range resp.Responses {
+		kvs := r.GetResponseRange().GetKvs()
+		if len(kvs) != 1 {
+			continue
+		}
+		if i == 0 && clientv3.LeaseID(kvs[0].Lease) == l.lease {
+			continue // still ours in etcd, but not for long
+		}
+		if o := decodeOwner(kvs[0].Value); o != nil {
+			return o
 		}
 	}
-	return drover.LostLockError(l.key, holder)
+	return nil
 }
 
 // margin is how much earlier than TTL after a refresh the lock counts as
