@@ -261,7 +261,9 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// Resume recovers interrupted deploys without deploying anything.
+// Resume recovers interrupted deploys without deploying anything, or, when
+// there are none, restores the hosts the last deploy lost unreachable
+// (lost.go).
 func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
 	if err := r.checkRotation(); err != nil {
 		return nil, err
@@ -273,5 +275,10 @@ func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
 	}
 	defer lock.Release()
 	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
-	return r.recoverUnfinished(ctx, lock)
+	outs, err := r.recoverUnfinished(ctx, lock)
+	if err != nil || len(outs) > 0 {
+		return outs, err
+	}
+	// Nothing interrupted: hosts the last deploy lost (lost.go).
+	return r.recoverLost(ctx)
 }
