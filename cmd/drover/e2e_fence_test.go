@@ -223,7 +223,10 @@ func TestE2EFenceEtcdLeaderKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Members[lead].Kill()
-	switch code := a.wait(t, 2*time.Minute); code {
+	killed := time.Now()
+	code := a.wait(t, 2*time.Minute)
+	t.Logf("etcd leader m%d killed mid-deploy: the deploy exited %d %s later", lead, code, time.Since(killed).Round(10*time.Millisecond))
+	switch code {
 	case 0:
 		wantServing(t, f, "2.0.0", nil)
 	case 1:

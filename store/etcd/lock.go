@@ -294,8 +294,10 @@ func (l *lock) Release() error {
 		delete(l.s.held, esc(l.key))
 	}
 	l.s.mu.Unlock()
+	// One budget for both calls.
+	start := time.Now()
 	err := l.s.releaseKeys(l.s.lockKey(l.key), l.s.holderKey(l.key), l.lease, timeout)
-	rctx, cancel := context.WithTimeout(context.Background(), timeout)
+	rctx, cancel := context.WithTimeout(context.Background(), max(timeout-time.Since(start), 100*time.Millisecond))
 	defer cancel()
 	// A lease that expired already (the lock was lost) has nothing left
 	// to revoke.
@@ -345,10 +347,10 @@ func (s *Store) lostError(ctx context.Context, l *lock) error {
 
 // TakenBy implements drover.LosableLock: the lock key's holder unless it
 // is this lock, else the takeover recorded against this lock's deploy.
-// Bounded by 2 s (etcd may be what was lost).
+// Bounded by 1 s (etcd may be what was lost).
 func (l *lock) TakenBy(ctx context.Context) *drover.LockOwner {
 	s := l.s
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.timeout, 2*time.Second))
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.timeout, time.Second))
 	defer cancel()
 	ops := []clientv3.Op{clientv3.OpGet(s.lockKey(l.key))}
 	if l.owner.DeployID != "" && checkID(l.owner.DeployID) == nil {
