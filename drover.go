@@ -28,8 +28,8 @@ const (
 	DefaultHookTimeout      = 2 * time.Minute
 	DefaultStageRetries     = 2
 
-	DefaultSSHPort               = 22
-	DefaultSSHConnectTimeout     = 10 * time.Second
+	DefaultSSHPort           = 22
+	DefaultSSHConnectTimeout = 10 * time.Second
 	// A host that stops answering is found within
 	// DefaultSSHKeepaliveInterval × (DefaultSSHKeepaliveCount + 1) = 20 s
 	// (transport/ssh keepalive).

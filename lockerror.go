@@ -43,6 +43,17 @@ func LostLockError(key string, holder *LockOwner) error {
 	} else {
 		msg += " (its lease expired; nobody has taken it yet)"
 	}
-	return &Error{Code: ELOCKED, Message: msg, Err: ErrLockLost,
-		Hint: "nothing more is done to any host by this process; the lock's holder, or the next `drover resume`, recovers the deploy from the journal"}
+	return LockLost(&Error{Code: ELOCKED, Message: msg,
+		Hint: "nothing more is done to any host by this process; the lock's holder, or the next `drover resume`, recovers the deploy from the journal"})
 }
+
+// LockLost marks e as caused by a lost deploy lock: errors.Is(err,
+// ErrLockLost) holds, errors.As finds e, and the text is e's own (no
+// "deploy lock lost" tacked on).
+func LockLost(e *Error) error { return lockLostError{e} }
+
+type lockLostError struct{ e *Error }
+
+func (l lockLostError) Error() string        { return l.e.Error() }
+func (l lockLostError) Unwrap() error        { return l.e }
+func (l lockLostError) Is(target error) bool { return target == ErrLockLost }

@@ -70,8 +70,10 @@ func (r *Runner) lostReason(ctx context.Context, lock drover.LosableLock, cause 
 		return de.Message
 	}
 	holder := lock.TakenBy(ctx)
-	de, _ = drover.LostLockError(Key(r.Spec), holder).(*drover.Error)
-	return de.Message
+	if errors.As(drover.LostLockError(Key(r.Spec), holder), &de) {
+		return de.Message
+	}
+	return "this process lost the deploy lock of " + Key(r.Spec)
 }
 
 // notRun reports actions that were handed out and never started.
@@ -110,7 +112,7 @@ func (c fencedConn) held() error {
 	if c.lock.Held() {
 		return nil
 	}
-	return &drover.Error{Code: drover.ELOCKED, Message: "not run: this process lost the deploy lock", Err: drover.ErrLockLost}
+	return drover.LockLost(drover.Errorf(drover.ELOCKED, "not run: this process lost the deploy lock"))
 }
 
 func (c fencedConn) Stage(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {

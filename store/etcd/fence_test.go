@@ -82,6 +82,9 @@ func TestEtcdFencedWrites(t *testing.T) {
 			!strings.Contains(err.Error(), "lost the deploy lock of hello to pid 2222 user b on machine mb") || !strings.Contains(err.Error(), "(deploy d-b)") {
 			t.Errorf("%s by the process that lost the lock: %v; want ErrLockLost naming pid 2222 and d-b", name, err)
 		}
+		if err != nil && strings.Contains(err.Error(), "lost the deploy lock") && strings.Count(err.Error(), "lock") > 1 {
+			t.Errorf("%s: the error repeats itself: %v", name, err)
+		}
 	}
 	j, err := b.Journal(ctx, "d-a")
 	if err != nil || len(j) != 1 {
