@@ -112,6 +112,7 @@ groups: [{name: all, hosts: ["*"]}]
 		{"ssh connect_timeout", "service: x\ndeploy_root: /srv/x\nssh:\n  connect_timeout: 5 # <-\n" + fleet, "", `ssh.connect_timeout: "5" is not a duration`},
 		{"ssh keepalive_interval", "service: x\ndeploy_root: /srv/x\nssh:\n  keepalive_interval: 0s # <-\n" + fleet, "", "must be more than 0"},
 		{"ssh connect_parallelism", "service: x\ndeploy_root: /srv/x\nssh:\n  connect_parallelism: 0 # <-\n" + fleet, "", "ssh.connect_parallelism: 0, must be at least 1"},
+		{"ssh keepalive_count", "service: x\ndeploy_root: /srv/x\nssh:\n  keepalive_count: 0 # <-\n" + fleet, "", "ssh.keepalive_count: 0, must be at least 1"},
 		{"ssh trust_on_first_use", "service: x\ndeploy_root: /srv/x\nssh:\n  trust_on_first_use: maybe # <-\n" + fleet, "", "trust_on_first_use"},
 		{"ssh host_binary ~user", "service: x\ndeploy_root: /srv/x\nssh: {host_binary: ~bob/drover} # <-\n" + fleet, "", "only ~/ is expanded"},
 		{"state_dir ~user", "service: x\ndeploy_root: /srv/x\nstate_dir: ~bob/s # <-\n" + fleet, "", "state_dir"},
