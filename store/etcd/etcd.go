@@ -35,10 +35,16 @@
 // reports it (TakenOver) for the caller to recover its deploy, which
 // Unfinished lists. Release deletes both keys and revokes the lease.
 //
-// A live holder that loses etcd for longer than LeaseTTL loses its lock
-// too: another process may take it over and recover the deploy. The held
-// lock says so (its Lost channel closes); a caller that must not run a
-// deploy without the lock watches it.
+// A live holder that loses etcd, or is paused, for longer than LeaseTTL
+// loses its lock too: another process may take it over and recover the
+// deploy. Fencing keeps the first from writing over it: Begin, Append and
+// Finish of a deploy under a lock this Store holds compare, in the same
+// transaction, that the lock key is still bound to this lock's lease, and
+// fail with drover.ErrLockLost naming who took it (P/takeovers/ID records
+// the taker for an old holder that wakes after it released). The held lock
+// says so too, without asking etcd: it is a drover.LosableLock whose Held
+// turns false once its own deadline (last acknowledged refresh + TTL −
+// margin, on the monotonic clock) passes, and whose Lost channel closes.
 //
 // Opening touches nothing: the client connects on first use. Every call
 // is bounded by RequestTimeout even when the caller's context has no
