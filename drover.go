@@ -32,9 +32,13 @@ const (
 	DefaultHookTimeout      = 2 * time.Minute
 	DefaultStageRetries     = 2
 
-	DefaultSSHPort               = 22
-	DefaultSSHConnectTimeout     = 10 * time.Second
-	DefaultSSHKeepaliveInterval  = 15 * time.Second
+	DefaultSSHPort           = 22
+	DefaultSSHConnectTimeout = 10 * time.Second
+	// A host that stops answering is found within
+	// DefaultSSHKeepaliveInterval × (DefaultSSHKeepaliveCount + 1) = 20 s
+	// (transport/ssh keepalive).
+	DefaultSSHKeepaliveInterval  = 5 * time.Second
+	DefaultSSHKeepaliveCount     = 3
 	DefaultSSHConnectParallelism = 32
 )
 
@@ -193,10 +197,13 @@ type SSHConfig struct {
 	TrustOnFirstUse bool
 	// ConnectTimeout bounds the TCP connect and the SSH handshake.
 	ConnectTimeout time.Duration
-	// KeepaliveInterval is how often an idle connection is probed; a
-	// connection that does not answer within it is closed, and its host
-	// is unreachable.
+	// KeepaliveInterval is how often a connection is probed, busy or
+	// idle; KeepaliveCount is how many intervals in a row a probe may go
+	// unanswered before the connection is closed and its host (and the
+	// step running on it) is unreachable. A host that stops answering is
+	// so found within KeepaliveInterval × (KeepaliveCount + 1).
 	KeepaliveInterval time.Duration
+	KeepaliveCount    int
 	// ConnectParallelism bounds how many hosts are connecting at once.
 	ConnectParallelism int
 	// HostBinary is a drover binary built for hosts whose OS or

@@ -44,6 +44,37 @@ type Lock interface {
 	Release() error
 }
 
+// LosableLock is a Lock that can be lost while its holder still runs.
+// store/etcd's lock is a lease: a holder cut off from etcd, or paused
+// (SIGSTOP, a frozen VM, a long GC) for longer than the lease TTL, loses it,
+// and another process may take the lock over and recover the deploy while
+// the first still believes it deploys. Its Store then fences: every write
+// of a deploy under that lock is a transaction conditional on the lease
+// still owning the lock key, and fails with an error wrapping ErrLockLost
+// once it does not. The runner watches Lost and Held and stops starting
+// steps (rollout.Machine.Freeze).
+//
+// The flock(2) of store/file and store/sqlite cannot be lost: the kernel
+// holds it for as long as the process lives, paused or not, and drops it
+// only when the process dies. They do not implement LosableLock; the
+// runner needs no fence with them.
+type LosableLock interface {
+	Lock
+	// Lost is closed once the lock may be another process's (and by
+	// Release).
+	Lost() <-chan struct{}
+	// Held reports, by this process's own monotonic clock, whether the
+	// lock is certainly still held. It turns false the moment the lease
+	// may have expired, even before Lost is closed: a process that wakes
+	// from a pause checks it before it touches a host.
+	Held() bool
+	// TakenBy returns who took the lock from this process: its holder
+	// now, or, when that one has finished and released it since, the
+	// process that took it over; nil when nobody did (yet) or the store
+	// cannot tell. Bounded by ctx.
+	TakenBy(ctx context.Context) *LockOwner
+}
+
 // LockOwner says who holds a lock.
 type LockOwner struct {
 	PID      int       `json:"pid"`

@@ -112,6 +112,7 @@ groups: [{name: all, hosts: ["*"]}]
 		{"ssh connect_timeout", "service: x\ndeploy_root: /srv/x\nssh:\n  connect_timeout: 5 # <-\n" + fleet, "", `ssh.connect_timeout: "5" is not a duration`},
 		{"ssh keepalive_interval", "service: x\ndeploy_root: /srv/x\nssh:\n  keepalive_interval: 0s # <-\n" + fleet, "", "must be more than 0"},
 		{"ssh connect_parallelism", "service: x\ndeploy_root: /srv/x\nssh:\n  connect_parallelism: 0 # <-\n" + fleet, "", "ssh.connect_parallelism: 0, must be at least 1"},
+		{"ssh keepalive_count", "service: x\ndeploy_root: /srv/x\nssh:\n  keepalive_count: 0 # <-\n" + fleet, "", "ssh.keepalive_count: 0, must be at least 1"},
 		{"ssh trust_on_first_use", "service: x\ndeploy_root: /srv/x\nssh:\n  trust_on_first_use: maybe # <-\n" + fleet, "", "trust_on_first_use"},
 		{"ssh host_binary ~user", "service: x\ndeploy_root: /srv/x\nssh: {host_binary: ~bob/drover} # <-\n" + fleet, "", "only ~/ is expanded"},
 		{"state_dir ~user", "service: x\ndeploy_root: /srv/x\nstate_dir: ~bob/s # <-\n" + fleet, "", "state_dir"},
@@ -358,7 +359,7 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 		KeepReleases: 5,
 		Transport:    "local",
 		SSH: drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/home/op/.ssh/known_hosts", Port: 22,
-			ConnectTimeout: drover.DefaultSSHConnectTimeout, KeepaliveInterval: drover.DefaultSSHKeepaliveInterval, ConnectParallelism: drover.DefaultSSHConnectParallelism},
+			ConnectTimeout: drover.DefaultSSHConnectTimeout, KeepaliveInterval: drover.DefaultSSHKeepaliveInterval, KeepaliveCount: drover.DefaultSSHKeepaliveCount, ConnectParallelism: drover.DefaultSSHConnectParallelism},
 		Hosts: []drover.Host{
 			{Name: "h01", Address: "/srv/fleet/h01", DeployRoot: "/srv/fleet/h01/srv/hello", Vars: map[string]any{"port": uint64(18001)}, Group: "canary"},
 			{Name: "h02", Address: "/etc/drover/fleet/h02", DeployRoot: "/etc/drover/fleet/h02/srv/hello", Vars: map[string]any{"port": uint64(18002)}, Group: "default"},
@@ -634,7 +635,7 @@ groups: [{name: all, hosts: ['*']}]
 		t.Fatal(err)
 	}
 	wantSSH := drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/etc/drover/keys/known_hosts", Port: 2200,
-		ProxyJump: "bastion.example.com:2222", TrustOnFirstUse: true, ConnectTimeout: 3 * time.Second, KeepaliveInterval: time.Minute,
+		ProxyJump: "bastion.example.com:2222", TrustOnFirstUse: true, ConnectTimeout: 3 * time.Second, KeepaliveInterval: time.Minute, KeepaliveCount: drover.DefaultSSHKeepaliveCount,
 		ConnectParallelism: 8, HostBinary: "/etc/drover/bin/drover-linux-arm64"}
 	if s.SSH != wantSSH {
 		t.Fatalf("ssh\n got %+v\nwant %+v", s.SSH, wantSSH)

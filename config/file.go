@@ -76,6 +76,7 @@ type SSHFile struct {
 	TrustOnFirstUse    bool   `yaml:"trust_on_first_use"`
 	ConnectTimeout     string `yaml:"connect_timeout"`
 	KeepaliveInterval  string `yaml:"keepalive_interval"`
+	KeepaliveCount     *int   `yaml:"keepalive_count"`
 	ConnectParallelism *int   `yaml:"connect_parallelism"`
 	HostBinary         string `yaml:"host_binary"`
 }

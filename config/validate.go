@@ -563,6 +563,14 @@ func (f *File) checkSSH(ps *problems) drover.SSHConfig {
 	}
 	c.ConnectTimeout = f.duration(ps, p("ssh", "connect_timeout"), f.SSH.ConnectTimeout, drover.DefaultSSHConnectTimeout)
 	c.KeepaliveInterval = f.duration(ps, p("ssh", "keepalive_interval"), f.SSH.KeepaliveInterval, drover.DefaultSSHKeepaliveInterval)
+	c.KeepaliveCount = drover.DefaultSSHKeepaliveCount
+	if f.SSH.KeepaliveCount != nil {
+		c.KeepaliveCount = *f.SSH.KeepaliveCount
+		if c.KeepaliveCount < 1 {
+			ps.add(p("ssh", "keepalive_count"), "use 1 or more; leave it out for "+strconv.Itoa(drover.DefaultSSHKeepaliveCount),
+				"ssh.keepalive_count: %d, must be at least 1", c.KeepaliveCount)
+		}
+	}
 	if f.SSH.ConnectParallelism != nil {
 		c.ConnectParallelism = *f.SSH.ConnectParallelism
 		if c.ConnectParallelism < 1 {

@@ -69,12 +69,18 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 	}
 	switch r.Outcome {
 	case OK, Failed, Unreachable:
+	case NotRun:
+		if !m.frozen {
+			return errNotInFlight(r)
+		}
 	default:
 		return errNotInFlight(r)
 	}
 	m.issued--
 	g.gateHanded = false
-	if r.Outcome == OK {
+	if r.Outcome == NotRun {
+		g.gate = gateIdle
+	} else if r.Outcome == OK {
 		m.groupNote(now, NoteGateDone, g, "%s passed", r.Gate)
 		g.gate, g.waitUntil = gateIdle, time.Time{}
 		g.gatePos++
@@ -85,7 +91,7 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 		}
 		m.groupNote(now, NoteGateFailed, g, "%s", what)
 		g.gate = gateIdle
-		if !m.halted {
+		if !m.halted && !m.frozen {
 			m.halt(now, fmt.Sprintf("group %s: gate %s", g.plan.Name, what))
 		}
 	}
@@ -95,7 +101,7 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 
 // wake returns when the Machine next needs to be called without a result.
 func (m *Machine) wake() time.Time {
-	if m.phase == phasePromote && !m.halted && m.cur < len(m.groups) {
+	if m.phase == phasePromote && !m.halted && !m.frozen && m.cur < len(m.groups) {
 		if g := m.groups[m.cur]; g.gate == gateWaiting {
 			return g.waitUntil
 		}

@@ -28,6 +28,8 @@ import (
 //     halt; a halt is reported in the Ready after the failure that exceeded
 //     the limit, and only then or after an Abort;
 //   - the rollback restores groups in reverse order;
+//   - after a Freeze no action at all is handed out, not even one decided
+//     before it, and the verdict needs a person;
 //   - every note carries the `now` of one of the calls since the last Ready;
 //   - at the end: the verdict agrees with what the hosts went through, every
 //     switched host is back on its snapshot after a halt (unless stuck,
@@ -50,6 +52,7 @@ type harness struct {
 	expectHalt  string // why the next Ready must report a halt
 	aborts      int
 	stopped     bool // an abort after the halt
+	frozen      bool // Freeze was called before the verdict
 	rollingBack bool
 	lastRbGroup int
 	lastDepool  int // plan index of the last deploy-path depool
@@ -131,10 +134,29 @@ func (h *harness) ready(now time.Time) Ready {
 		h.expectHalt = ""
 	}
 	h.nows = nil
+	if h.frozen && len(rd.Actions) > 0 {
+		h.errorf("%d actions handed out after a freeze, first %s %s", len(rd.Actions), rd.Actions[0].Host, rd.Actions[0].Step)
+	}
 	for _, a := range rd.Actions {
 		h.action(a)
 	}
 	return rd
+}
+
+// freeze calls Freeze: from here on nothing is handed out, and whatever
+// the hosts went through the verdict needs a person.
+func (h *harness) freeze(now time.Time, reason string) {
+	h.nows = append(h.nows, now)
+	finished := h.m.Outcome().Verdict != Running
+	h.m.Freeze(now, reason)
+	h.log = append(h.log, "freeze "+reason)
+	if finished {
+		return
+	}
+	h.frozen = true
+	// Hosts stay where they are: out of rotation or switched without a
+	// rollback is what a freeze leaves, for the lock's new holder.
+	h.stopped = true
 }
 
 // gateAction checks a gate handed out: only in a deploy, never after a
@@ -275,7 +297,7 @@ func (h *harness) report(now time.Time, r Result) error {
 	inflight := h.m.InFlight()
 	err := h.m.Report(now, r)
 	h.log = append(h.log, fmt.Sprintf("< %s %s %s %q (err=%v)", r.Host, r.Step, r.Outcome, r.Reason, err))
-	if !ok || a.Step != r.Step || (r.Outcome != OK && r.Outcome != Failed && r.Outcome != Unreachable) {
+	if !ok || a.Step != r.Step || (r.Outcome != OK && r.Outcome != Failed && r.Outcome != Unreachable && !(r.Outcome == NotRun && h.frozen)) {
 		if err == nil {
 			h.errorf("Report accepted %+v, which is not in flight", r)
 		}
@@ -290,6 +312,19 @@ func (h *harness) report(now time.Time, r Result) error {
 	}
 	delete(h.inflight, r.Host)
 	t := h.hosts[r.Host]
+	if r.Outcome == NotRun {
+		// Never started: the host is as before the step.
+		switch a.Step {
+		case StepStage:
+			h.stageFlight--
+			h.stagesLeft--
+		case StepDepool:
+			t.out = false
+		case StepSwitch:
+			t.switched = false
+		}
+		return nil
+	}
 	h.bgReport(a, r)
 	switch {
 	case a.Step == StepStage:
@@ -315,7 +350,7 @@ func (h *harness) report(now time.Time, r Result) error {
 		t.failed = true
 		g := &h.groups[t.group]
 		g.failures++
-		if g.failures > g.plan.FailureLimit && !h.halted && h.expectHalt == "" {
+		if g.failures > g.plan.FailureLimit && !h.halted && !h.frozen && h.expectHalt == "" {
 			h.expectHalt = fmt.Sprintf("%s %s %s (%d > %d)", r.Host, r.Step, r.Outcome, g.failures, g.plan.FailureLimit)
 		}
 	}
@@ -327,7 +362,7 @@ func (h *harness) abort(now time.Time, reason string) {
 	finished := h.m.Outcome().Verdict != Running
 	h.m.Abort(now, reason)
 	h.log = append(h.log, "abort "+reason)
-	if finished {
+	if finished || h.frozen {
 		return
 	}
 	h.aborts++
@@ -397,7 +432,7 @@ func (h *harness) final() {
 			if !t.failed {
 				h.errorf("final: %s failed without a counted failure", hr.Name)
 			}
-			if t.switched && !t.restored {
+			if t.switched && !t.restored && !h.frozen {
 				h.errorf("final: %s failed after a switch and was not restored", hr.Name)
 			}
 		case HostPending:
@@ -421,7 +456,7 @@ func (h *harness) final() {
 	h.bgFinal()
 	var want Verdict
 	switch {
-	case needsPerson:
+	case needsPerson, h.frozen:
 		want = NeedsPerson
 	case h.plan.Mode == ModeRollback:
 		want = Succeeded
@@ -435,7 +470,7 @@ func (h *harness) final() {
 	if rep.Verdict != want {
 		h.errorf("final: verdict %s, want %s", rep.Verdict, want)
 	}
-	if (rep.HaltReason != "") != (h.halted || (h.plan.Mode == ModeRollback && h.stopped)) {
+	if (rep.HaltReason != "") != (h.halted || h.frozen || (h.plan.Mode == ModeRollback && h.stopped)) {
 		h.errorf("final: halt reason %q, halted %v", rep.HaltReason, h.halted)
 	}
 }
@@ -451,7 +486,7 @@ func (h *harness) reportGate(now time.Time, r Result) error {
 	inflight := h.m.InFlight()
 	err := h.m.Report(now, r)
 	h.log = append(h.log, fmt.Sprintf("< gate %s %s %q (err=%v)", r.Gate, r.Outcome, r.Reason, err))
-	valid := r.Outcome == OK || r.Outcome == Failed || r.Outcome == Unreachable
+	valid := r.Outcome == OK || r.Outcome == Failed || r.Outcome == Unreachable || (r.Outcome == NotRun && h.frozen)
 	if key == "" || !valid {
 		if err == nil {
 			h.errorf("Report accepted gate result %+v, which is not in flight", r)
@@ -466,7 +501,7 @@ func (h *harness) reportGate(now time.Time, r Result) error {
 		return err
 	}
 	delete(h.inflight, key)
-	if r.Outcome != OK && !h.halted && h.expectHalt == "" {
+	if r.Outcome != OK && r.Outcome != NotRun && !h.halted && !h.frozen && h.expectHalt == "" {
 		h.expectHalt = "gate " + r.Gate + " " + string(r.Outcome)
 	}
 	return nil

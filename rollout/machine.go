@@ -60,6 +60,9 @@ type Machine struct {
 	haltReason string // for Report.HaltReason
 	stopped    bool   // interrupted while restoring: start no more hosts
 	stopReason string
+	// frozen: this process may no longer own the fleet (its deploy lock
+	// was lost); no step of any kind starts, not even a rollback.
+	frozen bool
 
 	stageQueue []*host // ModeDeploy: every non-skipped host, plan order
 	stageNext  int     // index into stageQueue of the next host to stage
@@ -237,6 +240,12 @@ func (m *Machine) Report(now time.Time, r Result) error {
 	}
 	switch r.Outcome {
 	case OK, Failed, Unreachable:
+	case NotRun:
+		if !m.frozen {
+			return drover.Errorf(drover.EINTERNAL, "rollout: host %s step %s reported not run, but the rollout is not frozen", r.Host, r.Step)
+		}
+		m.notRun(now, h)
+		return nil
 	default:
 		return drover.Errorf(drover.EINTERNAL, "rollout: result for host %s step %s has unknown outcome %q", r.Host, r.Step, r.Outcome)
 	}
@@ -291,10 +300,51 @@ func (m *Machine) Abort(now time.Time, reason string) {
 // analysis running in the background, say. During a deploy it is the same
 // as exceeding a failure limit; afterwards it does nothing.
 func (m *Machine) Halt(now time.Time, reason string) {
-	if m.mode != ModeDeploy || m.halted || m.phase == phaseFinished {
+	if m.mode != ModeDeploy || m.halted || m.frozen || m.phase == phaseFinished {
 		return
 	}
 	m.halt(now, reason)
+	m.step(now)
+}
+
+// Freeze stops the rollout without a rollback of its own: steps already
+// handed out finish and are reported, nothing else starts — no next step,
+// no restore of a failed host, no rollback — and the verdict needs a
+// person. It is for a runner that lost its deploy lock: another process may
+// hold it now and be recovering this very deploy from the journal, and two
+// actors restoring one host (or one deploying while the other restores)
+// is how a host ends on a release nobody recorded. Leaving every host
+// exactly where it is lets the new holder's recovery, which trusts the
+// journal and not this process, put it back. Freeze wins over everything
+// and cannot be undone; after the verdict it does nothing.
+func (m *Machine) Freeze(now time.Time, reason string) {
+	if m.phase == phaseFinished || m.frozen {
+		return
+	}
+	if reason == "" {
+		reason = "lost the deploy lock"
+	}
+	m.frozen, m.stopped, m.stopReason = true, true, reason
+	if m.haltReason == "" {
+		m.haltReason = reason
+	} else {
+		m.haltReason += "; then " + reason
+	}
+	m.notes = append(m.notes, Note{Time: now, Kind: NoteFreeze, Message: "frozen: " + reason + ": steps in flight finish, no step starts, nothing is rolled back"})
+	m.withdraw(func(*host) bool { return true })
+	m.step(now)
+}
+
+// notRun takes back a step handed out and never started (frozen): the host
+// is exactly as before it, and takes no further step.
+func (m *Machine) notRun(now time.Time, h *host) {
+	if h.path[0] == StepDepool {
+		// A depool is decided only for a host in rotation.
+		h.out = false
+	}
+	h.issued, h.handed = false, false
+	h.kind, h.path = pathNone, nil
+	m.issued--
 	m.step(now)
 }
 
@@ -314,6 +364,14 @@ func (m *Machine) Done() bool {
 // step makes every decision the current state allows: it starts hosts,
 // moves between phases and reaches the verdict.
 func (m *Machine) step(now time.Time) {
+	if m.frozen {
+		// Nothing is decided any more; the verdict comes once the last
+		// step in flight has reported.
+		if m.phase != phaseFinished && m.issued == 0 {
+			m.finish(now)
+		}
+		return
+	}
 	for {
 		var moved bool
 		switch m.phase {
@@ -367,8 +425,9 @@ func (m *Machine) advance(now time.Time, h *host) {
 		return
 	}
 	// After a halt no host takes another step towards the new release:
-	// its step in flight finished, it waits for the rollback.
-	if m.halted && !h.kind.restoring() {
+	// its step in flight finished, it waits for the rollback. Frozen, no
+	// host takes any step: it stays where it is for the lock's new holder.
+	if m.frozen || (m.halted && !h.kind.restoring()) {
 		return
 	}
 	m.issue(h)
@@ -411,7 +470,8 @@ func (m *Machine) fail(now time.Time, h *host, r Result) {
 		// goes on after a halt: a host that just failed its check is
 		// serving (or about to serve) the bad release.
 		switch {
-		case r.Outcome == Unreachable:
+		case r.Outcome == Unreachable, m.frozen:
+			// Frozen: the host's own undo is the new lock holder's.
 		case m.blueGreen:
 			m.start(h, pathRestore, m.bgUndo(h)...)
 		case r.Step == StepDepool, r.Step == StepSwitch && !h.switched:

@@ -92,7 +92,9 @@ func (m *Machine) countFailure(now time.Time, h *host, what string) {
 	g := h.group
 	g.failures++
 	m.note(now, NoteHostFailed, h, fmt.Sprintf("%s (%d failed in group %s, limit %d)", what, g.failures, g.plan.Name, g.plan.FailureLimit))
-	if !m.halted && g.failures > g.plan.FailureLimit {
+	// Frozen, a halt is moot (nothing starts anyway) and would bury why
+	// the deploy stopped.
+	if !m.halted && !m.frozen && g.failures > g.plan.FailureLimit {
 		m.halt(now, fmt.Sprintf("group %s: %d failed > failure limit %d: %s %s", g.plan.Name, g.failures, g.plan.FailureLimit, h.plan.Name, what))
 	}
 }

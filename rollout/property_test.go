@@ -93,6 +93,7 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 	failP := []float64{0, 0.02, 0.1, 0.3}[rng.IntN(4)]
 	lostP := []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
 	abortP := []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
+	freezeP := []float64{0, 0, 0, 0.01, 0.05}[rng.IntN(5)]
 
 	now := time.Unix(1_700_000_000, 0)
 	hosts := 0
@@ -148,14 +149,23 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 			h.abort(now, "interrupted")
 			continue
 		}
+		if rng.Float64() < freezeP {
+			h.freeze(now, "lost the deploy lock")
+			continue
+		}
 		// Results that must be refused, and must change nothing.
 		if rng.IntN(10) == 0 {
 			a := pending[rng.IntN(len(pending))]
-			bad := []Result{
+			bads := []Result{
 				{Host: "nosuch", Step: a.Step, Gate: "nosuch", Outcome: OK},
 				{Host: a.Host, Step: otherStep(a.Step), Outcome: OK},
 				{Host: a.Host, Step: a.Step, Outcome: "maybe"},
-			}[rng.IntN(3)]
+			}
+			if !h.frozen {
+				// Not run is for a frozen Machine only.
+				bads = append(bads, Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: NotRun})
+			}
+			bad := bads[rng.IntN(len(bads))]
 			if h.report(now, bad) == nil {
 				h.errorf("Report accepted %+v", bad)
 			}
@@ -165,6 +175,9 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		pending = append(pending[:k], pending[k+1:]...)
 		r := Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: OK}
 		switch x := rng.Float64(); {
+		case h.frozen && x < 0.5:
+			// Frozen before the runner started it.
+			r.Outcome = NotRun
 		case x < lostP:
 			r.Outcome, r.Reason = Unreachable, "lost"
 		case x < lostP+failP:
@@ -182,6 +195,11 @@ func driveHarness(rng *rand.Rand, h *harness) []string {
 		// host further onto the new release.
 		if rng.Float64() < abortP {
 			h.abort(now, "interrupted between Report and Ready")
+		}
+		// A lost lock between a result and the next Ready: what was
+		// decided on that result must not be handed out.
+		if rng.Float64() < freezeP {
+			h.freeze(now, "lost the deploy lock between Report and Ready")
 		}
 	}
 	if h.m.Done() {

@@ -38,6 +38,8 @@ package rollout
 //	    `report @GROUP gate OUTCOME`: the gate in flight for that group.
 //	abort ["REASON"]
 //	    Calls Abort, then Ready.
+//	freeze ["REASON"]
+//	    Calls Freeze (the deploy lock was lost), then Ready.
 //	tick DURATION
 //	    Advances the clock passed as now (notes carry it; the harness
 //	    checks it). Prints nothing.
@@ -259,6 +261,13 @@ func (s *scenario) exec(cmd []string) []string {
 			reason = unquote(args[1])
 		}
 		s.h.abort(s.now, reason)
+		out = s.ready()
+	case "freeze":
+		reason := ""
+		if len(args) > 1 {
+			reason = unquote(args[1])
+		}
+		s.h.freeze(s.now, reason)
 		out = s.ready()
 	case "tick":
 		if len(args) != 2 {

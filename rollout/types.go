@@ -52,6 +52,11 @@ const (
 	OK          Outcome = "ok"
 	Failed      Outcome = "failed"
 	Unreachable Outcome = "unreachable"
+	// NotRun: the runner handed the step out but never started it,
+	// because the Machine was frozen before it could (the journal write
+	// the step waited for was refused: the deploy lock was lost). Only
+	// accepted after Freeze; the host is as it was before the step.
+	NotRun Outcome = "not_run"
 )
 
 // Mode says what a Machine is for.
@@ -144,6 +149,7 @@ const (
 	NoteHostStuck      = "host_stuck"       // a restore-path step failed or the host was lost: needs a person
 	NoteHalt           = "halt"             // failure limit exceeded or operator interrupt
 	NoteAbort          = "abort"            // a second interrupt: the rollback starts no more hosts
+	NoteFreeze         = "freeze"           // the deploy lock was lost: no step starts, nothing is rolled back
 	NoteRollbackStart  = "rollback_start"   // rollback of every switched host begins
 	NoteHostRolledBack = "host_rolled_back" // a host is back on its snapshot after a rollback
 	NoteVerdict        = "verdict"          // the end

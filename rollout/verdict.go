@@ -18,8 +18,11 @@ func (m *Machine) finish(now time.Time) {
 		}
 		// Interrupted while restoring: say which hosts were left how.
 		var left []string
-		if (m.mode == ModeRollback && h.status == HostPending) || (m.mode == ModeDeploy && h.switched && !h.restored) {
+		switch {
+		case (m.mode == ModeRollback && h.status == HostPending) || (m.mode == ModeDeploy && h.switched && !h.restored):
 			left = append(left, "not rolled back")
+		case m.frozen && h.status == HostPending && h.staged:
+			left = append(left, "staged, not switched")
 		}
 		if h.out {
 			left = append(left, "left out of rotation")
@@ -37,6 +40,11 @@ func (m *Machine) finish(now time.Time) {
 // is unreachable, stuck, out of rotation or still on the new release after
 // a halt sends everyone home with the fleet in a state nobody chose.
 func (m *Machine) decideVerdict() Verdict {
+	if m.frozen {
+		// Whatever the hosts look like, this process no longer owns
+		// them: the lock's holder decides, a person confirms.
+		return NeedsPerson
+	}
 	if m.mode == ModeRollback {
 		for _, h := range m.hosts {
 			if !h.plan.Skip && h.status != HostRolledBack {

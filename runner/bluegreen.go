@@ -435,6 +435,7 @@ func (r *Runner) Finalize(ctx context.Context, o FinalizeOptions) (*FinalizeResu
 		return nil, err
 	}
 	defer lock.Release()
+	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 	views := r.survey(ctx, cs, targets)

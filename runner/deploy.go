@@ -82,6 +82,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 		return nil, err
 	}
 	defer lock.Release()
+	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
 
 	recovered, err := r.recoverUnfinished(ctx, lock)
 	if err != nil {

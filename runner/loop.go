@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -54,13 +55,30 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 	var next, inWrite write
 	writing := false
 	writes := make(chan []drover.JournalEntry)
-	written := make(chan struct{})
+	written := make(chan error)
 	writerDone := make(chan struct{})
+	// Fencing (fence.go): with a lock that can be lost, journal writes are
+	// cut short the moment it is, and a refused write starts no step.
+	fence := lockOf(ctx)
+	var lost <-chan struct{}
+	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer wcancel()
+	if fence != nil {
+		lost = fence.Lost()
+		lostOnce := lost
+		go func() {
+			select {
+			case <-lostOnce:
+				wcancel()
+			case <-wctx.Done():
+			}
+		}()
+	}
+	frozen := false
 	go func() {
 		defer close(writerDone)
 		for es := range writes {
-			r.journalBatch(ctx, deployID, es)
-			written <- struct{}{}
+			written <- r.journalBatch(wctx, deployID, es, fence)
 		}
 	}()
 	// Every return below is made with no write in flight.
@@ -68,8 +86,29 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		close(writes)
 		<-writerDone
 	}()
-	// release emits a durable write's events and starts its steps.
-	release := func(w write) {
+	// freeze stops the rollout without a rollback: the lock is lost.
+	freeze := func(cause error) {
+		if frozen {
+			return
+		}
+		frozen, lost = true, nil
+		m.Freeze(r.now(), r.lostReason(ctx, fence, cause)+"; the lock's holder recovers this deploy")
+	}
+	// release emits a durable write's events and starts its steps. With
+	// the lock lost — the write was refused, or this process's clock says
+	// the lease may have expired (a pause) — the steps never start.
+	release := func(w write) error {
+		if fence != nil && len(w.launch) > 0 && !fence.Held() {
+			freeze(nil)
+		}
+		if frozen && len(w.launch) > 0 {
+			for _, e := range w.events {
+				if e.Kind != drover.EventStepStart {
+					r.emit(e)
+				}
+			}
+			return notRun(m, r.now(), w.launch)
+		}
 		for _, e := range w.events {
 			r.emit(e)
 		}
@@ -83,21 +122,24 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 				results <- res
 			}()
 		}
+		return nil
 	}
 	// submit hands the next write to the writer when it is free; one
 	// with nothing to journal (notes alone) is released at once, in turn.
-	submit := func() {
+	// Frozen, nothing is journaled: every write would be refused.
+	submit := func() error {
 		if writing {
-			return
+			return nil
 		}
-		if len(next.entries) == 0 {
-			release(next)
+		if len(next.entries) == 0 || frozen {
+			err := release(next)
 			next = write{}
-			return
+			return err
 		}
 		inWrite, next = next, write{}
 		writing = true
 		writes <- inWrite.entries
+		return nil
 	}
 	// collect takes a finished step's result: its journal entry and event
 	// go into the next write, the machine learns the outcome now.
@@ -133,7 +175,9 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			groupOf[a.Host] = a.Group
 			restoring[a.Host] = a.Restoring
 		}
-		submit()
+		if err := submit(); err != nil {
+			return r.abandon(ctx, deployID, err, running, results)
+		}
 		if m.Done() && running == 0 && !writing {
 			for _, n := range m.Ready(r.now()).Notes {
 				r.emitNote(deployID, n)
@@ -162,10 +206,19 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		var res rollout.Result
 		select {
 		case res = <-results:
-		case <-written:
+		case werr := <-written:
 			writing = false
-			release(inWrite)
+			if isLockLost(werr, fence) {
+				freeze(werr)
+			}
+			err := release(inWrite)
 			inWrite = write{}
+			if err != nil {
+				return r.abandon(ctx, deployID, err, running, results)
+			}
+			continue
+		case <-lost:
+			freeze(nil)
 			continue
 		case <-wake:
 			continue
@@ -196,11 +249,15 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			// What was decided before the machine rejected a result is
 			// journaled and goes on; nothing more is decided.
 			if writing {
-				<-written
+				if isLockLost(<-written, fence) {
+					freeze(nil)
+				}
 				writing = false
 				release(inWrite)
 			}
-			r.journalBatch(ctx, deployID, next.entries)
+			if !frozen {
+				r.journalBatch(wctx, deployID, next.entries, fence)
+			}
 			release(next)
 			return r.abandon(ctx, deployID, err, running, results)
 		}
@@ -208,21 +265,34 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 }
 
 // journalBatch journals es in one write when the store can, else entry by
-// entry (see journal).
-func (r *Runner) journalBatch(ctx context.Context, deployID string, es []drover.JournalEntry) {
+// entry (see journal), on ctx as it is: drive's writes are cut short when
+// the lock is lost. A failed write is reported and returned; one refused
+// because the lock was lost (fence.go) is only returned, and ends the
+// batch: drive freezes and says why.
+func (r *Runner) journalBatch(ctx context.Context, deployID string, es []drover.JournalEntry, fence drover.LosableLock) error {
 	if len(es) == 0 {
-		return
+		return nil
 	}
 	b, ok := r.Store.(drover.BatchAppender)
 	if !ok || len(es) == 1 {
+		var first error
 		for _, e := range es {
-			r.journal(ctx, deployID, e)
+			err := r.Store.Append(ctx, deployID, e)
+			if isLockLost(err, fence) {
+				return err
+			}
+			if err != nil {
+				r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Host: e.Host, Step: e.Step, Message: "journal write failed: " + err.Error()})
+				first = cmp.Or(first, err)
+			}
 		}
-		return
+		return first
 	}
-	if err := b.AppendBatch(context.WithoutCancel(ctx), deployID, es); err != nil {
+	err := b.AppendBatch(ctx, deployID, es)
+	if err != nil && !isLockLost(err, fence) {
 		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Message: fmt.Sprintf("journal write of %d steps failed: %v", len(es), err)})
 	}
+	return err
 }
 
 // abandon ends a drive whose machine rejected a result: the machine's view

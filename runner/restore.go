@@ -143,6 +143,7 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 		return nil, err
 	}
 	defer lock.Release()
+	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
 	recovered, err := r.recoverUnfinished(ctx, lock)
 	if err != nil {
 		return nil, err
@@ -260,7 +261,9 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// Resume recovers interrupted deploys without deploying anything.
+// Resume recovers interrupted deploys without deploying anything, or, when
+// there are none, restores the hosts the last deploy lost unreachable
+// (lost.go).
 func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
 	if err := r.checkRotation(); err != nil {
 		return nil, err
@@ -271,5 +274,11 @@ func (r *Runner) Resume(ctx context.Context) ([]*Outcome, error) {
 		return nil, err
 	}
 	defer lock.Release()
-	return r.recoverUnfinished(ctx, lock)
+	ctx = withLock(ctx, lock) // fence.go: no step once the lock is lost
+	outs, err := r.recoverUnfinished(ctx, lock)
+	if err != nil || len(outs) > 0 {
+		return outs, err
+	}
+	// Nothing interrupted: hosts the last deploy lost (lost.go).
+	return r.recoverLost(ctx)
 }

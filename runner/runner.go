@@ -173,9 +173,18 @@ func (c *conns) host(name string) (drover.Host, bool) {
 	return c.spec.Host(name)
 }
 
-// get returns the host's connection, opening it when needed. A failed open
-// is not cached: the next step tries again.
+// get returns the host's connection, opening it when needed, fenced on the
+// deploy lock in ctx (fence.go). A failed open is not cached: the next step
+// tries again.
 func (c *conns) get(ctx context.Context, name string) (drover.HostConn, error) {
+	conn, err := c.getConn(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return fenceConn(ctx, conn), nil
+}
+
+func (c *conns) getConn(ctx context.Context, name string) (drover.HostConn, error) {
 	c.mu.Lock()
 	conn, ok := c.open[name]
 	c.mu.Unlock()

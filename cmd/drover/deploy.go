@@ -131,7 +131,11 @@ func (a *app) resumeCmd() *cobra.Command {
 killed — and takes every host they touched back to its recorded pre-deploy
 release, config included, and back into rotation. drover deploy does the same
 before its own work, so resume is for when you want the fleet restored
-without deploying again.`,
+without deploying again.
+
+With no interrupted deploy, resume restores the hosts the last deploy lost:
+hosts that stopped answering mid-way (reported UNREACHABLE) are taken back to
+their recorded pre-deploy release once they answer again.`,
 		Example: `  drover resume
   drover resume -c prod.yaml --env eu --output json`,
 		Args: noArgs,
@@ -156,7 +160,7 @@ without deploying again.`,
 				if output == "json" {
 					w = a.stderr
 				}
-				fmt.Fprintln(w, "nothing to resume: no interrupted deploy")
+				fmt.Fprintln(w, "nothing to resume: no interrupted deploy, no host lost by the last one")
 				return nil
 			}
 			code := drover.ExitOK

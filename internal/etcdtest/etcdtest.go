@@ -1,4 +1,4 @@
-// Package etcdtest runs a real single-node etcd for tests: Debian's
+// Package etcdtest runs a real etcd for tests, one node or a cluster: Debian's
 // etcd-server (scripts/deps.sh installs it) as a child process listening
 // on free loopback ports, its data in a test's temporary directory, stopped
 // when the test ends. A missing binary fails the test naming the package:
@@ -7,6 +7,7 @@ package etcdtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -78,16 +79,31 @@ func Start(t testing.TB) *Server {
 // StartIn starts an etcd with its data and log in dir and returns once it
 // answers /health (bounded by ctx and 30 s). The caller calls Stop.
 func StartIn(ctx context.Context, dir string) (*Server, error) {
-	bin, err := Binary()
-	if err != nil {
-		return nil, err
-	}
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
 	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	s, err := startMember(dir, "drover-test", client, peer, "drover-test="+peer)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.waitHealthy(ctx); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startMember starts one etcd member without waiting for it.
+func startMember(dir, name, client, peer, cluster string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{Endpoint: client, Dir: dir, exited: make(chan struct{})}
 	s.logf, err = os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
@@ -95,13 +111,13 @@ func StartIn(ctx context.Context, dir string) (*Server, error) {
 	}
 	// Not CommandContext: the server outlives ctx; Stop ends it.
 	s.cmd = exec.Command(bin,
-		"--name", "drover-test",
+		"--name", name,
 		"--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", client,
 		"--advertise-client-urls", client,
 		"--listen-peer-urls", peer,
 		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "drover-test="+peer,
+		"--initial-cluster", cluster,
 		"--initial-cluster-state", "new",
 		"--log-level", "warn",
 		"--logger", "zap",
@@ -118,13 +134,156 @@ func StartIn(ctx context.Context, dir string) (*Server, error) {
 		s.waitErr = s.cmd.Wait()
 		close(s.exited)
 	}()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := s.waitHealthy(ctx); err != nil {
-		s.Stop()
+	return s, nil
+}
+
+// Cluster is a running etcd cluster of several members on loopback.
+type Cluster struct {
+	Members []*Server
+}
+
+// Endpoints are the members' client URLs.
+func (c *Cluster) Endpoints() []string {
+	var out []string
+	for _, m := range c.Members {
+		out = append(out, m.Endpoint)
+	}
+	return out
+}
+
+// StartCluster starts an n-member etcd cluster for t (3 tolerates one
+// member down) and stops it when t ends. It returns once every member
+// answers /health, which etcd only does once a leader is elected.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err := startCluster(t.TempDir(), n)
+		if err == nil {
+			t.Cleanup(c.Stop)
+			return c
+		}
+		lastErr = err
+		if strings.Contains(err.Error(), "binary is missing") {
+			break
+		}
+	}
+	t.Fatal(lastErr)
+	return nil
+}
+
+func startCluster(dir string, n int) (*Cluster, error) {
+	ports, err := freePorts(2 * n)
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	var peers []string
+	for i := 0; i < n; i++ {
+		peers = append(peers, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[2*i+1]))
+	}
+	c := &Cluster{}
+	for i := 0; i < n; i++ {
+		mdir := filepath.Join(dir, fmt.Sprintf("m%d", i))
+		if err := os.MkdirAll(mdir, 0o755); err != nil {
+			c.Stop()
+			return nil, err
+		}
+		m, err := startMember(mdir, fmt.Sprintf("m%d", i), fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]), strings.Join(peers, ","))
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.Members = append(c.Members, m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range c.Members {
+		if err := m.waitHealthy(ctx); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Leader returns the index of the member that leads now, asking each
+// live member's /v3/maintenance/status until one answers.
+func (c *Cluster) Leader(ctx context.Context) (int, error) {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	for i, m := range c.Members {
+		if !m.Running() {
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.Endpoint+"/v3/maintenance/status", strings.NewReader("{}"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Header struct {
+				MemberID string `json:"member_id"`
+			} `json:"header"`
+			Leader string `json:"leader"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Leader == "" {
+			continue
+		}
+		if st.Header.MemberID == st.Leader {
+			return i, nil
+		}
+		// Ask the member that says it leads.
+		for j, o := range c.Members {
+			if j == i || !o.Running() {
+				continue
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, o.Endpoint+"/v3/maintenance/status", strings.NewReader("{}"))
+			resp, err := hc.Do(req)
+			if err != nil {
+				continue
+			}
+			var ost struct {
+				Header struct {
+					MemberID string `json:"member_id"`
+				} `json:"header"`
+			}
+			json.NewDecoder(resp.Body).Decode(&ost)
+			resp.Body.Close()
+			if ost.Header.MemberID == st.Leader {
+				return j, nil
+			}
+		}
+	}
+	return -1, errors.New("etcdtest: no member reports a leader")
+}
+
+// Stop stops every member.
+func (c *Cluster) Stop() {
+	for _, m := range c.Members {
+		m.Stop()
+	}
+}
+
+// Running reports whether the member's process is still there.
+func (s *Server) Running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill ends the member at once (SIGKILL), as a crashed machine would.
+func (s *Server) Kill() {
+	select {
+	case <-s.exited:
+	default:
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
 }
 
 func (s *Server) waitHealthy(ctx context.Context) error {

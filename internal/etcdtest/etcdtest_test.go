@@ -73,3 +73,41 @@ func TestClientSpeaksToServer(t *testing.T) {
 		t.Fatalf("leased key after revoke: %+v, %v", g, err)
 	}
 }
+
+// A 3-member cluster keeps serving with its leader killed, and Leader
+// finds the new one.
+func TestCluster(t *testing.T) {
+	c := etcdtest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Put(ctx, "/k", "1"); err != nil {
+		t.Fatal(err)
+	}
+	lead, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Members[lead].Kill()
+	start := time.Now()
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := cl.Put(pctx, "/k", "2")
+		pcancel()
+		if err == nil {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("no write %s after the leader was killed: %v", time.Since(start), err)
+		}
+	}
+	t.Logf("writes again %s after the leader was killed", time.Since(start).Round(time.Millisecond))
+	next, err := c.Leader(ctx)
+	if err != nil || next == lead {
+		t.Fatalf("leader after killing m%d: %d, %v", lead, next, err)
+	}
+}

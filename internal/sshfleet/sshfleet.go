@@ -85,6 +85,10 @@ type Options struct {
 	SSHExtra string
 	// ExtraYAML is appended to drover.yaml.
 	ExtraYAML string
+	// ExtraHooks are more entries of the hooks block (before_restart,
+	// depool, ...), one "key: value" per line; the block itself is
+	// written here, so ExtraYAML cannot add to it.
+	ExtraHooks string
 	// Sshd is the daemon; "" means Sshd.
 	Sshd string
 	// NoShellRC keeps the login shell from reading the user's ~/.bashrc
@@ -436,6 +440,41 @@ func (f *Fleet) Down(name string) error {
 	return nil
 }
 
+// Freeze stops (SIGSTOP) host's sshd and every process of its
+// connections — the per-connection sshd, `drover host serve`, the hooks
+// they run — as a machine that hangs or drops off the network would: TCP
+// connections stay open, nothing answers on them. Thaw resumes them.
+func (f *Fleet) Freeze(name string) error { return f.signalTree(name, syscall.SIGSTOP) }
+
+// Thaw resumes (SIGCONT) what Freeze stopped.
+func (f *Fleet) Thaw(name string) error { return f.signalTree(name, syscall.SIGCONT) }
+
+func (f *Fleet) signalTree(name string, sig syscall.Signal) error {
+	h, err := f.host(name)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	cmd := h.cmd
+	h.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("sshfleet: %s is down", name)
+	}
+	// Children first when stopping, so none acts on its parent's
+	// silence; the listener first when resuming.
+	pids := descendants(cmd.Process.Pid)
+	if sig == syscall.SIGCONT {
+		cmd.Process.Signal(sig)
+	}
+	for _, p := range pids {
+		syscall.Kill(p, sig)
+	}
+	if sig != syscall.SIGCONT {
+		cmd.Process.Signal(sig)
+	}
+	return nil
+}
+
 // Up starts host's sshd again on the same port.
 func (f *Fleet) Up(name string) error {
 	h, err := f.host(name)
@@ -582,6 +621,11 @@ func (f *Fleet) yaml(o Options) string {
 	w("hooks:\n")
 	w("  restart: %s\n", q("bin/restart {{.Root}}"))
 	w("  stop: %s\n", q("bin/stop {{.Root}}"))
+	for _, l := range strings.Split(strings.TrimSpace(o.ExtraHooks), "\n") {
+		if strings.TrimSpace(l) != "" {
+			w("  %s\n", strings.TrimSpace(l))
+		}
+	}
 	w("checks:\n")
 	w("  - {name: port, type: tcp, address: \"127.0.0.1:{{.Host.Vars.port}}\", timeout: 10s, interval: 200ms}\n")
 	w("  - {name: version, type: http, url: \"http://127.0.0.1:{{.Host.Vars.port}}/version\", expect_status: 200, expect_body: \"{{.Release.Version}}\", timeout: 10s, interval: 200ms}\n")

@@ -33,16 +33,24 @@ func (s *Store) Begin(ctx context.Context, d drover.DeployRecord) error {
 	}
 	r := ref{k: esc(d.Key), name: recordName(d.Started, d.ID), id: d.ID}
 	dk := s.deployKey(d.ID)
+	fence, l, err := s.fence(ctx, r.k)
+	if err != nil {
+		return err
+	}
 	var resp *clientv3.TxnResponse
 	err = s.call(ctx, "begin deploy "+d.ID, func(ctx context.Context) (err error) {
 		resp, err = s.c.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(dk), "=", 0)).
+			If(append(fence, clientv3.Compare(clientv3.CreateRevision(dk), "=", 0))...).
 			Then(clientv3.OpPut(dk, r.String()), clientv3.OpPut(s.historyKey(r), string(val)), clientv3.OpPut(s.unfinishedKey(r), string(val))).
+			Else(clientv3.OpGet(s.prefix + "/locks/" + r.k)).
 			Commit()
 		return err
 	})
 	if err != nil {
 		return err
+	}
+	if !resp.Succeeded && fenceFailed(l, resp.Responses[0].GetResponseRange()) {
+		return s.lostError(ctx, l)
 	}
 	if !resp.Succeeded {
 		return drover.Errorf(drover.EINVALID, "deploy %s already exists", d.ID)
@@ -72,6 +80,12 @@ func (s *Store) Finish(ctx context.Context, deployID string, fr drover.FinishRec
 		return err
 	}
 	hk := s.historyKey(r)
+	// Fenced like Append: a deployer that lost its lock must not record
+	// an outcome over the recovery the new holder is running.
+	fence, l, err := s.fence(ctx, r.k)
+	if err != nil {
+		return err
+	}
 	// Nothing but Finish rewrites a record, so one retry covers a
 	// concurrent Finish; the loop is bounded all the same.
 	for attempt := 0; attempt < 5; attempt++ {
@@ -90,8 +104,9 @@ func (s *Store) Finish(ctx context.Context, deployID string, fr drover.FinishRec
 		var resp *clientv3.TxnResponse
 		err = s.call(ctx, "finish deploy "+deployID, func(ctx context.Context) (err error) {
 			resp, err = s.c.Txn(ctx).
-				If(clientv3.Compare(clientv3.ModRevision(hk), "=", rev)).
+				If(append(fence, clientv3.Compare(clientv3.ModRevision(hk), "=", rev))...).
 				Then(clientv3.OpPut(hk, string(val)), clientv3.OpDelete(s.unfinishedKey(r))).
+				Else(clientv3.OpGet(s.prefix + "/locks/" + r.k)).
 				Commit()
 			return err
 		})
@@ -100,6 +115,9 @@ func (s *Store) Finish(ctx context.Context, deployID string, fr drover.FinishRec
 		}
 		if resp.Succeeded {
 			return nil
+		}
+		if fenceFailed(l, resp.Responses[0].GetResponseRange()) {
+			return s.lostError(ctx, l)
 		}
 	}
 	return drover.Errorf(drover.EINTERNAL, "store: etcd: finish deploy %s: the record kept changing", deployID)

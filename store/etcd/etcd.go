@@ -16,6 +16,8 @@
 //	P/journal/K/ID/R     one journal entry; R is unique, order is etcd's
 //	                     create revision (one total order across writers)
 //	P/approvals/ID/R     one approval request or decision
+//	P/takeovers/ID       who took the lock over from deploy ID's process,
+//	                     for that process to say to whom it lost it
 //
 // Durability. Every write is an etcd transaction, which returns once a
 // quorum of members has it in its log: Append is durable when it returns,
@@ -33,10 +35,16 @@
 // reports it (TakenOver) for the caller to recover its deploy, which
 // Unfinished lists. Release deletes both keys and revokes the lease.
 //
-// A live holder that loses etcd for longer than LeaseTTL loses its lock
-// too: another process may take it over and recover the deploy. The held
-// lock says so (its Lost channel closes); a caller that must not run a
-// deploy without the lock watches it.
+// A live holder that loses etcd, or is paused, for longer than LeaseTTL
+// loses its lock too: another process may take it over and recover the
+// deploy. Fencing keeps the first from writing over it: Begin, Append and
+// Finish of a deploy under a lock this Store holds compare, in the same
+// transaction, that the lock key is still bound to this lock's lease, and
+// fail with drover.ErrLockLost naming who took it (P/takeovers/ID records
+// the taker for an old holder that wakes after it released). The held lock
+// says so too, without asking etcd: it is a drover.LosableLock whose Held
+// turns false once its own deadline (last acknowledged refresh + TTL −
+// margin, on the monotonic clock) passes, and whose Lost channel closes.
 //
 // Opening touches nothing: the client connects on first use. Every call
 // is bounded by RequestTimeout even when the caller's context has no
@@ -114,6 +122,9 @@ type Store struct {
 
 	mu   sync.Mutex
 	refs map[string]ref // deploy ID -> where its record lives; never changes
+	// held are the locks this Store holds, by escaped lock key: writes of
+	// their deploys are fenced on them (lock.go).
+	held map[string]*lock
 }
 
 // Open returns the store for o. It checks o and reads the TLS files but
@@ -154,7 +165,7 @@ func Open(o Options) (*Store, error) {
 	}
 	return &Store{
 		Now: time.Now, c: c, prefix: prefix, endpoints: strings.Join(o.Endpoints, ","),
-		ttl: o.LeaseTTL, timeout: o.RequestTimeout, refs: map[string]ref{},
+		ttl: o.LeaseTTL, timeout: o.RequestTimeout, refs: map[string]ref{}, held: map[string]*lock{},
 	}, nil
 }
 
@@ -284,6 +295,9 @@ func (s *Store) journalDir(key string) string {
 	return s.prefix + "/journal/" + esc(key) + "/"
 }
 func (s *Store) approvalsDir(id string) string { return s.prefix + "/approvals/" + id + "/" }
+
+// takeoverKey records who took the lock over from deploy id's process.
+func (s *Store) takeoverKey(id string) string { return s.prefix + "/takeovers/" + id }
 
 // ref is where a deploy's record lives: its escaped lock key and its name
 // (start time and ID) under history/ and unfinished/.

@@ -30,11 +30,19 @@ func (s *Store) Append(ctx context.Context, deployID string, e drover.JournalEnt
 	if err != nil {
 		return &drover.Error{Code: drover.EINTERNAL, Message: "store: encode journal entry of " + deployID, Err: err}
 	}
+	// Fenced: written only while this process's lease owns the lock, so
+	// a deployer that lost it (paused past the TTL, cut off from etcd)
+	// journals no step, and the runner starts no step it did not journal.
+	fence, l, err := s.fence(ctx, r.k)
+	if err != nil {
+		return err
+	}
 	var resp *clientv3.TxnResponse
 	err = s.call(ctx, "append to journal of "+deployID, func(ctx context.Context) (err error) {
 		resp, err = s.c.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(s.unfinishedKey(r)), ">", 0)).
+			If(append(fence, clientv3.Compare(clientv3.CreateRevision(s.unfinishedKey(r)), ">", 0))...).
 			Then(clientv3.OpPut(s.entriesDir(r)+s.unique(), string(val))).
+			Else(clientv3.OpGet(s.prefix + "/locks/" + r.k)).
 			Commit()
 		return err
 	})
@@ -43,6 +51,9 @@ func (s *Store) Append(ctx context.Context, deployID string, e drover.JournalEnt
 	}
 	if resp.Succeeded {
 		return nil
+	}
+	if fenceFailed(l, resp.Responses[0].GetResponseRange()) {
+		return s.lostError(ctx, l)
 	}
 	d, _, err := s.record(ctx, r)
 	if err != nil {

@@ -30,6 +30,12 @@ import (
 // second file description, and flocks on distinct descriptions conflict),
 // Lock returns ELOCKED naming the holder. Unset owner fields are filled
 // in: PID, Machine (host name), User and Since (s.Now()).
+//
+// A held flock cannot be lost: the kernel keeps it for as long as the
+// process lives, paused (SIGSTOP) or not, and no one else can take it
+// meanwhile. So this lock is not a drover.LosableLock and the journal
+// needs no fence: a deployer paused for an hour wakes still holding its
+// lock, and a second deploy waited (ELOCKED) instead of taking over.
 func (s *Store) Lock(ctx context.Context, key string, owner drover.LockOwner) (drover.Lock, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err

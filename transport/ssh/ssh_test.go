@@ -469,6 +469,41 @@ func TestKeepalive(t *testing.T) {
 	}
 }
 
+// A host that stops answering is given count intervals, not one: a busy
+// host that answers one probe late keeps its connection, and a silent one
+// is hung up on within interval × (count+1).
+func TestKeepaliveCount(t *testing.T) {
+	ctx := ctxT(t)
+	f := newFixture(t)
+	cfg := f.config()
+	const interval, count = 100 * time.Millisecond, 4
+	cfg.KeepaliveInterval, cfg.KeepaliveCount = interval, count
+	tr := f.transport(cfg)
+	c := open(t, tr, f.host("h01", f.srv))
+	if _, err := c.State(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for f.srv.Keepalives.Load() < 2 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.srv.IgnoreKeepalive.Store(true)
+	silent := time.Now()
+	select {
+	case <-f.srv.connDone:
+	case <-ctx.Done():
+		t.Fatal("the client kept a connection whose keepalives went unanswered")
+	}
+	took := time.Since(silent)
+	// The probe in flight when the server went silent may have been
+	// answered already: count intervals from the next one at least.
+	if took < (count-1)*interval {
+		t.Errorf("hung up %s after the server went silent: before %d unanswered intervals of %s", took, count, interval)
+	}
+	if took > (count+1)*interval+time.Second {
+		t.Errorf("hung up %s after the server went silent, bound is %s", took, (count+1)*interval)
+	}
+}
+
 // A host that accepts TCP and never speaks SSH must not hold the deploy.
 func TestConnectTimeout(t *testing.T) {
 	f := newFixture(t)

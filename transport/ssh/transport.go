@@ -331,11 +331,7 @@ func (t *Transport) connect(ctx context.Context, name, address string) (*client,
 		return nil, drover.Errorf(drover.EUNREACHABLE, "%s: SSH handshake did not finish within %s", addr, timeout).At(where)
 	}
 	nc.SetDeadline(time.Time{})
-	interval := t.Config.KeepaliveInterval
-	if interval <= 0 {
-		interval = drover.DefaultSSHKeepaliveInterval
-	}
-	return newClient(gossh.NewClient(sc, chans, reqs), interval), nil
+	return newClient(gossh.NewClient(sc, chans, reqs), t.keepalive()), nil
 }
 
 // dialTCP opens the TCP connection to addr, through the jump host's
@@ -417,11 +413,7 @@ func (t *Transport) jumpClient(ctx context.Context) (*gossh.Client, error) {
 		return nil, t.handshakeError(ctx, s.host.Name, addr, err)
 	}
 	nc.SetDeadline(time.Time{})
-	interval := t.Config.KeepaliveInterval
-	if interval <= 0 {
-		interval = drover.DefaultSSHKeepaliveInterval
-	}
-	cl := newClient(gossh.NewClient(sc, chans, reqs), interval)
+	cl := newClient(gossh.NewClient(sc, chans, reqs), t.keepalive())
 	t.mu.Lock()
 	closed := t.closed
 	if !closed {
@@ -500,6 +492,25 @@ func unwrapOp(err error) error {
 	return err
 }
 
+// keepalivePolicy is how a connection is probed: every interval, closed
+// after count intervals in a row without an answer.
+type keepalivePolicy struct {
+	interval time.Duration
+	count    int
+}
+
+// keepalive is the configured policy, defaults filled in.
+func (t *Transport) keepalive() keepalivePolicy {
+	k := keepalivePolicy{interval: t.Config.KeepaliveInterval, count: t.Config.KeepaliveCount}
+	if k.interval <= 0 {
+		k.interval = drover.DefaultSSHKeepaliveInterval
+	}
+	if k.count <= 0 {
+		k.count = drover.DefaultSSHKeepaliveCount
+	}
+	return k
+}
+
 // client is one SSH connection and the goroutines it owns: one waits for
 // the connection to end, one sends keepalives. Close stops both and
 // waits for them.
@@ -517,7 +528,7 @@ type client struct {
 	sclosed bool
 }
 
-func newClient(c *gossh.Client, keepalive time.Duration) *client {
+func newClient(c *gossh.Client, keepalive keepalivePolicy) *client {
 	cl := &client{Client: c, dead: make(chan struct{}), done: make(chan struct{})}
 	cl.wg.Add(2)
 	go func() {
@@ -529,46 +540,59 @@ func newClient(c *gossh.Client, keepalive time.Duration) *client {
 	return cl
 }
 
-// keepalive sends keepalive@openssh.com every interval and closes the
-// connection when one goes unanswered for an interval: a host that died
-// without a FIN (power loss, a partition) would otherwise leave the next
-// step blocked until the kernel gives up on the TCP connection, many
-// minutes later. OpenSSH answers the request with a failure message, which
-// proves the connection alive just as well.
-func (cl *client) keepalive(interval time.Duration) {
+// keepalive sends keepalive@openssh.com every interval, busy or idle, and
+// closes the connection once a probe has gone unanswered for count
+// intervals (as OpenSSH's ServerAliveInterval and ServerAliveCountMax): a
+// host that died or was cut off without a FIN (power loss, a partition, a
+// frozen machine) would otherwise leave the step running on it blocked
+// until the kernel gives up on the TCP connection, many minutes later.
+// The closed connection ends that step EUNREACHABLE. A host that stops
+// answering is found within interval × (count+1): the first unanswered
+// probe leaves at most an interval after it went silent, and is given up
+// on count intervals later. OpenSSH answers the request with a failure
+// message, which proves the connection alive just as well.
+func (cl *client) keepalive(k keepalivePolicy) {
 	defer cl.wg.Done()
-	tick := time.NewTicker(interval)
+	tick := time.NewTicker(k.interval)
 	defer tick.Stop()
+	var reply chan error // the probe in flight; nil when none
+	missed := 0
+	hangUp := func() {
+		cl.Client.Close()
+		// Close ends SendRequest: its goroutine is ours to wait for.
+		if reply != nil {
+			<-reply
+		}
+	}
 	for {
 		select {
 		case <-cl.done:
+			hangUp()
 			return
 		case <-cl.dead:
+			hangUp()
 			return
-		case <-tick.C:
-		}
-		reply := make(chan error, 1)
-		go func() {
-			_, _, err := cl.SendRequest("keepalive@openssh.com", true, nil)
-			reply <- err
-		}()
-		timer := time.NewTimer(interval)
-		select {
 		case err := <-reply:
-			timer.Stop()
+			reply, missed = nil, 0
 			if err != nil {
-				cl.Client.Close()
+				hangUp()
 				return
 			}
-		case <-timer.C:
-			cl.Client.Close()
-			<-reply
-			return
-		case <-cl.done:
-			timer.Stop()
-			// Close closes the connection, which ends SendRequest.
-			<-reply
-			return
+		case <-tick.C:
+			if reply != nil {
+				// Still unanswered: one more probe would wait in the
+				// same queue behind it.
+				if missed++; missed >= k.count {
+					hangUp()
+					return
+				}
+				continue
+			}
+			reply = make(chan error, 1)
+			go func(reply chan<- error) {
+				_, _, err := cl.SendRequest("keepalive@openssh.com", true, nil)
+				reply <- err
+			}(reply)
 		}
 	}
 }
