@@ -145,6 +145,11 @@ type Webhook struct {
 	// Headers are sent with every request (e.g. Authorization). Values
 	// may hold secrets: they are never logged.
 	Headers map[string]string
+	// Secret, when set, signs every body: X-Hub-Signature-256 is
+	// "sha256=" and the hex HMAC-SHA256 of the body under it (GitHub's
+	// scheme). It may name environment variables (${VAR}) and is never
+	// logged.
+	Secret string
 }
 
 // Webhook event names and the Event kinds they stand for.
