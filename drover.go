@@ -118,8 +118,17 @@ type EtcdSpec struct {
 	Endpoints []string
 	// Prefix is where drover's keys live ("/drover").
 	Prefix string
-	// CA, Cert and Key are PEM files for TLS; "" when unused.
+	// CA, Cert and Key are PEM files for TLS; "" when unused. Cert and
+	// Key authenticate drover to etcd (client-certificate auth).
 	CA, Cert, Key string
+	// Username and Password authenticate drover to etcd (etcd's RBAC);
+	// the password comes from the environment variable the config names
+	// and is never printed.
+	Username string
+	Password string `json:"-"`
+	// AllowInsecure accepts plain-http endpoints off loopback, where
+	// anyone on the path reads and rewrites the locks and the journal.
+	AllowInsecure bool
 	// LeaseTTL is how long a dead holder keeps a lock or leadership.
 	LeaseTTL time.Duration
 	// DialTimeout bounds connecting to etcd.
