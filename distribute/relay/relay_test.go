@@ -118,12 +118,24 @@ func TestServeFetch(t *testing.T) {
 		t.Fatalf("no token: %s", resp.Status)
 	}
 
-	p, err := Fetch(ctx, dst, srv.URL(), token, sha, int64(len(b)))
+	// The key itself is no token: only a child's is.
+	if _, err := Fetch(ctx, dst, srv.URL(), token, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("the relay key taken as a token: %v", err)
+	}
+	p, err := Fetch(ctx, dst, srv.URL(), ChildToken(token, "h02"), sha, int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, b) {
 		t.Fatal("fetched bundle differs")
+	}
+	// Single use: h02's token, seen once on the wire, fetches no more.
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(token, "h02"), sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a child token used twice: %v", err)
+	}
+	// Another key's token for the same child is refused.
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(NewToken(), "h04"), sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("another relay's token: %v", err)
 	}
 
 	// The source's copy is damaged: the fetch is refused, nothing kept.
@@ -131,7 +143,7 @@ func TestServeFetch(t *testing.T) {
 	bad[len(bad)/2] ^= 0xff
 	os.WriteFile(path, bad, 0o600)
 	dst2 := t.TempDir()
-	_, err = Fetch(ctx, dst2, srv.URL(), token, sha, int64(len(b)))
+	_, err = Fetch(ctx, dst2, srv.URL(), ChildToken(token, "h03"), sha, int64(len(b)))
 	if drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "has sha256") {
 		t.Fatalf("damaged source: %v", err)
 	}
@@ -141,7 +153,7 @@ func TestServeFetch(t *testing.T) {
 
 	// Closed: nothing listens any more.
 	srv.Close()
-	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), token, sha, int64(len(b))); drover.ErrorCode(err) != drover.EUNREACHABLE {
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(token, "h05"), sha, int64(len(b))); drover.ErrorCode(err) != drover.EUNREACHABLE {
 		t.Fatalf("after Close: %v", err)
 	}
 }
