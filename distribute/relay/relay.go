@@ -5,9 +5,9 @@
 // that hands the cached bundle to hosts presenting a one-time token.
 //
 // Tokens. The controller gives a relay a key (RelayRequest.Token) and
-// never hands that key to anyone else; each child gets ChildToken(key,
-// child) — its name and an HMAC of it under the key — and the relay takes
-// each child's token once. The relay is plain HTTP: a token seen on the
+// never hands that key to anyone else; each fetch by a child gets
+// ChildToken(key, child) — the child's name with a nonce, and an HMAC of
+// them under the key — and the relay takes each token once. The relay is plain HTTP: a token seen on the
 // wire, or kept by a compromised child, would otherwise fetch the bundle
 // (configuration and all) again for as long as the relay runs.
 //
@@ -283,11 +283,15 @@ func NewToken() string {
 	return hex.EncodeToString(b)
 }
 
-// ChildToken is the token child presents to a relay serving with key: the
-// child's name and the HMAC-SHA256 of it under the key. The relay takes it
-// once.
+// ChildToken is a fresh token for child to present to a relay serving
+// with key: the child's name with a random nonce, and the HMAC-SHA256 of
+// both under the key. The relay takes each token once; a child fetching
+// again (its copy was damaged since) is given a new one.
 func ChildToken(key, child string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(child)) + "." + childMAC(key, child)
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	id := child + "#" + hex.EncodeToString(nonce)
+	return base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + childMAC(key, id)
 }
 
 func childMAC(key, child string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -122,7 +123,8 @@ func TestServeFetch(t *testing.T) {
 	if _, err := Fetch(ctx, dst, srv.URL(), token, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("the relay key taken as a token: %v", err)
 	}
-	p, err := Fetch(ctx, dst, srv.URL(), ChildToken(token, "h02"), sha, int64(len(b)))
+	h02 := ChildToken(token, "h02")
+	p, err := Fetch(ctx, dst, srv.URL(), h02, sha, int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +132,14 @@ func TestServeFetch(t *testing.T) {
 		t.Fatal("fetched bundle differs")
 	}
 	// Single use: h02's token, seen once on the wire, fetches no more.
-	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(token, "h02"), sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), h02, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("a child token used twice: %v", err)
+	}
+	// A forged token — another child's name under h02's MAC — is refused.
+	_, mac, _ := strings.Cut(ChildToken(token, "h06"), ".")
+	forged := base64.RawURLEncoding.EncodeToString([]byte("h07#0000000000000000")) + "." + mac
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), forged, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a forged token: %v", err)
 	}
 	// Another key's token for the same child is refused.
 	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(NewToken(), "h04"), sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
