@@ -30,6 +30,7 @@ type Server struct {
 	// Dir holds its data directory and log.
 	Dir string
 
+	health  string // the plain-http URL serving /health
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
@@ -78,17 +79,46 @@ func Start(t testing.TB) *Server {
 // StartIn starts an etcd with its data and log in dir and returns once it
 // answers /health (bounded by ctx and 30 s). The caller calls Stop.
 func StartIn(ctx context.Context, dir string) (*Server, error) {
+	return startIn(ctx, dir, nil)
+}
+
+// TLS is a server certificate for an etcd that serves clients over TLS
+// and requires a client certificate signed by CA.
+type TLS struct {
+	CA, Cert, Key string // PEM files
+}
+
+// StartTLS starts an etcd for t serving https with tc and requiring client
+// certificates; it stops when t ends. Endpoint is https://127.0.0.1:PORT.
+func StartTLS(t testing.TB, tc TLS) *Server {
+	t.Helper()
+	s, err := startIn(context.Background(), t.TempDir(), &tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func startIn(ctx context.Context, dir string, tc *TLS) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+	}
+	client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[0])
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	s := &Server{Endpoint: client, Dir: dir, exited: make(chan struct{})}
+	// /health on a plain-http metrics listener, whatever the client
+	// listener speaks.
+	metrics := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	s := &Server{Endpoint: client, Dir: dir, exited: make(chan struct{}), health: metrics}
 	s.logf, err = os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		return nil, fmt.Errorf("etcdtest: %w", err)
@@ -103,9 +133,13 @@ func StartIn(ctx context.Context, dir string) (*Server, error) {
 		"--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "drover-test="+peer,
 		"--initial-cluster-state", "new",
+		"--listen-metrics-urls", metrics,
 		"--log-level", "warn",
 		"--logger", "zap",
 	)
+	if tc != nil {
+		s.cmd.Args = append(s.cmd.Args, "--cert-file", tc.Cert, "--key-file", tc.Key, "--trusted-ca-file", tc.CA, "--client-cert-auth")
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logf, s.logf
 	// Own process group: a test interrupted mid-way does not leave etcd
 	// holding the ports of the next run's servers.
@@ -130,7 +164,7 @@ func StartIn(ctx context.Context, dir string) (*Server, error) {
 func (s *Server) waitHealthy(ctx context.Context) error {
 	c := &http.Client{Timeout: 2 * time.Second}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.health+"/health", nil)
 		resp, err := c.Do(req)
 		if err == nil {
 			body := make([]byte, 256)
