@@ -3,6 +3,8 @@ package ssh
 import (
 	"fmt"
 	"unicode/utf8"
+
+	"drover"
 )
 
 // This file bounds what a host can make the controller hold. A host may
@@ -84,19 +86,8 @@ func clipResponse(r *Response) {
 	if st := r.Stage; st != nil {
 		st.Slot, st.ConfigHash = clip(st.Slot, MaxHostText), clip(st.ConfigHash, MaxHostText)
 	}
-	if s := r.State; s != nil {
-		for _, p := range []*string{&s.Current, &s.Previous, &s.Release, &s.Version, &s.ConfigHash, &s.DeployID, &s.Live} {
-			*p = clip(*p, MaxHostText)
-		}
-		if len(s.History) > MaxHostList {
-			s.History = s.History[len(s.History)-MaxHostList:]
-		}
-		for i := range s.History {
-			h := &s.History[i]
-			for _, p := range []*string{&h.Action, &h.From, &h.To, &h.Version, &h.DeployID, &h.Reason} {
-				*p = clip(*p, MaxHostText)
-			}
-		}
+	if r.State != nil {
+		clipState(r.State)
 	}
 	if len(r.Removed) > MaxHostList {
 		r.Removed = r.Removed[:MaxHostList]
@@ -105,4 +96,21 @@ func clipResponse(r *Response) {
 		r.Removed[i] = clip(r.Removed[i], MaxHostText)
 	}
 	r.RelayURL = clip(r.RelayURL, MaxRelayLine)
+}
+
+// clipState bounds the texts of a host's state.json, read by the probe or
+// answered by State: its versions and ids end up in events and tables.
+func clipState(s *drover.HostState) {
+	for _, p := range []*string{&s.Current, &s.Previous, &s.Release, &s.Version, &s.ConfigHash, &s.DeployID, &s.Live} {
+		*p = clip(*p, MaxHostText)
+	}
+	if len(s.History) > MaxHostList {
+		s.History = s.History[len(s.History)-MaxHostList:]
+	}
+	for i := range s.History {
+		h := &s.History[i]
+		for _, p := range []*string{&h.Action, &h.From, &h.To, &h.Version, &h.DeployID, &h.Reason} {
+			*p = clip(*p, MaxHostText)
+		}
+	}
 }

@@ -313,9 +313,10 @@ func (c *conn) parseState(file, out string) (drover.HostState, error) {
 		return st, nil
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return st, drover.Errorf(drover.EFAILED, "%s is corrupt: %v", file, err).At(c.where()).
+		return st, drover.Errorf(drover.EFAILED, "%s is corrupt: %v", clip(file, MaxHostText), clip(err.Error(), MaxHostText)).At(c.where()).
 			WithHint("compare it with `ls -l current releases/` and fix or remove it by hand")
 	}
+	clipState(&st) // bounds.go
 	return st, nil
 }
 

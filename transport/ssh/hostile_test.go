@@ -212,3 +212,27 @@ func TestRelayURLFromOwnAddress(t *testing.T) {
 		}
 	}
 }
+
+// A host's state.json names a megabyte version: what the probe (and
+// State) hand to the runner — events, status tables — is clipped.
+func TestHostStateIsClipped(t *testing.T) {
+	f := newFixture(t)
+	tr := f.transport(f.config())
+	h := f.host("h01", f.srv)
+	if err := os.MkdirAll(h.DeployRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("V", mib)
+	b, _ := json.Marshal(drover.HostState{Current: "releases/x", Version: big, DeployID: big,
+		History: []drover.HostHistoryEntry{{Action: "promote", Reason: big}}})
+	if err := os.WriteFile(h.DeployRoot+"/"+drover.StateFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := open(t, tr, h).State(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(st.Version) + len(st.DeployID) + len(st.History[0].Reason); n > 4*MaxHostText {
+		t.Errorf("%d bytes of state.json text kept", n)
+	}
+}
