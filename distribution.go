@@ -59,16 +59,17 @@ type FetchRequest struct {
 	Release *Release `json:"release"`
 	// From is a relay's URL; "" streams the bundle from this machine.
 	From string `json:"from,omitempty"`
-	// Token authenticates to the relay. It is a secret for the life of
-	// one relay server: never logged, never in an error.
+	// Token authenticates to the relay: relay.ChildToken of the relay's
+	// key and this host's name, taken once. A secret: never logged,
+	// never in an error.
 	Token string `json:"token,omitempty"`
 }
 
 // RelayRequest asks a host to serve its cached bundle.
 type RelayRequest struct {
 	Release *Release `json:"release"`
-	// Token is what fetching hosts must present (a secret, see
-	// FetchRequest.Token).
+	// Token is the relay's key: fetching hosts present a token derived
+	// from it, each once (a secret, see FetchRequest.Token).
 	Token string `json:"token"`
 	// PortMin..PortMax bound the listening port; 0..0 is any free port.
 	PortMin int `json:"port_min,omitempty"`

@@ -126,8 +126,17 @@ type EtcdSpec struct {
 	Endpoints []string
 	// Prefix is where drover's keys live ("/drover").
 	Prefix string
-	// CA, Cert and Key are PEM files for TLS; "" when unused.
+	// CA, Cert and Key are PEM files for TLS; "" when unused. Cert and
+	// Key authenticate drover to etcd (client-certificate auth).
 	CA, Cert, Key string
+	// Username and Password authenticate drover to etcd (etcd's RBAC);
+	// the password comes from the environment variable the config names
+	// and is never printed.
+	Username string
+	Password string `json:"-"`
+	// AllowInsecure accepts plain-http endpoints off loopback, where
+	// anyone on the path reads and rewrites the locks and the journal.
+	AllowInsecure bool
 	// LeaseTTL is how long a dead holder keeps a lock or leadership.
 	LeaseTTL time.Duration
 	// DialTimeout bounds connecting to etcd.
@@ -153,6 +162,11 @@ type Webhook struct {
 	// Headers are sent with every request (e.g. Authorization). Values
 	// may hold secrets: they are never logged.
 	Headers map[string]string
+	// Secret, when set, signs every body: X-Hub-Signature-256 is
+	// "sha256=" and the hex HMAC-SHA256 of the body under it (GitHub's
+	// scheme). It may name environment variables (${VAR}) and is never
+	// logged.
+	Secret string
 }
 
 // Webhook event names and the Event kinds they stand for.

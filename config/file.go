@@ -182,6 +182,7 @@ type WebhookFile struct {
 	Events  []string          `yaml:"events"`
 	Timeout string            `yaml:"timeout"`
 	Headers map[string]string `yaml:"headers"`
+	Secret  string            `yaml:"secret"`
 }
 
 // Environment is an overlay chosen with --env.

@@ -42,7 +42,7 @@ func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 	slices.Sort(names)
 	for i, w := range f.Webhooks {
 		at := p("webhooks", i)
-		hook := drover.Webhook{URL: w.URL, Headers: w.Headers}
+		hook := drover.Webhook{URL: w.URL, Headers: w.Headers, Secret: w.Secret}
 		u, err := url.Parse(w.URL)
 		switch {
 		case w.URL == "":
@@ -71,13 +71,17 @@ func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 			if !validHeaderName(k) {
 				ps.add(at.with("headers"), "use a header name of letters, digits and '-'", "webhooks[%d].headers: %q is not an HTTP header name", i, k)
 			}
-			if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || ck == "Idempotency-Key" || ck == "Content-Length" {
+			if ck := http.CanonicalHeaderKey(k); ck == "Content-Type" || ck == "Idempotency-Key" || ck == "Content-Length" || ck == notifySignatureHeader {
 				ps.add(at.with("headers"), "leave "+ck+" to drover", "webhooks[%d].headers: %s is set by drover", i, ck)
 			}
 		}
 		s.Webhooks = append(s.Webhooks, hook)
 	}
 }
+
+// notifySignatureHeader is the header notify signs bodies in (secret:);
+// a configured header of that name would forge or clobber the signature.
+const notifySignatureHeader = "X-Hub-Signature-256"
 
 func validHeaderName(k string) bool {
 	if k == "" {

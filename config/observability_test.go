@@ -25,6 +25,7 @@ func TestConfig_Validate_Observability(t *testing.T) {
 		{"webhook timeout", top + "webhooks:\n  - url: https://x/hook\n    timeout: 5 # <-\n" + obsFleet, "", `webhooks[0].timeout: "5" is not a duration`},
 		{"webhook header name", top + "webhooks:\n  - url: https://x/hook\n    headers: {\"X Bad\": v} # <-\n" + obsFleet, "", "is not an HTTP header name"},
 		{"webhook header reserved", top + "webhooks:\n  - url: https://x/hook\n    headers: {idempotency-key: v} # <-\n" + obsFleet, "", "Idempotency-Key is set by drover"},
+		{"webhook header signature", top + "webhooks:\n  - url: https://x/hook\n    headers: {x-hub-signature-256: v} # <-\n" + obsFleet, "", "X-Hub-Signature-256 is set by drover"},
 		{"webhook unknown key", top + "webhooks:\n  - url: https://x/hook\n    retries: 3 # <-\n" + obsFleet, "", "retries"},
 	})
 }

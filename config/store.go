@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 //	    endpoints: [https://etcd1:2379, https://etcd2:2379]
 //	    prefix: /drover
 //	    tls: {ca: ca.pem, cert: drover.pem, key: drover-key.pem}
+//	    username: drover                 # etcd RBAC, with the password
+//	    password_env: DROVER_ETCD_PASSWORD  # read from this variable
+//	    allow_insecure: false            # plain http off loopback
 //	    lease_ttl: 10s
 //	    dial_timeout: 5s
 type StoreFile struct {
@@ -32,8 +36,12 @@ type EtcdFile struct {
 	Endpoints   []string    `yaml:"endpoints"`
 	Prefix      string      `yaml:"prefix"`
 	TLS         EtcdTLSFile `yaml:"tls"`
-	LeaseTTL    string      `yaml:"lease_ttl"`
-	DialTimeout string      `yaml:"dial_timeout"`
+	Username    string      `yaml:"username"`
+	PasswordEnv string      `yaml:"password_env"`
+	// AllowInsecure accepts http:// endpoints off loopback.
+	AllowInsecure bool   `yaml:"allow_insecure"`
+	LeaseTTL      string `yaml:"lease_ttl"`
+	DialTimeout   string `yaml:"dial_timeout"`
 }
 
 // EtcdTLSFile is store.etcd.tls.
@@ -114,6 +122,13 @@ func (f *File) checkEtcd(ps *problems, e EtcdFile) drover.EtcdSpec {
 			ps.add(ept, "write a client URL like http://127.0.0.1:2379, or https://... with store.etcd.tls", "store.etcd.endpoints[%d]: %q %s", i, ep, err)
 			continue
 		}
+		if !tls && !strings.HasPrefix(ep, "https://") && !e.AllowInsecure && !loopbackEndpoint(ep) {
+			// Whoever sits on the path between drover and etcd could
+			// read the journal, forge approvals and steal locks.
+			ps.add(ept, "use https:// with store.etcd.tls (ca, and cert/key for client authentication); or, on a network you trust, allow_insecure: true",
+				"store.etcd.endpoints[%d]: %q is plain http to a host other than this machine", i, ep)
+			continue
+		}
 		out.Endpoints = append(out.Endpoints, ep)
 	}
 	if e.Prefix != "" {
@@ -135,6 +150,22 @@ func (f *File) checkEtcd(ps *problems, e EtcdFile) drover.EtcdSpec {
 	if (e.TLS.Cert == "") != (e.TLS.Key == "") {
 		ps.add(at.with("tls"), "give both cert and key (client authentication), or neither", "store.etcd.tls: cert and key go together")
 	}
+	out.AllowInsecure = e.AllowInsecure
+	switch {
+	case e.Username == "" && e.PasswordEnv != "":
+		ps.add(at.with("password_env"), "add username: NAME, or drop password_env", "store.etcd.password_env without a username")
+	case e.Username != "" && e.PasswordEnv == "":
+		// Never a password in drover.yaml: it is committed and shared.
+		ps.add(at.with("username"), "add password_env: VAR, naming the environment variable that holds the password",
+			"store.etcd.username %q has no password_env", e.Username)
+	case e.Username != "":
+		pw, ok := os.LookupEnv(e.PasswordEnv)
+		if !ok || pw == "" {
+			ps.add(at.with("password_env"), "export "+e.PasswordEnv+" with etcd's password for "+e.Username+" before running drover",
+				"store.etcd.password_env: environment variable %s is not set", e.PasswordEnv)
+		}
+		out.Username, out.Password = e.Username, pw
+	}
 	out.LeaseTTL = f.duration(ps, at.with("lease_ttl"), e.LeaseTTL, DefaultEtcdLeaseTTL)
 	if out.LeaseTTL < time.Second {
 		ps.add(at.with("lease_ttl"), "use at least 1s; etcd rounds up to whole seconds and to its own minimum (2s by default)",
@@ -143,6 +174,25 @@ func (f *File) checkEtcd(ps *problems, e EtcdFile) drover.EtcdSpec {
 	}
 	out.DialTimeout = f.duration(ps, at.with("dial_timeout"), e.DialTimeout, DefaultEtcdDialTimeout)
 	return out
+}
+
+// loopbackEndpoint reports whether ep (a URL or host:port) names this
+// machine: localhost or a loopback IP.
+func loopbackEndpoint(ep string) bool {
+	hostport := ep
+	if strings.Contains(ep, "://") {
+		u, err := url.Parse(ep)
+		if err != nil {
+			return false
+		}
+		hostport = u.Host
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // checkEndpoint returns why ep is not an etcd client endpoint, or "".

@@ -25,6 +25,11 @@ func TestConfig_Validate_Store(t *testing.T) {
 		{"cert without key", top + "store:\n  etcd:\n    endpoints: [https://etcd1:2379]\n    tls: {cert: c.pem} # <-\n" + obsFleet, "", "cert and key go together"},
 		{"lease_ttl", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    lease_ttl: 10 # <-\n" + obsFleet, "", `store.etcd.lease_ttl: "10" is not a duration`},
 		{"lease_ttl short", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    lease_ttl: 100ms # <-\n" + obsFleet, "", "under a second"},
+		{"plain http off loopback", top + "store:\n  etcd:\n    endpoints:\n      - http://10.0.0.5:2379 # <-\n" + obsFleet, "", `"http://10.0.0.5:2379" is plain http to a host other than this machine`},
+		{"host:port off loopback", top + "store:\n  etcd:\n    endpoints:\n      - etcd1:2379 # <-\n" + obsFleet, "", "plain http to a host other than this machine"},
+		{"username without password_env", top + "store:\n  etcd:\n    endpoints: [https://etcd1:2379]\n    username: drover # <-\n" + obsFleet, "", "has no password_env"},
+		{"password_env without username", top + "store:\n  etcd:\n    endpoints: [https://etcd1:2379]\n    password_env: P # <-\n" + obsFleet, "", "without a username"},
+		{"password_env unset", top + "store:\n  etcd:\n    endpoints: [https://etcd1:2379]\n    username: drover\n    password_env: DROVER_TEST_UNSET_PW # <-\n" + obsFleet, "", "DROVER_TEST_UNSET_PW is not set"},
 		{"dial_timeout", top + "store:\n  etcd:\n    endpoints: [etcd1:2379]\n    dial_timeout: -1s # <-\n" + obsFleet, "", "must be more than 0"},
 	})
 }
@@ -59,6 +64,26 @@ func TestConfig_StoreEtcd(t *testing.T) {
 	want = drover.EtcdSpec{Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: DefaultEtcdPrefix, LeaseTTL: DefaultEtcdLeaseTTL, DialTimeout: DefaultEtcdDialTimeout}
 	if s.Store != drover.StoreEtcd || !reflect.DeepEqual(s.Etcd, want) {
 		t.Errorf("defaults: store %q etcd %+v, want %+v", s.Store, s.Etcd, want)
+	}
+}
+
+// Username with the password from the environment; allow_insecure takes
+// a plain-http endpoint off loopback.
+func TestConfig_StoreEtcdAuth(t *testing.T) {
+	t.Setenv("DROVER_TEST_ETCD_PW", "pw-1")
+	doc := top + `store:
+  etcd:
+    endpoints: [http://etcd1:2379, etcd2:2379]
+    allow_insecure: true
+    username: drover
+    password_env: DROVER_TEST_ETCD_PW
+` + obsFleet
+	s, err := Parse("drover.yaml", []byte(doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := s.Etcd; e.Username != "drover" || e.Password != "pw-1" || !e.AllowInsecure || len(e.Endpoints) != 2 {
+		t.Errorf("etcd %+v", e)
 	}
 }
 

@@ -16,15 +16,24 @@
 // same Idempotency-Key header, so a receiver that got a request whose
 // response was lost (a timeout after it answered) can drop the repeat.
 //
-// Secrets: header values may name environment variables (${TOKEN}), so a
-// token need not be written in drover.yaml; they are expanded once, here,
-// and never logged or put in an error. Errors name a hook by scheme, host
-// and path only — a query string may hold a token too.
+// Secrets: header values and the signing secret may name environment
+// variables (${TOKEN}), so a token need not be written in drover.yaml; they
+// are expanded once, here, and never logged or put in an error. Errors name
+// a hook by scheme, host and path only — a query string may hold a token
+// too.
+//
+// Authenticity: with a secret, every body is signed (X-Hub-Signature-256:
+// sha256=<hex HMAC-SHA256 of the body>, GitHub's scheme), so a receiver
+// can tell drover's posts from anyone's who learned its URL. Redirects are
+// refused, never followed: Go's client would resend the custom headers
+// (an Authorization token) to wherever a compromised or misconfigured
+// endpoint points, and a hook that moved is a configuration to fix.
 package notify
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -111,9 +120,23 @@ type Webhooks struct {
 	wg     sync.WaitGroup
 }
 
+// SignatureHeader carries the body's HMAC-SHA256 under the hook's secret.
+const SignatureHeader = "X-Hub-Signature-256"
+
+// Sign is the value of SignatureHeader for body under secret.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// errRedirect ends a delivery answered with a redirect.
+var errRedirect = errors.New("the hook answered with a redirect, which drover does not follow (it would resend the headers elsewhere): configure the final URL")
+
 type hook struct {
 	cfg     drover.Webhook
 	name    string // scheme://host/path, safe to print
+	secret  []byte // expanded; nil signs nothing
 	headers http.Header
 	kinds   map[string]string // event kind -> webhook event name
 	queue   chan Payload
@@ -142,9 +165,13 @@ func New(hooks []drover.Webhook, o Options) (*Webhooks, error) {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = DefaultMaxBackoff
 	}
-	if o.Client == nil {
-		o.Client = &http.Client{}
+	client := &http.Client{}
+	if o.Client != nil {
+		c := *o.Client
+		client = &c
 	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return errRedirect }
+	o.Client = client
 	if o.LookupEnv == nil {
 		o.LookupEnv = os.LookupEnv
 	}
@@ -154,7 +181,7 @@ func New(hooks []drover.Webhook, o Options) (*Webhooks, error) {
 	w := &Webhooks{opts: o}
 	for i, cfg := range hooks {
 		h := &hook{cfg: cfg, name: SafeURL(cfg.URL), headers: http.Header{}, kinds: map[string]string{}, queue: make(chan Payload, o.QueueSize)}
-		for k, v := range cfg.Headers {
+		expand := func(v, where, what string) (string, error) {
 			var missing []string
 			val := os.Expand(v, func(name string) string {
 				s, ok := o.LookupEnv(name)
@@ -164,11 +191,31 @@ func New(hooks []drover.Webhook, o Options) (*Webhooks, error) {
 				return s
 			})
 			if len(missing) > 0 {
-				return nil, (&drover.Error{Code: drover.EINVALID, Where: fmt.Sprintf("webhooks[%d].headers.%s", i, k),
-					Message: fmt.Sprintf("the header names environment variable %s, which is not set", strings.Join(missing, ", "))}).
+				return "", (&drover.Error{Code: drover.EINVALID, Where: where,
+					Message: fmt.Sprintf("the %s names environment variable %s, which is not set", what, strings.Join(missing, ", "))}).
 					WithHint("export it before running drover, or write $$ for a literal $")
 			}
+			return val, nil
+		}
+		for k, v := range cfg.Headers {
+			val, err := expand(v, fmt.Sprintf("webhooks[%d].headers.%s", i, k), "header")
+			if err != nil {
+				return nil, err
+			}
 			h.headers.Set(k, val)
+		}
+		if cfg.Secret != "" {
+			val, err := expand(cfg.Secret, fmt.Sprintf("webhooks[%d].secret", i), "secret")
+			if err != nil {
+				return nil, err
+			}
+			if val == "" {
+				// An empty key signs with nothing a receiver could not
+				// compute itself.
+				return nil, (&drover.Error{Code: drover.EINVALID, Where: fmt.Sprintf("webhooks[%d].secret", i), Message: "the secret is empty"}).
+					WithHint("set the variable it names to a long random string, or drop secret:")
+			}
+			h.secret = []byte(val)
 		}
 		events := cfg.Events
 		if len(events) == 0 {
@@ -352,6 +399,9 @@ func (w *Webhooks) post(h *hook, id string, body []byte) (retry bool, err error)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", id)
 	req.Header.Set("User-Agent", "drover-webhook/1")
+	if h.secret != nil {
+		req.Header.Set(SignatureHeader, Sign(h.secret, body))
+	}
 	resp, err := w.opts.Client.Do(req)
 	if err != nil {
 		// The error of Do quotes the URL, query included; say what
@@ -359,6 +409,9 @@ func (w *Webhooks) post(h *hook, id string, body []byte) (retry bool, err error)
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
+		}
+		if errors.Is(err, errRedirect) {
+			return false, fmt.Errorf("POST %s: %v", h.name, err)
 		}
 		return true, fmt.Errorf("POST %s: %v", h.name, err)
 	}

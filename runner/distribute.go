@@ -290,7 +290,9 @@ func (d *distribution) fetch(ctx context.Context, host string, f drover.Fetcher)
 		// One source gets one step's time: a stalled relay must leave
 		// time for the next.
 		fctx, cancel := context.WithTimeout(ctx, d.x.spec.StepTimeout)
-		err := f.Fetch(fctx, drover.FetchRequest{Release: rel, From: url, Token: token})
+		// The relay's key stays here; the host gets a token of its own,
+		// good for one fetch (distribute/relay).
+		err := f.Fetch(fctx, drover.FetchRequest{Release: rel, From: url, Token: relay.ChildToken(token, host)})
 		cancel()
 		if err == nil {
 			d.fetched(host, src, !first)

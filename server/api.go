@@ -226,6 +226,11 @@ func (s *Server) deployRequest(r *http.Request, tmp string) (DeployRequest, erro
 			return req, drover.Errorf(drover.EINVALID, "release %q is not an absolute path on the server", req.Release).
 				WithHint("name it from / — the server's working directory is not yours")
 		}
+		path, err := s.releasePath(req.Release)
+		if err != nil {
+			return req, err
+		}
+		req.Release = path
 		return req, nil
 	}
 	return req, drover.Errorf(drover.EINVALID, "content type %q: want application/json or application/gzip", ct)
@@ -311,6 +316,11 @@ type DeployInfo struct {
 func (s *Server) findDeploy(ctx context.Context, p *Principal, id, role string) (*Service, drover.DeployRecord, error) {
 	if key, _, _, ok := s.runInfo(id); ok {
 		svc := s.services[key]
+		if !p.sees(key) {
+			// The same answer as for an id that never existed: a token
+			// scoped elsewhere learns nothing of this service's deploys.
+			return nil, drover.DeployRecord{}, errNoDeploy(id)
+		}
 		if err := p.require(role, key); err != nil {
 			return nil, drover.DeployRecord{}, err
 		}
@@ -349,7 +359,11 @@ func (s *Server) findDeploy(ctx context.Context, p *Principal, id, role string) 
 		}
 		return svc, rec, nil
 	}
-	return nil, drover.DeployRecord{}, drover.Errorf(drover.ENOTFOUND, "no deploy %s", id).
+	return nil, drover.DeployRecord{}, errNoDeploy(id)
+}
+
+func errNoDeploy(id string) error {
+	return drover.Errorf(drover.ENOTFOUND, "no deploy %s", id).
 		WithHint("GET /api/v1/services/{key}/deploys lists recent ones")
 }
 
@@ -422,7 +436,7 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 			if err := ap.Decide(ctx, d); err != nil {
 				return err
 			}
-			s.logf("%s approved deploy %s of %s at group %s", p.User(), id, rec.Key, pr.Group)
+			s.audit("approved", "by", p.User(), "deploy", id, "service", rec.Key, "group", pr.Group, "note", req.Note)
 			out = Decided{ID: id, Verdict: drover.VerdictApprove, Group: pr.Group}
 			return nil
 		}
@@ -457,7 +471,7 @@ func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
 		if err := ap.Decide(ctx, drover.ApprovalDecision{DeployID: id, Verdict: drover.VerdictAbort, By: p.User(), At: s.now(), Message: req.Reason}); err != nil {
 			return err
 		}
-		s.logf("%s aborted deploy %s of %s: %s", p.User(), id, rec.Key, req.Reason)
+		s.audit("aborted", "by", p.User(), "deploy", id, "service", rec.Key, "reason", req.Reason)
 		return nil
 	})
 	if err != nil {

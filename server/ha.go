@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -231,6 +232,17 @@ func (r *Replica) Handler() http.Handler {
 			inner.ServeHTTP(w, req)
 			return
 		}
+		// Authenticate before forwarding: a replica that forwarded
+		// anything would relay a stranger's guesses (and its own
+		// resources) to the leader, and answer them as the leader does.
+		if _, err := r.srv.tokens.authenticate(bearer(req, req.URL.Path == "/api/v1/events")); err != nil {
+			if drover.ErrorCode(err) == drover.EUNAUTHORIZED {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
+			}
+			r.srv.metrics.authFailures.Inc()
+			writeError(w, err)
+			return
+		}
 		r.forward(w, req)
 	})
 }
@@ -266,9 +278,9 @@ func (r *Replica) forward(w http.ResponseWriter, req *http.Request) {
 		notLeader(w, leader, "a replica forwarded this here, but leadership has moved")
 		return
 	}
-	u, err := url.Parse(leader)
-	if err != nil || u.Host == "" {
-		notLeader(w, "", fmt.Sprintf("the leader's address %q is not a URL", leader))
+	u, err := leaderURL(leader)
+	if err != nil {
+		notLeader(w, "", err.Error())
 		return
 	}
 	p := &httputil.ReverseProxy{
@@ -306,4 +318,26 @@ func notLeader(w http.ResponseWriter, leader, why string) {
 		Message: "this replica does not lead and cannot forward the request: " + why,
 		Hint:    hint,
 	}})
+}
+
+// leaderURL parses the URL the leader advertised in the store, and takes
+// it only when a bearer token forwarded there stays safe: https, or http
+// to a loopback address (replicas on one machine, or a TLS-terminating
+// proxy beside each). Whoever can write the election key in etcd would
+// otherwise collect every token the replicas forward, in clear text.
+func leaderURL(leader string) (*url.URL, error) {
+	u, err := url.Parse(leader)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("the leader's address %q is not a URL", leader)
+	}
+	switch u.Scheme {
+	case "https":
+		return u, nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("the leader's address %q is neither https nor loopback http: tokens are not forwarded there in clear text (give every replica --tls-cert/--tls-key, or --advertise an https URL)", leader)
 }

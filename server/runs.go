@@ -164,7 +164,7 @@ func (s *Server) start(ctx context.Context, p *Principal, svc *Service, o startO
 	}()
 	select {
 	case <-rn.begun:
-		s.logf("%s started %s %s of %s", rn.user, rn.kind, rn.id, key)
+		s.audit("started", "by", rn.user, "kind", rn.kind, "deploy", rn.id, "service", key)
 		return rn, nil
 	case <-rn.done:
 		s.runsMu.Lock()
@@ -226,7 +226,7 @@ func (s *Server) finish(rn *run, out *runner.Outcome, err error) {
 
 func (s *Server) verdictLocked(rn *run, o *runner.Outcome) {
 	outcome := OutcomeOfExit(o.ExitCode)
-	s.logf("%s %s of %s (started by %s): %s", o.Kind, o.DeployID, rn.key, rn.user, o.Summary)
+	s.audit("finished", "kind", o.Kind, "deploy", o.DeployID, "service", rn.key, "by", rn.user, "outcome", outcome, "summary", o.Summary)
 	s.publishLocked(rn, drover.Event{Deploy: o.DeployID, Kind: drover.EventVerdict, Operation: o.Kind, Outcome: outcome, Message: o.Summary})
 	s.metrics.deploys.WithLabelValues(rn.key, outcome).Inc()
 }

@@ -19,6 +19,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
@@ -49,10 +50,19 @@ type Config struct {
 	TempDir string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// Logf records who changed what (the audit trail besides the
+	// ReleasesDir is the only directory a deploy request may name a
+	// release in ({"release": PATH}): a directory or bundle whose path,
+	// after every symlink, lies inside it. "" refuses every path: a
+	// deployer then uploads a bundle. Without this rule a deployer token
+	// could pack any directory the server can read (its ~/.ssh) and ship
+	// it to the hosts (see releasepath.go).
+	ReleasesDir string
+	// Log records who changed what (the audit trail besides the
 	// history): runs started and ended, approvals, aborts, never a token.
-	// nil logs nothing.
-	Logf func(format string, args ...any)
+	// Each value is a structured field, so a caller's text (an abort
+	// reason with newlines) is quoted and cannot forge a log line. nil
+	// logs nothing.
+	Log *slog.Logger
 }
 
 // DefaultMaxUpload bounds an uploaded bundle.
@@ -111,6 +121,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = DefaultMaxUpload
 	}
+	if cfg.ReleasesDir != "" {
+		dir, err := releasesDir(cfg.ReleasesDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ReleasesDir = dir
+	}
 	s := &Server{cfg: cfg, services: map[string]*Service{}, tokens: tokens, events: newBroker(), metrics: newMetrics(),
 		runs: map[string]*run{}, active: map[string]*run{}}
 	for i := range cfg.Services {
@@ -134,9 +151,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) logf(format string, args ...any) {
-	if s.cfg.Logf != nil {
-		s.cfg.Logf(format, args...)
+// audit records a change with its fields as slog attributes.
+func (s *Server) audit(msg string, args ...any) {
+	if s.cfg.Log != nil {
+		s.cfg.Log.Info(msg, args...)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -57,6 +58,7 @@ type env struct {
 	srv    *Server
 	url    string
 	tokens map[string]string // name -> token
+	log    *syncBuffer       // the server's audit log
 }
 
 const testGroups = `groups:
@@ -113,7 +115,15 @@ func newEnv(t *testing.T, hosts int, groups string) *env {
 		}
 		e.tokens[tk.name] = tok
 	}
-	srv, err := New(Config{Services: []Service{openService(t, f.Config)}, TokensFile: tokensFile})
+	// Releases are written under the fleet's src/: the server takes
+	// release paths there only.
+	releases := filepath.Join(f.Dir, "src")
+	if err := os.MkdirAll(releases, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.log = &syncBuffer{}
+	srv, err := New(Config{Services: []Service{openService(t, f.Config)}, TokensFile: tokensFile, ReleasesDir: releases,
+		Log: slog.New(slog.NewTextHandler(e.log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,8 +388,8 @@ func TestDeployRollbackThroughAPI(t *testing.T) {
 	// Bad input changes nothing: a relative path, a missing release.
 	_, err = c.Deploy(ctx, "hello", DeployRequest{Release: "src/1.0.0"})
 	wantCode(t, err, drover.EINVALID)
-	_, err = c.Deploy(ctx, "hello", DeployRequest{Release: "/nonexistent/release"})
-	if code := drover.ErrorCode(err); code != drover.ENOTFOUND && code != drover.EINVALID {
+	_, err = c.Deploy(ctx, "hello", DeployRequest{Release: filepath.Join(e.fleet.Dir, "src", "nonexistent")})
+	if code := drover.ErrorCode(err); code != drover.EFORBIDDEN {
 		t.Errorf("missing release: %v", err)
 	}
 

@@ -244,11 +244,13 @@ func (a *app) statusCmd() *cobra.Command {
 	return c
 }
 
+// dash is s for a table cell, "-" when empty; host-supplied values
+// (versions from state.json) are made terminal-safe.
 func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return termSafe(s)
 }
 
 func (a *app) releaseCmd() *cobra.Command {

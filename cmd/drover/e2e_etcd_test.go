@@ -72,7 +72,7 @@ func startReplica(t *testing.T, config, tokens string) *replica {
 	t.Helper()
 	addr := freeAddr(t)
 	r := &replica{url: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	r.cmd = exec.Command(droverBin, "server", "-c", config, "--tokens", tokens, "--listen", addr)
+	r.cmd = exec.Command(droverBin, "server", "-c", config, "--tokens", tokens, "--listen", addr, "--releases-dir", fleetReleases(t, config))
 	r.cmd.Stdout, r.cmd.Stderr = io.Discard, r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -29,7 +29,8 @@ import (
 // and returns its URL; the server is stopped with SIGTERM at cleanup.
 func startServer(t *testing.T, config, tokens string, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(droverBin, append([]string{"server", "-c", config, "--tokens", tokens, "--listen", "127.0.0.1:0"}, extra...)...)
+	cmd := exec.Command(droverBin, append([]string{"server", "-c", config, "--tokens", tokens, "--listen", "127.0.0.1:0",
+		"--releases-dir", fleetReleases(t, config)}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -77,6 +78,17 @@ func startServer(t *testing.T, config, tokens string, extra ...string) string {
 			t.Fatal("drover server did not say where it listens")
 		}
 	}
+}
+
+// fleetReleases is the directory a local fleet's releases are written in
+// (localfleet's WriteRelease): the server's --releases-dir in tests.
+func fleetReleases(t *testing.T, config string) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(config), "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func createToken(t *testing.T, tokens, name, role string) string {

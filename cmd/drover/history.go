@@ -39,10 +39,15 @@ func openStore(spec *drover.Spec, dir string) (drover.Store, error) {
 	case "", drover.StoreSQLite:
 		return sqlite.Open(filepath.Join(dir, sqlite.FileName))
 	case drover.StoreEtcd:
-		e := spec.Etcd
-		return etcd.Open(etcd.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, CA: e.CA, Cert: e.Cert, Key: e.Key, LeaseTTL: e.LeaseTTL, DialTimeout: e.DialTimeout})
+		return etcd.Open(etcdOptions(spec.Etcd))
 	}
 	return nil, drover.Errorf(drover.EINVALID, "store %q is not available in this build", spec.Store).At(spec.Source).WithHint("use store: sqlite, store: file or store: {etcd: ...}")
+}
+
+// etcdOptions is the store/etcd connection of a spec's etcd block.
+func etcdOptions(e drover.EtcdSpec) etcd.Options {
+	return etcd.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, CA: e.CA, Cert: e.Cert, Key: e.Key,
+		Username: e.Username, Password: e.Password, AllowInsecure: e.AllowInsecure, LeaseTTL: e.LeaseTTL, DialTimeout: e.DialTimeout}
 }
 
 // webhookCloseTimeout bounds how long the end of a run waits for webhook

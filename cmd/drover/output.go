@@ -170,6 +170,7 @@ func (p *printer) Emit(e drover.Event) {
 		p.w.Write(append(b, '\n'))
 		return
 	}
+	e = termEvent(e) // termsafe.go: hosts' text, not escape sequences
 	if p.start.IsZero() {
 		p.start = e.Time
 	}
@@ -254,7 +255,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 		w.Write(append(b, '\n'))
 		return
 	}
-	summary := out.Summary
+	summary := termSafe(out.Summary)
 	if out.ExitCode == drover.ExitOK {
 		summary = s.green(summary)
 	} else {
@@ -277,7 +278,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 				rollout.HostUnreachable: "UNREACHABLE — needs a person",
 				rollout.HostStuck:       "could not be restored — needs a person",
 			}[h.Status]
-			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, what, strings.TrimSpace(h.Reason))
+			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, what, termSafe(strings.TrimSpace(h.Reason)))
 		}
 	}
 	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
@@ -303,17 +304,17 @@ func exitWords(code int) string {
 func writeError(w io.Writer, err error, s style) {
 	leaves := errorLeaves(err)
 	if len(leaves) <= 1 {
-		fmt.Fprintf(w, "%s %v\n", s.red("drover:"), err)
+		fmt.Fprintf(w, "%s %s\n", s.red("drover:"), termSafe(err.Error()))
 		if hint := errorHint(err); hint != "" {
-			fmt.Fprintf(w, "  %s %s\n", s.yellow("hint:"), hint)
+			fmt.Fprintf(w, "  %s %s\n", s.yellow("hint:"), termSafe(hint))
 		}
 		return
 	}
 	fmt.Fprintf(w, "%s %d problems:\n", s.red("drover:"), len(leaves))
 	for _, e := range leaves {
-		fmt.Fprintf(w, "  %v\n", e)
+		fmt.Fprintf(w, "  %s\n", termSafe(e.Error()))
 		if hint := errorHint(e); hint != "" {
-			fmt.Fprintf(w, "    %s %s\n", s.yellow("hint:"), hint)
+			fmt.Fprintf(w, "    %s %s\n", s.yellow("hint:"), termSafe(hint))
 		}
 	}
 }

@@ -74,6 +74,7 @@ func (v *liveView) Emit(e drover.Event) {
 		}
 		go v.loop()
 	})
+	e = termEvent(e) // termsafe.go
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if e.Kind == drover.EventDeployStart && v.model.started() {

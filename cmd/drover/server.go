@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -34,7 +34,7 @@ const serverShutdownWait = 10 * time.Minute
 func (a *app) serverCmd() *cobra.Command {
 	var configs []string
 	var f specFlags
-	var listen, tokens, tlsCert, tlsKey, advertise string
+	var listen, tokens, tlsCert, tlsKey, advertise, releasesDir string
 	var insecureRemote bool
 	var maxUpload int64
 	c := &cobra.Command{
@@ -52,7 +52,9 @@ with the token's name (user "token:NAME" in drover history).
 
 It listens on 127.0.0.1:7800 by default. A non-loopback address needs
 --tls-cert and --tls-key (or --insecure-remote, behind a TLS proxy only).
-SIGINT/SIGTERM halts running deploys: each rolls back what it switched
+A deploy request names a release by path only inside --releases-dir (after
+every symlink); without it, only uploaded bundles are taken (drover deploy
+--server uploads). SIGINT/SIGTERM halts running deploys: each rolls back what it switched
 before the server exits.
 
 Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
@@ -63,6 +65,9 @@ Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if tokens == "" {
 				tokens = os.Getenv("DROVER_TOKENS")
+			}
+			if releasesDir == "" {
+				releasesDir = os.Getenv("DROVER_RELEASES_DIR")
 			}
 			if (tlsCert == "") != (tlsKey == "") {
 				return &usageError{fmt.Errorf("--tls-cert and --tls-key go together")}
@@ -92,8 +97,10 @@ Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
 					return e.runner, e.close, nil
 				}})
 			}
-			logger := log.New(a.stderr, "drover server: ", log.LstdFlags)
-			srv, err := server.New(server.Config{Services: services, TokensFile: tokens, MaxUpload: maxUpload, Logf: logger.Printf})
+			// The audit log: one line per change, every field quoted as
+			// needed, so an abort reason cannot forge a line.
+			logger := slog.New(slog.NewTextHandler(a.stderr, nil)).With("component", "drover server")
+			srv, err := server.New(server.Config{Services: services, TokensFile: tokens, MaxUpload: maxUpload, ReleasesDir: releasesDir, Log: logger})
 			if err != nil {
 				return err
 			}
@@ -116,6 +123,7 @@ Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
 	c.Flags().StringVar(&tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	c.Flags().BoolVar(&insecureRemote, "insecure-remote", false, "allow a non-loopback --listen without TLS (only behind a TLS-terminating proxy)")
 	c.Flags().Int64Var(&maxUpload, "max-upload", server.DefaultMaxUpload, "the largest bundle a deploy may upload, in bytes")
+	c.Flags().StringVar(&releasesDir, "releases-dir", "", `the only directory a deploy request may name a release in ({"release": PATH}, after symlinks; default $DROVER_RELEASES_DIR); without it, deploys upload bundles`)
 	c.Flags().StringVar(&advertise, "advertise", "", "with store: {etcd: ...}: the URL other replicas forward changes to (default the listening address)")
 	c.AddCommand(a.serverTokenCmd())
 	return c

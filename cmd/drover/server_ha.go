@@ -46,7 +46,7 @@ func serverReplica(srv *server.Server, services []server.Service, log io.Writer)
 		}
 	}
 	e := first.Etcd
-	st, err := etcd.Open(etcd.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, CA: e.CA, Cert: e.Cert, Key: e.Key, LeaseTTL: e.LeaseTTL, DialTimeout: e.DialTimeout})
+	st, err := etcd.Open(etcdOptions(e))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,13 @@
 // sha256 and size verified before it is kept, and a short-lived HTTP server
 // that hands the cached bundle to hosts presenting a one-time token.
 //
+// Tokens. The controller gives a relay a key (RelayRequest.Token) and
+// never hands that key to anyone else; each fetch by a child gets
+// ChildToken(key, child) — the child's name with a nonce, and an HMAC of
+// them under the key — and the relay takes each token once. The relay is plain HTTP: a token seen on the
+// wire, or kept by a compromised child, would otherwise fetch the bundle
+// (configuration and all) again for as long as the relay runs.
+//
 // A bundle is kept only when it is exactly the one built: written to a
 // temporary file, hashed on the way, renamed into the cache when the hash
 // and size match, removed otherwise. Staging from the cache checks the
@@ -13,9 +20,11 @@ package relay
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -266,11 +275,65 @@ func stripURL(err error) error {
 	return err
 }
 
-// NewToken is a one-time relay token: 32 random bytes, hex.
+// NewToken is a relay key: 32 random bytes, hex. A relay is given the key;
+// fetching hosts get ChildToken(key, name).
 func NewToken() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ChildToken is a fresh token for child to present to a relay serving
+// with key: the child's name with a random nonce, and the HMAC-SHA256 of
+// both under the key. The relay takes each token once; a child fetching
+// again (its copy was damaged since) is given a new one.
+func ChildToken(key, child string) string {
+	nonce := make([]byte, 8)
+	rand.Read(nonce)
+	id := child + "#" + hex.EncodeToString(nonce)
+	return base64.RawURLEncoding.EncodeToString([]byte(id)) + "." + childMAC(key, id)
+}
+
+func childMAC(key, child string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(child))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// tokens checks child tokens against a relay's key and remembers which
+// children have used theirs.
+type tokens struct {
+	key  string
+	mu   sync.Mutex
+	used map[string]bool
+}
+
+// take reports whether the Authorization header carries a child token of
+// this key not used before, and marks it used. The key itself is not a
+// token.
+func (t *tokens) take(header string) bool {
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok {
+		return false
+	}
+	enc, mac, ok := strings.Cut(tok, ".")
+	if !ok {
+		return false
+	}
+	name, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || len(name) == 0 {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(childMAC(t.key, string(name)))) != 1 {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.used[string(name)] {
+		return false
+	}
+	t.used[string(name)] = true
+	return true
 }
 
 // Listen listens on host at a port in [portMin, portMax], or any free
@@ -305,30 +368,31 @@ type Server struct {
 }
 
 // Serve serves the bundle file at path (sha256 sha) on ln at
-// /bundle/<sha> to requests carrying "Authorization: Bearer <token>",
-// until Close, ctx ends or timeout passes (0: no timeout).
-func Serve(ctx context.Context, ln net.Listener, path, sha, token string, timeout time.Duration) (*Server, error) {
+// /bundle/<sha> to requests carrying "Authorization: Bearer
+// <ChildToken(key, child)>", once per child, until Close, ctx ends or
+// timeout passes (0: no timeout).
+func Serve(ctx context.Context, ln net.Listener, path, sha, key string, timeout time.Duration) (*Server, error) {
 	if err := checkSHA(sha); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	if len(token) < 32 {
+	if len(key) < 32 {
 		ln.Close()
-		return nil, drover.Errorf(drover.EINVALID, "relay: token too short")
+		return nil, drover.Errorf(drover.EINVALID, "relay: key too short")
 	}
 	s := &Server{
 		url:  "http://" + ln.Addr().String() + "/bundle/" + sha,
 		done: make(chan struct{}),
 		stop: make(chan struct{}),
 	}
-	want := []byte("Bearer " + token)
+	tk := &tokens{key: key, used: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bundle/"+sha, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if !tk.take(r.Header.Get("Authorization")) {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -118,12 +119,31 @@ func TestServeFetch(t *testing.T) {
 		t.Fatalf("no token: %s", resp.Status)
 	}
 
-	p, err := Fetch(ctx, dst, srv.URL(), token, sha, int64(len(b)))
+	// The key itself is no token: only a child's is.
+	if _, err := Fetch(ctx, dst, srv.URL(), token, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("the relay key taken as a token: %v", err)
+	}
+	h02 := ChildToken(token, "h02")
+	p, err := Fetch(ctx, dst, srv.URL(), h02, sha, int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(p); !bytes.Equal(got, b) {
 		t.Fatal("fetched bundle differs")
+	}
+	// Single use: h02's token, seen once on the wire, fetches no more.
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), h02, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a child token used twice: %v", err)
+	}
+	// A forged token — another child's name under h02's MAC — is refused.
+	_, mac, _ := strings.Cut(ChildToken(token, "h06"), ".")
+	forged := base64.RawURLEncoding.EncodeToString([]byte("h07#0000000000000000")) + "." + mac
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), forged, sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a forged token: %v", err)
+	}
+	// Another key's token for the same child is refused.
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(NewToken(), "h04"), sha, int64(len(b))); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("another relay's token: %v", err)
 	}
 
 	// The source's copy is damaged: the fetch is refused, nothing kept.
@@ -131,7 +151,7 @@ func TestServeFetch(t *testing.T) {
 	bad[len(bad)/2] ^= 0xff
 	os.WriteFile(path, bad, 0o600)
 	dst2 := t.TempDir()
-	_, err = Fetch(ctx, dst2, srv.URL(), token, sha, int64(len(b)))
+	_, err = Fetch(ctx, dst2, srv.URL(), ChildToken(token, "h03"), sha, int64(len(b)))
 	if drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "has sha256") {
 		t.Fatalf("damaged source: %v", err)
 	}
@@ -141,7 +161,7 @@ func TestServeFetch(t *testing.T) {
 
 	// Closed: nothing listens any more.
 	srv.Close()
-	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), token, sha, int64(len(b))); drover.ErrorCode(err) != drover.EUNREACHABLE {
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(token, "h05"), sha, int64(len(b))); drover.ErrorCode(err) != drover.EUNREACHABLE {
 		t.Fatalf("after Close: %v", err)
 	}
 }

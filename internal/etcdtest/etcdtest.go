@@ -35,6 +35,7 @@ type Server struct {
 	exited  chan struct{}
 	waitErr error
 	logf    *os.File
+	health  string // the plain-http URL serving /health
 }
 
 // Binary returns the path of the etcd executable, or an error naming the
@@ -79,13 +80,40 @@ func Start(t testing.TB) *Server {
 // StartIn starts an etcd with its data and log in dir and returns once it
 // answers /health (bounded by ctx and 30 s). The caller calls Stop.
 func StartIn(ctx context.Context, dir string) (*Server, error) {
-	ports, err := freePorts(2)
+	return startIn(ctx, dir, nil)
+}
+
+// TLS is a server certificate for an etcd that serves clients over TLS
+// and requires a client certificate signed by CA.
+type TLS struct {
+	CA, Cert, Key string // PEM files
+}
+
+// StartTLS starts an etcd for t serving https with tc and requiring client
+// certificates; it stops when t ends. Endpoint is https://127.0.0.1:PORT.
+func StartTLS(t testing.TB, tc TLS) *Server {
+	t.Helper()
+	s, err := startIn(context.Background(), t.TempDir(), &tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func startIn(ctx context.Context, dir string, tc *TLS) (*Server, error) {
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	scheme := "http"
+	if tc != nil {
+		scheme = "https"
+	}
+	client := fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[0])
 	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	s, err := startMember(dir, "drover-test", client, peer, "drover-test="+peer)
+	metrics := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	s, err := startMember(dir, "drover-test", client, peer, metrics, "drover-test="+peer, tc)
 	if err != nil {
 		return nil, err
 	}
@@ -99,12 +127,14 @@ func StartIn(ctx context.Context, dir string) (*Server, error) {
 }
 
 // startMember starts one etcd member without waiting for it.
-func startMember(dir, name, client, peer, cluster string) (*Server, error) {
+// Its /health is served on metrics, a plain-http listener, whatever the
+// client listener speaks.
+func startMember(dir, name, client, peer, metrics, cluster string, tc *TLS) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Endpoint: client, Dir: dir, exited: make(chan struct{})}
+	s := &Server{Endpoint: client, Dir: dir, exited: make(chan struct{}), health: metrics}
 	s.logf, err = os.Create(filepath.Join(dir, "etcd.log"))
 	if err != nil {
 		return nil, fmt.Errorf("etcdtest: %w", err)
@@ -119,9 +149,13 @@ func startMember(dir, name, client, peer, cluster string) (*Server, error) {
 		"--initial-advertise-peer-urls", peer,
 		"--initial-cluster", cluster,
 		"--initial-cluster-state", "new",
+		"--listen-metrics-urls", metrics,
 		"--log-level", "warn",
 		"--logger", "zap",
 	)
+	if tc != nil {
+		s.cmd.Args = append(s.cmd.Args, "--cert-file", tc.Cert, "--key-file", tc.Key, "--trusted-ca-file", tc.CA, "--client-cert-auth")
+	}
 	s.cmd.Stdout, s.cmd.Stderr = s.logf, s.logf
 	// Own process group: a test interrupted mid-way does not leave etcd
 	// holding the ports of the next run's servers.
@@ -173,13 +207,13 @@ func StartCluster(t testing.TB, n int) *Cluster {
 }
 
 func startCluster(dir string, n int) (*Cluster, error) {
-	ports, err := freePorts(2 * n)
+	ports, err := freePorts(3 * n)
 	if err != nil {
 		return nil, err
 	}
 	var peers []string
 	for i := 0; i < n; i++ {
-		peers = append(peers, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[2*i+1]))
+		peers = append(peers, fmt.Sprintf("m%d=http://127.0.0.1:%d", i, ports[3*i+1]))
 	}
 	c := &Cluster{}
 	for i := 0; i < n; i++ {
@@ -188,8 +222,9 @@ func startCluster(dir string, n int) (*Cluster, error) {
 			c.Stop()
 			return nil, err
 		}
-		m, err := startMember(mdir, fmt.Sprintf("m%d", i), fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]), strings.Join(peers, ","))
+		m, err := startMember(mdir, fmt.Sprintf("m%d", i), fmt.Sprintf("http://127.0.0.1:%d", ports[3*i]),
+			fmt.Sprintf("http://127.0.0.1:%d", ports[3*i+1]), fmt.Sprintf("http://127.0.0.1:%d", ports[3*i+2]),
+			strings.Join(peers, ","), nil)
 		if err != nil {
 			c.Stop()
 			return nil, err
@@ -289,7 +324,7 @@ func (s *Server) Kill() {
 func (s *Server) waitHealthy(ctx context.Context) error {
 	c := &http.Client{Timeout: 2 * time.Second}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.health+"/health", nil)
 		resp, err := c.Do(req)
 		if err == nil {
 			body := make([]byte, 256)

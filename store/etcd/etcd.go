@@ -60,6 +60,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -97,6 +98,12 @@ type Options struct {
 	// CA, Cert and Key are PEM files for TLS: CA alone verifies the
 	// server; Cert and Key together authenticate drover to it.
 	CA, Cert, Key string
+	// Username and Password authenticate to etcd's RBAC; "" for none.
+	Username, Password string
+	// AllowInsecure accepts plain-http endpoints off loopback. Without
+	// it Open refuses them: anyone on the path would read the journal,
+	// forge approvals and take locks.
+	AllowInsecure bool
 	// LeaseTTL is how long a dead holder keeps a lock (and a dead leader
 	// its leadership); DefaultLeaseTTL when 0. etcd rounds it up to whole
 	// seconds and to its own minimum (2 s by default).
@@ -147,6 +154,14 @@ func Open(o Options) (*Store, error) {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
+	if !o.AllowInsecure {
+		for _, ep := range o.Endpoints {
+			if insecureRemote(ep, o.CA != "" || o.Cert != "") {
+				return nil, drover.Errorf(drover.EINVALID, "store: etcd endpoint %s is plain http to a host other than this machine", ep).
+					WithHint("use https:// with store.etcd.tls, or allow_insecure: true on a network you trust")
+			}
+		}
+	}
 	tc, err := tlsConfig(o)
 	if err != nil {
 		return nil, err
@@ -155,6 +170,8 @@ func Open(o Options) (*Store, error) {
 		Endpoints:   o.Endpoints,
 		DialTimeout: o.DialTimeout,
 		TLS:         tc,
+		Username:    o.Username,
+		Password:    o.Password,
 		// The client's own log (retries, reconnects) would interleave
 		// with drover's output; failures come back as errors instead.
 		Logger: zap.NewNop(),
@@ -167,6 +184,26 @@ func Open(o Options) (*Store, error) {
 		Now: time.Now, c: c, prefix: prefix, endpoints: strings.Join(o.Endpoints, ","),
 		ttl: o.LeaseTTL, timeout: o.RequestTimeout, refs: map[string]ref{}, held: map[string]*lock{},
 	}, nil
+}
+
+// insecureRemote reports whether ep is reached in plain text (http://, or
+// host:port without TLS) on an address other than loopback.
+func insecureRemote(ep string, tls bool) bool {
+	hostport := ep
+	if scheme, rest, ok := strings.Cut(ep, "://"); ok {
+		if scheme != "http" {
+			return false
+		}
+		hostport, _, _ = strings.Cut(rest, "/")
+	} else if tls {
+		return false
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	ip := net.ParseIP(host)
+	return host != "localhost" && (ip == nil || !ip.IsLoopback())
 }
 
 // cleanPrefix returns p without a trailing slash, refusing one that is

@@ -257,6 +257,7 @@ func parseResponse(b []byte) (*Response, error) {
 	if r.V != ProtocolVersion {
 		return nil, fmt.Errorf("response of protocol version %d, want %d", r.V, ProtocolVersion)
 	}
+	clipResponse(&r) // bounds.go
 	return &r, nil
 }
 
@@ -312,9 +313,10 @@ func (c *conn) parseState(file, out string) (drover.HostState, error) {
 		return st, nil
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return st, drover.Errorf(drover.EFAILED, "%s is corrupt: %v", file, err).At(c.where()).
+		return st, drover.Errorf(drover.EFAILED, "%s is corrupt: %v", clip(file, MaxHostText), clip(err.Error(), MaxHostText)).At(c.where()).
 			WithHint("compare it with `ls -l current releases/` and fix or remove it by hand")
 	}
+	clipState(&st) // bounds.go
 	return st, nil
 }
 
@@ -427,9 +429,13 @@ func asHostErr(err error, where string) error {
 	var ns *notStartedError
 	var lost *lostError
 	var to *timeoutError
+	var fl *floodError
 	switch {
 	case errors.As(err, &to):
 		return drover.Errorf(drover.ETIMEOUT, "%v", to).At(where)
+	case errors.As(err, &fl):
+		return drover.Errorf(drover.EFAILED, "%v", fl).At(where).
+			WithHint("look at what the host's login scripts print, and at the host itself: a drover host answers in short lines")
 	case errors.As(err, &ns), errors.As(err, &lost):
 		// Err keeps the cause, so callers can tell "nothing ran".
 		return &drover.Error{Code: drover.EUNREACHABLE, Where: where, Err: err,

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -101,9 +104,15 @@ func (c *conn) Relay(ctx context.Context, req drover.RelayRequest) (drover.Relay
 	// until the host process ends; then the session's exit.
 	go func() {
 		defer close(r.done)
-		br := bufio.NewReaderSize(stdout, 4<<10)
-		l, _ := br.ReadString('\n')
-		first <- l
+		// The first line is bounded: a host that never ends it must
+		// not make the controller hold an unbounded line.
+		br := bufio.NewReaderSize(stdout, MaxRelayLine)
+		l, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			l = nil
+			r.overflow = true
+		}
+		first <- string(l)
 		io.Copy(io.Discard, br)
 		sess.Wait()
 	}()
@@ -132,6 +141,10 @@ func (c *conn) Relay(ctx context.Context, req drover.RelayRequest) (drover.Relay
 		r.kill()
 		return nil, drover.Errorf(drover.ETIMEOUT, "relay: did not start within %s", RelayStartTimeout).At(c.where())
 	}
+	if r.overflow {
+		r.kill()
+		return nil, asHostErr(&floodError{what: "a relay-serve line", limit: MaxRelayLine}, c.where()+" step "+OpRelayServe)
+	}
 	resp, perr := parseResponse([]byte(l))
 	if perr != nil {
 		r.kill()
@@ -147,8 +160,45 @@ func (c *conn) Relay(ctx context.Context, req drover.RelayRequest) (drover.Relay
 		r.kill()
 		return nil, drover.Errorf(drover.EFAILED, "drover host %s answered without a URL", OpRelayServe).At(c.where())
 	}
-	r.url = resp.RelayURL
+	u, err := relayURL(resp.RelayURL, c.s.host.Address, req)
+	if err != nil {
+		r.kill()
+		return nil, drover.Errorf(drover.EFAILED, "drover host %s: %v", OpRelayServe, err).At(c.where()).
+			WithHint("the host does not run the drover it was given, or is compromised; its children fetch from further up")
+	}
+	r.url = u
 	return r, nil
+}
+
+// relayURL is the URL children fetch from, built from the host's address
+// in drover.yaml and the port the host reported — never the host's word
+// for where: a compromised host would otherwise point its children at any
+// URL (an internal service, with their token). A reported address other
+// than the host's own, a port outside distribution.port_range, or another
+// path is refused. Neither the reported text nor the token is echoed.
+func relayURL(reported, address string, req drover.RelayRequest) (string, error) {
+	u, err := url.Parse(reported)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.Fragment != "" ||
+		u.Path != "/bundle/"+req.Release.BundleSHA256 {
+		return "", fmt.Errorf("reported a relay URL that is not http://HOST:PORT/bundle/<the bundle's sha256>")
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port < 1 || port > 65535 {
+		return "", fmt.Errorf("reported a relay URL without a valid port")
+	}
+	if req.PortMin != 0 || req.PortMax != 0 {
+		if port < req.PortMin || port > req.PortMax {
+			return "", fmt.Errorf("reported relay port %d, outside distribution.port_range %d-%d", port, req.PortMin, req.PortMax)
+		}
+	}
+	own := listenHost(address)
+	if ip := net.ParseIP(own); ip != nil {
+		got := net.ParseIP(u.Hostname())
+		if got == nil || !got.Equal(ip) {
+			return "", fmt.Errorf("reported a relay on an address other than its own (%s)", own)
+		}
+	}
+	return "http://" + net.JoinHostPort(own, strconv.Itoa(port)) + u.Path, nil
 }
 
 // listenHost is the host part of a host's address in drover.yaml.
@@ -160,12 +210,13 @@ func listenHost(addr string) string {
 }
 
 type sshRelay struct {
-	url     string
-	sess    *gossh.Session
-	stdin   io.WriteCloser
-	once    sync.Once
-	done    chan struct{} // the session ended
-	stopped chan struct{} // and the ctx watcher returned
+	url      string
+	overflow bool // the first line was too long; read before first is sent
+	sess     *gossh.Session
+	stdin    io.WriteCloser
+	once     sync.Once
+	done     chan struct{} // the session ended
+	stopped  chan struct{} // and the ctx watcher returned
 }
 
 func (r *sshRelay) URL() string { return r.url }

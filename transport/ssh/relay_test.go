@@ -44,7 +44,7 @@ func TestRelayOverSSH(t *testing.T) {
 	if de := wantCode(t, err, drover.EFAILED); !strings.Contains(de.Error(), "401") || strings.Contains(de.Error(), token) {
 		t.Fatalf("wrong token: %v", de)
 	}
-	if err := c2.Fetch(ctx, drover.FetchRequest{Release: r, From: srv.URL(), Token: token}); err != nil {
+	if err := c2.Fetch(ctx, drover.FetchRequest{Release: r, From: srv.URL(), Token: relay.ChildToken(token, "h02")}); err != nil {
 		t.Fatalf("fetch from h01: %v", err)
 	}
 	data := drover.NewTemplateData(&drover.Spec{Service: "hello"}, h2, r.ID(), r.Version())
@@ -61,7 +61,7 @@ func TestRelayOverSSH(t *testing.T) {
 	os.WriteFile(cached, b, 0o600)
 	h3 := f.host("h03", f.srv)
 	c3 := open(t, tr, h3).(drover.Fetcher)
-	err = c3.Fetch(ctx, drover.FetchRequest{Release: r, From: srv.URL(), Token: token})
+	err = c3.Fetch(ctx, drover.FetchRequest{Release: r, From: srv.URL(), Token: relay.ChildToken(token, "h03")})
 	if de := wantCode(t, err, drover.EINVALID); !strings.Contains(de.Error(), "has sha256") {
 		t.Fatalf("damaged relay: %v", de)
 	}
@@ -75,7 +75,7 @@ func TestRelayOverSSH(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c3.Fetch(ctx, drover.FetchRequest{Release: r, From: srv.URL(), Token: token}); drover.ErrorCode(err) != drover.EUNREACHABLE {
+	if err := c3.Fetch(ctx, drover.FetchRequest{Release: r, From: srv.URL(), Token: relay.ChildToken(token, "h04")}); drover.ErrorCode(err) != drover.EUNREACHABLE {
 		t.Fatalf("after Close the relay still answers: %v", err)
 	}
 	for _, cmd := range f.srv.Commands() {

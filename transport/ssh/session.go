@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -37,6 +38,12 @@ type serveSession struct {
 	quit      chan struct{} // closed by close: the reader stops sending
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	// greeted is set once serve greeted: lines may then be responses
+	// (MaxResponse) instead of preamble (MaxPreamble).
+	greeted atomic.Bool
+	// overflow is why the reader stopped early: the host sent more than
+	// the controller holds. Written before lines is closed.
+	overflow *floodError
 }
 
 // serveExitedError: the serve command ended without answering. code is
@@ -103,18 +110,34 @@ func startServe(ctx context.Context, cl *client, command string, pre *bytes.Buff
 	} else {
 		close(copied)
 	}
+	// preamble counts what came before the greeting: a login script's
+	// banner, the probe's output, or a compromised host's flood, which
+	// the controller would otherwise hold without bound.
+	preamble := 0
 	for {
 		select {
 		case l, ok := <-ss.lines:
 			if !ok {
+				if ss.overflow != nil {
+					ss.kill()
+					<-copied
+					return nil, ss.overflow
+				}
 				err := ss.ended(ctx, false)
 				<-copied
 				return nil, err
 			}
 			var r Response
 			if json.Unmarshal(l, &r) == nil && r.Ready && r.V == ProtocolVersion {
+				ss.greeted.Store(true)
 				<-copied
 				return ss, nil
+			}
+			preamble += len(l)
+			if preamble > MaxPreamble {
+				ss.kill()
+				<-copied
+				return nil, &floodError{what: "output before drover's greeting (login scripts, the probe)", limit: MaxPreamble}
 			}
 			// Anything a login script printed before the greeting is
 			// not ours, unless asked for.
@@ -130,7 +153,8 @@ func startServe(ctx context.Context, cl *client, command string, pre *bytes.Buff
 }
 
 // read sends stdout's lines to ss.lines until stdout ends, a line is
-// longer than MaxResponse, or ss is closed.
+// longer than MaxPreamble before the greeting or MaxResponse after it
+// (ss.overflow says which), or ss is closed.
 func (ss *serveSession) read(stdout io.Reader) {
 	defer ss.wg.Done()
 	defer close(ss.lines)
@@ -140,7 +164,14 @@ func (ss *serveSession) read(stdout io.Reader) {
 		for {
 			chunk, err := in.ReadSlice('\n')
 			line = append(line, chunk...)
-			if len(line) > MaxResponse {
+			// Read at each chunk: a response starts only after the
+			// greeting was taken (the request is sent after it).
+			max, what := MaxPreamble, "a line before drover's greeting"
+			if ss.greeted.Load() {
+				max, what = MaxResponse, "a response line"
+			}
+			if len(line) > max {
+				ss.overflow = &floodError{what: what, limit: max}
 				return
 			}
 			if err == nil {
@@ -202,6 +233,13 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 				continue
 			}
 		case l, ok := <-ss.lines:
+			if !ok && ss.overflow != nil {
+				ss.kill()
+				if werrc != nil {
+					<-werrc
+				}
+				return nil, ss.overflow
+			}
 			if !ok {
 				err := ss.ended(ctx, true)
 				if werrc != nil {
