@@ -17,7 +17,7 @@ import (
 )
 
 // Attacks on the server by callers holding a token: each test reproduces
-// one found in issue 15 (docs/security-server.md lists them).
+// one found in issue 15 (docs/security.md lists them).
 
 // syncBuffer is a log written by the server's goroutines and read by a
 // test.
