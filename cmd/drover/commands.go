@@ -67,7 +67,12 @@ func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 		for _, h := range g.Hosts {
 			counts[h.Action]++
 			from := h.Version
-			if from == "" {
+			switch {
+			case h.Foreign != nil:
+				from = "foreign releases/" + h.Current
+			case from == "" && h.Current != "":
+				from = h.Current
+			case from == "":
 				from = "(none)"
 			}
 			switch h.Action {
@@ -221,7 +226,17 @@ func (a *app) statusCmd() *cobra.Command {
 				if !h.Reachable {
 					reach = "NO: " + h.Error
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, dash(h.Version), dash(h.Release), dash(h.Previous), deployed)
+				version, prev := dash(h.Version), dash(h.Previous)
+				switch {
+				case h.Unadopted:
+					version = "live directory: run drover adopt"
+				case h.Foreign != nil:
+					version = "foreign"
+				}
+				if h.PreviousForeign {
+					prev += " (foreign)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 			}
 			tw.Flush()
 			unreachable := 0
