@@ -30,10 +30,10 @@ type HostState struct {
 	// holds the slots that are current, previous or in History.
 	Foreign map[string]Foreign `json:"foreign,omitempty"`
 	// LiveDir is set, by reading the host and never stored, when current
-	// is a directory rather than a link into releases/: there is nothing
-	// drover could switch back to, so deploys refuse the host until
-	// `drover adopt` has moved the directory into releases/. It is the
-	// directory's content hash.
+	// is a directory ("dir") or a link out of releases/ ("link:<text>")
+	// on a host drover does not know: there is nothing drover could
+	// switch back to, so deploys refuse the host until `drover adopt` has
+	// moved the directory into releases/.
 	LiveDir string `json:"live_dir,omitempty"`
 }
 
@@ -44,8 +44,9 @@ type Foreign struct {
 	// ("releases/20260101120000", or Capistrano's absolute
 	// "/srv/app/releases/20260101120000").
 	Link string `json:"link"`
-	// Hash is the content hash of the directory (ForeignHash): what was
-	// serving, independent of the name another tool gave it.
+	// Hash is the content hash of the directory (hostops.ForeignHash):
+	// what was serving, independent of the name another tool gave it.
+	// Filled in on the host when state.json is written; "" until then.
 	Hash string `json:"hash,omitempty"`
 }
 

@@ -114,72 +114,118 @@ func (h *Host) isDroverSlot(slot string) bool {
 }
 
 // foreign returns what is known of foreign slot: its record in st, else
-// the default link and a fresh hash.
-func (h *Host) foreign(ctx context.Context, st drover.HostState, slot, link string) (drover.Foreign, error) {
-	if f, ok := st.Foreign[slot]; ok && (link == "" || f.Link == link) && f.Hash != "" {
-		return f, nil
+// the default link. The hash is filled in when state.json is written.
+func (h *Host) foreign(st drover.HostState, slot string) drover.Foreign {
+	if f, ok := st.Foreign[slot]; ok {
+		return f
 	}
-	if link == "" {
-		link = filepath.Join(ReleasesDir, slot)
-	}
-	hash, err := ForeignHash(ctx, h.slotDir(slot))
-	if err != nil {
-		return drover.Foreign{}, err
-	}
-	return drover.Foreign{Link: link, Hash: hash}, nil
+	return drover.Foreign{Link: ReleasesDir + "/" + slot}
 }
 
-// overlayLive makes st say what is live when another tool put it there:
-// with no state.json and current -> releases/X, X is the current foreign
-// release; when another tool deployed after drover, its release is current
-// and drover's becomes previous; a directory as current sets LiveDir. A
-// link to a drover slot that state.json does not name yet (a promote
-// interrupted between the link and state.json) is left to Promote, which
+// Live is what a host's current is, as read on its filesystem.
+type Live struct {
+	// Kind is "" (no current), LiveLink or LiveDir.
+	Kind string
+	// Link is the link's text, exactly as readlink returned it.
+	Link string
+	// Slot is the directory under releases/ the link leads to, "" when it
+	// leads elsewhere or nowhere.
+	Slot string
+	// Drover is true when that directory holds .drover-slot.json.
+	Drover bool
+}
+
+// Kinds of Live.
+const (
+	LiveLink = "link"
+	LiveDir  = "dir"
+)
+
+// OverlayLive makes st say what is live when another tool put it there;
+// it is the same for every transport (transport/ssh reads Live with a
+// shell command, so a survey installs nothing on the host):
+//
+//   - no state.json and current -> releases/X: X is the current foreign
+//     release, never "none";
+//   - another tool deployed after drover: its release is current and
+//     drover's becomes previous;
+//   - current a directory, or a link out of releases/ on a host drover
+//     does not know: LiveDir is set ("dir" or "link:<text>") and deploys
+//     refuse the host until `drover adopt`.
+//
+// A link to a drover slot that state.json does not name yet (a promote
+// interrupted between the link and state.json) is left alone: Promote
 // repairs it.
-func (h *Host) overlayLive(ctx context.Context, st drover.HostState) (drover.HostState, error) {
-	cur := filepath.Join(h.Root, CurrentLink)
-	fi, err := os.Lstat(cur)
-	if err != nil {
-		return st, nil
-	}
-	if fi.IsDir() {
-		hash, err := ForeignHash(ctx, cur)
-		if err != nil {
-			return st, err
-		}
-		st.LiveDir = hash
-		return st, nil
-	}
-	if fi.Mode()&fs.ModeSymlink == 0 {
-		return st, nil
-	}
-	link, err := os.Readlink(cur)
-	if err != nil {
-		return st, nil
-	}
-	slot, ok := h.linkSlot(link)
-	if !ok {
+func OverlayLive(st drover.HostState, l Live) drover.HostState {
+	switch {
+	case l.Kind == LiveDir:
+		st.LiveDir = LiveDir
+		return st
+	case l.Kind != LiveLink:
+		return st
+	case l.Slot == "":
 		if st.Current == "" {
-			// A link out of releases/: nothing drover could put back.
-			st.LiveDir = "link:" + link
+			st.LiveDir = "link:" + l.Link
 		}
-		return st, nil
+		return st
+	case l.Slot == st.Current || l.Drover:
+		return st
 	}
-	if slot == st.Current || !h.slotExists(slot) || h.isDroverSlot(slot) {
-		return st, nil
-	}
-	f, err := h.foreign(ctx, st, slot, link)
-	if err != nil {
-		return st, err
+	f, ok := st.Foreign[l.Slot]
+	if !ok || f.Link != l.Link {
+		f = drover.Foreign{Link: l.Link}
 	}
 	if st.Current != "" {
 		st.Previous = st.Current
 	}
-	st.Current = slot
+	st.Current = l.Slot
 	st.Release, st.Version, st.ConfigHash = "", "", ""
 	st.Foreign = cloneForeign(st.Foreign)
-	st.Foreign[slot] = f
-	return st, nil
+	st.Foreign[l.Slot] = f
+	return st
+}
+
+// live reads what current is on this host.
+func (h *Host) live() Live {
+	cur := filepath.Join(h.Root, CurrentLink)
+	fi, err := os.Lstat(cur)
+	switch {
+	case err != nil:
+		return Live{}
+	case fi.IsDir():
+		return Live{Kind: LiveDir}
+	case fi.Mode()&fs.ModeSymlink == 0:
+		return Live{}
+	}
+	link, err := os.Readlink(cur)
+	if err != nil {
+		return Live{}
+	}
+	l := Live{Kind: LiveLink, Link: link}
+	if slot, ok := h.linkSlot(link); ok && h.slotExists(slot) {
+		l.Slot, l.Drover = slot, h.isDroverSlot(slot)
+	}
+	return l
+}
+
+// overlayLive is OverlayLive with what is live on this host.
+func (h *Host) overlayLive(st drover.HostState) drover.HostState {
+	return OverlayLive(st, h.live())
+}
+
+// hashForeign fills in the content hash of the foreign releases st
+// records without one, before state.json is written: reading the state
+// (every survey) does not pay for hashing a tree.
+func (h *Host) hashForeign(st *drover.HostState) {
+	for slot, f := range st.Foreign {
+		if f.Hash != "" || !h.slotExists(slot) {
+			continue
+		}
+		if hash, err := ForeignHash(context.Background(), h.slotDir(slot)); err == nil {
+			f.Hash = hash
+			st.Foreign[slot] = f
+		}
+	}
 }
 
 func cloneForeign(m map[string]drover.Foreign) map[string]drover.Foreign {
@@ -268,7 +314,10 @@ func (h *Host) Adopt(ctx context.Context, req drover.RestoreRequest) (drover.Hos
 		}
 		return st, nil
 	}
-	hash := st.LiveDir
+	hash, err := ForeignHash(ctx, cur)
+	if err != nil {
+		return st, err
+	}
 	slot := drover.ForeignPrefix + hash[:12]
 	if err := os.MkdirAll(h.releasesDir(), 0o755); err != nil {
 		return st, drover.Errorf(drover.EFAILED, "adopt: %v", err)
@@ -314,3 +363,7 @@ func (h *Host) Adopt(ctx context.Context, req drover.RestoreRequest) (drover.Hos
 	}
 	return h.State(ctx)
 }
+
+// IsSlotName reports whether s may name a directory under releases/, for
+// callers that learn a slot name from a host (transport/ssh).
+func IsSlotName(s string) bool { return checkSlot(s) == nil }

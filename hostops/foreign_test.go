@@ -36,7 +36,7 @@ func TestForeignLinkIsCurrentNeverNone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Current != "20260101120000" || !st.IsForeign(st.Current) || st.Foreign[st.Current].Link != link || len(st.Foreign[st.Current].Hash) != 64 {
+	if st.Current != "20260101120000" || !st.IsForeign(st.Current) || st.Foreign[st.Current].Link != link {
 		t.Fatalf("state %+v", st)
 	}
 	snap := st.Snapshot()
@@ -53,6 +53,10 @@ func TestForeignLinkIsCurrentNeverNone(t *testing.T) {
 	after := f.deploy(v1, 1)
 	if after.Previous != "20260101120000" || !after.IsForeign(after.Previous) {
 		t.Fatalf("after deploy %+v", after)
+	}
+	want, err := ForeignHash(ctx, filepath.Join(f.h.Root, "releases", "20260101120000"))
+	if err != nil || f.stateFile().Foreign["20260101120000"].Hash != want || len(want) != 64 {
+		t.Fatalf("state.json records hash %q, want %q (%v)", f.stateFile().Foreign["20260101120000"].Hash, want, err)
 	}
 	st, err = f.h.Restore(ctx, drover.RestoreRequest{DeployID: "d", To: snap})
 	if err != nil {
@@ -142,8 +146,12 @@ func TestLiveDirectoryAndAdopt(t *testing.T) {
 	os.WriteFile(filepath.Join(cur, "bin", "app"), []byte("v0"), 0o755)
 	before, _ := os.Stat(cur)
 	st, err := f.h.State(ctx)
-	if err != nil || st.LiveDir == "" || st.Current != "" {
+	if err != nil || st.LiveDir != LiveDir || st.Current != "" {
 		t.Fatalf("state %+v, %v", st, err)
+	}
+	hash, err := ForeignHash(ctx, cur)
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Staging and promoting refuse to clobber it.
 	v1 := f.build("v1", nil)
@@ -152,14 +160,14 @@ func TestLiveDirectoryAndAdopt(t *testing.T) {
 	wantCode(t, err, drover.EFAILED)
 	// A stray link from an adopt that crashed before the exchange is
 	// replaced.
-	slot := drover.ForeignPrefix + st.LiveDir[:12]
+	slot := drover.ForeignPrefix + hash[:12]
 	os.Symlink("releases/"+slot, filepath.Join(f.h.Root, "releases", slot))
 
 	st, err = f.h.Restore(ctx, drover.RestoreRequest{Action: drover.ActionAdopt, DeployID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Current != slot || !st.IsForeign(slot) || st.LiveDir != "" || f.link() != "releases/"+slot {
+	if st.Current != slot || !st.IsForeign(slot) || st.Foreign[slot].Hash != hash || st.LiveDir != "" || f.link() != "releases/"+slot {
 		t.Fatalf("after adopt %+v link %q", st, f.link())
 	}
 	after, err := os.Stat(filepath.Join(f.h.Root, "releases", slot))

@@ -73,7 +73,7 @@ func (h *Host) State(ctx context.Context) (drover.HostState, error) {
 	if err != nil {
 		return st, err
 	}
-	return h.overlayLive(ctx, st)
+	return h.overlayLive(st), nil
 }
 
 // readState reads state.json as it is stored.
@@ -103,6 +103,7 @@ func (h *Host) writeState(st drover.HostState) error {
 	}
 	st.LiveDir = "" // read from the host, never stored
 	trimForeign(&st)
+	h.hashForeign(&st)
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return drover.Errorf(drover.EINTERNAL, "encode state: %v", err)

@@ -114,10 +114,7 @@ func (h *Host) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 	// a slot without .drover-slot.json is foreign.
 	foreign := to.Foreign
 	if to.Current != "" && foreign == nil && !h.isDroverSlot(to.Current) {
-		f, err := h.foreign(ctx, st, to.Current, "")
-		if err != nil {
-			return st, err
-		}
+		f := h.foreign(st, to.Current)
 		foreign = &f
 	}
 	if foreign != nil {
@@ -158,6 +155,9 @@ func (h *Host) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 	st.Release, st.Version, st.ConfigHash = to.Release, to.Version, to.ConfigHash
 	if foreign != nil {
 		st.Foreign = cloneForeign(st.Foreign)
+		if old, ok := st.Foreign[to.Current]; ok && old.Link == foreign.Link && foreign.Hash == "" {
+			foreign.Hash = old.Hash
+		}
 		st.Foreign[to.Current] = *foreign
 		st.Release, st.Version, st.ConfigHash = "", "", ""
 	}
@@ -252,5 +252,6 @@ func sameSnapshot(a, b drover.Snapshot) bool {
 	if a != b || (fa == nil) != (fb == nil) {
 		return false
 	}
-	return fa == nil || *fa == *fb
+	// The hash is filled in on the host; the link is what is put back.
+	return fa == nil || fa.Link == fb.Link
 }
