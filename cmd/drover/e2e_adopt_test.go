@@ -35,6 +35,24 @@ const adoptGroups = `groups:
     failure_limit: 0
 `
 
+// fastChecks shortens the fleet's check timeouts from 10s to 4s: the
+// broken release fails its health check by timing out, and the sample
+// service is up in well under a second.
+func fastChecks(t *testing.T, config string) {
+	t.Helper()
+	b, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(b), "timeout: 10s", "timeout: 4s")
+	if s == string(b) {
+		t.Fatalf("%s has no check timeout of 10s to shorten", config)
+	}
+	if err := os.WriteFile(config, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // needTool fails (never skips) when a tool the test drives is missing:
 // scripts/deps.sh installs it.
 func needTool(t *testing.T, name, pkg string) {
@@ -249,6 +267,7 @@ func TestE2EAdoptCapistranoLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Stop)
+	fastChecks(t, f.Config)
 	roots, ports := map[string]string{}, map[string]int{}
 	for _, h := range f.Hosts {
 		roots[h.Name], ports[h.Name] = f.DeployRoot(h.Name), h.Port
@@ -268,11 +287,15 @@ const ansibleLiveDir = `- name: deploy hello into a live directory
   hosts: fleet
   gather_facts: false
   tasks:
-    - name: the release, copied into current
-      ansible.builtin.copy:
-        src: "{{ src }}/"
-        dest: "{{ root }}/current/"
-        mode: preserve
+    - name: current
+      ansible.builtin.file:
+        path: "{{ root }}/current"
+        state: directory
+        mode: "0755"
+    - name: the release, unpacked into current
+      ansible.builtin.unarchive:
+        src: "{{ bundle }}"
+        dest: "{{ root }}/current"
     - name: the host's config
       ansible.builtin.copy:
         dest: "{{ root }}/current/hello.conf"
@@ -303,8 +326,10 @@ func ansibleDeploy(t *testing.T, f *sshfleet.Fleet, src string) {
 			t.Fatal(err)
 		}
 	}
+	bundle := filepath.Join(dir, "hello.tar.gz")
+	runTool(t, src, nil, "tar", "czf", bundle, ".")
 	runTool(t, dir, []string{"ANSIBLE_CONFIG=" + filepath.Join(dir, "ansible.cfg"), "ANSIBLE_HOME=" + filepath.Join(dir, "home"), "ANSIBLE_LOCAL_TEMP=" + filepath.Join(dir, "tmp")},
-		"ansible-playbook", "-i", "inventory.ini", "deploy.yml", "-e", "src="+src, "-e", "drover_bin="+droverBin)
+		"ansible-playbook", "-i", "inventory.ini", "deploy.yml", "-e", "bundle="+bundle, "-e", "drover_bin="+droverBin)
 }
 
 func currentUser() string {
@@ -329,6 +354,7 @@ func TestE2EAdoptAnsibleSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Stop)
+	fastChecks(t, f.Config)
 	src, err := f.WriteRelease("1.4.2", true)
 	if err != nil {
 		t.Fatal(err)
