@@ -226,16 +226,7 @@ func (a *app) statusCmd() *cobra.Command {
 				if !h.Reachable {
 					reach = "NO: " + h.Error
 				}
-				version, prev := dash(h.Version), dash(h.Previous)
-				switch {
-				case h.Unadopted:
-					version = "live directory: run drover adopt"
-				case h.Foreign != nil:
-					version = "foreign"
-				}
-				if h.PreviousForeign {
-					prev += " (foreign)"
-				}
+				version, prev := statusWords(h)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 			}
 			tw.Flush()
@@ -257,6 +248,23 @@ func (a *app) statusCmd() *cobra.Command {
 	c.Flags().StringVar(&since, "since", "", "with --stragglers: also list hosts not deployed since a date, a time or an age (7d)")
 	c.Flags().StringVar(&want, "release", "", "with --stragglers: the desired release ID, instead of the last successful deploy's")
 	return c
+}
+
+// statusWords is the VERSION and PREVIOUS columns of `drover status`:
+// another tool's release says "foreign", a live directory as current says
+// what to run.
+func statusWords(h runner.HostStatus) (version, previous string) {
+	version, previous = dash(h.Version), dash(h.Previous)
+	switch {
+	case h.Unadopted:
+		version = "live directory: run drover adopt"
+	case h.Foreign != nil:
+		version = "foreign"
+	}
+	if h.PreviousForeign {
+		previous += " (foreign)"
+	}
+	return version, previous
 }
 
 func dash(s string) string {
