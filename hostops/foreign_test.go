@@ -2,6 +2,7 @@ package hostops
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -216,5 +217,26 @@ func TestStageNeverReplacesForeignSlot(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "mine")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOlderStateFileStillReads: a state.json written before foreign
+// releases existed reads as it did, and the next write keeps it so.
+func TestOlderStateFileStillReads(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	v1 := f.build("v1", nil)
+	f.deploy(v1, 1)
+	old := `{"current":"` + v1.ID() + `","previous":"","release":"` + v1.ID() + `","version":"v1","deployed_at":"2025-03-01T12:00:00Z","deploy_id":"d","history":[]}` + "\n"
+	if err := os.WriteFile(filepath.Join(f.h.Root, drover.StateFile), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.h.State(ctx)
+	if err != nil || st.Current != v1.ID() || st.Version != "v1" || st.Foreign != nil || st.LiveDir != "" {
+		t.Fatalf("state %+v, %v", st, err)
+	}
+	b, _ := json.Marshal(st)
+	if strings.Contains(string(b), "foreign") || strings.Contains(string(b), "live_dir") {
+		t.Fatalf("a host with no foreign release encodes %s", b)
 	}
 }
