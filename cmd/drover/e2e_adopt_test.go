@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -195,6 +196,19 @@ func foreignRoundTrip(t *testing.T, config string, roots, links map[string]strin
 	}
 	wantLinks(t, roots, links)
 	serving("1.4.2")
+	// The journal names what each host had before: the foreign release.
+	r = runDrover(t, "history", "-c", config, "--json", "-n", "1")
+	var rows []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("history --json: %v\n%s", err, r)
+	}
+	r = runDrover(t, "show", "-c", config, rows[0].ID)
+	mustExit(t, r, 0)
+	for host := range roots {
+		wantOutput(t, r, "before: foreign releases/"+slot(host))
+	}
 
 	r = runDrover(t, "deploy", "-c", config, "--release", good, "--yes")
 	mustExit(t, r, 0)
