@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -213,6 +214,11 @@ func (h *Host) overlayLive(st drover.HostState) drover.HostState {
 	return OverlayLive(st, h.live())
 }
 
+// ForeignHashTimeout bounds hashing one foreign release when state.json
+// is written: a tree of gigabytes must not hold up a promote or a
+// restore; its hash is then left empty and tried again at the next write.
+const ForeignHashTimeout = 20 * time.Second
+
 // hashForeign fills in the content hash of the foreign releases st
 // records without one, before state.json is written: reading the state
 // (every survey) does not pay for hashing a tree.
@@ -221,7 +227,10 @@ func (h *Host) hashForeign(st *drover.HostState) {
 		if f.Hash != "" || !h.slotExists(slot) {
 			continue
 		}
-		if hash, err := ForeignHash(context.Background(), h.slotDir(slot)); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ForeignHashTimeout)
+		hash, err := ForeignHash(ctx, h.slotDir(slot))
+		cancel()
+		if err == nil {
 			f.Hash = hash
 			st.Foreign[slot] = f
 		}
