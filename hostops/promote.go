@@ -204,7 +204,7 @@ func (h *Host) pointCurrent(slot string) error {
 	if fi, err := os.Lstat(cur); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 		os.Remove(tmp)
 		return drover.Errorf(drover.EFAILED, "switch current to %s: %s is not a symlink", slot, cur).
-			WithHint("move it aside by hand; drover manages current as a symlink into releases/")
+			WithHint("run `drover adopt` once: it moves the directory into releases/ and links current to it; drover manages current as a symlink into releases/")
 	}
 	if err := os.Rename(tmp, cur); err != nil {
 		os.Remove(tmp)
