@@ -416,3 +416,44 @@ func TestE2EAdoptAnsibleSSH(t *testing.T) {
 	wantOutput(t, r, "h01: current is already a link")
 	foreignRoundTrip(t, f.Config, roots, links, serving, bad, good)
 }
+
+// TestE2EAdoptCapistranoLayoutSSH: the Capistrano layout, built directly
+// (an absolute current link into releases/<timestamp>, no state.json), on
+// hosts reached over sshd: the survey reads it with a shell command, and a
+// first deploy that fails puts every host back on that exact link, serving
+// the release again.
+func TestE2EAdoptCapistranoLayoutSSH(t *testing.T) {
+	t.Parallel()
+	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: adoptGroups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	fastChecks(t, f.Config)
+	roots, links := map[string]string{}, map[string]string{}
+	for _, h := range f.Hosts {
+		rel := filepath.Join(h.Root, "releases", "20260101120000")
+		if err := hello.WriteRelease(rel, "1.4.2", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rel, "hello.conf"), []byte(helloConf(h.Name, h.Port, "1.4.2")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(rel, filepath.Join(h.Root, "current")); err != nil {
+			t.Fatal(err)
+		}
+		runTool(t, h.Root, []string{"DROVER_BIN=" + droverBin}, "current/bin/restart", h.Root)
+		roots[h.Name], links[h.Name] = h.Root, rel
+	}
+	waitServing(t, f.Versions, "1.4.2")
+
+	r := runDrover(t, "deploy", "-c", f.Config, "--release", badRelease(t), "--yes")
+	mustExit(t, r, 1)
+	// The host's own line and the summary's say the same.
+	wantOutput(t, r, "h01: restored to foreign releases/20260101120000", "h02: restored to foreign releases/20260101120000")
+	if n := strings.Count(r.stdout, "failed, restored to foreign releases/20260101120000"); n != 2 {
+		t.Errorf("the summary names the foreign release for %d hosts, want 2:\n%s", n, r)
+	}
+	wantLinks(t, roots, links)
+	sshServing(t, f, "1.4.2", nil)
+}
