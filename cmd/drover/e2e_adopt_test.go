@@ -457,3 +457,61 @@ func TestE2EAdoptCapistranoLayoutSSH(t *testing.T) {
 	wantLinks(t, roots, links)
 	sshServing(t, f, "1.4.2", nil)
 }
+
+// TestE2EAdoptLiveDirectoryLocal: the layout the Ansible playbook leaves
+// (current a live directory), built directly on a local fleet: deploy
+// refuses, naming each host and `drover adopt`; adopt links current
+// without restarting the service; a first deploy that fails then puts
+// every host back on the adopted release, serving it.
+func TestE2EAdoptLiveDirectoryLocal(t *testing.T) {
+	t.Parallel()
+	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: adoptGroups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	fastChecks(t, f.Config)
+	roots := map[string]string{}
+	for _, h := range f.Hosts {
+		root := f.DeployRoot(h.Name)
+		cur := filepath.Join(root, "current")
+		if err := hello.WriteRelease(cur, "1.4.2", true); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cur, "hello.conf"), []byte(helloConf(h.Name, h.Port, "1.4.2")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runTool(t, root, nil, "current/bin/restart", root)
+		roots[h.Name] = root
+	}
+	waitServing(t, func(ctx context.Context) map[string]string { return f.Versions(ctx) }, "1.4.2")
+	bad := badRelease(t)
+
+	before := hostsDigest(t, f)
+	r := runDrover(t, "deploy", "-c", f.Config, "--release", bad, "--yes")
+	mustExit(t, r, 2)
+	wantOutput(t, r, "host h01", "host h02", "current is a live directory", "drover adopt")
+	if d := diffDigests(before, hostsDigest(t, f)); len(d) > 0 {
+		t.Fatalf("a refused deploy changed hosts:\n%s", strings.Join(d, "\n"))
+	}
+
+	r = runDrover(t, "adopt", "-c", f.Config, "--yes")
+	mustExit(t, r, 0)
+	links := map[string]string{}
+	for host, root := range roots {
+		link, err := os.Readlink(filepath.Join(root, "current"))
+		if err != nil || !strings.HasPrefix(link, "releases/foreign-") {
+			t.Fatalf("%s: after adopt current -> %q (%v)\n%s", host, link, err, r)
+		}
+		links[host] = link
+	}
+	wantServing(t, f, "1.4.2", nil)
+
+	r = runDrover(t, "deploy", "-c", f.Config, "--release", bad, "--yes")
+	mustExit(t, r, 1)
+	for host := range roots {
+		wantOutput(t, r, host+": restored to foreign "+links[host])
+	}
+	wantLinks(t, roots, links)
+	wantServing(t, f, "1.4.2", nil)
+}
