@@ -12,6 +12,14 @@
 //	current -> releases/<slot>
 //	state.json                drover.HostState
 //
+// A directory under releases/ without .drover-slot.json is another tool's
+// (Capistrano, Scap, an Ansible playbook): a foreign release (foreign.go).
+// When current points at one, it is the host's current release — never
+// "none" — and state.json records the link's exact text under "foreign",
+// so restoring it puts back that very link. Such directories are never
+// replaced or pruned. A live directory as current is moved under
+// releases/foreign-<hash> by Adopt, in one atomic exchange.
+//
 // A slot is the release ID, or <release-id>+<8 hex of the config hash> when
 // the same release is staged again with different rendered config while
 // its own directory is current or previous. A directory that was ever

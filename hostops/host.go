@@ -64,7 +64,20 @@ func (h *Host) slotDir(slot string) string { return filepath.Join(h.Root, Releas
 
 // State reads state.json. A host never deployed to has none and returns
 // the zero HostState.
+//
+// What is live overrides it where another tool put it there (foreign.go):
+// a host Capistrano deployed has no state.json but a current link, and its
+// release is current, never "none".
 func (h *Host) State(ctx context.Context) (drover.HostState, error) {
+	st, err := h.readState()
+	if err != nil {
+		return st, err
+	}
+	return h.overlayLive(st), nil
+}
+
+// readState reads state.json as it is stored.
+func (h *Host) readState() (drover.HostState, error) {
 	var st drover.HostState
 	b, err := os.ReadFile(filepath.Join(h.Root, drover.StateFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -88,6 +101,9 @@ func (h *Host) writeState(st drover.HostState) error {
 	if n := len(st.History); n > MaxHistory {
 		st.History = append([]drover.HostHistoryEntry(nil), st.History[n-MaxHistory:]...)
 	}
+	st.LiveDir = "" // read from the host, never stored
+	trimForeign(&st)
+	h.hashForeign(&st)
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return drover.Errorf(drover.EINTERNAL, "encode state: %v", err)

@@ -85,8 +85,10 @@ func (h *Host) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 	case "":
 		action = drover.ActionRestore
 	case drover.ActionRestore, drover.ActionRollback:
+	case drover.ActionAdopt:
+		return h.Adopt(ctx, req) // foreign.go
 	default:
-		return drover.HostState{}, drover.Errorf(drover.EINVALID, "restore: action %q is not %s or %s", action, drover.ActionRestore, drover.ActionRollback)
+		return drover.HostState{}, drover.Errorf(drover.EINVALID, "restore: action %q is not %s, %s or %s", action, drover.ActionRestore, drover.ActionRollback, drover.ActionAdopt)
 	}
 	to := req.To
 	if to.Current != "" {
@@ -106,14 +108,33 @@ func (h *Host) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 	if err != nil {
 		return st, err
 	}
+	// A foreign release goes back exactly as current pointed at it. A
+	// snapshot that lost the record (the journal of a crashed deploy keeps
+	// only the slot) is completed from state.json, or from the directory:
+	// a slot without .drover-slot.json is foreign.
+	foreign := to.Foreign
+	if to.Current != "" && foreign == nil && !h.isDroverSlot(to.Current) {
+		f := h.foreign(st, to.Current)
+		foreign = &f
+	}
+	if foreign != nil {
+		if slot, ok := h.linkSlot(foreign.Link); !ok || slot != to.Current {
+			return st, drover.Errorf(drover.EINVALID, "restore: link %q does not lead to %s/%s", foreign.Link, ReleasesDir, to.Current)
+		}
+	}
 	live := h.currentTarget()
-	if st.Snapshot() == to && live == to.Current {
+	liveLink, _ := os.Readlink(filepath.Join(h.Root, CurrentLink))
+	inPlace := live == to.Current && (foreign == nil || liveLink == foreign.Link)
+	if inPlace && sameSnapshot(st.Snapshot(), to) {
 		return st, nil
 	}
-	if live != to.Current {
-		if to.Current == "" {
+	if !inPlace {
+		switch {
+		case to.Current == "":
 			err = h.removeCurrent()
-		} else {
+		case foreign != nil:
+			err = h.pointCurrentLink(foreign.Link, to.Current)
+		default:
 			err = h.pointCurrent(to.Current)
 		}
 		if err != nil {
@@ -132,6 +153,14 @@ func (h *Host) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 	}
 	st.Current, st.Previous = to.Current, to.Previous
 	st.Release, st.Version, st.ConfigHash = to.Release, to.Version, to.ConfigHash
+	if foreign != nil {
+		st.Foreign = cloneForeign(st.Foreign)
+		if old, ok := st.Foreign[to.Current]; ok && old.Link == foreign.Link && foreign.Hash == "" {
+			foreign.Hash = old.Hash
+		}
+		st.Foreign[to.Current] = *foreign
+		st.Release, st.Version, st.ConfigHash = "", "", ""
+	}
 	st.DeployedAt = at.UTC()
 	st.DeployID = req.DeployID
 	st.History = append(st.History, drover.HostHistoryEntry{
@@ -175,7 +204,7 @@ func (h *Host) pointCurrent(slot string) error {
 	if fi, err := os.Lstat(cur); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 		os.Remove(tmp)
 		return drover.Errorf(drover.EFAILED, "switch current to %s: %s is not a symlink", slot, cur).
-			WithHint("move it aside by hand; drover manages current as a symlink into releases/")
+			WithHint("run `drover adopt` once: it moves the directory into releases/ and links current to it; drover manages current as a symlink into releases/")
 	}
 	if err := os.Rename(tmp, cur); err != nil {
 		os.Remove(tmp)
@@ -188,7 +217,10 @@ func (h *Host) pointCurrent(slot string) error {
 }
 
 // removeCurrent removes the current link: restoring a host whose first
-// ever deploy failed leaves it with no release, as it was.
+// ever deploy failed leaves it with no release, as it was. Only a link to
+// a release drover staged is removed: a host serving another tool's
+// release (foreign.go) or a live directory must never be left without a
+// current.
 func (h *Host) removeCurrent() error {
 	cur := filepath.Join(h.Root, CurrentLink)
 	fi, err := os.Lstat(cur)
@@ -198,6 +230,12 @@ func (h *Host) removeCurrent() error {
 	if err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 		return drover.Errorf(drover.EFAILED, "remove current: %s is not a symlink", cur)
 	}
+	if link, err := os.Readlink(cur); err == nil {
+		if slot, ok := h.linkSlot(link); !ok || (h.slotExists(slot) && !h.isDroverSlot(slot)) {
+			return drover.Errorf(drover.EFAILED, "remove current: it points at %s, which drover did not stage; left in place", link).
+				WithHint("`drover status` shows the host; deploy or roll back to a release instead")
+		}
+	}
 	if err := os.Remove(cur); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return drover.Errorf(drover.EFAILED, "remove current: %v", err)
 	}
@@ -205,4 +243,15 @@ func (h *Host) removeCurrent() error {
 		return drover.Errorf(drover.EFAILED, "remove current: %v", err)
 	}
 	return nil
+}
+
+// sameSnapshot compares snapshots by value, the foreign record included.
+func sameSnapshot(a, b drover.Snapshot) bool {
+	fa, fb := a.Foreign, b.Foreign
+	a.Foreign, b.Foreign = nil, nil
+	if a != b || (fa == nil) != (fb == nil) {
+		return false
+	}
+	// The hash is filled in on the host; the link is what is put back.
+	return fa == nil || fa.Link == fb.Link
 }

@@ -19,8 +19,9 @@ const StaleStage = time.Hour
 // Prune removes old release directories and returns the slots it removed.
 //
 // Current, previous (from state.json and the live current link) and the
-// slots in protect are never removed, and count towards keep; of the other
-// slots, the newest are kept (by staged_at in .drover-slot.json, then
+// slots in protect are never removed, and count towards keep. Directories
+// drover did not stage (another tool's releases, foreign.go) are never
+// removed either. Of the other slots, the newest are kept (by staged_at in .drover-slot.json, then
 // modification time) until keep slots remain. Leftover .stage- directories
 // and temporary files older than StaleStage, from a stage or a write that
 // crashed, are removed too.
@@ -52,6 +53,11 @@ func (h *Host) Prune(ctx context.Context, keep int, protect ...string) ([]string
 	for _, s := range slots {
 		if guard[s] {
 			kept++
+			continue
+		}
+		if !h.isDroverSlot(s) {
+			// Another tool's release (foreign.go): the operator's to
+			// remove, by hand, once nothing needs to go back to it.
 			continue
 		}
 		c := cand{slot: s}

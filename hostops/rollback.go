@@ -67,6 +67,10 @@ func RollbackSnapshot(st drover.HostState, to string, meta func(slot string) (Sl
 		return drover.Snapshot{}, err
 	}
 	prev := st.PromotedFrom(target)
+	if f, ok := st.Foreign[target]; ok {
+		// Another tool's release: back exactly as current pointed at it.
+		return drover.Snapshot{Current: target, Previous: prev, Foreign: &f}, nil
+	}
 	return drover.Snapshot{Current: target, Previous: prev, Release: m.Release, Version: m.Version, ConfigHash: m.ConfigHash}, nil
 }
 

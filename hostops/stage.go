@@ -257,7 +257,9 @@ func (h *Host) chooseSlot(ctx context.Context, id, configHash string) (slot stri
 		if meta, err := h.ReadSlotMeta(cand); err == nil && meta.Release == id && meta.ConfigHash == configHash {
 			return cand, true, nil
 		}
-		if !live[cand] {
+		// A directory drover did not stage is another tool's release
+		// (foreign.go): never replaced, whatever its name.
+		if !live[cand] && h.isDroverSlot(cand) {
 			return cand, false, nil
 		}
 	}

@@ -65,6 +65,8 @@
 // latest release" (an Ansible wrapper's rollback once redeployed the broken
 // tip that way), and a host with no previous release (HostPlan.From == "")
 // is restored too, to "none": a failed first deploy must not stay running.
+// A host another tool deployed (Capistrano, Scap, Ansible) has a release,
+// a foreign one: its From is "foreign releases/<slot>", never "".
 // What the snapshot is, is the runner's business; this package only decides
 // that a host goes back.
 //

@@ -201,6 +201,10 @@ type HostReport struct {
 	Status   HostStatus
 	Switched bool   // still on the new release (Status done) or was, before restore
 	Reason   string // why it failed, if it did
+	// From is the release the host was on before (HostPlan.From; "" =
+	// none): where a failed or rolled-back host went back to, so the
+	// summary names the same release as the host's own line.
+	From string
 }
 
 // Report is the end of a Machine.

@@ -84,7 +84,7 @@ func (m *Machine) Outcome() Report {
 		r.Verdict = Running
 	}
 	for _, h := range m.hosts {
-		r.Hosts = append(r.Hosts, HostReport{Name: h.plan.Name, Group: h.group.plan.Name, Status: h.status, Switched: h.switched, Reason: h.reason})
+		r.Hosts = append(r.Hosts, HostReport{Name: h.plan.Name, Group: h.group.plan.Name, Status: h.status, Switched: h.switched, Reason: h.reason, From: h.plan.From})
 	}
 	return r
 }

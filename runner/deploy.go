@@ -151,7 +151,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 			if !skip {
 				pending++
 			}
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: snap.Version, Skip: skip})
+			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(snap), Skip: skip})
 			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip})
 		}
 		if len(gp.Hosts) > 0 {
@@ -308,4 +308,14 @@ func (r *Runner) prune(ctx context.Context, cs *conns, id string, rep rollout.Re
 			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Host: name, Step: "prune", Message: "prune failed: " + err.Error()})
 		}
 	})
+}
+
+// fromLabel names the release a host goes back to, for the rollout's
+// notes and report: "" (none) only when the host truly had nothing,
+// "foreign releases/<slot>" for another tool's release.
+func fromLabel(snap drover.Snapshot) string {
+	if snap.Current == "" {
+		return ""
+	}
+	return snap.Label()
 }

@@ -185,6 +185,11 @@ func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
 	}
 	if restoring || x.release == nil {
 		s := x.snapshot(h.Name)
+		if s.Foreign != nil && s.Release == "" && len(s.Foreign.Hash) >= 12 {
+			// Another tool's release has no drover ID: name it by its
+			// content, as `drover adopt` names the directory.
+			return drover.NewTemplateData(x.spec, h, drover.ForeignPrefix+s.Foreign.Hash[:12], s.Version)
+		}
 		return drover.NewTemplateData(x.spec, h, s.Release, s.Version)
 	}
 	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())

@@ -33,6 +33,8 @@ type PlanHost struct {
 	Error     string `json:"error,omitempty"`
 	Current   string `json:"current"`
 	Version   string `json:"version"`
+	// Foreign is set when Current is another tool's release.
+	Foreign *drover.Foreign `json:"foreign,omitempty"`
 	// Action is deploy, skip (already on the release) or unreachable.
 	Action string     `json:"action"`
 	Diffs  []FileDiff `json:"diffs,omitempty"`
@@ -58,6 +60,9 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 	views := r.survey(ctx, cs, targets)
+	if err := refusedHosts(views); err != nil {
+		return nil, err
+	}
 	res := &PlanResult{Service: r.Spec.Service, Env: r.Spec.Env, Release: o.Release.ID(), Version: o.Release.Version()}
 	for _, g := range r.Spec.Groups {
 		pg := PlanGroup{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
@@ -66,7 +71,7 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 				continue
 			}
 			v := views[name]
-			ph := PlanHost{Name: name, Address: v.Host.Address, Reachable: v.Err == nil, Current: v.State.Current, Version: v.State.Version}
+			ph := PlanHost{Name: name, Address: v.Host.Address, Reachable: v.Err == nil, Current: v.State.Current, Version: v.State.Version, Foreign: v.State.Snapshot().Foreign}
 			files, err := rd.render(v.Host)
 			if err != nil {
 				return nil, err

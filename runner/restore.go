@@ -28,7 +28,7 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 				continue
 			}
 			seen[name] = true
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: snap.Version, Skip: skip[name]})
+			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(snap), Skip: skip[name]})
 			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip[name]})
 		}
 		if len(gp.Hosts) > 0 {
@@ -47,7 +47,7 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 		sort.Strings(orphans)
 		gp := rollout.GroupPlan{Name: "(not in drover.yaml)", Batch: 1}
 		for _, name := range orphans {
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: to[name].Version})
+			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(to[name])})
 			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Before: to[name]})
 		}
 		plan.Groups = append(plan.Groups, gp)
@@ -169,6 +169,10 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 			problems = append(problems, fmt.Sprintf("host %s: %v", name, v.Err))
 			continue
 		}
+		if v.State.LiveDir != "" {
+			problems = append(problems, unadopted(name, v.State).Error()+" (run `drover adopt` first)")
+			continue
+		}
 		snap, err := r.rollbackTarget(ctx, cs, name, v.State, o.To)
 		if err == nil && r.blueGreen() {
 			snap, err = bgRollbackTarget(v.State, snap)
@@ -224,10 +228,15 @@ func (r *Runner) rollbackTarget(ctx context.Context, cs *conns, host string, st 
 		}
 	}
 	if target == "" {
-		return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "no previous release to roll back to (current %s)", orNone(st.Current))
+		return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "no previous release to roll back to (current %s)", st.ReleaseLabel(st.Current))
 	}
 	if target == st.Current {
 		return st.Snapshot(), nil
+	}
+	if f, ok := st.Foreign[target]; ok {
+		// Another tool's release (Capistrano, Scap, Ansible): it has no
+		// .drover-slot.json; it goes back exactly as current pointed at it.
+		return drover.Snapshot{Current: target, Previous: st.PromotedFrom(target), Foreign: &f}, nil
 	}
 	conn, err := cs.get(ctx, host)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,14 +57,22 @@ type FleetStatus struct {
 
 // HostStatus is one host in FleetStatus.
 type HostStatus struct {
-	Name       string    `json:"name"`
-	Address    string    `json:"address"`
-	Group      string    `json:"group"`
-	Reachable  bool      `json:"reachable"`
-	Error      string    `json:"error,omitempty"`
-	Release    string    `json:"release"`
-	Version    string    `json:"version"`
-	Previous   string    `json:"previous"`
+	Name      string `json:"name"`
+	Address   string `json:"address"`
+	Group     string `json:"group"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	Release   string `json:"release"`
+	Version   string `json:"version"`
+	Previous  string `json:"previous"`
+	// Foreign is set when Release is another tool's release (Capistrano,
+	// Scap, Ansible): how current points at it and its content hash.
+	Foreign *drover.Foreign `json:"foreign,omitempty"`
+	// PreviousForeign says Previous is another tool's release.
+	PreviousForeign bool `json:"previous_foreign,omitempty"`
+	// Unadopted is set when current is a live directory (or a link out of
+	// releases/): deploys refuse the host until `drover adopt`.
+	Unadopted  bool      `json:"unadopted,omitempty"`
 	DeployedAt time.Time `json:"deployed_at"`
 	DeployID   string    `json:"deploy_id,omitempty"`
 	// ConfigHash is the hash of the host's rendered config files.
@@ -85,6 +94,9 @@ func (r *Runner) Status(ctx context.Context) (*FleetStatus, error) {
 		if v.Err != nil {
 			hs.Error = v.Err.Error()
 		}
+		hs.Foreign = v.State.Snapshot().Foreign
+		hs.PreviousForeign = v.State.IsForeign(v.State.Previous)
+		hs.Unadopted = v.State.LiveDir != ""
 		st.Hosts = append(st.Hosts, hs)
 	}
 	return st, nil
@@ -97,17 +109,38 @@ func (r *Runner) Status(ctx context.Context) (*FleetStatus, error) {
 // (exit 2). Such a host refuses the whole deploy before anything is
 // staged: rolling out around a host that may be an impostor would bury the
 // warning under a deploy's output, and the fix is the operator's.
+//
+// A host whose current is a live directory, not a link into releases/, is
+// refused too (unadopted): a deploy would have no release to put back if
+// it failed, and the host would be left serving nothing.
 func refusedHosts(views map[string]*hostView) error {
 	var names []string
 	for name, v := range views {
-		if drover.ErrorCode(v.Err) == drover.EINVALID {
+		if drover.ErrorCode(v.Err) == drover.EINVALID || (v.Err == nil && v.State.LiveDir != "") {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
 	var errs []error
 	for _, n := range names {
-		errs = append(errs, views[n].Err)
+		if v := views[n]; v.Err != nil {
+			errs = append(errs, v.Err)
+		} else {
+			errs = append(errs, unadopted(n, v.State))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// unadopted is the error for a host whose current is not a link into
+// releases/ (HostState.LiveDir).
+func unadopted(host string, st drover.HostState) error {
+	if link, ok := strings.CutPrefix(st.LiveDir, "link:"); ok {
+		return drover.Errorf(drover.EINVALID, "current points outside releases/, at %s: drover could not put it back if the deploy failed", link).
+			At("host " + host).
+			WithHint("copy that tree into releases/<name>/ on the host and point current at it (ln -sfn releases/<name> current.tmp && mv -T current.tmp current), then deploy")
+	}
+	return drover.Errorf(drover.EINVALID, "current is a live directory, not a link into releases/: drover could not put it back if the deploy failed").
+		At("host " + host).
+		WithHint("run `drover adopt` once: it moves the directory into releases/foreign-<hash> and links current to it atomically, without touching the service")
 }

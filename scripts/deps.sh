@@ -18,6 +18,8 @@ declare -A pkgs=(
   [prometheus]=prometheus         # canary analysis end-to-end tests scrape the fleet with a real Prometheus
   [etcd]=etcd-server              # store/etcd and the server replica tests run a real etcd (3.4; the 3.7 client speaks its v3 API)
   [/usr/bin/chromium]=chromium    # the dashboard's browser test drives headless Chromium (chromedp)
+  [cap]=capistrano                # the adoption tests deploy a fleet with real Capistrano first
+  [ansible-playbook]=ansible      # ... and with a real Ansible playbook over the test's sshd
 )
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")

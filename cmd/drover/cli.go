@@ -97,6 +97,7 @@ the lock.`,
 		a.showCmd(), a.logCmd(), a.diffCmd(),
 		a.convergeCmd(),
 		a.finalizeCmd(),
+		a.adoptCmd(),
 	)
 	root.PersistentFlags().StringVar(&a.logFile, "log-file", "", `append every event as a JSON line to this file ("-": standard output), for log shippers; overrides log.file`)
 	a.addOutputFlags(root)

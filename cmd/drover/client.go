@@ -201,7 +201,8 @@ func (a *app) remoteStatus(ctx context.Context, f specFlags, asJSON bool) error 
 			reach = "NO: " + h.Error
 			unreachable++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, dash(h.Version), dash(h.Release), dash(h.Previous), deployed)
+		version, prev := statusWords(h)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 	}
 	tw.Flush()
 	if unreachable > 0 {

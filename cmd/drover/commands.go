@@ -67,7 +67,12 @@ func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 		for _, h := range g.Hosts {
 			counts[h.Action]++
 			from := h.Version
-			if from == "" {
+			switch {
+			case h.Foreign != nil:
+				from = "foreign releases/" + h.Current
+			case from == "" && h.Current != "":
+				from = h.Current
+			case from == "":
 				from = "(none)"
 			}
 			switch h.Action {
@@ -221,7 +226,8 @@ func (a *app) statusCmd() *cobra.Command {
 				if !h.Reachable {
 					reach = "NO: " + h.Error
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, dash(h.Version), dash(h.Release), dash(h.Previous), deployed)
+				version, prev := statusWords(h)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 			}
 			tw.Flush()
 			unreachable := 0
@@ -242,6 +248,23 @@ func (a *app) statusCmd() *cobra.Command {
 	c.Flags().StringVar(&since, "since", "", "with --stragglers: also list hosts not deployed since a date, a time or an age (7d)")
 	c.Flags().StringVar(&want, "release", "", "with --stragglers: the desired release ID, instead of the last successful deploy's")
 	return c
+}
+
+// statusWords is the VERSION and PREVIOUS columns of `drover status`:
+// another tool's release says "foreign", a live directory as current says
+// what to run.
+func statusWords(h runner.HostStatus) (version, previous string) {
+	version, previous = dash(h.Version), dash(h.Previous)
+	switch {
+	case h.Unadopted:
+		version = "live directory: run drover adopt"
+	case h.Foreign != nil:
+		version = "foreign"
+	}
+	if h.PreviousForeign {
+		previous += " (foreign)"
+	}
+	return version, previous
 }
 
 // dash is s for a table cell, "-" when empty; host-supplied values

@@ -226,6 +226,16 @@ func TestE2EDashboard(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	alice := createToken(t, tokens, "alice", "deployer")
 	victor := createToken(t, tokens, "victor", "viewer")
+	// h03 was deployed by another tool (Capistrano's layout): after the
+	// first deploy its previous release is that foreign one, and the
+	// matrix names it so.
+	capRel := filepath.Join(f.DeployRoot("h03"), "releases", "20260101120000")
+	if err := os.MkdirAll(capRel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(capRel, filepath.Join(f.DeployRoot("h03"), "current")); err != nil {
+		t.Fatal(err)
+	}
 	url := startServer(t, f.Config, tokens)
 	tab := dashBrowser(t)
 
@@ -250,6 +260,7 @@ func TestE2EDashboard(t *testing.T) {
 	wantServing(t, f, "1.0.0", nil)
 	// The fleet matrix and the history follow.
 	dashWait(t, tab, "the fleet matrix on 1.0.0", `[...document.querySelectorAll('#matrix tbody tr')].filter(r => r.dataset.release.startsWith('1.0.0-')).length === 3`)
+	dashWait(t, tab, "the matrix naming h03's foreign previous release", `[...document.querySelectorAll('#matrix th.foreign')].some(th => th.textContent.startsWith('foreign releases/20260101120000'))`)
 	dashWait(t, tab, "the history row of "+id1, fmt.Sprintf(`!!document.querySelector('#history-rows tr[data-deploy=%q] .outcome.succeeded')`, id1))
 
 	// A viewer, while a deploy waits for approval, has no button to press,

@@ -538,7 +538,10 @@ func printDeploy(w io.Writer, v deployView) {
 	}
 	for _, h := range v.Hosts {
 		before := "nothing"
-		if h.Before.Current != "" {
+		switch {
+		case h.Before.Foreign != nil:
+			before = h.Before.Label()
+		case h.Before.Current != "":
 			before = fmt.Sprintf("%s (%s)", dash(h.Before.Version), h.Before.Current)
 		}
 		fmt.Fprintf(w, "\n%s", h.Name)

@@ -274,11 +274,15 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 		fmt.Fprintln(w, "hosts:")
 		for _, h := range attention {
 			what := map[rollout.HostStatus]string{
-				rollout.HostFailed:      "failed, restored to its previous release",
+				rollout.HostFailed:      "failed, restored to " + orNone(h.From),
 				rollout.HostUnreachable: "UNREACHABLE — needs a person",
 				rollout.HostStuck:       "could not be restored — needs a person",
 			}[h.Status]
-			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, what, termSafe(strings.TrimSpace(h.Reason)))
+			if h.Status == rollout.HostFailed && !h.Switched {
+				// Never switched: it stayed where it was.
+				what = "failed, still on " + orNone(h.From)
+			}
+			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, termSafe(what), termSafe(strings.TrimSpace(h.Reason)))
 		}
 	}
 	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
@@ -363,4 +367,12 @@ func errorHint(err error) string {
 		return "a bug or a problem with this machine (disk, permissions): check the message; if it persists, report it with the command line"
 	}
 	return ""
+}
+
+// orNone names a release for people, "none" when there was none.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

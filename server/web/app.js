@@ -810,8 +810,10 @@ function renderMatrix(st) {
     for (const [id, when] of [[h.release, h.deployed_at], [h.previous, '']]) {
       if (!id) continue;
       const t = when && !when.startsWith('0001-') ? Date.parse(when) : 0;
-      const r = rel.get(id) || { id, t: 0, version: '', n: 0 };
+      const r = rel.get(id) || { id, t: 0, version: '', n: 0, foreign: false };
       r.t = Math.max(r.t, t);
+      // Another tool's release (Capistrano, Scap, Ansible) has no version.
+      if ((id === h.release && h.foreign) || (id === h.previous && h.previous_foreign)) r.foreign = true;
       if (id === h.release) {
         r.n++;
         r.version = h.version || r.version;
@@ -824,7 +826,8 @@ function renderMatrix(st) {
   $('fleet-summary').textContent = `${plural(hosts.length, 'host')} · ${plural(cols.filter((c) => c.n).length, 'release')} live` + (unreachable ? ` · ${unreachable} unreachable` : '');
   const head = el('thead', {}, el('tr', {},
     el('th', { scope: 'col', text: 'host' }), el('th', { scope: 'col', text: 'group' }),
-    cols.map((c) => el('th', { scope: 'col', class: 'mono', title: c.id, text: (c.version || c.id.replace(/-[0-9a-f]{12}$/, '')) + ` (${c.n})` })),
+    cols.map((c) => el('th', { scope: 'col', class: 'mono' + (c.foreign ? ' foreign' : ''), title: (c.foreign ? 'foreign release (not staged by drover): releases/' : '') + c.id,
+      text: (c.foreign ? 'foreign releases/' + c.id : (c.version || c.id.replace(/-[0-9a-f]{12}$/, ''))) + ` (${c.n})` })),
     el('th', { scope: 'col', text: 'deployed' })));
   const body = el('tbody', {}, hosts.map((h) => el('tr', { class: h.reachable ? '' : 'unreachable', dataset: { host: h.name, release: h.release || '' } },
     el('th', { scope: 'row', text: h.name, title: h.reachable ? h.address : 'unreachable: ' + (h.error || '') }),
@@ -834,7 +837,7 @@ function renderMatrix(st) {
       if (c.id === h.previous) return el('td', { class: 'cell prev', title: 'previous: ' + c.id }, el('span', { 'aria-hidden': 'true', text: '○' }), el('span', { class: 'skip', text: 'previous' }));
       return el('td', { class: 'cell' });
     }),
-    el('td', { class: 'muted', text: h.reachable ? fmtTime(h.deployed_at) : 'unreachable' }))));
+    el('td', { class: 'muted', text: !h.reachable ? 'unreachable' : h.unadopted ? 'live directory as current: run drover adopt' : fmtTime(h.deployed_at) }))));
   $('matrix').replaceChildren(head, body);
 }
 

@@ -128,10 +128,10 @@ func TestSqliteSurvivesReopen(t *testing.T) {
 	}
 	var n int
 	db := rawDB(t, path)
-	// One row per migration file (0001_init, 0002_approvals): more would
-	// mean reopening migrated again.
-	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 2 {
-		t.Errorf("schema_version has %d rows (%v), want 2: reopening must not migrate again", n, err)
+	// One row per migration file (0001_init, 0002_approvals,
+	// 0003_foreign_before): more would mean reopening migrated again.
+	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("schema_version has %d rows (%v), want 3: reopening must not migrate again", n, err)
 	}
 }
 
@@ -412,5 +412,28 @@ func TestSqliteRecordsDuration(t *testing.T) {
 	var ns int64
 	if err := rawDB(t, s.Path()).QueryRow(`SELECT duration_ns FROM deploys WHERE id = 'd-1'`).Scan(&ns); err != nil || time.Duration(ns) != 90*time.Second {
 		t.Errorf("duration_ns = %v (%v), want 1m30s", time.Duration(ns), err)
+	}
+}
+
+// TestSqliteKeepsForeignSnapshot: a host's pre-deploy snapshot that is
+// another tool's release keeps its exact link and hash in the journal, so
+// recovering a crashed first deploy puts that same link back.
+func TestSqliteKeepsForeignSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	rec := storetest.Record("d-foreign", "hello", 0)
+	rec.Hosts[0].Before = drover.Snapshot{Current: "20260101120000", Foreign: &drover.Foreign{Link: "/srv/hello/releases/20260101120000", Hash: "ab12"}}
+	if err := s.Begin(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Deploy(ctx, "d-foreign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := got.Hosts[0].Before.Foreign; f == nil || *f != *rec.Hosts[0].Before.Foreign {
+		t.Errorf("foreign snapshot read back as %+v", got.Hosts[0].Before)
+	}
+	if got.Hosts[1].Before.Foreign != nil {
+		t.Errorf("a host with no foreign release read back with one: %+v", got.Hosts[1].Before)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"drover"
+	"drover/hostops"
 )
 
 // MaxResponse bounds a response line (read-file returns a config file):
@@ -269,7 +270,7 @@ func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 	var st drover.HostState
 	file := path.Join(c.s.host.DeployRoot, drover.StateFile)
 	if f := c.t.takeFresh(c.s); f != nil {
-		return c.parseState(file, *f)
+		return c.stateFrom(file, *f)
 	}
 	if !c.t.OneShot && !c.s.oneShot.Load() && c.t.installed(c.s) {
 		// drover is there anyway: ask the serve session, no new one.
@@ -279,7 +280,6 @@ func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 		}
 		return *r.State, nil
 	}
-	q := drover.ShellQuote(file)
 	var out string
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -288,7 +288,7 @@ func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 		if err != nil {
 			return st, err
 		}
-		out, err = c.t.run(ctx, cl, c.s.host.Name, "if [ -e "+q+" ]; then cat "+q+"; fi", nil)
+		out, err = c.t.run(ctx, cl, c.s.host.Name, stateScript(c.s.host.DeployRoot), nil)
 		var nse *notStartedError
 		if errors.As(err, &nse) && attempt == 0 {
 			// See call: nothing ran, a new connection may.
@@ -304,7 +304,18 @@ func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 		}
 		return st, err
 	}
-	return c.parseState(file, out)
+	return c.stateFrom(file, out)
+}
+
+// stateFrom reads stateScript's output: state.json with what is live
+// overlaid (live.go).
+func (c *conn) stateFrom(file, out string) (drover.HostState, error) {
+	state, live := splitLive(out)
+	st, err := c.parseState(file, state)
+	if err != nil {
+		return st, err
+	}
+	return hostops.OverlayLive(st, live), nil
 }
 
 func (c *conn) parseState(file, out string) (drover.HostState, error) {

@@ -58,8 +58,7 @@ func (t *Transport) probe(ctx context.Context, s *hostSlot, cl *client) error {
 	}
 	// state.json too, read as State reads it: the survey's State right
 	// after Open then needs no session of its own (see hostSlot.fresh).
-	sq := drover.ShellQuote(path.Join(root, drover.StateFile))
-	fmt.Fprintf(&script, "; echo %s; if [ -e %s ]; then cat %s; echo; fi", stateMark, sq, sq)
+	fmt.Fprintf(&script, "; echo %s; %s; echo", stateMark, stateScript(root))
 	// And when this machine's drover is there, the probe's session
 	// becomes the host's first serve session: a host already holding
 	// drover costs one session, one login shell, for the whole run.
