@@ -58,6 +58,8 @@ func (f *File) checkTemplates(ps *problems) []tmpl {
 			add(tmpl{at: at.with("expect_headers", k), text: c.ExpectHeaders[k]})
 		}
 		add(tmpl{at: at.with("command"), text: c.Command, command: true})
+		// A log path is a file name on the host, not a command.
+		add(tmpl{at: at.with("path"), text: c.Path})
 	}
 	ok := all[:0]
 	for _, t := range all {
