@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"drover/internal/localfleet"
+	"drover/internal/sshfleet"
 )
 
 // logChecks: the service must say it is listening, and must log no ERROR
@@ -45,16 +46,7 @@ func TestE2ELogChecks(t *testing.T) {
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	wantServing(t, f, "1.0.0", nil)
 
-	bad := writeRelease(t, f, "2.0.0", true)
-	tmpl := filepath.Join(bad, "hello.conf.tmpl")
-	b, err := os.ReadFile(tmpl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(tmpl, append(b, "startup_error = cannot open cache /var/cache/hello\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := deploy(t, f, bad)
+	r := deploy(t, f, withStartupError(t, writeRelease(t, f, "2.0.0", true)))
 	mustExit(t, r, 1)
 	wantServing(t, f, "1.0.0", nil)
 	out := r.stdout + r.stderr
@@ -76,4 +68,40 @@ func TestE2ELogChecks(t *testing.T) {
 	r = deploy(t, f, writeRelease(t, f, "3.0.0", true))
 	mustExit(t, r, 0)
 	wantServing(t, f, "3.0.0", nil)
+}
+
+// withStartupError makes the release in src log an ERROR line at start
+// while staying healthy by every other check.
+func withStartupError(t *testing.T, src string) string {
+	t.Helper()
+	tmpl := filepath.Join(src, "hello.conf.tmpl")
+	b, err := os.ReadFile(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmpl, append(b, "startup_error = cannot open cache /var/cache/hello\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// TestE2ESSHLogChecks: over real sshd the log checks run on the host, in
+// `drover host check`, the mark taken there before the restart: the good
+// release passes (its "listening on" line is found only because the mark
+// came before the restart), the one logging an ERROR is rolled back.
+func TestE2ESSHLogChecks(t *testing.T) {
+	t.Parallel()
+	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, ExtraChecks: logChecks, NoShellRC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	mustExit(t, runDrover(t, "deploy", "-c", f.Config, "--release", sshRelease(t, f, "1.0.0")), 0)
+	sshServing(t, f, "1.0.0", nil)
+	r := runDrover(t, "deploy", "-c", f.Config, "--release", withStartupError(t, sshRelease(t, f, "2.0.0")))
+	mustExit(t, r, 1)
+	sshServing(t, f, "1.0.0", nil)
+	if want := `"hello 2.0.0: ERROR cannot open cache /var/cache/hello"`; !strings.Contains(r.stdout+r.stderr, want) {
+		t.Errorf("halted deploy's output lacks %s:\n%s", want, r)
+	}
 }
