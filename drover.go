@@ -428,5 +428,7 @@ type ConvergeSpec struct {
 type InventorySpec struct {
 	Command string
 	URL     string
+	// Ansible is an Ansible inventory file (INI or YAML), absolute.
+	Ansible string
 	Timeout time.Duration
 }

@@ -18,6 +18,7 @@ declare -A pkgs=(
   [prometheus]=prometheus         # canary analysis end-to-end tests scrape the fleet with a real Prometheus
   [etcd]=etcd-server              # store/etcd and the server replica tests run a real etcd (3.4; the 3.7 client speaks its v3 API)
   [/usr/bin/chromium]=chromium    # the dashboard's browser test drives headless Chromium (chromedp)
+  [ansible-inventory]=ansible     # config: Ansible inventories are read as `ansible-inventory --list` reads them (parity test)
 )
 for cmd in "${!pkgs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("${pkgs[$cmd]}")

@@ -1,0 +1,182 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// ansibleList runs Debian's ansible-inventory on file and returns its
+// --list document.
+func ansibleList(t *testing.T, file string) map[string]any {
+	t.Helper()
+	bin, err := exec.LookPath("ansible-inventory")
+	if err != nil {
+		t.Fatalf("ansible-inventory is missing: install Debian's ansible package (scripts/deps.sh does): %v", err)
+	}
+	cmd := exec.Command(bin, "-i", filepath.Base(file), "--list")
+	cmd.Dir = filepath.Dir(file)
+	tmp := t.TempDir()
+	// Hermetic: no ansible.cfg of the machine, temp files in the test's
+	// directory, and an inventory Ansible cannot parse is a failure, not
+	// a warning and an empty list.
+	cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+filepath.Join(tmp, "none.cfg"), "ANSIBLE_LOCAL_TEMP="+tmp,
+		"ANSIBLE_HOME="+tmp, "ANSIBLE_INVENTORY_UNPARSED_FAILED=true", "ANSIBLE_NOCOLOR=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ansible-inventory -i %s --list: %v\n%s", file, err, errb.String())
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("ansible-inventory printed no JSON: %v\n%s", err, out.String())
+	}
+	return doc
+}
+
+// ansibleMembers resolves group -> every host in it or in a group below
+// it, from an --list document.
+func ansibleMembers(doc map[string]any) map[string][]string {
+	var hostsOf func(g string, seen map[string]bool) []string
+	hostsOf = func(g string, seen map[string]bool) []string {
+		if seen[g] {
+			return nil
+		}
+		seen[g] = true
+		e, _ := doc[g].(map[string]any)
+		var out []string
+		out = append(out, asList(e["hosts"])...)
+		for _, c := range asList(e["children"]) {
+			out = append(out, hostsOf(c, seen)...)
+		}
+		return out
+	}
+	m := map[string][]string{}
+	for g := range doc {
+		if g == "_meta" {
+			continue
+		}
+		if hs := hostsOf(g, map[string]bool{}); len(hs) > 0 {
+			slices.Sort(hs)
+			m[g] = slices.Compact(hs)
+		}
+	}
+	return m
+}
+
+func asList(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, e := range l {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+// jsonish turns Go values into what encoding/json reads back, so drover's
+// uint64 and Ansible's JSON numbers compare equal when they are.
+func jsonish(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// TestAnsibleInventoryParity: for inventories in the shapes Ansible's
+// documentation shows (INI with ranges, :children, :vars, Python-literal
+// values; YAML with nested children, host ports and a step range; an INI
+// file without extension declaring children before the group), with
+// group_vars/ and host_vars/ as files and as directories, drover's hosts,
+// addresses, vars and groups are what `ansible-inventory --list` prints.
+func TestAnsibleInventoryParity(t *testing.T) {
+	for _, file := range []string{"ini/hosts.ini", "yaml/inventory.yml", "noext/production"} {
+		t.Run(file, func(t *testing.T) {
+			path, err := filepath.Abs(filepath.Join("testdata", "ansible", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc := ansibleList(t, path)
+			meta := doc["_meta"].(map[string]any)["hostvars"].(map[string]any)
+			members := ansibleMembers(doc)
+
+			cfg := filepath.Join(t.TempDir(), "drover.yaml")
+			yml := "service: x\ndeploy_root: /srv/x\ntransport: ssh\ninventory: {ansible: " + path + "}\ngroups: [{name: all, hosts: ['*']}]\n"
+			if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			spec, err := Load(cfg, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, h := range spec.Hosts {
+				names = append(names, h.Name)
+				want, _ := meta[h.Name].(map[string]any)
+				if want == nil {
+					want = map[string]any{}
+				}
+				if got := jsonish(t, h.Vars); !reflect.DeepEqual(got, any(want)) {
+					t.Errorf("%s vars:\n drover  %v\n ansible %v", h.Name, got, want)
+				}
+				addr := h.Name
+				if a, ok := want["ansible_host"].(string); ok {
+					addr = a
+				}
+				if p, ok := want["ansible_port"].(float64); ok {
+					addr = net.JoinHostPort(addr, strings.TrimSuffix(jsonNumber(p), ".0"))
+				}
+				if h.Address != addr {
+					t.Errorf("%s address %q, want %q", h.Name, h.Address, addr)
+				}
+				if u, ok := want["ansible_user"].(string); ok && spec.SSH.User != u {
+					t.Errorf("ssh user %q, want ansible_user %q", spec.SSH.User, u)
+				}
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, members["all"]) {
+				t.Errorf("hosts:\n drover  %v\n ansible %v", names, members["all"])
+			}
+
+			hosts, err := ansibleHosts(path, file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for _, h := range hosts {
+				for _, g := range h.Groups {
+					got[g] = append(got[g], h.Name)
+				}
+			}
+			for g := range got {
+				slices.Sort(got[g])
+			}
+			for _, g := range slices.Sorted(maps.Keys(members)) {
+				if !slices.Equal(got[g], members[g]) {
+					t.Errorf("group %s:\n drover  %v\n ansible %v", g, got[g], members[g])
+				}
+			}
+			for g := range got {
+				if _, ok := members[g]; !ok {
+					t.Errorf("drover has group %s (%v); ansible does not", g, got[g])
+				}
+			}
+		})
+	}
+}
+
+func jsonNumber(f float64) string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
