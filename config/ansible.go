@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 
 	"drover"
@@ -486,18 +487,16 @@ func expandRange(s string, out *[]string) error {
 // --- YAML --------------------------------------------------------------
 
 func parseAnsibleYAML(inv *ansInventory, data []byte) error {
-	file, err := parser.ParseBytes(data, 0)
+	v, loc, err := parseYAML11(data)
 	if err != nil {
 		return inv.yamlErr(err)
 	}
-	if len(file.Docs) == 0 || file.Docs[0].Body == nil {
+	if v == nil {
 		return nil
 	}
-	body := file.Docs[0].Body
-	loc := newLocator(body)
-	var doc yaml.MapSlice
-	if err := yaml.NodeToValue(body, &doc, yaml.UseOrderedMap()); err != nil {
-		return inv.yamlErr(err)
+	doc, ok := v.(yaml.MapSlice)
+	if !ok {
+		return inv.errAt(1, "a YAML inventory is a mapping of groups (all: {hosts: ..., children: ...}), got %T", v)
 	}
 	for _, item := range doc {
 		name := fmt.Sprint(item.Key)
@@ -507,6 +506,9 @@ func parseAnsibleYAML(inv *ansInventory, data []byte) error {
 	}
 	return nil
 }
+
+// parserParse is parser.ParseBytes without comments.
+func parserParse(data []byte) (*ast.File, error) { return parser.ParseBytes(data, 0) }
 
 func (inv *ansInventory) yamlErr(err error) *drover.Error {
 	var ye yaml.Error
@@ -670,10 +672,14 @@ func readVarsFiles(dir, name, display string) (map[string]any, error) {
 		if len(bytes.TrimSpace(data)) == 0 {
 			continue
 		}
-		var m yaml.MapSlice
-		if err := yaml.UnmarshalWithOptions(data, &m, yaml.UseOrderedMap()); err != nil {
+		v, _, err := parseYAML11(data)
+		if err != nil {
 			inv := &ansInventory{file: rel}
 			return nil, inv.yamlErr(err)
+		}
+		m, ok := v.(yaml.MapSlice)
+		if !ok && v != nil {
+			return nil, &drover.Error{Code: drover.EINVALID, Where: rel + ":1", Message: fmt.Sprintf("vars file is not a mapping (got %T)", v), Hint: "write key: value lines"}
 		}
 		for _, kv := range m {
 			out[fmt.Sprint(kv.Key)] = plain(kv.Value)

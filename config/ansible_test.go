@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"drover"
 )
 
 // ansibleList runs Debian's ansible-inventory on file and returns its
@@ -179,4 +181,103 @@ func TestAnsibleInventoryParity(t *testing.T) {
 func jsonNumber(f float64) string {
 	b, _ := json.Marshal(f)
 	return string(b)
+}
+
+// writeInv writes files (name -> content) into a new directory with a
+// drover.yaml whose inventory is inv, and loads it.
+func loadAnsible(t *testing.T, files map[string]string, extra string) error {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv := "hosts.ini"
+	if _, ok := files["hosts.yml"]; ok {
+		inv = "hosts.yml"
+	}
+	yml := "service: x\ndeploy_root: /srv/x\ntransport: ssh\ninventory: {ansible: " + inv + "}\ngroups: [{name: all, hosts: ['*']}]\n" + extra
+	cfg := filepath.Join(dir, "drover.yaml")
+	os.WriteFile(cfg, []byte(yml), 0o644)
+	_, err := Load(cfg, "")
+	return err
+}
+
+func TestAnsibleInventoryBadInput(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		extra string
+		where string // suffix of Where
+		msg   string
+	}{
+		{"unknown section type", map[string]string{"hosts.ini": "[web]\na\n[web:kids]\nb\n"}, "", "hosts.ini:3", `section [web:kids] has unknown type "kids"`},
+		{"var without =", map[string]string{"hosts.ini": "[web]\na port\n"}, "", "hosts.ini:2", `expected key=value host variable, got "port"`},
+		{"child defined nowhere", map[string]string{"hosts.ini": "[web]\na\n[all2:children]\nweb\nghost\n"}, "", "hosts.ini:5", "names a group defined nowhere: ghost"},
+		{"vars for no group", map[string]string{"hosts.ini": "[web]\na\n\n[ghost:vars]\nx=1\n"}, "", "hosts.ini:4", "[ghost:vars] is for a group defined nowhere"},
+		{"vars line", map[string]string{"hosts.ini": "[web]\na\n[web:vars]\njust-a-word\n"}, "", "hosts.ini:4", "expected key=value in [web:vars]"},
+		{"unclosed quote", map[string]string{"hosts.ini": "[web]\na x=\"open\n"}, "", "hosts.ini:2", "no closing quotation"},
+		{"range without end", map[string]string{"hosts.ini": "\n[web]\nwww[1:].example.com\n"}, "", "hosts.ini:3", "has no end"},
+		{"range too big", map[string]string{"hosts.ini": "[web]\nw[0:99999999]\n"}, "", "hosts.ini:2", "more than 100000 hosts"},
+		{"space in section", map[string]string{"hosts.ini": "[web]\na\n[web servers]\n"}, "", "hosts.ini:3", "invalid section"},
+		{"loop", map[string]string{"hosts.ini": "[a]\nh1\n[b]\nh2\n[a:children]\nb\n[b:children]\na\n"}, "", "hosts.ini:8", `adding group "a" as a child of "b" makes a loop`},
+		{"yaml unknown key", map[string]string{"hosts.yml": "all:\n  children:\n    web:\n      host:\n        a:\n"}, "", "hosts.yml:4", `group web: unknown key "host"`},
+		{"yaml syntax", map[string]string{"hosts.yml": "all:\n  hosts:\n    a: [1\n"}, "", "hosts.yml:", "YAML"},
+		{"yaml vault", map[string]string{"hosts.yml": "all:\n  hosts:\n    a:\n      pw: !vault |\n        $ANSIBLE_VAULT;1.1;AES256\n        6162\n"}, "", "hosts.yml", "Ansible Vault"},
+		{"group_vars syntax", map[string]string{"hosts.ini": "[web]\na\n", "group_vars/web.yml": "x: 1\ny: [\n"}, "", "group_vars/web.yml:", "YAML"},
+		{"users differ", map[string]string{"hosts.ini": "[web]\na ansible_user=alice\nb ansible_user=bob\nc\n"}, "", "hosts.ini", "different ansible_user values ((none): c; alice: a; bob: b)"},
+		{"user vs ssh.user", map[string]string{"hosts.ini": "[all:vars]\nansible_user=alice\n[web]\na\n"}, "ssh: {user: carol}\n", "hosts.ini", `ansible_user is "alice" but ssh.user is "carol" (`},
+		{"missing file", map[string]string{"other.ini": ""}, "", "hosts.ini", "cannot read the Ansible inventory"},
+		{"no such group", map[string]string{"hosts.ini": "[web]\na\n"}, "", "drover.yaml:8", `"@db" names no inventory group`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := tc.extra
+			if tc.name == "no such group" {
+				extra = "environments:\n  e:\n    groups: [{name: g, hosts: ['@db']}]\n"
+			}
+			err := loadAnsible(t, tc.files, extra)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			errs := allErrors(err)
+			for _, e := range errs {
+				if e.Code != drover.EINVALID {
+					t.Errorf("code %v", e.Code)
+				}
+				if strings.HasSuffix(e.Where, tc.where) || strings.Contains(e.Where, tc.where) {
+					if strings.Contains(e.Message, tc.msg) && e.Hint != "" {
+						return
+					}
+				}
+			}
+			t.Fatalf("want an error at *%s containing %q, got %v", tc.where, tc.msg, err)
+		})
+	}
+}
+
+// A drover group names an Ansible group as "@name": its own hosts and its
+// children's, in the inventory's order; the rest go to the catch-all.
+func TestAnsibleGroupsInDroverGroups(t *testing.T) {
+	path, _ := filepath.Abs(filepath.Join("testdata", "ansible", "ini", "hosts.ini"))
+	cfg := filepath.Join(t.TempDir(), "drover.yaml")
+	yml := "service: x\ndeploy_root: /srv/x\ntransport: ssh\ninventory: {ansible: " + path + "}\n" +
+		"groups:\n  - {name: canary, hosts: ['@atlanta'], batch: 1}\n  - {name: usa, hosts: ['@usa']}\n  - {name: rest, hosts: ['*']}\n"
+	os.WriteFile(cfg, []byte(yml), 0o644)
+	spec, err := Load(cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Groups[0].Hosts; !slices.Equal(got, []string{"host1", "host2"}) {
+		t.Errorf("canary = %v", got)
+	}
+	if got := spec.Groups[1].Hosts; !slices.Equal(got, []string{"host3"}) {
+		t.Errorf("usa = %v (host1 and host2 went to the canary)", got)
+	}
+	if got := len(spec.Groups[2].Hosts); got != 11 {
+		t.Errorf("rest has %d hosts: %v", got, spec.Groups[2].Hosts)
+	}
 }
