@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -52,13 +53,20 @@ func (p *pyParser) value(depth int) (any, bool) {
 	if depth > 64 || p.i >= len(p.s) {
 		return nil, false
 	}
-	if depth == 0 && (p.s[0] == ' ' || p.s[0] == '\t') {
-		return nil, false
+	if depth == 0 {
+		p.space() // literal_eval strips leading blanks
+		if p.i >= len(p.s) {
+			return nil, false
+		}
 	}
 	c := p.s[p.i]
+	if (c == 'u' || c == 'U' || c == 'r' || c == 'R') && p.i+1 < len(p.s) && (p.s[p.i+1] == '\'' || p.s[p.i+1] == '"') {
+		p.i++
+		return p.strs(c == 'r' || c == 'R')
+	}
 	switch {
 	case c == '\'' || c == '"':
-		return p.str()
+		return p.strs(false)
 	case c == '[' || c == '(':
 		closer := byte(']')
 		if c == '(' {
@@ -66,13 +74,18 @@ func (p *pyParser) value(depth int) (any, bool) {
 		}
 		p.i++
 		out := []any{}
+		trailingComma := false
 		for {
 			p.inner()
 			if p.i < len(p.s) && p.s[p.i] == closer {
 				p.i++
 				// (x) without a comma is x, not a tuple.
-				return out, c == '[' || len(out) != 1 || p.s[p.i-2] == ','
+				if c == '(' && len(out) == 1 && !trailingComma {
+					return out[0], true
+				}
+				return out, true
 			}
+			trailingComma = false
 			v, ok := p.value(depth + 1)
 			if !ok {
 				return nil, false
@@ -81,6 +94,7 @@ func (p *pyParser) value(depth int) (any, bool) {
 			p.inner()
 			if p.i < len(p.s) && p.s[p.i] == ',' {
 				p.i++
+				trailingComma = true
 				continue
 			}
 			if p.i < len(p.s) && p.s[p.i] == closer {
@@ -103,7 +117,14 @@ func (p *pyParser) value(depth int) (any, bool) {
 			}
 			ks, isStr := k.(string)
 			if !isStr {
-				return nil, false
+				switch k.(type) {
+				case []any, map[string]any:
+					return nil, false // unhashable in Python
+				}
+				ks = fmt.Sprint(k) // JSON keys are text
+				if k == nil {
+					ks = "null"
+				}
 			}
 			p.inner()
 			if p.i >= len(p.s) || p.s[p.i] != ':' {
@@ -138,11 +159,13 @@ func (p *pyParser) value(depth int) (any, bool) {
 		}
 		switch n := v.(type) {
 		case uint64:
-			if n > math.MaxInt64 {
-				return nil, false
-			}
-			if n == 0 {
+			switch {
+			case n == 0:
 				return uint64(0), true
+			case n == 1<<63:
+				return int64(math.MinInt64), true
+			case n > math.MaxInt64:
+				return nil, false
 			}
 			return -int64(n), true
 		case float64:
@@ -210,21 +233,40 @@ func (p *pyParser) number() (any, bool) {
 	return n, err == nil
 }
 
-// str reads a quoted Python string with the common escapes; prefixes and
-// triple quotes are left to the text fallback.
-func (p *pyParser) str() (any, bool) {
+// strs reads adjacent quoted strings, which Python concatenates ('it''s'
+// is "its").
+func (p *pyParser) strs(raw bool) (any, bool) {
+	var b strings.Builder
+	for {
+		if !p.str(&b, raw) {
+			return nil, false
+		}
+		save := p.i
+		p.space()
+		if p.i < len(p.s) && (p.s[p.i] == '\'' || p.s[p.i] == '"') {
+			raw = false
+			continue
+		}
+		p.i = save
+		return b.String(), true
+	}
+}
+
+// str reads one quoted Python string with the common escapes (none when
+// raw); triple quotes are left to the text fallback.
+func (p *pyParser) str(b *strings.Builder, raw bool) bool {
 	q := p.s[p.i]
 	p.i++
-	var b strings.Builder
 	for p.i < len(p.s) {
 		c := p.s[p.i]
 		switch {
 		case c == q:
 			p.i++
-			if p.i < len(p.s) && (p.s[p.i] == '\'' || p.s[p.i] == '"') {
-				return nil, false // implicit concatenation
-			}
-			return b.String(), true
+			return true
+		case c == '\\' && raw && p.i+1 < len(p.s):
+			b.WriteByte(c)
+			b.WriteByte(p.s[p.i+1])
+			p.i += 2
 		case c == '\\' && p.i+1 < len(p.s):
 			p.i++
 			switch e := p.s[p.i]; e {
@@ -248,5 +290,5 @@ func (p *pyParser) str() (any, bool) {
 			p.i++
 		}
 	}
-	return nil, false
+	return false
 }
