@@ -233,7 +233,7 @@ func (p *pyParser) number() (any, bool) {
 	return n, err == nil
 }
 
-// strs reads adjacent quoted strings, which Python concatenates ('it''s'
+// strs reads adjacent quoted strings, which Python concatenates ('it' 's'
 // is "its").
 func (p *pyParser) strs(raw bool) (any, bool) {
 	var b strings.Builder
