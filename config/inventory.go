@@ -76,16 +76,16 @@ func (f *File) checkInventory(ps *problems) drover.InventorySpec {
 		s.Ansible = f.fromConfigDir(inv.Ansible)
 	}
 	s.Timeout = f.duration(ps, at.with("timeout"), inv.Timeout, drover.DefaultInventoryTimeout)
-	set := 0
-	for _, v := range []string{inv.Command, inv.URL, inv.Ansible} {
-		if v != "" {
-			set++
+	var set []string
+	for _, kv := range [][2]string{{"command", inv.Command}, {"url", inv.URL}, {"ansible", inv.Ansible}} {
+		if kv[1] != "" {
+			set = append(set, kv[0])
 		}
 	}
-	if set > 1 {
-		ps.add(at, "keep one of command, url and ansible", "inventory: more than one of command, url and ansible is set")
+	if len(set) > 1 {
+		ps.add(at, "keep one of command, url and ansible", "inventory: both %s are set", strings.Join(set, " and "))
 	}
-	if set == 0 && inv.Timeout != "" {
+	if len(set) == 0 && inv.Timeout != "" {
 		ps.add(at, "add command:, url: or ansible:, or remove the inventory block", "inventory: neither command, url nor ansible is set")
 	}
 	if inv.URL != "" {
