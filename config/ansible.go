@@ -60,6 +60,7 @@ type ansGroup struct {
 
 type ansHost struct {
 	name   string
+	line   int // where it is first defined
 	vars   map[string]any
 	groups []string // groups naming it directly
 }
@@ -107,7 +108,10 @@ func (inv *ansInventory) addHost(line int, name, group string, port int, vars ma
 		if inv.total > ansibleMaxHosts {
 			return inv.errAt(line, "more than %d hosts", ansibleMaxHosts)
 		}
-		h = &ansHost{name: name, vars: map[string]any{}}
+		if !validName.MatchString(name) || name == "." || name == ".." {
+			return inv.errAt(line, "host %q cannot be a drover host name (letters, digits, '.', '_', '-')", name)
+		}
+		h = &ansHost{name: name, line: line, vars: map[string]any{}}
 		inv.hosts[name] = h
 		inv.horder = append(inv.horder, name)
 	}
@@ -816,7 +820,7 @@ func (inv *ansInventory) resolve(dir, displayDir string) ([]inventoryHost, error
 			return nil, err
 		}
 		maps.Copy(vars, hv)
-		out = append(out, inventoryHost{Name: hn, Address: ansibleAddress(hn, vars), Vars: vars, Groups: groups})
+		out = append(out, inventoryHost{Name: hn, Address: ansibleAddress(hn, vars), Vars: vars, Groups: groups, line: h.line})
 	}
 	return out, nil
 }
@@ -883,8 +887,13 @@ func (f *File) readAnsible(path string) error {
 // refused rather than deployed to as the wrong user.
 func (f *File) ansibleUser(display string, hosts []inventoryHost) error {
 	users := map[string][]string{}
+	where := display
 	for _, h := range hosts {
 		u, _ := h.Vars["ansible_user"].(string)
+		if len(users) == 1 && users[u] == nil && h.line > 0 {
+			// The first host that disagrees with the ones before it.
+			where = fmt.Sprintf("%s:%d", display, h.line)
+		}
 		users[u] = append(users[u], h.Name)
 	}
 	if len(users) > 1 {
@@ -896,7 +905,7 @@ func (f *File) ansibleUser(display string, hosts []inventoryHost) error {
 			}
 			parts = append(parts, fmt.Sprintf("%s: %s", label, strings.Join(firstN(users[u], 3), ", ")))
 		}
-		return invalid(display, "hosts have different ansible_user values ("+strings.Join(parts, "; ")+")",
+		return invalid(where, "hosts have different ansible_user values ("+strings.Join(parts, "; ")+")",
 			"drover logs in to every host as one user (ssh.user): set ansible_user once, in group_vars/all, or split the fleet into one config per user")
 	}
 	for u := range users {

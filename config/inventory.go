@@ -62,6 +62,8 @@ type inventoryHost struct {
 	DeployRoot string         `json:"deploy_root"`
 	Vars       map[string]any `json:"vars"`
 	Groups     []string       `json:"groups"`
+	// line is where an Ansible inventory defines the host (0: unknown).
+	line int
 }
 
 // checkInventory validates the inventory block on its own.
