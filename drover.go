@@ -29,8 +29,11 @@ const (
 	DefaultStepTimeout      = 2 * time.Minute
 	DefaultCheckTimeout     = 30 * time.Second
 	DefaultCheckInterval    = 500 * time.Millisecond
-	DefaultHookTimeout      = 2 * time.Minute
-	DefaultStageRetries     = 2
+	// DefaultLogWindow is how long a log check with absent: true watches
+	// its file for a matching line before it passes.
+	DefaultLogWindow    = 5 * time.Second
+	DefaultHookTimeout  = 2 * time.Minute
+	DefaultStageRetries = 2
 
 	DefaultSSHPort           = 22
 	DefaultSSHConnectTimeout = 10 * time.Second
@@ -332,7 +335,7 @@ type Hooks struct {
 // renders it per host with RenderCheck before running it.
 type CheckSpec struct {
 	Name string
-	Type string // tcp | http | command
+	Type string // tcp | http | command | log
 	// Address is host:port for tcp.
 	Address string
 	// URL, ExpectStatus, ExpectBody and ExpectHeaders are for http.
@@ -343,10 +346,35 @@ type CheckSpec struct {
 	// Command is a command template for type command, run on the host in
 	// the release directory; exit 0 passes.
 	Command string
+	// Path, Pattern, Absent and Window are for type log, which reads on
+	// the host the lines written to the file at Path since the restart:
+	// Absent false passes once a line matches the regexp Pattern; Absent
+	// true fails as soon as one does and passes when Window went by
+	// without one (package check).
+	Path    string
+	Pattern string
+	Absent  bool
+	Window  time.Duration
+	// Since is where the log file stood just before the restart (the
+	// runner asks for it with Mark); nil counts the lines written from
+	// the moment the check starts.
+	Since *LogPosition `json:",omitempty"`
+	// Mark asks a log check only for its file's position now, returned
+	// in CheckResult.Position; nothing is judged.
+	Mark bool `json:",omitempty"`
 	// Timeout is how long the check is retried before it fails.
 	Timeout time.Duration
 	// Interval is the pause between attempts.
 	Interval time.Duration
+}
+
+// LogPosition is where a log file stood: its inode and size. A later
+// read of the same inode that is not shorter continues at Size; any other
+// file (rotated away, or truncated) is read from its start.
+type LogPosition struct {
+	Exists bool   `json:"exists"`
+	Inode  uint64 `json:"inode"`
+	Size   int64  `json:"size"`
 }
 
 // Retryable outcomes of a step attempt (RetryRule.On).
@@ -437,5 +465,7 @@ type ConvergeSpec struct {
 type InventorySpec struct {
 	Command string
 	URL     string
+	// Ansible is an Ansible inventory file (INI or YAML), absolute.
+	Ansible string
 	Timeout time.Duration
 }

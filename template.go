@@ -112,8 +112,8 @@ func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// RenderCheck renders the templates of a check for one host: addresses and
-// URLs plainly, commands with RenderCommand.
+// RenderCheck renders the templates of a check for one host: addresses,
+// URLs and log paths plainly, commands with RenderCommand.
 func RenderCheck(c CheckSpec, data TemplateData) (CheckSpec, error) {
 	return renderCheck(c, "check "+c.Name, data, func(name, text string) (string, error) {
 		return RenderCommand(name, text, data)
@@ -132,6 +132,12 @@ func renderCheck(c CheckSpec, where string, data any, command func(name, text st
 		return out, err
 	}
 	if out.ExpectBody, err = Render(where+" expect_body", c.ExpectBody, data); err != nil {
+		return out, err
+	}
+	// A log check's path is a file name, never a command: rendered
+	// plainly. Its pattern is a regexp and no template, so `\d{2}` and a
+	// literal "{{" mean what they say.
+	if out.Path, err = Render(where+" path", c.Path, data); err != nil {
 		return out, err
 	}
 	if len(c.ExpectHeaders) > 0 {

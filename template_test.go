@@ -57,3 +57,19 @@ func TestRenderMissingKeyIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// A log check's path is a file name rendered plainly (no shell quoting);
+// its pattern is a regexp and is never executed as a template.
+func TestRenderCheckLogPathPlainPatternUntouched(t *testing.T) {
+	spec := &Spec{Service: "hello"}
+	h := Host{Name: "h01", DeployRoot: "/srv/my root", Vars: map[string]any{"app": "web"}}
+	data := NewTemplateData(spec, h, "1.0-abc", "1.0")
+	c := CheckSpec{Name: "l", Type: "log", Path: "{{.Root}}/run/{{.Host.Vars.app}}.log", Pattern: `{{x}} \d{2}`}
+	got, err := RenderCheck(c, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Path != "/srv/my root/run/web.log" || got.Pattern != c.Pattern {
+		t.Fatalf("rendered %q %q", got.Path, got.Pattern)
+	}
+}

@@ -120,4 +120,6 @@ type CheckResult struct {
 	Elapsed  time.Duration `json:"elapsed"`
 	// Reason is the last failure's reason.
 	Reason string `json:"reason,omitempty"`
+	// Position answers a log check's Mark.
+	Position *LogPosition `json:"position,omitempty"`
 }

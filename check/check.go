@@ -17,11 +17,13 @@
 //
 // The check runs from the machine calling Run; a command check runs on the
 // host through the exec function the caller passes (usually
-// drover.HostConn.Exec).
+// drover.HostConn.Exec). A log check reads a file where Run runs, so the
+// transports call Run on the host (`drover host` over ssh); see log.go.
 package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -34,6 +36,7 @@ const (
 	TypeTCP     = "tcp"
 	TypeHTTP    = "http"
 	TypeCommand = "command"
+	TypeLog     = "log"
 )
 
 // MaxAttempt bounds one tcp or http attempt: a host that accepts the
@@ -79,6 +82,9 @@ func Run(ctx context.Context, c drover.CheckSpec, exec ExecFunc) drover.CheckRes
 // In both cases the result is still filled in (Attempts, Elapsed, Reason).
 // A check that ran and failed returns a nil error.
 func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.CheckResult, error) {
+	if c.Mark {
+		return markLog(c), nil
+	}
 	res := drover.CheckResult{Name: c.Name}
 	p, bad := newProbe(c, exec)
 	if bad != "" {
@@ -118,6 +124,7 @@ func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.Chec
 		}
 		actx, cancel := context.WithTimeout(ctx, budget)
 		reason, err := p.run(actx, budget)
+		var final failNow
 		// An attempt the check's own deadline cut off says only that time
 		// ran out; the failure before it says what is wrong with the
 		// service, so that one is kept as the reason.
@@ -133,6 +140,10 @@ func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.Chec
 			// The attempt was cut short by ctx; its reason says so and
 			// nothing about the service, so keep the previous one.
 			return stopped()
+		case errors.As(err, &final):
+			res.Elapsed = time.Since(start)
+			res.Reason = string(final)
+			return res, nil
 		case err != nil:
 			res.Elapsed = time.Since(start)
 			res.Reason = UnreachablePrefix + err.Error()
@@ -199,7 +210,9 @@ func newProbe(c drover.CheckSpec, exec ExecFunc) (probe, string) {
 			return probe{}, "command check has no way to run commands on the host"
 		}
 		return probe{run: commandProbe(c.Command, exec)}, ""
+	case TypeLog:
+		return newLogProbe(c)
 	default:
-		return probe{}, fmt.Sprintf("unknown check type %q (want tcp, http or command)", c.Type)
+		return probe{}, fmt.Sprintf("unknown check type %q (want tcp, http, command or log)", c.Type)
 	}
 }

@@ -166,6 +166,10 @@ type CheckFile struct {
 	ExpectBody    string            `yaml:"expect_body"`
 	ExpectHeaders map[string]string `yaml:"expect_headers"`
 	Command       string            `yaml:"command"`
+	Path          string            `yaml:"path"`
+	Pattern       string            `yaml:"pattern"`
+	Absent        *bool             `yaml:"absent"`
+	Window        string            `yaml:"window"`
 	Timeout       string            `yaml:"timeout"`
 	Interval      string            `yaml:"interval"`
 }

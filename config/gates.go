@@ -56,6 +56,10 @@ func (f *File) checkSmoke(ps *problems, at keyPath, list []CheckFile) []drover.C
 	for i, c := range list {
 		cat := at.with(i)
 		spec := f.checkCheck(ps, cat, c, names)
+		if c.Type == "log" {
+			ps.add(cat.with("type"), "move it to checks:, which run on each host after its restart",
+				"%s: a log check reads a file on a host; smoke checks run once, on this machine", cat)
+		}
 		type field struct {
 			key     keyPath
 			text    string

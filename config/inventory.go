@@ -41,7 +41,10 @@ type InventoryFile struct {
 	// Command runs with `sh -c` in the config file's directory.
 	Command string `yaml:"command"`
 	// URL is fetched with GET; http or https.
-	URL     string `yaml:"url"`
+	URL string `yaml:"url"`
+	// Ansible is an Ansible inventory file, relative to the config file
+	// (ansible.go).
+	Ansible string `yaml:"ansible"`
 	Timeout string `yaml:"timeout"`
 }
 
@@ -59,6 +62,8 @@ type inventoryHost struct {
 	DeployRoot string         `json:"deploy_root"`
 	Vars       map[string]any `json:"vars"`
 	Groups     []string       `json:"groups"`
+	// line is where an Ansible inventory defines the host (0: unknown).
+	line int
 }
 
 // checkInventory validates the inventory block on its own.
@@ -69,12 +74,21 @@ func (f *File) checkInventory(ps *problems) drover.InventorySpec {
 		return drover.InventorySpec{}
 	}
 	s := drover.InventorySpec{Command: inv.Command, URL: inv.URL}
-	s.Timeout = f.duration(ps, at.with("timeout"), inv.Timeout, drover.DefaultInventoryTimeout)
-	if inv.Command != "" && inv.URL != "" {
-		ps.add(at, "keep one of command and url", "inventory: both command and url are set")
+	if inv.Ansible != "" {
+		s.Ansible = f.fromConfigDir(inv.Ansible)
 	}
-	if inv.Command == "" && inv.URL == "" && inv.Timeout != "" {
-		ps.add(at, "add command: or url:, or remove the inventory block", "inventory: neither command nor url is set")
+	s.Timeout = f.duration(ps, at.with("timeout"), inv.Timeout, drover.DefaultInventoryTimeout)
+	var set []string
+	for _, kv := range [][2]string{{"command", inv.Command}, {"url", inv.URL}, {"ansible", inv.Ansible}} {
+		if kv[1] != "" {
+			set = append(set, kv[0])
+		}
+	}
+	if len(set) > 1 {
+		ps.add(at, "keep one of command, url and ansible", "inventory: both %s are set", strings.Join(set, " and "))
+	}
+	if len(set) == 0 && inv.Timeout != "" {
+		ps.add(at, "add command:, url: or ansible:, or remove the inventory block", "inventory: neither command, url nor ansible is set")
 	}
 	if inv.URL != "" {
 		if u, err := url.Parse(inv.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -90,13 +104,16 @@ func (f *File) checkInventory(ps *problems) drover.InventorySpec {
 // touched.
 func (f *File) readInventory(ctx context.Context) error {
 	inv := f.Inventory
-	if inv.Command == "" && inv.URL == "" {
+	if inv.Command == "" && inv.URL == "" && inv.Ansible == "" {
 		return nil
 	}
 	ps := &problems{f: f}
 	spec := f.checkInventory(ps)
 	if err := ps.err(); err != nil {
 		return err
+	}
+	if spec.Ansible != "" {
+		return f.readAnsible(spec.Ansible)
 	}
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()

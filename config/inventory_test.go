@@ -115,6 +115,7 @@ converge: {max_attempts: 4, wait: 0, replace_after: 1, boot_timeout: 90s}
 		{"converge:\n  wait: 1s\n  boot_timeout: 0s", `drover.yaml:8: converge.boot_timeout: "0s" must be more than 0`},
 		{"converge: {boot_timeout: soon}", `converge.boot_timeout: "soon" is not a duration`},
 		{"inventory: {command: x, url: http://a}", "both command and url"},
+		{"inventory: {ansible: hosts.ini, url: http://a}", "both url and ansible"},
 		{"inventory: {url: ftp://a}", "not an http(s) URL"},
 	} {
 		base := good[:strings.Index(good, "hooks:")]

@@ -59,6 +59,8 @@ func (f *File) checkTemplates(ps *problems) []tmpl {
 			add(tmpl{at: at.with("expect_headers", k), text: c.ExpectHeaders[k]})
 		}
 		add(tmpl{at: at.with("command"), text: c.Command, command: true})
+		// A log path is a file name on the host, not a command.
+		add(tmpl{at: at.with("path"), text: c.Path})
 	}
 	// hooks.replace runs on this machine for hosts the inventory may not
 	// list yet, so it is not executed here; its shape is still checked.

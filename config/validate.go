@@ -273,6 +273,9 @@ func (f *File) checkCheck(ps *problems, at keyPath, c CheckFile, names map[strin
 		ExpectBody:    c.ExpectBody,
 		ExpectHeaders: c.ExpectHeaders,
 		Command:       c.Command,
+		Path:          c.Path,
+		Pattern:       c.Pattern,
+		Absent:        c.Absent != nil && *c.Absent,
 		Timeout:       f.duration(ps, at.with("timeout"), c.Timeout, drover.DefaultCheckTimeout),
 		Interval:      f.duration(ps, at.with("interval"), c.Interval, drover.DefaultCheckInterval),
 	}
@@ -320,20 +323,58 @@ func (f *File) checkCheck(ps *problems, at keyPath, c CheckFile, names map[strin
 		}
 	case "command":
 		required("command", c.Command)
+	case "log":
+		f.checkLogCheck(ps, at, c, &out)
 	case "":
-		ps.add(at, "add type: tcp, http or command", "%s.type: required", at)
+		ps.add(at, "add type: tcp, http, command or log", "%s.type: required", at)
 	default:
-		ps.add(at.with("type"), "use tcp, http or command", "%s.type: %q is not a check type", at, c.Type)
+		ps.add(at.with("type"), "use tcp, http, command or log", "%s.type: %q is not a check type", at, c.Type)
 	}
-	if c.Type == "tcp" || c.Type == "http" || c.Type == "command" {
+	if c.Type == "tcp" || c.Type == "http" || c.Type == "command" || c.Type == "log" {
 		only("address", c.Address != "", "tcp")
 		only("url", c.URL != "", "http")
 		only("expect_status", c.ExpectStatus != nil, "http")
 		only("expect_body", c.ExpectBody != "", "http")
 		only("expect_headers", len(c.ExpectHeaders) > 0, "http")
 		only("command", c.Command != "", "command")
+		only("path", c.Path != "", "log")
+		only("pattern", c.Pattern != "", "log")
+		only("absent", c.Absent != nil, "log")
+		only("window", c.Window != "", "log")
 	}
 	return out
+}
+
+// checkLogCheck validates what only a log check has. The pattern is
+// compiled here, so a typo in it stops the deploy before any host
+// restarts instead of failing the check on the canary.
+func (f *File) checkLogCheck(ps *problems, at keyPath, c CheckFile, out *drover.CheckSpec) {
+	if c.Path == "" {
+		ps.add(at.with("type"), `add path, e.g. path: "{{.Root}}/run/app.log"`, "%s: type log needs path", at)
+	} else if !strings.Contains(c.Path, "{{") && !path.IsAbs(c.Path) {
+		ps.add(at.with("path"), `write an absolute path on the host, e.g. "/var/log/app.log" or "{{.Root}}/run/app.log"`,
+			"%s.path: %q is not an absolute path", at, c.Path)
+	}
+	if c.Pattern == "" {
+		ps.add(at.with("type"), `add pattern, a Go regexp, e.g. pattern: "listening on"`, "%s: type log needs pattern", at)
+	} else if _, err := regexp.Compile(c.Pattern); err != nil {
+		ps.add(at.with("pattern"), "write a Go regexp (RE2 syntax: https://golang.org/s/re2syntax)",
+			"%s.pattern: %q does not compile: %v", at, c.Pattern, err)
+	}
+	if c.Window != "" && !out.Absent {
+		ps.add(at.with("window"), "remove window, or set absent: true; a check for a line that must appear waits until its timeout",
+			"%s.window: only absent: true log checks watch for a window", at)
+	}
+	if !out.Absent {
+		return
+	}
+	out.Window = f.duration(ps, at.with("window"), c.Window, drover.DefaultLogWindow)
+	// The check retries every interval until its timeout; a window that
+	// does not end well before the timeout could never pass.
+	if out.Window > 0 && out.Timeout > 0 && out.Window+2*out.Interval > out.Timeout {
+		ps.add(at.with("window"), fmt.Sprintf("raise timeout to at least %v, or shorten window", out.Window+2*out.Interval),
+			"%s: window %v plus two intervals (%v) does not fit in timeout %v", at, out.Window, out.Interval, out.Timeout)
+	}
 }
 
 // checkHosts validates host entries on their own: names, addresses, roots.

@@ -225,6 +225,10 @@ func (x *executor) bgStep(ctx context.Context, a rollout.Action, h drover.Host) 
 func (x *executor) bgStart(ctx context.Context, h drover.Host) error {
 	tmpl := x.spec.BlueGreen.StartIdle
 	if x.release != nil {
+		// start_idle is blue/green's restart: log checks count from here.
+		if err := x.markLogs(ctx, h, false); err != nil {
+			return err
+		}
 		return x.runBGHook(ctx, h, "start_idle", tmpl, x.bgData(h, false), x.stagedDir(h.Name))
 	}
 	to := x.snapshot(h.Name)

@@ -49,6 +49,9 @@ type executor struct {
 	dist *distribution
 	// bg is the blue/green part of the run (bluegreen.go); nil when rolling.
 	bg *bgRun
+	// logMarks is where each log check's file stood before the host's
+	// last restart, by host and check name (logmark.go).
+	logMarks map[string]*drover.LogPosition
 }
 
 func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, before map[string]drover.Snapshot) *executor {
@@ -337,6 +340,9 @@ func (x *executor) check(ctx context.Context, h drover.Host, restoring bool) err
 		rc, err := drover.RenderCheck(c, data)
 		if err != nil {
 			return err
+		}
+		if rc.Type == "log" {
+			rc.Since = x.logMark(h.Name, c.Name)
 		}
 		res, err := conn.Check(ctx, rc)
 		if err != nil {

@@ -73,6 +73,9 @@ func (x *executor) restartStep(ctx context.Context, h drover.Host, restoring boo
 	if err := x.lifecycle(ctx, h, "before_restart", x.spec.Hooks.BeforeRestart, "", restoring); err != nil {
 		return err
 	}
+	if err := x.markLogs(ctx, h, restoring); err != nil {
+		return err
+	}
 	if err := x.runHook(ctx, h, "restart", x.spec.Hooks.Restart, "", restoring); err != nil {
 		return err
 	}

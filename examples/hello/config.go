@@ -35,6 +35,10 @@ type Config struct {
 	// a release that is up and healthy but serves errors, for canary
 	// analysis to catch.
 	ErrorRate float64
+	// StartupError, when set, is logged at start as an ERROR line while
+	// the service otherwise runs healthy: a release only a log check
+	// (`type: log`, `absent: true`) catches.
+	StartupError string
 }
 
 // Addr is the host:port the service listens on.
@@ -116,10 +120,12 @@ func ParseConfig(r io.Reader, name string) (Config, error) {
 				continue
 			}
 			c.ErrorRate = r
+		case "startup_error":
+			c.StartupError = value
 		case "":
 			bad(n, "missing key before =")
 		default:
-			bad(n, "unknown key %q (known: port, version, message, health, listen, error_rate)", key)
+			bad(n, "unknown key %q (known: port, version, message, health, listen, error_rate, startup_error)", key)
 		}
 	}
 	if err := sc.Err(); err != nil {

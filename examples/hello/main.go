@@ -115,6 +115,9 @@ func ServeListener(ctx context.Context, c Config, ln net.Listener, logw io.Write
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(logw, "hello %s listening on %s (pid %d, health %s)\n", c.Version, ln.Addr(), os.Getpid(), c.Health)
+	if c.StartupError != "" {
+		fmt.Fprintf(logw, "hello %s: ERROR %s\n", c.Version, c.StartupError)
+	}
 
 	select {
 	case err := <-errc:

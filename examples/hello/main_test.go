@@ -294,3 +294,31 @@ func TestStartupFailsWhenPortTaken(t *testing.T) {
 		t.Fatalf("rc = %d, want 1; stderr:\n%s", rc, stderr.String())
 	}
 }
+
+// startup_error is logged once at start, and the service stays healthy:
+// only a log check tells this release apart.
+func TestStartupErrorIsLoggedAndServiceStaysHealthy(t *testing.T) {
+	c, err := ParseConfig(strings.NewReader("port = 1\nversion = 3\nstartup_error = cannot open cache\n"), "hello.conf")
+	if err != nil || c.StartupError != "cannot open cache" {
+		t.Fatalf("parse: %+v %v", c, err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Health = HealthOK
+	var logw syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeListener(ctx, c, ln, &logw) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	<-done
+	if resp.StatusCode != 200 || !strings.Contains(logw.String(), "hello 3: ERROR cannot open cache\n") {
+		t.Errorf("health %d, log:\n%s", resp.StatusCode, logw.String())
+	}
+}

@@ -75,6 +75,10 @@ type Options struct {
 	// before_promote, ...), one "key: value" per line; the block itself
 	// is written here, so ExtraYAML cannot add to it.
 	ExtraHooks string
+	// ExtraChecks are more items of the checks list, raw YAML starting
+	// with "- name: ..." (indented as the caller likes; it is re-indented
+	// under checks:). The fleet's port, version and health checks come first.
+	ExtraChecks string
 }
 
 // HostInfo is one host of a fleet.
@@ -248,6 +252,13 @@ func (f *Fleet) yaml(o Options) string {
 		}
 		w("    timeout: 10s\n")
 		w("    interval: 200ms\n")
+	}
+	if extra := strings.TrimRight(o.ExtraChecks, "\n"); strings.TrimSpace(extra) != "" {
+		lines := strings.Split(strings.Trim(extra, "\n"), "\n")
+		indent := len(lines[0]) - len(strings.TrimLeft(lines[0], " "))
+		for _, l := range lines {
+			w("  %s\n", l[min(indent, len(l)-len(strings.TrimLeft(l, " "))):])
+		}
 	}
 	if o.ExtraYAML != "" {
 		b.WriteString(strings.TrimRight(o.ExtraYAML, "\n") + "\n")

@@ -89,6 +89,10 @@ type Options struct {
 	// depool, ...), one "key: value" per line; the block itself is
 	// written here, so ExtraYAML cannot add to it.
 	ExtraHooks string
+	// ExtraChecks are more items of the checks list, raw YAML starting
+	// with "- name: ..." (re-indented under checks:), after the fleet's
+	// port, version and health checks.
+	ExtraChecks string
 	// Sshd is the daemon; "" means Sshd.
 	Sshd string
 	// NoShellRC keeps the login shell from reading the user's ~/.bashrc
@@ -630,6 +634,13 @@ func (f *Fleet) yaml(o Options) string {
 	w("  - {name: port, type: tcp, address: \"127.0.0.1:{{.Host.Vars.port}}\", timeout: 10s, interval: 200ms}\n")
 	w("  - {name: version, type: http, url: \"http://127.0.0.1:{{.Host.Vars.port}}/version\", expect_status: 200, expect_body: \"{{.Release.Version}}\", timeout: 10s, interval: 200ms}\n")
 	w("  - {name: health, type: http, url: \"http://127.0.0.1:{{.Host.Vars.port}}/health\", expect_status: 200, timeout: 10s, interval: 200ms}\n")
+	if extra := strings.Trim(o.ExtraChecks, "\n"); strings.TrimSpace(extra) != "" {
+		lines := strings.Split(extra, "\n")
+		indent := len(lines[0]) - len(strings.TrimLeft(lines[0], " "))
+		for _, l := range lines {
+			w("  %s\n", l[min(indent, len(l)-len(strings.TrimLeft(l, " "))):])
+		}
+	}
 	if o.ExtraYAML != "" {
 		b.WriteString(strings.TrimRight(o.ExtraYAML, "\n") + "\n")
 	}
