@@ -267,7 +267,7 @@ func (x *executor) bgStop(ctx context.Context, h drover.Host) error {
 func (x *executor) runBGHook(ctx context.Context, h drover.Host, name, tmpl string, data drover.TemplateData, dir string) error {
 	rh := drover.RotationHost{Host: h, Data: data, Dir: dir,
 		Conn: func(ctx context.Context) (drover.HostConn, error) { return x.conns.get(ctx, h.Name) }}
-	return execHook(ctx, rh, name, tmpl, x.hookTimeout())
+	return execHook(ctx, rh, x.deployID, name, tmpl, x.hookTimeout())
 }
 
 // moveTraffic repools the colour of to and then depools the colour of
@@ -484,7 +484,7 @@ func (r *Runner) finalizeHosts(ctx context.Context, cs *conns, id string, views 
 			if timeout <= 0 {
 				timeout = drover.DefaultHookTimeout
 			}
-			if err := execHook(fctx, rh, "stop_idle", r.Spec.BlueGreen.StopIdle, timeout); err != nil {
+			if err := execHook(fctx, rh, "", "stop_idle", r.Spec.BlueGreen.StopIdle, timeout); err != nil {
 				return err
 			}
 			conn, err := cs.get(fctx, name)

@@ -167,7 +167,7 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 	var closeTransport func() error
 	switch spec.Transport {
 	case "local":
-		tr = newLocalTransport()
+		tr = newLocalTransport(a.stderr)
 	case "ssh":
 		ssht := newSSHTransport(spec, f, a.stderr)
 		tr, closeTransport = ssht, ssht.Close
@@ -217,8 +217,9 @@ func stateDir(s *drover.Spec) (string, error) {
 	return filepath.Join(home, ".local", "state", "drover"), nil
 }
 
-func newLocalTransport() drover.Transport {
-	return &local.Transport{RunCheck: checkRun}
+func newLocalTransport(stderr io.Writer) drover.Transport {
+	return &local.Transport{RunCheck: checkRun,
+		Notice: func(host, msg string) { fmt.Fprintf(stderr, "drover: host %s: %s\n", host, msg) }}
 }
 
 func (a *app) versionCmd() *cobra.Command {
