@@ -163,6 +163,7 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 	if err != nil {
 		return nil, err
 	}
+	st = withCrashPoint(st)
 	var tr drover.Transport
 	var closeTransport func() error
 	switch spec.Transport {
