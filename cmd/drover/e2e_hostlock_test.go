@@ -5,15 +5,21 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"drover"
+	"drover/config"
 	"drover/internal/localfleet"
+	sshtransport "drover/transport/ssh"
 )
 
 // pinnedRestart is a restart hook like many real ones: it resolves the
@@ -128,4 +134,113 @@ func TestE2EResumeWaitsForDeadRunsHook(t *testing.T) {
 		t.Errorf("h01 current -> %q (%v), want %s", link, err, before.Current)
 	}
 	wantServing(t, f, "1.0.0", nil)
+}
+
+// TestE2ESSHDroppedSessionKeepsHostLocked: over real sshd, a hook runs in
+// a `drover host serve` session that then goes away.
+//
+//   - The connection closes (the controller died, the network dropped it
+//     and sshd noticed): serve reads EOF and kills the hook's process
+//     group, as it did before the host lock; the host is free once the
+//     hook is gone, never while it runs.
+//   - serve itself is killed (SIGKILL, the session torn down without
+//     EOF being seen): the orphaned hook keeps the inherited lock, and
+//     the next actor waits for it, saying what it waits for.
+func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
+	t.Parallel()
+	f := newSSHFleet(t, 2)
+	spec, err := config.Load(f.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := spec.Hosts[0]
+	root := f.Hosts[0].Root
+	cfg := spec.SSH
+	var mu sync.Mutex
+	var notices []string
+	newTransport := func() *sshtransport.Transport {
+		return &sshtransport.Transport{Config: cfg, Self: droverBin, AgentSocket: "/nonexistent", Notice: func(host, msg string) {
+			mu.Lock()
+			notices = append(notices, host+": "+msg)
+			mu.Unlock()
+		}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := []string{"DROVER_HOOK=restart", "DROVER_DEPLOY=d-dropped"}
+	hook := func(name string) string {
+		return "echo $$ > " + name + ".pid; touch " + name + ".started; sleep 2; touch " + name + ".done"
+	}
+	startHook := func(tr *sshtransport.Transport, name string) {
+		c, err := tr.Open(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := c.Exec(ctx, drover.ExecRequest{Command: hook(name), Dir: ".", Env: env, Timeout: time.Minute})
+			errc <- err
+		}()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(root, name+".started")); err == nil {
+				return
+			}
+			select {
+			case err := <-errc:
+				t.Fatalf("%s hook ended before it started: %v (%s)", name, err, drover.ErrorHint(err))
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s hook never started", name)
+			}
+		}
+	}
+	// The next actor: an exec that records whether the hook was over.
+	next := func(name string) {
+		tr := newTransport()
+		defer tr.Close()
+		c, err := tr.Open(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := "if [ -e " + name + ".done ] || ! kill -0 $(cat " + name + ".pid) 2>/dev/null; then echo over; else echo running; fi"
+		res, err := c.Exec(ctx, drover.ExecRequest{Command: cmd, Dir: ".", Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(res.Output) != "over" {
+			t.Fatalf("%s: the next actor ran while the dropped session's hook was %s", name, res.Output)
+		}
+	}
+
+	// 1. The connection closes: the hook is killed, then the host is free.
+	tr := newTransport()
+	startHook(tr, "eof")
+	tr.Close()
+	next("eof")
+	if _, err := os.Stat(filepath.Join(root, "eof.done")); err == nil {
+		t.Error("the hook of a closed session ran to its end: it was not killed")
+	}
+
+	// 2. serve is killed: the hook runs on, and keeps the host locked.
+	tr = newTransport()
+	defer tr.Close()
+	startHook(tr, "kill")
+	out, err := exec.Command("pgrep", "-f", "host serve --root "+root).Output()
+	if err != nil {
+		t.Fatalf("no drover host serve for %s: %v", root, err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(p)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	next("kill")
+	if _, err := os.Stat(filepath.Join(root, "kill.done")); err != nil {
+		t.Error("the orphaned hook did not run to its end")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(strings.Join(notices, "\n"), "h01: a restart hook of d-dropped is still running (pid") {
+		t.Errorf("the next actor did not say what it waited for: %q", notices)
+	}
 }
