@@ -27,10 +27,17 @@ var crashAfter = func() int {
 	return n
 }()
 
-// withCrashPoint wraps st so that the crash point fires; without it set,
-// st is returned as is.
+// countEnv names a file that receives the number of durable journal
+// writes so far after each one: how the crash matrix learns how many
+// boundaries an uncrashed run has. Also tests only.
+const countEnv = "DROVER_JOURNAL_WRITES_FILE"
+
+var countFile = os.Getenv(countEnv)
+
+// withCrashPoint wraps st so that the crash point fires (and the count is
+// written); with neither set, st is returned as is.
 func withCrashPoint(st drover.Store) drover.Store {
-	if crashAfter == 0 {
+	if crashAfter == 0 && countFile == "" {
 		return st
 	}
 	return &crashStore{Store: st}
@@ -52,6 +59,9 @@ func (s *crashStore) wrote(err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.n++
+	if countFile != "" {
+		os.WriteFile(countFile, []byte(strconv.Itoa(s.n)), 0o644)
+	}
 	if s.n == crashAfter {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // never returns

@@ -59,12 +59,15 @@ type crashFleet struct {
 
 // run is one drover command with the crash point at n (0: none). killed
 // is true when the crash point fired.
-func (cf *crashFleet) run(t *testing.T, n int, args ...string) (r result, killed bool) {
+func (cf *crashFleet) run(t *testing.T, n int, count string, args ...string) (r result, killed bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, droverBin, args...)
 	cmd.Env = append(os.Environ(), crashEnv+"="+strconv.Itoa(n))
+	if count != "" {
+		cmd.Env = append(cmd.Env, countEnv+"="+count)
+	}
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -153,12 +156,16 @@ type crashScenario struct {
 	// stride > 1 tries every stride-th crash point only (see the README,
 	// "Reliability").
 	stride int
+	// forward: the dead run is a rollback, and recovery finishes it on
+	// the hosts it touched (their journaled snapshot is the rollback's
+	// target), so such a host is whole on its previous release.
+	forward bool
 }
 
 // crashMatrixCount gathers the figures of every scenario for the log line.
 var crashMatrix struct {
 	sync.Mutex
-	points, scenarios, inconsistent int
+	points, boundaries, scenarios, inconsistent int
 	rows                            []string
 }
 
@@ -167,7 +174,7 @@ func TestE2ECrashMatrix(t *testing.T) {
 		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0")},
 		{name: "halt past the limit, crash in rollback", setup: crashRolling(false, true, false), args: deployArgs("2.0.0")},
 		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0")},
-		{name: "drover rollback", setup: crashRolling(false, false, true), args: func(cf *crashFleet) []string {
+		{name: "drover rollback", setup: crashRolling(false, false, true), forward: true, args: func(cf *crashFleet) []string {
 			return []string{"rollback", "-c", cf.f.Config, "--yes"}
 		}},
 		{name: "second crash during resume", setup: crashRolling(false, false, false), first: deployArgs("2.0.0"), firstAt: 8,
@@ -186,7 +193,7 @@ func TestE2ECrashMatrix(t *testing.T) {
 	for _, r := range crashMatrix.rows {
 		t.Log(r)
 	}
-	t.Logf("crash matrix: %d crash points × %d scenarios, %d hosts inconsistent", crashMatrix.points, crashMatrix.scenarios, crashMatrix.inconsistent)
+	t.Logf("crash matrix: %d crash points (of %d journal writes) × %d scenarios, %d hosts inconsistent", crashMatrix.points, crashMatrix.boundaries, crashMatrix.scenarios, crashMatrix.inconsistent)
 }
 
 func deployArgs(version string) func(cf *crashFleet) []string {
@@ -202,25 +209,40 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 	inconsistent := 0
 	check := func(n int, want map[string]drover.HostState, versionOnly bool, what string) {
 		for _, h := range cf.f.Hosts {
-			if bad := cf.whole(t, h.Name, want[h.Name], versionOnly); len(bad) > 0 {
+			bad := cf.whole(t, h.Name, want[h.Name], versionOnly)
+			if len(bad) > 0 && sc.forward && !versionOnly {
+				// Or on the rollback's target.
+				b := want[h.Name]
+				if st := readHostState(t, cf.f, h.Name); st.Current == b.Previous {
+					bad = cf.whole(t, h.Name, st, false)
+				}
+			}
+			if len(bad) > 0 {
 				inconsistent++
 				t.Errorf("crash after write %d (%s): %s not whole: %s", n, what, h.Name, strings.Join(bad, "; "))
 			}
 		}
 	}
-	points := 0
+	points, boundaries := 0, 0
+	countPath := filepath.Join(t.TempDir(), "writes")
+	began := time.Now()
 	for n := 1; ; n += stride {
 		if cf.between != nil {
 			cf.between(t)
 		}
 		args := sc.args(cf)
 		if sc.first != nil {
-			if _, killed := cf.run(t, sc.firstAt, sc.first(cf)...); !killed {
+			if _, killed := cf.run(t, sc.firstAt, "", sc.first(cf)...); !killed {
 				t.Fatalf("the first run did not reach its crash point %d", sc.firstAt)
 			}
 		}
-		r, killed := cf.run(t, n, args...)
+		r, killed := cf.run(t, n, countPath, args...)
 		if !killed {
+			b, err := os.ReadFile(countPath)
+			if err != nil {
+				t.Fatalf("the uncrashed run did not count its writes: %v", err)
+			}
+			boundaries, _ = strconv.Atoi(string(b))
 			// No crash point left: this is the uncrashed run, which
 			// counts the writes.
 			if n == 1 && sc.first == nil {
@@ -232,10 +254,12 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 			break
 		}
 		points++
-		rr, _ := cf.run(t, 0, "resume", "-c", cf.f.Config)
+		t.Logf("crash point %d after %s", n, time.Since(began).Round(time.Millisecond))
+		rr, _ := cf.run(t, 0, "", "resume", "-c", cf.f.Config)
 		if strings.Contains(rr.stdout+rr.stderr, "nothing to resume") {
 			// The journal says the run completed: its last write. Its
 			// hosts stay on what it finished with; it is not redone.
+			boundaries = n
 			if sc.first != nil {
 				check(n, before, false, "crashed resume had finished")
 			} else {
@@ -244,21 +268,26 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 			}
 			break
 		}
+		was := inconsistent
 		check(n, before, false, "resumed")
-		if t.Failed() && inconsistent > 3 {
+		if inconsistent > was {
+			t.Logf("resume after crash point %d:\n%s", n, rr)
+		}
+		if inconsistent > 3 {
 			break
 		}
 	}
 	crashMatrix.Lock()
 	defer crashMatrix.Unlock()
 	crashMatrix.points += points
+	crashMatrix.boundaries += boundaries
 	crashMatrix.scenarios++
 	crashMatrix.inconsistent += inconsistent
-	note := ""
+	note := "every one"
 	if stride > 1 {
-		note = fmt.Sprintf(" (every %d)", stride)
+		note = fmt.Sprintf("every %dth from the first", stride)
 	}
-	crashMatrix.rows = append(crashMatrix.rows, fmt.Sprintf("%s: %d crash points%s, %d hosts inconsistent", sc.name, points, note, inconsistent))
+	crashMatrix.rows = append(crashMatrix.rows, fmt.Sprintf("%s: %d journal writes, crashed after %d of them (%s), %d hosts inconsistent", sc.name, boundaries, points, note, inconsistent))
 }
 
 // finalWant is what a completed run leaves, by version.
@@ -285,14 +314,7 @@ func crashRolling(rotate, badH02, onV2 bool) func(t *testing.T) *crashFleet {
 			lb := newLBFleet(t, 3, crashGroups, "")
 			f = lb.Fleet
 			cf.inRotation = func(host string, st drover.HostState) error {
-				s, err := lb.proxy.Runtime().Stat(context.Background(), lb.proxy.Backend, host)
-				if err != nil {
-					return err
-				}
-				if s.Admin != rotation.StateReady || !s.Up() {
-					return fmt.Errorf("HAProxy: admin %s, status %s", s.Admin, s.Status)
-				}
-				return nil
+				return readyAndUp(lb.proxy.Servers, host)
 			}
 		} else {
 			var err error
@@ -368,17 +390,27 @@ func crashBlueGreen(t *testing.T) *crashFleet {
 			return strings.TrimSpace(string(body)), err
 		},
 		inRotation: func(host string, st drover.HostState) error {
-			s, err := bf.proxy.Runtime().Stat(context.Background(), bf.proxy.Backend, host+"-"+st.Live)
-			if err != nil {
-				return err
-			}
-			if s.Admin != rotation.StateReady || !s.Up() {
-				return fmt.Errorf("HAProxy %s-%s: admin %s, status %s", host, st.Live, s.Admin, s.Status)
-			}
-			return nil
+			return readyAndUp(bf.proxy.Servers, host+"-"+st.Live)
 		},
 		between: func(t *testing.T) {
 			runDrover(t, "finalize", "-c", bf.Config, "--yes")
 		},
 	}
+}
+
+// readyAndUp says what is wrong with HAProxy's view of server.
+func readyAndUp(servers func(context.Context) ([]rotation.ServerStat, error), server string) error {
+	srvs, err := servers(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, s := range srvs {
+		if s.Server == server {
+			if s.Admin != rotation.StateReady || !s.Up() {
+				return fmt.Errorf("HAProxy %s: admin %s, status %s", server, s.Admin, s.Status)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("HAProxy has no server %s", server)
 }

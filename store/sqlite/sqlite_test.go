@@ -128,10 +128,10 @@ func TestSqliteSurvivesReopen(t *testing.T) {
 	}
 	var n int
 	db := rawDB(t, path)
-	// One row per migration file (0001_init, 0002_approvals): more would
-	// mean reopening migrated again.
-	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 2 {
-		t.Errorf("schema_version has %d rows (%v), want 2: reopening must not migrate again", n, err)
+	// One row per migration file (0001_init, 0002_approvals,
+	// 0003_before_live): more would mean reopening migrated again.
+	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("schema_version has %d rows (%v), want 3: reopening must not migrate again", n, err)
 	}
 }
 
