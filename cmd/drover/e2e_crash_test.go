@@ -166,14 +166,14 @@ type crashScenario struct {
 var crashMatrix struct {
 	sync.Mutex
 	points, boundaries, scenarios, inconsistent int
-	rows                            []string
+	rows                                        []string
 }
 
 func TestE2ECrashMatrix(t *testing.T) {
 	scenarios := []crashScenario{
-		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0")},
-		{name: "halt past the limit, crash in rollback", setup: crashRolling(false, true, false), args: deployArgs("2.0.0")},
-		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0")},
+		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), stride: 4},
+		{name: "halt past the limit, crash in rollback", setup: crashRolling(false, true, false), args: deployArgs("2.0.0"), stride: 4},
+		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0"), stride: 3},
 		{name: "drover rollback", setup: crashRolling(false, false, true), forward: true, args: func(cf *crashFleet) []string {
 			return []string{"rollback", "-c", cf.f.Config, "--yes"}
 		}},
