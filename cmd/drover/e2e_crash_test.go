@@ -174,7 +174,7 @@ func TestE2ECrashMatrix(t *testing.T) {
 		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), stride: 4},
 		{name: "halt past the limit, crash in rollback", setup: crashRolling(false, true, false), args: deployArgs("2.0.0"), stride: 4},
 		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0"), stride: 3},
-		{name: "drover rollback", setup: crashRolling(false, false, true), forward: true, args: func(cf *crashFleet) []string {
+		{name: "drover rollback", setup: crashRolling(false, false, true), forward: true, stride: 3, args: func(cf *crashFleet) []string {
 			return []string{"rollback", "-c", cf.f.Config, "--yes"}
 		}},
 		{name: "second crash during resume", setup: crashRolling(false, false, false), first: deployArgs("2.0.0"), firstAt: 8,
@@ -236,11 +236,12 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 				t.Fatalf("the first run did not reach its crash point %d", sc.firstAt)
 			}
 		}
+		os.Remove(countPath)
 		r, killed := cf.run(t, n, countPath, args...)
 		if !killed {
 			b, err := os.ReadFile(countPath)
 			if err != nil {
-				t.Fatalf("the uncrashed run did not count its writes: %v", err)
+				t.Fatalf("the uncrashed run did not count its writes (%v): %s", err, r)
 			}
 			boundaries, _ = strconv.Atoi(string(b))
 			// No crash point left: this is the uncrashed run, which
@@ -285,7 +286,7 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 	crashMatrix.inconsistent += inconsistent
 	note := "every one"
 	if stride > 1 {
-		note = fmt.Sprintf("every %dth from the first", stride)
+		note = fmt.Sprintf("1, %d, %d, ...: a stride of %d", 1+stride, 1+2*stride, stride)
 	}
 	crashMatrix.rows = append(crashMatrix.rows, fmt.Sprintf("%s: %d journal writes, crashed after %d of them (%s), %d hosts inconsistent", sc.name, boundaries, points, note, inconsistent))
 }
@@ -342,7 +343,12 @@ func crashRolling(rotate, badH02, onV2 bool) func(t *testing.T) *crashFleet {
 		}
 		mustExit(t, deploy(t, f, v1), 0)
 		if onV2 {
-			mustExit(t, deploy(t, f, filepath.Join(f.Dir, "src", "2.0.0")), 0)
+			v2 := filepath.Join(f.Dir, "src", "2.0.0")
+			mustExit(t, deploy(t, f, v2), 0)
+			// Recovery finishes a dead rollback on the hosts it
+			// touched: put them back on 2.0.0 (after 1.0.0) before
+			// the next crash.
+			cf.between = func(t *testing.T) { mustExit(t, deploy(t, f, v2), 0) }
 		}
 		return cf
 	}
