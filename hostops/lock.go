@@ -133,7 +133,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 				continue
 			}
 			l := &HostLock{h: h, f: f, who: who}
-			l.who.Since = h.now().UTC()
+			l.who.Since = time.Now().UTC()
 			l.record()
 			return l, nil
 		}
@@ -142,7 +142,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 			return nil, drover.Errorf(drover.EFAILED, "host lock: %v", err)
 		}
 		w, _ := h.ReadHolder()
-		now := h.now()
+		now := time.Now() // real time, not h.Now: a test's frozen clock must not stall a waiter
 		if !announced {
 			until = now.Add(h.lockWait())
 			if !w.Deadline.IsZero() && w.Deadline.Before(until) {
@@ -256,7 +256,7 @@ func (l *HostLock) RunShell(ctx context.Context, dir, command string, env []stri
 	}
 	return runShell(ctx, dir, command, env, timeout, l.f, func(pid int) {
 		l.who.HookPID = pid
-		l.who.Deadline = l.h.now().Add(timeout).UTC()
+		l.who.Deadline = time.Now().Add(timeout).UTC()
 		l.record()
 	})
 }
