@@ -3,6 +3,7 @@ package hostops
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -37,6 +38,13 @@ func RunShell(ctx context.Context, dir, command string, env []string, timeout ti
 	if timeout <= 0 {
 		timeout = drover.DefaultHookTimeout
 	}
+	return runShell(ctx, dir, command, env, timeout, nil, nil)
+}
+
+// runShell is RunShell; extra, when not nil, is given to the shell as fd
+// 3 (the host lock, see lock.go), and started is told the shell's pid
+// once it runs.
+func runShell(ctx context.Context, dir, command string, env []string, timeout time.Duration, extra *os.File, started func(pid int)) (drover.ExecResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -53,8 +61,17 @@ func RunShell(ctx context.Context, dir, command string, env []string, timeout ti
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = WaitDelay
+	if extra != nil {
+		cmd.ExtraFiles = []*os.File{extra}
+	}
 
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		if started != nil {
+			started(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+	}
 	res := drover.ExecResult{Output: out.String()}
 	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return res, nil

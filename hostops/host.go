@@ -40,6 +40,12 @@ type Host struct {
 	// ValidateTimeout bounds one validate command; 0 means
 	// drover.DefaultHookTimeout.
 	ValidateTimeout time.Duration
+	// Notify is told what Lock waits for (and what it killed); nil
+	// says nothing.
+	Notify func(msg string)
+	// LockWait bounds Lock's wait for a holder that recorded no hook
+	// deadline; 0 means drover.DefaultHookTimeout.
+	LockWait time.Duration
 }
 
 // SlotMeta is .drover-slot.json in a slot: what the directory holds, so a

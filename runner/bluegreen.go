@@ -271,7 +271,7 @@ func (x *executor) bgStop(ctx context.Context, h drover.Host) error {
 func (x *executor) runBGHook(ctx context.Context, h drover.Host, name, tmpl string, data drover.TemplateData, dir string) error {
 	rh := drover.RotationHost{Host: h, Data: data, Dir: dir,
 		Conn: func(ctx context.Context) (drover.HostConn, error) { return x.conns.get(ctx, h.Name) }}
-	return execHook(ctx, rh, name, tmpl, x.hookTimeout())
+	return execHook(ctx, rh, x.deployID, name, tmpl, x.hookTimeout())
 }
 
 // moveTraffic repools the colour of to and then depools the colour of
@@ -480,8 +480,20 @@ func (r *Runner) finalizeHosts(ctx context.Context, cs *conns, id string, views 
 			data := drover.NewTemplateData(r.Spec, v.Host, idle.Release, idle.Version)
 			data.Slot = bg.slot(name, idle.Color)
 			dir := "."
-			if idle.Slot != "" {
+			switch {
+			case idle.Slot != "":
 				dir = "releases/" + idle.Slot
+			case v.State.Current != "":
+				// Nobody recorded what the idle colour runs: a deploy
+				// killed after its start_idle and before its switch,
+				// recovered. Its stop_idle then ran in the deploy root,
+				// where a release's own scripts are not, failed, and
+				// the host stayed "not finalized" for good, refusing
+				// every deploy (found by the crash matrix,
+				// cmd/drover/e2e_crash_test.go). The live release's
+				// directory has the service's scripts; stop_idle stops
+				// a colour by .Slot, whatever release it runs.
+				dir = "releases/" + v.State.Current
 			}
 			rh := drover.RotationHost{Host: v.Host, Data: data, Dir: dir,
 				Conn: func(ctx context.Context) (drover.HostConn, error) { return cs.get(ctx, name) }}
@@ -489,7 +501,7 @@ func (r *Runner) finalizeHosts(ctx context.Context, cs *conns, id string, views 
 			if timeout <= 0 {
 				timeout = drover.DefaultHookTimeout
 			}
-			if err := execHook(fctx, rh, "stop_idle", r.Spec.BlueGreen.StopIdle, timeout); err != nil {
+			if err := execHook(fctx, rh, "", "stop_idle", r.Spec.BlueGreen.StopIdle, timeout); err != nil {
 				return err
 			}
 			conn, err := cs.get(fctx, name)

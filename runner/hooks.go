@@ -117,12 +117,15 @@ func (x *executor) runHook(ctx context.Context, h drover.Host, name, tmpl, dir s
 	}
 	rh := x.rotationHost(h, restoring)
 	rh.Dir = dir
-	return execHook(ctx, rh, name, tmpl, x.hookTimeout())
+	return execHook(ctx, rh, x.deployID, name, tmpl, x.hookTimeout())
 }
 
 // execHook renders a command hook for h and runs it there. An empty
-// template does nothing.
-func execHook(ctx context.Context, h drover.RotationHost, name, tmpl string, timeout time.Duration) error {
+// template does nothing. The hook sees its deploy and its name in
+// DROVER_DEPLOY and DROVER_HOOK; the host records them as the holder of
+// its lock, so a later run waiting for the host can say what it waits
+// for (hostops/lock.go).
+func execHook(ctx context.Context, h drover.RotationHost, deployID, name, tmpl string, timeout time.Duration) error {
 	if tmpl == "" {
 		return nil
 	}
@@ -134,7 +137,11 @@ func execHook(ctx context.Context, h drover.RotationHost, name, tmpl string, tim
 	if err != nil {
 		return err
 	}
-	res, err := conn.Exec(ctx, drover.ExecRequest{Command: cmd, Dir: h.Dir, Timeout: timeout})
+	env := []string{"DROVER_HOOK=" + name}
+	if deployID != "" {
+		env = append(env, "DROVER_DEPLOY="+deployID)
+	}
+	res, err := conn.Exec(ctx, drover.ExecRequest{Command: cmd, Dir: h.Dir, Env: env, Timeout: timeout})
 	if err != nil {
 		return fmt.Errorf("%s hook: %w", name, err)
 	}

@@ -107,13 +107,13 @@ func (x *executor) rotationTimeout(depool bool) time.Duration {
 type hookRotation struct{ x *executor }
 
 func (r hookRotation) Depool(ctx context.Context, h drover.RotationHost) error {
-	return execHook(ctx, h, "depool", r.x.spec.Hooks.Depool, r.x.hookTimeout())
+	return execHook(ctx, h, r.x.deployID, "depool", r.x.spec.Hooks.Depool, r.x.hookTimeout())
 }
 
 func (r hookRotation) WaitIdle(ctx context.Context, h drover.RotationHost, timeout time.Duration) error {
-	return execHook(ctx, h, "wait_idle", r.x.spec.Hooks.WaitIdle, timeout)
+	return execHook(ctx, h, r.x.deployID, "wait_idle", r.x.spec.Hooks.WaitIdle, timeout)
 }
 
 func (r hookRotation) Repool(ctx context.Context, h drover.RotationHost) error {
-	return execHook(ctx, h, "repool", r.x.spec.Hooks.Repool, r.x.hookTimeout())
+	return execHook(ctx, h, r.x.deployID, "repool", r.x.spec.Hooks.Repool, r.x.hookTimeout())
 }

@@ -164,11 +164,12 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 	if err != nil {
 		return nil, err
 	}
+	st = withCrashPoint(st)
 	var tr drover.Transport
 	var closeTransport func() error
 	switch spec.Transport {
 	case "local":
-		tr = newLocalTransport()
+		tr = newLocalTransport(a.stderr)
 	case "ssh":
 		ssht := newSSHTransport(spec, f, a.stderr)
 		tr, closeTransport = ssht, ssht.Close
@@ -218,8 +219,9 @@ func stateDir(s *drover.Spec) (string, error) {
 	return filepath.Join(home, ".local", "state", "drover"), nil
 }
 
-func newLocalTransport() drover.Transport {
-	return &local.Transport{RunCheck: checkRun}
+func newLocalTransport(stderr io.Writer) drover.Transport {
+	return &local.Transport{RunCheck: checkRun,
+		Notice: func(host, msg string) { fmt.Fprintf(stderr, "drover: host %s: %s\n", host, msg) }}
 }
 
 func (a *app) versionCmd() *cobra.Command {

@@ -39,7 +39,10 @@ const (
 	bgStop  = `. ./lib/hello.sh && hello_stop {{.Root}}/colors/{{.Slot.Color}}`
 )
 
-func newBGFleet(t *testing.T) *bgFleet {
+func newBGFleet(t *testing.T) *bgFleet { t.Helper(); return newBGFleetN(t, 4) }
+
+// newBGFleetN is newBGFleet with hosts hosts.
+func newBGFleetN(t *testing.T, hosts int) *bgFleet {
 	t.Helper()
 	if err := haproxyfleet.Check(); err != nil {
 		t.Fatal(err)
@@ -49,7 +52,7 @@ func newBGFleet(t *testing.T) *bgFleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(hx) })
-	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 4})
+	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: hosts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,26 +46,26 @@ func (s *Store) Begin(ctx context.Context, d drover.DeployRecord) error {
 		}
 		// Up to 64 hosts per statement: a fleet of thousands would
 		// otherwise cost thousands of statements.
-		args := make([]any, 0, 64*12)
+		args := make([]any, 0, 64*13)
 		for pos := 0; pos < len(d.Hosts); {
 			n := min(64, len(d.Hosts)-pos)
 			var b strings.Builder
 			b.WriteString(`INSERT INTO deploy_hosts
 				(deploy_id, pos, host, grp, skipped, before_current, before_previous, before_release, before_version, before_config_hash,
-				 before_foreign_link, before_foreign_hash)
+				 before_foreign_link, before_foreign_hash, before_live)
 				VALUES `)
 			args = args[:0]
 			for i, h := range d.Hosts[pos : pos+n] {
 				if i > 0 {
 					b.WriteByte(',')
 				}
-				b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+				b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 				var f drover.Foreign
 				if h.Before.Foreign != nil {
 					f = *h.Before.Foreign
 				}
 				args = append(args, d.ID, pos+i, h.Name, h.Group, h.Skipped, h.Before.Current, h.Before.Previous, h.Before.Release, h.Before.Version, h.Before.ConfigHash,
-					f.Link, f.Hash)
+					f.Link, f.Hash, h.Before.Live)
 			}
 			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 				return internal(fmt.Sprintf("begin deploy %s hosts %d-%d", d.ID, pos+1, pos+n), err)
@@ -160,7 +160,7 @@ func (s *Store) scanDeploys(ctx context.Context, query string, args ...any) ([]d
 
 func (s *Store) hosts(ctx context.Context, id string) ([]drover.DeployHost, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT host, grp, skipped, before_current, before_previous,
-		before_release, before_version, before_config_hash, before_foreign_link, before_foreign_hash
+		before_release, before_version, before_config_hash, before_foreign_link, before_foreign_hash, before_live
 		FROM deploy_hosts WHERE deploy_id = ? ORDER BY pos`, id)
 	if err != nil {
 		return nil, internal("read hosts of "+id, err)
@@ -171,7 +171,7 @@ func (s *Store) hosts(ctx context.Context, id string) ([]drover.DeployHost, erro
 		var h drover.DeployHost
 		var f drover.Foreign
 		if err := rows.Scan(&h.Name, &h.Group, &h.Skipped, &h.Before.Current, &h.Before.Previous,
-			&h.Before.Release, &h.Before.Version, &h.Before.ConfigHash, &f.Link, &f.Hash); err != nil {
+			&h.Before.Release, &h.Before.Version, &h.Before.ConfigHash, &f.Link, &f.Hash, &h.Before.Live); err != nil {
 			return nil, internal("read hosts of "+id, err)
 		}
 		if f.Link != "" {

@@ -58,7 +58,7 @@ func Record(id, key string, offset time.Duration) drover.DeployRecord {
 		User: "alice", Machine: "ops1", Message: "ship it",
 		Started: base.Add(offset),
 		Hosts: []drover.DeployHost{
-			{Name: "h01", Group: "canary", Before: drover.Snapshot{Current: "v1-aaaaaaaaaaaa", Previous: "v0-bbbbbbbbbbbb", Release: "v1-aaaaaaaaaaaa", Version: "v1"}},
+			{Name: "h01", Group: "canary", Before: drover.Snapshot{Current: "v1-aaaaaaaaaaaa", Previous: "v0-bbbbbbbbbbbb", Release: "v1-aaaaaaaaaaaa", Version: "v1", Live: "green"}},
 			{Name: "h02", Group: "default", Before: drover.Snapshot{}, Skipped: true},
 		},
 	}

@@ -35,6 +35,9 @@ type Transport struct {
 	// in the host's current release directory, for command checks. nil
 	// makes Check fail with EINTERNAL.
 	RunCheck func(ctx context.Context, c drover.CheckSpec, exec func(ctx context.Context, command string) (drover.ExecResult, error)) drover.CheckResult
+	// Notify is told, per host, what a step waits for before it may
+	// change the host (see hostops.Host.Lock); nil says nothing.
+	Notice func(host, msg string)
 }
 
 var _ drover.Transport = (*Transport)(nil)
@@ -69,6 +72,10 @@ func (t *Transport) Open(ctx context.Context, h drover.Host) (drover.HostConn, e
 		return nil, drover.Errorf(drover.EFAILED, "create deploy root %s: %v", c.root, err).At(where)
 	}
 	c.ops = &hostops.Host{Root: c.root, Now: t.Now}
+	if t.Notice != nil {
+		name := h.Name
+		c.ops.Notify = func(msg string) { t.Notice(name, msg) }
+	}
 	c.runCheck = t.RunCheck
 	return c, nil
 }
@@ -136,6 +143,11 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	if req.Release == nil {
 		return drover.StageResult{}, c.wrap(drover.Errorf(drover.EINVALID, "stage: no release in the request"))
 	}
+	l, err := c.ops.Lock(ctx, hostops.Holder{DeployID: req.DeployID, Step: "stage"})
+	if err != nil {
+		return drover.StageResult{}, c.wrap(err)
+	}
+	defer l.Unlock()
 	res, err := c.ops.StageFile(ctx, req.Release.BundlePath, req)
 	return res, c.wrap(err)
 }
@@ -144,6 +156,11 @@ func (c *conn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.H
 	if err := c.alive(); err != nil {
 		return drover.HostState{}, err
 	}
+	l, err := c.ops.Lock(ctx, hostops.Holder{DeployID: req.DeployID, Step: "promote"})
+	if err != nil {
+		return drover.HostState{}, c.wrap(err)
+	}
+	defer l.Unlock()
 	st, err := c.ops.Promote(ctx, req)
 	return st, c.wrap(err)
 }
@@ -152,13 +169,24 @@ func (c *conn) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 	if err := c.alive(); err != nil {
 		return drover.HostState{}, err
 	}
+	l, err := c.ops.Lock(ctx, hostops.Holder{DeployID: req.DeployID, Step: "restore"})
+	if err != nil {
+		return drover.HostState{}, c.wrap(err)
+	}
+	defer l.Unlock()
 	st, err := c.ops.Restore(ctx, req)
 	return st, c.wrap(err)
 }
 
 // Exec runs req.Command with `sh -c` in the deploy root + req.Dir (""
-// is the current release), see hostops.RunShell.
+// is the current release), see hostops.RunShell, under the host lock
+// (hostops/lock.go): a hook changes the host.
 func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecResult, error) {
+	return c.exec(ctx, req, true)
+}
+
+// exec runs req; locked is false for a check's command, which only looks.
+func (c *conn) exec(ctx context.Context, req drover.ExecRequest, locked bool) (drover.ExecResult, error) {
 	if err := c.alive(); err != nil {
 		return drover.ExecResult{}, err
 	}
@@ -174,7 +202,16 @@ func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecRes
 	}
 	env := append(os.Environ(), req.Env...)
 	env = append(env, "DROVER_ROOT="+c.root, "DROVER_HOST="+c.name)
-	res, err := hostops.RunShell(ctx, dir, req.Command, env, req.Timeout)
+	if !locked {
+		res, err := hostops.RunShell(ctx, dir, req.Command, env, req.Timeout)
+		return res, c.wrap(err)
+	}
+	l, err := c.ops.Lock(ctx, hostops.HookHolder(req.Env))
+	if err != nil {
+		return drover.ExecResult{}, c.wrap(err)
+	}
+	defer l.Unlock()
+	res, err := l.RunShell(ctx, dir, req.Command, env, req.Timeout)
 	return res, c.wrap(err)
 }
 
@@ -192,7 +229,7 @@ func (c *conn) Check(ctx context.Context, spec drover.CheckSpec) (drover.CheckRe
 		timeout = drover.DefaultCheckTimeout
 	}
 	exec := func(ctx context.Context, command string) (drover.ExecResult, error) {
-		return c.Exec(ctx, drover.ExecRequest{Command: command, Timeout: timeout})
+		return c.exec(ctx, drover.ExecRequest{Command: command, Timeout: timeout}, false)
 	}
 	res := c.runCheck(ctx, spec, exec)
 	if err := c.alive(); err != nil {
@@ -213,6 +250,11 @@ func (c *conn) Prune(ctx context.Context, keep int, protect ...string) ([]string
 	if err := c.alive(); err != nil {
 		return nil, err
 	}
+	l, err := c.ops.Lock(ctx, hostops.Holder{Step: "prune"})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	defer l.Unlock()
 	removed, err := c.ops.Prune(ctx, keep, protect...)
 	return removed, c.wrap(err)
 }

@@ -6,6 +6,7 @@ import (
 
 	"drover"
 	"drover/distribute/relay"
+	"drover/hostops"
 )
 
 // Relay distribution on a local host (drover.Fetcher): the host's bundle
@@ -51,6 +52,11 @@ func (c *conn) StageFetched(ctx context.Context, req drover.StageRequest) (drove
 	if err != nil {
 		return drover.StageResult{}, c.wrap(err)
 	}
+	l, err := c.ops.Lock(ctx, hostops.Holder{DeployID: req.DeployID, Step: "stage"})
+	if err != nil {
+		return drover.StageResult{}, c.wrap(err)
+	}
+	defer l.Unlock()
 	res, err := c.ops.StageFile(ctx, p, relay.Checked(req))
 	return res, c.wrap(err)
 }

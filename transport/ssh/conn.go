@@ -92,6 +92,7 @@ func (c *conn) callServe(ctx context.Context, op string, req Request, body io.Re
 	} else {
 		req.Body = 0
 	}
+	req.Notes = true
 	line, err := encodeRequest(req)
 	if err != nil {
 		return nil, drover.Errorf(drover.EINTERNAL, "%s: %v", op, err).At(c.where()), true
@@ -135,7 +136,7 @@ func (c *conn) callServe(ctx context.Context, op string, req Request, body io.Re
 			}
 			return nil, asHostErr(err, c.where()+" step "+op), true
 		}
-		out, err := ss.do(ctx, line, body, size)
+		out, err := ss.do(ctx, line, body, size, func(msg string) { c.t.notice(c.s.host.Name, msg) })
 		var nse *notStartedError
 		if errors.As(err, &nse) && attempt == 0 {
 			if !cl.alive() {

@@ -84,11 +84,21 @@ type Request struct {
 	Fetch  *drover.FetchRequest `json:"fetch,omitempty"`
 	Relay  *drover.RelayRequest `json:"relay,omitempty"`
 	Listen string               `json:"listen,omitempty"`
+	// Notes says the controller takes Response.Note lines before the
+	// answer (serve mode): a host that must wait for its lock says what
+	// it waits for. An older controller does not set it and gets none.
+	Notes bool `json:"notes,omitempty"`
 }
 
 // Response is the JSON line a `drover host OP` writes to stdout.
 type Response struct {
 	V int `json:"v"`
+	// Note, alone on a line, is not the answer: it is something the
+	// operator should see while the operation goes on (what the host's
+	// lock waits for), sent only when the request set Notes. The answer
+	// follows. (Note is the second field: the controller spots it by the
+	// line's prefix, notePrefix.)
+	Note string `json:"note,omitempty"`
 	// Ready is set on the greeting `drover host serve` writes before it
 	// reads any request: a binary that does not know serve never writes
 	// it, and the controller falls back to one session per operation.
@@ -104,6 +114,9 @@ type Response struct {
 	// RelayURL is where a relay-serve serves the bundle (its first line).
 	RelayURL string `json:"relay_url,omitempty"`
 }
+
+// notePrefix starts a Note line.
+const notePrefix = `{"v":1,"note":`
 
 // WireError is a drover.Error on the wire.
 type WireError struct {

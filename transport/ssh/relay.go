@@ -276,6 +276,11 @@ func (o ServeOptions) doRelay(ctx context.Context, op string, req Request, body 
 		if err != nil {
 			return fail(err)
 		}
+		l, err := h.Lock(ctx, hostops.Holder{DeployID: req.Stage.DeployID, Step: "stage"})
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Unlock()
 		res, err := h.StageFile(ctx, p, relay.Checked(*req.Stage))
 		return Response{Stage: &res, Error: toWire(err)}
 	}

@@ -31,6 +31,10 @@ type ServeOptions struct {
 	RunCheck func(ctx context.Context, c drover.CheckSpec, exec func(ctx context.Context, command string) (drover.ExecResult, error)) drover.CheckResult
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// note sends a Response.Note line (serve mode, a request that set
+	// Notes).
+	note func(msg string)
 }
 
 // Serve runs one `drover host OP` on the target: it reads the Request line
@@ -188,7 +192,14 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 			if in.body != nil {
 				body = in.body
 			}
-			resp = o.do(ctx, in.req.Op, in.req, body)
+			oo := o
+			if in.req.Notes {
+				oo.note = func(msg string) {
+					writeResponse(out, Response{Note: msg})
+					out.Flush()
+				}
+			}
+			resp = oo.do(ctx, in.req.Op, in.req, body)
 			if in.body != nil {
 				// Whatever the operation left unread is drained.
 				in.body.CloseWithError(errBodyDone)
@@ -248,6 +259,7 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 		RunValidate: func(ctx context.Context, dir, command string) (drover.ExecResult, error) {
 			return hostops.RunShell(ctx, dir, command, o.env(req.Host), 0)
 		},
+		Notify: o.note,
 	}
 	var r Response
 	switch op {
@@ -261,25 +273,45 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 		if body == nil {
 			return fail(drover.Errorf(drover.EINVALID, "stage: no bundle follows the request"))
 		}
+		l, err := h.Lock(ctx, hostops.Holder{DeployID: req.Stage.DeployID, Step: "stage"})
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Unlock()
 		res, err := h.Stage(ctx, body, *req.Stage)
 		r.Stage, r.Error = &res, toWire(err)
 	case OpPromote:
 		if req.Promote == nil {
 			return fail(drover.Errorf(drover.EINVALID, "promote: empty request"))
 		}
+		l, err := h.Lock(ctx, hostops.Holder{DeployID: req.Promote.DeployID, Step: "promote"})
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Unlock()
 		st, err := h.Promote(ctx, *req.Promote)
 		r.State, r.Error = &st, toWire(err)
 	case OpRestore:
 		if req.Restore == nil {
 			return fail(drover.Errorf(drover.EINVALID, "restore: empty request"))
 		}
+		l, err := h.Lock(ctx, hostops.Holder{DeployID: req.Restore.DeployID, Step: "restore"})
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Unlock()
 		st, err := h.Restore(ctx, *req.Restore)
 		r.State, r.Error = &st, toWire(err)
 	case OpExec:
 		if req.Exec == nil {
 			return fail(drover.Errorf(drover.EINVALID, "exec: empty request"))
 		}
-		res, err := o.exec(ctx, req.Host, *req.Exec)
+		l, err := h.Lock(ctx, hostops.HookHolder(req.Exec.Env))
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Unlock()
+		res, err := o.exec(ctx, req.Host, *req.Exec, l)
 		r.Exec, r.Error = &res, toWire(err)
 	case OpCheck:
 		if req.Check == nil {
@@ -293,7 +325,7 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 			timeout = drover.DefaultCheckTimeout
 		}
 		exec := func(ctx context.Context, command string) (drover.ExecResult, error) {
-			return o.exec(ctx, req.Host, drover.ExecRequest{Command: command, Timeout: timeout})
+			return o.exec(ctx, req.Host, drover.ExecRequest{Command: command, Timeout: timeout}, nil)
 		}
 		res := o.RunCheck(ctx, *req.Check, exec)
 		r.Check = &res
@@ -301,6 +333,11 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 		b, err := h.ReadFile(ctx, req.Path)
 		r.Data, r.Error = b, toWire(err)
 	case OpPrune:
+		l, err := h.Lock(ctx, hostops.Holder{Step: "prune"})
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Unlock()
 		removed, err := h.Prune(ctx, req.Keep, req.Protect...)
 		r.Removed, r.Error = removed, toWire(err)
 	case OpFetch, OpStageFetched:
@@ -313,8 +350,11 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 
 // exec runs a command like transport/local does: `sh -c` in the deploy
 // root + Dir ("" is the current release), with DROVER_ROOT, DROVER_HOST
-// and DROVER_BIN (this binary) in its environment.
-func (o ServeOptions) exec(ctx context.Context, host string, req drover.ExecRequest) (drover.ExecResult, error) {
+// and DROVER_BIN (this binary) in its environment. With l (a hook) it
+// runs under the host lock, which its shell inherits: a session dropped
+// while it runs — this process killed with it — leaves the host locked
+// until the hook is over (hostops/lock.go).
+func (o ServeOptions) exec(ctx context.Context, host string, req drover.ExecRequest, l *hostops.HostLock) (drover.ExecResult, error) {
 	dir := filepath.Join(o.Root, hostops.CurrentLink)
 	if req.Dir != "" {
 		if !filepath.IsLocal(req.Dir) {
@@ -324,6 +364,9 @@ func (o ServeOptions) exec(ctx context.Context, host string, req drover.ExecRequ
 	}
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return drover.ExecResult{}, drover.Errorf(drover.EFAILED, "exec: directory %s does not exist", dir)
+	}
+	if l != nil {
+		return l.RunShell(ctx, dir, req.Command, o.env(host, req.Env...), req.Timeout)
 	}
 	return hostops.RunShell(ctx, dir, req.Command, o.env(host, req.Env...), req.Timeout)
 }

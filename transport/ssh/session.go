@@ -196,7 +196,9 @@ func (ss *serveSession) read(stdout io.Reader) {
 // ended; the session is killed), *lostError, *serveExitedError, or a
 // *bodyError reading body; after any error the session is closed and
 // must not be used again.
-func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, size int64) ([]byte, error) {
+//
+// note receives the Response.Note lines that come before the answer.
+func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, size int64, note func(string)) ([]byte, error) {
 	wdone := make(chan error, 1)
 	go func() {
 		_, err := ss.stdin.Write(line)
@@ -249,6 +251,13 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 					}
 				}
 				return nil, err
+			}
+			if bytes.HasPrefix(l, []byte(notePrefix)) {
+				var r Response
+				if json.Unmarshal(l, &r) == nil && note != nil {
+					note(r.Note)
+				}
+				continue
 			}
 			if werrc != nil {
 				// An answer before the whole body was sent: the host

@@ -1,0 +1,221 @@
+package hostops
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The helper is this test binary run as a controller that takes the host
+// lock, starts a hook and dies (SIGKILL, no cleanup) while or right after
+// it runs: what `kill -9 drover` or a dropped SSH session does.
+func TestMain(m *testing.M) {
+	if root := os.Getenv("HOSTOPS_LOCK_HELPER"); root != "" {
+		lockHelper(root)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func lockHelper(root string) {
+	h := &Host{Root: root}
+	l, err := h.Lock(context.Background(), Holder{DeployID: "d-dead", Step: "restart", Hook: true})
+	if err != nil {
+		os.Exit(7)
+	}
+	timeout, _ := time.ParseDuration(os.Getenv("HOSTOPS_LOCK_TIMEOUT"))
+	hook := os.Getenv("HOSTOPS_LOCK_HOOK")
+	if os.Getenv("HOSTOPS_LOCK_DIE") == "after" {
+		// The hook ends (leaving a background process); the controller
+		// dies before it drops the lock.
+		l.RunShell(context.Background(), root, hook, nil, timeout)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+	go l.RunShell(context.Background(), root, hook, nil, timeout)
+	// Die once the hook runs.
+	for {
+		if _, err := os.Stat(filepath.Join(root, "started")); err == nil {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// deadController runs the helper to its death and returns once it is
+// gone (its hook may run on).
+func deadController(t *testing.T, root, hook, die string, timeout time.Duration) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "HOSTOPS_LOCK_HELPER="+root, "HOSTOPS_LOCK_HOOK="+hook,
+		"HOSTOPS_LOCK_DIE="+die, "HOSTOPS_LOCK_TIMEOUT="+timeout.String())
+	err := cmd.Run()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+		t.Fatalf("helper did not die by a signal: %v", err)
+	}
+}
+
+type notes struct {
+	mu  sync.Mutex
+	all []string
+}
+
+func (n *notes) add(s string) { n.mu.Lock(); n.all = append(n.all, s); n.mu.Unlock() }
+func (n *notes) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.all, "\n")
+}
+
+func TestLockWaitsForLiveHolder(t *testing.T) {
+	root := t.TempDir()
+	a := &Host{Root: root}
+	la, err := a.Lock(context.Background(), Holder{DeployID: "d-1", Step: "promote"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n notes
+	b := &Host{Root: root, Notify: n.add}
+	got := make(chan error, 1)
+	go func() {
+		lb, err := b.Lock(context.Background(), Holder{DeployID: "d-2", Step: "restore"})
+		if err == nil {
+			lb.Unlock()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("second Lock returned while the first was held: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	la.Unlock()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	want := "promote of d-1 is still running (pid " + strconv.Itoa(os.Getpid()) + "); waiting up to"
+	if !strings.Contains(n.String(), want) {
+		t.Fatalf("notes %q, want %q", n.String(), want)
+	}
+}
+
+// The bug this lock exists for: a controller killed while a hook runs
+// must leave the host locked until the hook is over, so recovery does
+// not run beside it.
+func TestLockOutlivesDeadControllerWhileHookRuns(t *testing.T) {
+	root := t.TempDir()
+	done := filepath.Join(root, "done")
+	deadController(t, root, "touch started; sleep 0.5; touch done", "during", time.Minute)
+	w, ok := (&Host{Root: root}).ReadHolder()
+	if !ok || w.HookPID == 0 || w.DeployID != "d-dead" {
+		t.Fatalf("holder record %+v, %v", w, ok)
+	}
+	var n notes
+	h := &Host{Root: root, Notify: n.add}
+	l, err := h.Lock(context.Background(), Holder{Step: "restore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if _, err := os.Stat(done); err != nil {
+		t.Fatalf("lock taken while the dead controller's hook still ran: %v", err)
+	}
+	want := "a restart hook of d-dead is still running (pid " + strconv.Itoa(w.HookPID) + "); waiting up to 1m"
+	if !strings.Contains(n.String(), want) {
+		t.Fatalf("notes %q, want %q", n.String(), want)
+	}
+}
+
+// A hook that outlives its recorded deadline has its process group
+// killed, and the lock is taken.
+func TestLockKillsHookPastDeadline(t *testing.T) {
+	root := t.TempDir()
+	deadController(t, root, "touch started; sleep 60; touch done", "during", 300*time.Millisecond)
+	w, _ := (&Host{Root: root}).ReadHolder()
+	var n notes
+	h := &Host{Root: root, Notify: n.add}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := h.Lock(ctx, Holder{Step: "restore"})
+	if err != nil {
+		t.Fatalf("%v (notes %q)", err, n.String())
+	}
+	defer l.Unlock()
+	if alive(w.HookPID) {
+		t.Fatalf("hook %d still alive after the lock was taken", w.HookPID)
+	}
+	if !strings.Contains(n.String(), "killed its process group "+strconv.Itoa(w.HookPID)) {
+		t.Fatalf("notes %q do not say the group was killed", n.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, "done")); err == nil {
+		t.Fatal("the hook finished: it was not killed")
+	}
+}
+
+// A finished hook's background process (the service it started) holds
+// the inherited descriptor; with the hook and its controller gone the
+// waiter takes over at once and leaves the service alone.
+func TestLockTakesOverFromHookLeftovers(t *testing.T) {
+	root := t.TempDir()
+	pidFile := filepath.Join(root, "svc.pid")
+	deadController(t, root, "sleep 30 >/dev/null 2>&1 & echo $! > svc.pid", "after", time.Minute)
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	defer syscall.Kill(svc, syscall.SIGKILL)
+	h := &Host{Root: root}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := h.Lock(ctx, Holder{Step: "restore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+	if !alive(svc) {
+		t.Fatal("the service the hook started was killed")
+	}
+	// And the lock works again after the takeover.
+	l1, err := h.Lock(ctx, Holder{Step: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l1.Unlock()
+	c, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if _, err := (&Host{Root: root}).Lock(c, Holder{Step: "b"}); err == nil {
+		t.Fatal("two holders at once after a takeover")
+	}
+}
+
+// A hook that finishes normally under a live controller frees the host,
+// even though the service it started keeps the inherited descriptor.
+func TestLockUnlockFreesDespiteInheritedDescriptor(t *testing.T) {
+	root := t.TempDir()
+	h := &Host{Root: root}
+	l, err := h.Lock(context.Background(), Holder{Step: "restart", Hook: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.RunShell(context.Background(), root, "sleep 30 >/dev/null 2>&1 & echo $!", nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := strconv.Atoi(strings.TrimSpace(res.Output))
+	defer syscall.Kill(svc, syscall.SIGKILL)
+	l.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	l2, err := h.Lock(ctx, Holder{Step: "promote"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Unlock()
+}
