@@ -205,10 +205,14 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			running, unfinished, err := deployActivity(c.Context(), e.store, runner.Key(e.spec))
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return enc.Encode(statusView{FleetStatus: st, Running: running, Unfinished: unfinished})
 			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "HOST\tGROUP\tREACHABLE\tVERSION\tRELEASE\tPREVIOUS\tDEPLOYED")
@@ -224,6 +228,7 @@ func (a *app) statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, dash(h.Version), dash(h.Release), dash(h.Previous), deployed)
 			}
 			tw.Flush()
+			printDeployActivity(a.stdout, running, unfinished)
 			unreachable := 0
 			for _, h := range st.Hosts {
 				if !h.Reachable {

@@ -1,0 +1,163 @@
+package main
+
+// What the operator sees when something is unfinished or odd (issue 17):
+// status naming a running or interrupted deploy, tables that stay tables,
+// rollback targets by version. Terminal text is compared with
+// testdata/*.golden after normalizing IDs and times; -update rewrites them.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	osuser "os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"drover"
+)
+
+// normalize replaces what changes from run to run (deploy IDs, times,
+// pids, user and machine names) with fixed words.
+func normalize(s string) string {
+	user := ""
+	if u, err := osuser.Current(); err == nil {
+		user = u.Username
+	}
+	machine, _ := os.Hostname()
+	for _, r := range []struct{ re, to string }{
+		{`d-\d{8}T\d{6}-[0-9a-f]+(-rollback|-recover)?`, "DEPLOY$1"},
+		{`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`, "TIME"},
+		{`pid \d+`, "pid PID"},
+		{`\b\d+\.\d+\.\d+-[0-9a-f]{12}\b`, "RELEASE"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.to)
+	}
+	if machine != "" {
+		s = strings.ReplaceAll(s, "machine "+machine, "machine MACHINE")
+		s = strings.ReplaceAll(s, "@"+machine, "@MACHINE")
+	}
+	if user != "" {
+		s = strings.ReplaceAll(s, "user "+user+",", "user USER,")
+		s = strings.ReplaceAll(s, "by "+user+"@", "by USER@")
+	}
+	return s
+}
+
+// golden compares got with testdata/name.golden (or rewrites it).
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from %s:\n--- got\n%s\n--- want\n%s", name, path, got, want)
+	}
+}
+
+// tail returns what follows the host table: the lines after its first
+// blank line.
+func afterTable(s string) string {
+	if i := strings.Index(s, "\n\n"); i >= 0 {
+		return s[i+2:]
+	}
+	return ""
+}
+
+// TestE2EStatusShowsRunningAndInterruptedDeploy: while a deploy runs,
+// status names its holder, since when and its phase (the lock error sends
+// people there); once its process is killed, status names the hosts it
+// left switched and says to run `drover resume`; after resume, nothing.
+func TestE2EStatusShowsRunningAndInterruptedDeploy(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
+	r := runDrover(t, "status", "-c", f.Config)
+	mustExit(t, r, 0)
+	if afterTable(r.stdout) != "" {
+		t.Errorf("status of a quiet fleet prints more than the table:\n%s", r.stdout)
+	}
+	r = runDrover(t, "status", "-c", f.Config, "--json")
+	if strings.Contains(r.stdout, `"running"`) || strings.Contains(r.stdout, `"unfinished"`) {
+		t.Errorf("status --json of a quiet fleet grew fields:\n%s", r.stdout)
+	}
+
+	cmd, events := startDeploy(t, f, writeRelease(t, f, "2.0.0", true))
+	var id string
+	stopped := false
+	for e := range events {
+		if e.Kind == drover.EventDeployStart {
+			id = e.Deploy
+		}
+		if e.Kind == drover.EventStepDone && e.Step == "switch" && e.Host == "h02" {
+			cmd.Process.Signal(syscall.SIGSTOP)
+			stopped = true
+			break
+		}
+	}
+	if !stopped {
+		t.Fatal("the deploy finished before it could be stopped")
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT) })
+
+	locked := deploy(t, f, writeRelease(t, f, "3.0.0", true))
+	mustExit(t, locked, 5)
+	if !strings.Contains(locked.stderr, "see `drover status`") {
+		t.Errorf("the lock error no longer points at status:\n%s", locked)
+	}
+	r = runDrover(t, "status", "-c", f.Config)
+	mustExit(t, r, 0)
+	got := afterTable(r.stdout)
+	for _, want := range []string{"deploy " + id + " of 2.0.0 is running", fmt.Sprintf("pid %d", cmd.Process.Pid), "since ", "now: "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("status while deploying lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	var sv struct {
+		Running    *runningDeploy     `json:"running"`
+		Unfinished []unfinishedDeploy `json:"unfinished"`
+		Hosts      []json.RawMessage  `json:"hosts"`
+	}
+	r = runDrover(t, "status", "-c", f.Config, "--json")
+	mustExit(t, r, 0)
+	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if sv.Running == nil || sv.Running.ID != id || sv.Running.Status != statusRunning || sv.Running.Holder.PID != cmd.Process.Pid || sv.Running.Phase == "" || len(sv.Hosts) != 2 {
+		t.Errorf("status --json while deploying: %+v\n%s", sv.Running, r.stdout)
+	}
+
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Process.Signal(syscall.SIGCONT)
+	cmd.Wait()
+
+	r = runDrover(t, "status", "-c", f.Config)
+	mustExit(t, r, 0)
+	golden(t, "status_interrupted", normalize(afterTable(r.stdout)))
+	sv.Running, sv.Unfinished = nil, nil
+	r = runDrover(t, "status", "-c", f.Config, "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	if sv.Running != nil || len(sv.Unfinished) != 1 || sv.Unfinished[0].ID != id ||
+		strings.Join(sv.Unfinished[0].Switched, ",") != "h01,h02" {
+		t.Errorf("status --json after kill -9: running %+v unfinished %+v", sv.Running, sv.Unfinished)
+	}
+
+	mustExit(t, runDrover(t, "resume", "-c", f.Config), 0)
+	r = runDrover(t, "status", "-c", f.Config)
+	mustExit(t, r, 0)
+	if afterTable(r.stdout) != "" {
+		t.Errorf("status after resume still reports a deploy:\n%s", r.stdout)
+	}
+}
