@@ -161,3 +161,25 @@ func TestE2EStatusShowsRunningAndInterruptedDeploy(t *testing.T) {
 		t.Errorf("status after resume still reports a deploy:\n%s", r.stdout)
 	}
 }
+
+// TestE2EStatusAndPlanCreateNothing: on hosts never deployed, status and
+// plan read and leave no deploy root behind.
+func TestE2EStatusAndPlanCreateNothing(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	for _, h := range f.Hosts {
+		if err := os.RemoveAll(f.DeployRoot(h.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := writeRelease(t, f, "1.0.0", true)
+	mustExit(t, runDrover(t, "status", "-c", f.Config), 0)
+	mustExit(t, runDrover(t, "plan", "-c", f.Config, "--release", v1, "--diff"), 0)
+	for _, h := range f.Hosts {
+		if _, err := os.Lstat(f.DeployRoot(h.Name)); !os.IsNotExist(err) {
+			t.Errorf("status or plan created %s (%v)", f.DeployRoot(h.Name), err)
+		}
+	}
+	mustExit(t, deploy(t, f, v1), 0)
+	wantServing(t, f, "1.0.0", nil)
+}
