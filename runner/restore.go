@@ -158,9 +158,14 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 	views := r.survey(ctx, cs, targets)
+	if o.To, err = resolveTo(views, o.To); err != nil {
+		return nil, err
+	}
 	to := map[string]drover.Snapshot{}
 	skip := map[string]bool{}
 	var problems []string
+	hint := "use --limit to leave those hosts out, or --to RELEASE-ID"
+	hints := map[string]bool{}
 	names := sortedKeys(targets)
 	for _, name := range names {
 		v := views[name]
@@ -174,6 +179,7 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("host %s: %v", name, err))
+			hints[drover.ErrorHint(err)] = true
 			continue
 		}
 		to[name] = snap
@@ -186,7 +192,16 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 				code = drover.EUNREACHABLE
 			}
 		}
-		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: "use --limit to leave those hosts out, or --to RELEASE-ID"}
+		// One hint shared by every refused host (the fleet is on its
+		// first release) says what to do there; otherwise the general one.
+		if len(hints) == 1 && len(problems) == len(names) {
+			for h := range hints {
+				if h != "" {
+					hint = h
+				}
+			}
+		}
+		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: hint}
 	}
 	out := r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
 	return out, nil
@@ -223,7 +238,7 @@ func (r *Runner) rollbackTarget(ctx context.Context, cs *conns, host string, st 
 		}
 	}
 	if target == "" {
-		return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "no previous release to roll back to (current %s)", orNone(st.Current))
+		return drover.Snapshot{}, firstReleaseError(st)
 	}
 	if target == st.Current {
 		return st.Snapshot(), nil

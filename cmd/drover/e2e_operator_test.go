@@ -183,3 +183,52 @@ func TestE2EStatusAndPlanCreateNothing(t *testing.T) {
 	mustExit(t, deploy(t, f, v1), 0)
 	wantServing(t, f, "1.0.0", nil)
 }
+
+// TestE2ERollbackToVersion: history shows release IDs; `rollback --to`
+// takes a version when it names one release, refuses (exit 2, the IDs
+// listed) when it names two builds, and takes an ID from history.
+func TestE2ERollbackToVersion(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	v1 := writeRelease(t, f, "1.0.0", true)
+	mustExit(t, deploy(t, f, v1), 0)
+	mustExit(t, deploy(t, f, writeRelease(t, f, "2.0.0", true)), 0)
+	mustExit(t, deploy(t, f, writeRelease(t, f, "3.0.0", true)), 0)
+
+	rows := historyRows(t, f)
+	r := runDrover(t, "history", "-c", f.Config)
+	mustExit(t, r, 0)
+	if !strings.Contains(r.stdout, "RELEASE") || !strings.Contains(r.stdout, rows[2].Release) || rows[2].Version != "1.0.0" {
+		t.Errorf("history does not show release IDs (want %s):\n%s", rows[2].Release, r.stdout)
+	}
+	r = runDrover(t, "rollback", "-c", f.Config, "--yes", "--to", "1.0.0")
+	mustExit(t, r, 0)
+	wantServing(t, f, "1.0.0", nil)
+
+	// A rebuild of 1.0.0 with other content: the version now names two.
+	if err := os.WriteFile(filepath.Join(v1, "EXTRA"), []byte("rebuilt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustExit(t, deploy(t, f, v1), 0)
+	mustExit(t, deploy(t, f, writeRelease(t, f, "3.0.0", true)), 0)
+	rebuilt := historyRows(t, f)[1].Release
+	r = runDrover(t, "rollback", "-c", f.Config, "--yes", "--to", "1.0.0")
+	mustExit(t, r, 2)
+	if !strings.Contains(r.stderr, rows[2].Release) || !strings.Contains(r.stderr, rebuilt) || rebuilt == rows[2].Release {
+		t.Errorf("ambiguous --to does not list both IDs (%s, %s):\n%s", rows[2].Release, rebuilt, r)
+	}
+	wantServing(t, f, "3.0.0", nil)
+	mustExit(t, runDrover(t, "rollback", "-c", f.Config, "--yes", "--to", rebuilt), 0)
+	wantServing(t, f, "1.0.0", nil)
+}
+
+// TestE2ERollbackOnFirstRelease: with nothing earlier, rollback says the
+// host is on its first release and what --to could name — not --limit.
+func TestE2ERollbackOnFirstRelease(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
+	r := runDrover(t, "rollback", "-c", f.Config, "--yes")
+	mustExit(t, r, 2)
+	golden(t, "rollback_first_release", normalize(r.stderr))
+}

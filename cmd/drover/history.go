@@ -340,13 +340,13 @@ interrupted until the next deploy or resume recovers it.`,
 // text.
 func printHistory(w io.Writer, rows []historyRow) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tSTATUS\tSTARTED\tTOOK\tBY\tMESSAGE\tSUMMARY")
+	fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tRELEASE\tSTATUS\tSTARTED\tTOOK\tBY\tMESSAGE\tSUMMARY")
 	for _, r := range rows {
 		took := ""
 		if !r.Finished.IsZero() {
 			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(r.Kind, 0), dash(oneLine(r.Version, 0)), r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(r.Kind, 0), dash(oneLine(r.Version, 0)), dash(oneLine(r.Release, 0)), r.Status,
 			r.Started.Local().Format("2006-01-02 15:04:05"), took, oneLine(r.User+"@"+r.Machine, 0), dash(oneLine(r.Message, 40)), oneLine(r.Summary, 100))
 	}
 	return tw.Flush()
