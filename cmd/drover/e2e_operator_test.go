@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"drover"
+	"drover/config"
 )
 
 // normalize replaces what changes from run to run (deploy IDs, times,
@@ -231,4 +232,46 @@ func TestE2ERollbackOnFirstRelease(t *testing.T) {
 	r := runDrover(t, "rollback", "-c", f.Config, "--yes")
 	mustExit(t, r, 2)
 	golden(t, "rollback_first_release", normalize(r.stderr))
+}
+
+// TestE2EReleaseTemplateMissingVar: a release config template using a var
+// some hosts lack is reported once, at the template's line, naming the
+// first host and how many more, with the hint a check template gets from
+// config validation — not a raw Go template error for one host.
+func TestE2EReleaseTemplateMissingVar(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3)
+	src := writeRelease(t, f, "1.0.0", true)
+	tmpl := filepath.Join(src, "hello.conf.tmpl")
+	b, err := os.ReadFile(tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Count(string(b), "\n") + 1
+	if err := os.WriteFile(tmpl, append(b, "upstream = {{.Host.Vars.upstream}}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := deploy(t, f, src)
+	mustExit(t, r, 2)
+	for _, want := range []string{
+		fmt.Sprintf("hello.conf.tmpl:%d: config_files[0]", line),
+		"template fails for host h01 (and 2 more hosts): at <.Host.Vars.upstream>: map has no entry for key \"upstream\"",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("deploy's error lacks %q:\n%s", want, r)
+		}
+	}
+	_, cerr := config.Parse("drover.yaml", []byte(`service: x
+deploy_root: /srv/x
+hosts: [{name: h01, address: /f}]
+groups: [{name: a, hosts: ['*']}]
+checks: [{name: c, type: tcp, address: "127.0.0.1:{{.Host.Vars.port}}"}]
+`), "")
+	hint := drover.ErrorHint(cerr)
+	if hint == "" || !strings.Contains(r.stderr, "hint: "+hint) {
+		t.Errorf("the hint differs from a check template's (%q):\n%s", hint, r)
+	}
+	if strings.Count(r.stderr, "upstream") != 2 {
+		t.Errorf("the failure is not reported once:\n%s", r)
+	}
 }
