@@ -257,13 +257,14 @@ func dash(s string) string {
 }
 
 func (a *app) releaseCmd() *cobra.Command {
-	c := &cobra.Command{Use: "release", Short: "Build and inspect release bundles",
+	c := &cobra.Command{Use: "release", Short: "Build release bundles",
 		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`}
 	var version, out, service string
 	build := &cobra.Command{
-		Use:     "build SRC --version V -o OUT.tar.gz",
+		Use:     "build SRC [--version V] -o OUT.tar.gz",
 		Short:   "Pack a directory into a verified release bundle with a manifest",
-		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`,
+		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz
+  drover release build ./build -o hello.tar.gz   # the version from ./build/VERSION`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return &usageError{fmt.Errorf("release build takes one source directory, got %d arguments", len(args))}
@@ -271,7 +272,11 @@ func (a *app) releaseCmd() *cobra.Command {
 			if out == "" {
 				return &usageError{fmt.Errorf("-o OUT.tar.gz is required")}
 			}
-			rel, err := release.Build(c.Context(), args[0], release.BuildOptions{Service: service, Version: version, Out: out, Now: time.Now()})
+			v, err := release.DirVersion(args[0], version)
+			if err != nil {
+				return err
+			}
+			rel, err := release.Build(c.Context(), args[0], release.BuildOptions{Service: service, Version: v, Out: out, Now: time.Now()})
 			if err != nil {
 				return err
 			}

@@ -275,3 +275,33 @@ checks: [{name: c, type: tcp, address: "127.0.0.1:{{.Host.Vars.port}}"}]
 		t.Errorf("the failure is not reported once:\n%s", r)
 	}
 }
+
+// TestReleaseBuildReadsVersionFile: `release build DIR` takes the version
+// from DIR/VERSION as `deploy --release DIR` does; the help of `release`
+// promises only its one subcommand.
+func TestReleaseBuildReadsVersionFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "VERSION"), []byte("1.2.3\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "app"), []byte("hi\n"), 0o644)
+	r := runDrover(t, "release", "build", src, "-o", filepath.Join(dir, "out.tar.gz"))
+	mustExit(t, r, 0)
+	if !strings.Contains(r.stdout, "release 1.2.3-") {
+		t.Errorf("release build did not take DIR/VERSION:\n%s", r)
+	}
+	os.Remove(filepath.Join(src, "VERSION"))
+	r = runDrover(t, "release", "build", src, "-o", filepath.Join(dir, "out2.tar.gz"))
+	mustExit(t, r, 2)
+	if !strings.Contains(r.stderr, "VERSION file") {
+		t.Errorf("no version: the error does not say where one comes from:\n%s", r)
+	}
+	r = runDrover(t, "release", "--help")
+	mustExit(t, r, 0)
+	if strings.Contains(r.stdout, "inspect") {
+		t.Errorf("release --help promises what does not exist:\n%s", r.stdout)
+	}
+}
