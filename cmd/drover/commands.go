@@ -261,8 +261,8 @@ func (a *app) releaseCmd() *cobra.Command {
 		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`}
 	var version, out, service string
 	build := &cobra.Command{
-		Use:     "build SRC [--version V] -o OUT.tar.gz",
-		Short:   "Pack a directory into a verified release bundle with a manifest",
+		Use:   "build SRC [--version V] -o OUT.tar.gz",
+		Short: "Pack a directory into a verified release bundle with a manifest",
 		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz
   drover release build ./build -o hello.tar.gz   # the version from ./build/VERSION`,
 		RunE: func(c *cobra.Command, args []string) error {
