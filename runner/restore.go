@@ -60,7 +60,7 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "journal: " + err.Error()}
 	}
-	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %d hosts to restore", kind, r.Spec.Service, len(to)),
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %s to restore", kind, r.Spec.Service, plural(len(to), "host")),
 		Operation: kind, Groups: eventGroups(plan)})
 	x := newExecutor(r, cs, nil, id, to)
 	if x.bg, err = r.newBGRun(); err != nil {
@@ -99,7 +99,7 @@ func (r *Runner) recoverUnfinished(ctx context.Context, lock drover.Lock) ([]*Ou
 			}
 		}
 		id := r.newID() + "-recover"
-		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("found %s %s of %s (started %s by %s on %s) that never finished: rolling back the %d hosts it touched", rec.Kind, rec.ID, rec.Version, rec.Started.Format("2006-01-02 15:04:05"), rec.User, rec.Machine, len(to))})
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("found %s %s of %s (started %s by %s on %s) that never finished: rolling back the %s it touched", rec.Kind, rec.ID, rec.Version, rec.Started.Format("2006-01-02 15:04:05"), rec.User, rec.Machine, plural(len(to), "host"))})
 		var out *Outcome
 		if len(to) == 0 {
 			out = &Outcome{DeployID: id, Kind: drover.KindRecover, Verdict: rollout.Succeeded, ExitCode: drover.ExitOK, Summary: "recover: no host was touched"}

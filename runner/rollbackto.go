@@ -120,3 +120,11 @@ func firstReleaseError(st drover.HostState) *drover.Error {
 	return drover.Errorf(drover.ENOTFOUND, "no previous release recorded (current %s, %s)", orNone(st.Version), cur).
 		WithHint("--to can name a release this host was on: " + strings.Join(others, ", "))
 }
+
+// plural is "1 host", "2 hosts": messages a person reads say it right.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -63,7 +63,7 @@ func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 	counts := map[string]int{}
 	fmt.Fprintf(a.stdout, "plan: %s %s (%s)\n", res.Service, res.Version, res.Release)
 	for _, g := range res.Groups {
-		fmt.Fprintf(a.stdout, "\ngroup %s: %d hosts, batch %d, failure limit %d\n", g.Name, len(g.Hosts), g.Batch, g.FailureLimit)
+		fmt.Fprintf(a.stdout, "\ngroup %s: %s, batch %d, failure limit %d\n", g.Name, plural(len(g.Hosts), "host"), g.Batch, g.FailureLimit)
 		for _, h := range g.Hosts {
 			counts[h.Action]++
 			from := h.Version

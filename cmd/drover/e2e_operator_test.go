@@ -18,6 +18,7 @@ import (
 
 	"drover"
 	"drover/config"
+	"drover/internal/localfleet"
 )
 
 // normalize replaces what changes from run to run (deploy IDs, times,
@@ -303,5 +304,26 @@ func TestReleaseBuildReadsVersionFile(t *testing.T) {
 	mustExit(t, r, 0)
 	if strings.Contains(r.stdout, "inspect") {
 		t.Errorf("release --help promises what does not exist:\n%s", r.stdout)
+	}
+}
+
+// TestE2EDeployTextWords: the line-per-event output says "1 host", not
+// "1 hosts", and prints no depool/repool lines when the spec configures
+// no rotation ("depool ok (0s)" on every host said something happened).
+func TestE2EDeployTextWords(t *testing.T) {
+	t.Parallel()
+	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: sequentialGroups, ExtraYAML: "stage_parallelism: 1\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	r := deploy(t, f, writeRelease(t, f, "1.0.0", true), "--no-progress")
+	mustExit(t, r, 0)
+	out := regexp.MustCompile(`\d\d:\d\d:\d\d`).ReplaceAllString(normalize(r.stdout), "HH:MM:SS")
+	out = regexp.MustCompile(`\(\d+(\.\d+)?(ns|µs|ms|s)\)`).ReplaceAllString(out, "(T)")
+	out = regexp.MustCompile(`in \d+(\.\d+)?(ns|µs|ms|s)\b`).ReplaceAllString(out, "in T")
+	golden(t, "deploy_text_no_rotation", out)
+	if strings.Contains(r.stdout, "1 hosts") || strings.Contains(r.stdout, "depool") || strings.Contains(r.stdout, "repool") {
+		t.Errorf("deploy output:\n%s", r.stdout)
 	}
 }

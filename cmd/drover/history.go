@@ -765,7 +765,7 @@ func (a *app) stragglers(ctx context.Context, e *env, since time.Time, want stri
 	}
 	fmt.Fprintf(a.stdout, "desired release %s: %s\n", rep.Desired, rep.Basis)
 	if len(rep.Hosts) == 0 {
-		fmt.Fprintf(a.stdout, "no stragglers: all %d hosts are on it", len(st.Hosts))
+		fmt.Fprintf(a.stdout, "no stragglers: all %s are on it", plural(len(st.Hosts), "host"))
 		if !since.IsZero() {
 			fmt.Fprintf(a.stdout, " and were deployed since %s", since.Local().Format("2006-01-02 15:04:05"))
 		}
