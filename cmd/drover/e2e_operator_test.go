@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"drover"
 	"drover/config"
@@ -325,5 +326,44 @@ func TestE2EDeployTextWords(t *testing.T) {
 	golden(t, "deploy_text_no_rotation", out)
 	if strings.Contains(r.stdout, "1 hosts") || strings.Contains(r.stdout, "depool") || strings.Contains(r.stdout, "repool") {
 		t.Errorf("deploy output:\n%s", r.stdout)
+	}
+}
+
+// TestE2EStatusDeployedIgnoresRestore: after a deploy fails and restores
+// a host, status's DEPLOYED is still when its release was deployed, not
+// when the restore swapped it back.
+func TestE2EStatusDeployedIgnoresRestore(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
+	deployed := func() map[string]time.Time {
+		r := runDrover(t, "status", "-c", f.Config, "--json")
+		mustExit(t, r, 0)
+		var st struct {
+			Hosts []struct {
+				Name       string    `json:"name"`
+				Version    string    `json:"version"`
+				DeployedAt time.Time `json:"deployed_at"`
+			} `json:"hosts"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]time.Time{}
+		for _, h := range st.Hosts {
+			out[h.Name+" "+h.Version] = h.DeployedAt
+		}
+		return out
+	}
+	before := deployed()
+	mustExit(t, deploy(t, f, releaseWithBadHosts(t, f, "2.0.0", "h02")), 1)
+	after := deployed()
+	for _, h := range []string{"h01 1.0.0", "h02 1.0.0"} {
+		if b, a := before[h], after[h]; b.IsZero() || !a.Equal(b) {
+			t.Errorf("%s: deployed_at %v after the restore, want %v (the 1.0.0 deploy)", h, a, b)
+		}
+	}
+	if s := readState(t, f, "h01"); s.Version != "1.0.0" {
+		t.Fatalf("h01 was not restored: %+v", s)
 	}
 }
