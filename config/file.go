@@ -271,8 +271,8 @@ func Decode(filename string, data []byte) (*File, error) {
 		}
 	}
 	f.loc = newLocator(body)
-	if err := yaml.NodeToValue(body, f, yaml.DisallowUnknownField()); err != nil {
-		return nil, f.yamlError(err)
+	if err := f.decodeAll(body); err != nil {
+		return nil, err
 	}
 	return f, nil
 }

@@ -74,13 +74,9 @@ func Resolve(ctx context.Context, src, version, service, cacheDir string, now ti
 		}
 		return r, nil
 	}
-	if version == "" {
-		b, err := os.ReadFile(filepath.Join(src, "VERSION"))
-		if err != nil {
-			return nil, drover.Errorf(drover.EINVALID, "--version is required for a directory release").
-				WithHint("pass --version V or put a VERSION file at the root of " + src)
-		}
-		version = strings.TrimSpace(string(b))
+	version, err = DirVersion(src, version)
+	if err != nil {
+		return nil, err
 	}
 	return Build(ctx, src, BuildOptions{Service: service, Version: version, CacheDir: cacheDir, Now: now})
 }
@@ -120,4 +116,25 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// DirVersion is the version of directory release src: version when given,
+// else the content of src/VERSION. `drover deploy --release DIR` and
+// `drover release build DIR` both read it here, so a directory deploys and
+// builds as the same version.
+func DirVersion(src, version string) (string, error) {
+	if version != "" {
+		return version, nil
+	}
+	f, err := os.Open(filepath.Join(src, "VERSION"))
+	if err != nil {
+		return "", drover.Errorf(drover.EINVALID, "--version is required for a directory release").
+			WithHint("pass --version V or put a VERSION file at the root of " + src)
+	}
+	defer f.Close()
+	// A version is at most 128 characters (ValidVersion); reading a little
+	// more lets ValidVersion name an over-long one without reading a huge
+	// file whole.
+	b, _ := io.ReadAll(io.LimitReader(f, 4096))
+	return strings.TrimSpace(string(b)), nil
 }

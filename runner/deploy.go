@@ -179,7 +179,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %d hosts, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), len(targets), pending),
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(len(targets), "host"), pending),
 		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan)})
 	x.emitBaseline()
 	x.dist.announce()

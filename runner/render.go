@@ -1,8 +1,11 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"path"
+	"regexp"
+	"strconv"
 
 	"drover"
 )
@@ -56,9 +59,82 @@ func (r *Runner) desiredConfig(rel *drover.Release, targets map[string]bool) (ma
 		}
 		files, err := rd.render(h)
 		if err != nil {
+			if terr := rd.templateFailures(targets); terr != nil {
+				return nil, terr
+			}
 			return nil, err
 		}
 		out[h.Name] = drover.ConfigHash(files)
 	}
 	return out, nil
+}
+
+// templateHint is the hint of a template that fails for some host: the
+// words config validation gives a check or hook template (config/templates.go),
+// so a missing var reads the same wherever the template lives.
+const templateHint = "define the value for every host (its vars, or the environment's vars) or fix the template; " +
+	"templates see .Host.Name, .Host.Address, .Host.Vars, .Release.ID, .Release.Version, .Service, .Env, .Root and .Path"
+
+// execFailure picks text/template's execution error apart: the line in
+// the template and what went wrong (`at <.Host.Vars.port>: map has no
+// entry for key "port"`).
+var execFailure = regexp.MustCompile(`template: .*?:(\d+):\d+: executing ".*?" (at <.*)$`)
+
+// templateFailures renders every release config template for every
+// target and reports each template that fails, once, as config validation
+// reports a check template: at the template's line, naming the first host
+// it fails for and how many more, with the same hint. Without it, a
+// missing var surfaced as a raw Go template error naming one host. nil
+// when no template fails to execute (the failure is something else).
+func (rd *renderer) templateFailures(targets map[string]bool) error {
+	var errs []error
+	for i, f := range rd.spec.ConfigFiles {
+		text, ok := rd.templates[path.Clean(f.Template)]
+		if !ok {
+			continue
+		}
+		var first, reason string
+		line, failed := 0, 0
+		for _, h := range rd.spec.Hosts {
+			if !targets[h.Name] {
+				continue
+			}
+			data := drover.NewTemplateData(rd.spec, h, rd.release.ID(), rd.release.Version())
+			_, err := drover.Render(f.Template, string(text), data)
+			if err == nil {
+				continue
+			}
+			if failed == 0 {
+				first, reason = h.Name, err.Error()
+				var de *drover.Error
+				if errors.As(err, &de) {
+					reason = de.Message
+				}
+				if m := execFailure.FindStringSubmatch(reason); m != nil {
+					line, _ = strconv.Atoi(m[1])
+					reason = m[2]
+				}
+			}
+			failed++
+		}
+		if failed == 0 {
+			continue
+		}
+		more := ""
+		if failed > 1 {
+			more = fmt.Sprintf(" (and %d more host", failed-1)
+			if failed > 2 {
+				more += "s"
+			}
+			more += ")"
+		}
+		where := f.Template
+		if line > 0 {
+			where = fmt.Sprintf("%s:%d", f.Template, line)
+		}
+		errs = append(errs, &drover.Error{Code: drover.EINVALID, Where: where,
+			Message: fmt.Sprintf("config_files[%d] (release %s): template fails for host %s%s: %s", i, rd.release.ID(), first, more, reason),
+			Hint:    templateHint})
+	}
+	return errors.Join(errs...)
 }

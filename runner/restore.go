@@ -60,7 +60,7 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "journal: " + err.Error()}
 	}
-	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %d hosts to restore", kind, r.Spec.Service, len(to)),
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %s to restore", kind, r.Spec.Service, plural(len(to), "host")),
 		Operation: kind, Groups: eventGroups(plan)})
 	x := newExecutor(r, cs, nil, id, to)
 	if x.bg, err = r.newBGRun(); err != nil {
@@ -99,7 +99,7 @@ func (r *Runner) recoverUnfinished(ctx context.Context, lock drover.Lock) ([]*Ou
 			}
 		}
 		id := r.newID() + "-recover"
-		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("found %s %s of %s (started %s by %s on %s) that never finished: rolling back the %d hosts it touched", rec.Kind, rec.ID, rec.Version, rec.Started.Format("2006-01-02 15:04:05"), rec.User, rec.Machine, len(to))})
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("found %s %s of %s (started %s by %s on %s) that never finished: rolling back the %s it touched", rec.Kind, rec.ID, rec.Version, rec.Started.Format("2006-01-02 15:04:05"), rec.User, rec.Machine, plural(len(to), "host"))})
 		var out *Outcome
 		if len(to) == 0 {
 			out = &Outcome{DeployID: id, Kind: drover.KindRecover, Verdict: rollout.Succeeded, ExitCode: drover.ExitOK, Summary: "recover: no host was touched"}
@@ -159,9 +159,14 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 	views := r.survey(ctx, cs, targets)
+	if o.To, err = resolveTo(views, o.To); err != nil {
+		return nil, err
+	}
 	to := map[string]drover.Snapshot{}
 	skip := map[string]bool{}
 	var problems []string
+	hint := "use --limit to leave those hosts out, or --to RELEASE-ID"
+	hints := map[string]bool{}
 	names := sortedKeys(targets)
 	for _, name := range names {
 		v := views[name]
@@ -179,6 +184,7 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("host %s: %v", name, err))
+			hints[drover.ErrorHint(err)] = true
 			continue
 		}
 		to[name] = snap
@@ -191,7 +197,16 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 				code = drover.EUNREACHABLE
 			}
 		}
-		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: "use --limit to leave those hosts out, or --to RELEASE-ID"}
+		// One hint shared by every refused host (the fleet is on its
+		// first release) says what to do there; otherwise the general one.
+		if len(hints) == 1 && len(problems) == len(names) {
+			for h := range hints {
+				if h != "" {
+					hint = h
+				}
+			}
+		}
+		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: hint}
 	}
 	out := r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
 	return out, nil
@@ -228,7 +243,7 @@ func (r *Runner) rollbackTarget(ctx context.Context, cs *conns, host string, st 
 		}
 	}
 	if target == "" {
-		return drover.Snapshot{}, drover.Errorf(drover.ENOTFOUND, "no previous release to roll back to (current %s)", st.ReleaseLabel(st.Current))
+		return drover.Snapshot{}, firstReleaseError(st)
 	}
 	if target == st.Current {
 		return st.Snapshot(), nil

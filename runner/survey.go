@@ -90,7 +90,7 @@ func (r *Runner) Status(ctx context.Context) (*FleetStatus, error) {
 		v := views[h.Name]
 		hs := HostStatus{Name: h.Name, Address: h.Address, Group: h.Group, Reachable: v.Err == nil,
 			Release: v.State.Current, Version: v.State.Version, Previous: v.State.Previous,
-			DeployedAt: v.State.DeployedAt, DeployID: v.State.DeployID, ConfigHash: v.State.ConfigHash}
+			DeployedAt: deployedAt(v.State), DeployID: v.State.DeployID, ConfigHash: v.State.ConfigHash}
 		if v.Err != nil {
 			hs.Error = v.Err.Error()
 		}
@@ -143,4 +143,26 @@ func unadopted(host string, st drover.HostState) error {
 	return drover.Errorf(drover.EINVALID, "current is a live directory, not a link into releases/: drover could not put it back if the deploy failed").
 		At("host " + host).
 		WithHint("run `drover adopt` once: it moves the directory into releases/foreign-<hash> and links current to it atomically, without touching the service")
+}
+
+// deployedAt is when the host's current release was deployed: the newest
+// history entry that put it there other than a restore. state.json's
+// deployed_at moves on every swap, so a failed deploy that restored the
+// host made its release look deployed minutes ago — and hid the host from
+// `status --stragglers --since`. Falls back to deployed_at when the
+// history (bounded) no longer holds the release's arrival.
+func deployedAt(st drover.HostState) time.Time {
+	for i := len(st.History) - 1; i >= 0; i-- {
+		e := st.History[i]
+		if e.To != st.Current {
+			// An entry that moved the host elsewhere: the release was
+			// there before it, so its arrival is further back.
+			continue
+		}
+		if e.Action == drover.ActionRestore {
+			continue
+		}
+		return e.At
+	}
+	return st.DeployedAt
 }

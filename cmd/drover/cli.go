@@ -156,6 +156,9 @@ func (a *app) open(f specFlags, sink drover.EventSink) (*env, error) {
 // openSpec is open for a spec already loaded (drover server opens one per
 // run of a service it loaded at start).
 func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*env, error) {
+	if p, ok := sink.(*printer); ok {
+		p.quietRotation = !spec.HasRotation()
+	}
 	dir, err := stateDir(spec)
 	if err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 	counts := map[string]int{}
 	fmt.Fprintf(a.stdout, "plan: %s %s (%s)\n", res.Service, res.Version, res.Release)
 	for _, g := range res.Groups {
-		fmt.Fprintf(a.stdout, "\ngroup %s: %d hosts, batch %d, failure limit %d\n", g.Name, len(g.Hosts), g.Batch, g.FailureLimit)
+		fmt.Fprintf(a.stdout, "\ngroup %s: %s, batch %d, failure limit %d\n", g.Name, plural(len(g.Hosts), "host"), g.Batch, g.FailureLimit)
 		for _, h := range g.Hosts {
 			counts[h.Action]++
 			from := h.Version
@@ -210,10 +210,14 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			running, unfinished, err := deployActivity(c.Context(), e.store, runner.Key(e.spec))
+			if err != nil {
+				return err
+			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return enc.Encode(statusView{FleetStatus: st, Running: running, Unfinished: unfinished})
 			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "HOST\tGROUP\tREACHABLE\tVERSION\tRELEASE\tPREVIOUS\tDEPLOYED")
@@ -230,6 +234,7 @@ func (a *app) statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 			}
 			tw.Flush()
+			printDeployActivity(a.stdout, running, unfinished)
 			unreachable := 0
 			for _, h := range st.Hosts {
 				if !h.Reachable {
@@ -277,13 +282,14 @@ func dash(s string) string {
 }
 
 func (a *app) releaseCmd() *cobra.Command {
-	c := &cobra.Command{Use: "release", Short: "Build and inspect release bundles",
+	c := &cobra.Command{Use: "release", Short: "Build release bundles",
 		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`}
 	var version, out, service string
 	build := &cobra.Command{
-		Use:     "build SRC --version V -o OUT.tar.gz",
-		Short:   "Pack a directory into a verified release bundle with a manifest",
-		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz`,
+		Use:   "build SRC [--version V] -o OUT.tar.gz",
+		Short: "Pack a directory into a verified release bundle with a manifest",
+		Example: `  drover release build ./build --version 1.4.2 -o hello-1.4.2.tar.gz
+  drover release build ./build -o hello.tar.gz   # the version from ./build/VERSION`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return &usageError{fmt.Errorf("release build takes one source directory, got %d arguments", len(args))}
@@ -291,7 +297,11 @@ func (a *app) releaseCmd() *cobra.Command {
 			if out == "" {
 				return &usageError{fmt.Errorf("-o OUT.tar.gz is required")}
 			}
-			rel, err := release.Build(c.Context(), args[0], release.BuildOptions{Service: service, Version: version, Out: out, Now: time.Now()})
+			v, err := release.DirVersion(args[0], version)
+			if err != nil {
+				return err
+			}
+			rel, err := release.Build(c.Context(), args[0], release.BuildOptions{Service: service, Version: v, Out: out, Now: time.Now()})
 			if err != nil {
 				return err
 			}

@@ -229,7 +229,7 @@ func TestTTYNoProgress(t *testing.T) {
 	tm := newTmux(t, 110, 60, []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}, cmd)
 	screens := tm.sample(2*time.Minute, func(sc string) bool { return strings.Contains(sc, "[drover exited") })
 	final := screens[len(screens)-1]
-	for _, want := range []string{"h01      stage     ok", "h02      repool    ok", "== group default", "[drover exited 0]"} {
+	for _, want := range []string{"h01      stage     ok", "h02      check     ok", "== group default", "[drover exited 0]"} {
 		if !strings.Contains(final, want) {
 			t.Errorf("--no-progress screen lacks %q:\n%s", want, final)
 		}

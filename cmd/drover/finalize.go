@@ -57,7 +57,7 @@ host could not be.`,
 				}
 			}
 			if len(res.Failed) > 0 {
-				fmt.Fprintf(a.stderr, "finalize: %d host(s) could not be finalized:\n  %s\n", len(res.Failed), strings.Join(res.Failed, "\n  "))
+				fmt.Fprintf(a.stderr, "finalize: %s could not be finalized:\n  %s\n", plural(len(res.Failed), "host"), strings.Join(res.Failed, "\n  "))
 				a.exit(drover.ExitNeedsPerson)
 			}
 			return nil

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -326,17 +328,7 @@ interrupted until the next deploy or resume recovers it.`,
 			if asJSON {
 				return writeJSON(a.stdout, rows)
 			}
-			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tSTATUS\tSTARTED\tTOOK\tBY\tMESSAGE\tSUMMARY")
-			for _, r := range rows {
-				took := ""
-				if !r.Finished.IsZero() {
-					took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, dash(r.Version), r.Status,
-					r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, dash(oneLine(r.Message, 40)), r.Summary)
-			}
-			return tw.Flush()
+			return printHistory(a.stdout, rows)
 		},
 	}
 	f.add(c)
@@ -347,10 +339,34 @@ interrupted until the next deploy or resume recovers it.`,
 	return c
 }
 
+// printHistory writes history's table: one line per deploy whatever its
+// message or summary holds (a multi-line validate error, a tab, a
+// terminal escape), so columns stay columns; `drover show` has the whole
+// text.
+func printHistory(w io.Writer, rows []historyRow) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tRELEASE\tSTATUS\tSTARTED\tTOOK\tBY\tMESSAGE\tSUMMARY")
+	for _, r := range rows {
+		took := ""
+		if !r.Finished.IsZero() {
+			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(r.Kind, 0), dash(oneLine(r.Version, 0)), dash(oneLine(r.Release, 0)), r.Status,
+			r.Started.Local().Format("2006-01-02 15:04:05"), took, oneLine(r.User+"@"+r.Machine, 0), dash(oneLine(r.Message, 40)), oneLine(r.Summary, 100))
+	}
+	return tw.Flush()
+}
+
+// oneLine makes s one table cell: every run of white space and control
+// characters (newlines, tabs that would start a new column, escapes that
+// would drive the terminal) becomes one space, and text longer than n
+// runes (n > 0) is cut with "…".
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError
+	}), " ")
+	if n > 0 && utf8.RuneCountInString(s) > n {
+		return string([]rune(s)[:n-1]) + "…"
 	}
 	return s
 }
@@ -757,7 +773,7 @@ func (a *app) stragglers(ctx context.Context, e *env, since time.Time, want stri
 	}
 	fmt.Fprintf(a.stdout, "desired release %s: %s\n", rep.Desired, rep.Basis)
 	if len(rep.Hosts) == 0 {
-		fmt.Fprintf(a.stdout, "no stragglers: all %d hosts are on it", len(st.Hosts))
+		fmt.Fprintf(a.stdout, "no stragglers: all %s are on it", plural(len(st.Hosts), "host"))
 		if !since.IsZero() {
 			fmt.Fprintf(a.stdout, " and were deployed since %s", since.Local().Format("2006-01-02 15:04:05"))
 		}

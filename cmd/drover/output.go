@@ -157,6 +157,10 @@ type printer struct {
 	json  bool
 	style style
 	start time.Time
+	// quietRotation hides the depool and repool lines of a spec that
+	// configures no rotation: "depool ok (0s)" on every host says
+	// something happened when nothing did.
+	quietRotation bool
 }
 
 func (p *printer) close() {}
@@ -180,12 +184,15 @@ func (p *printer) Emit(e drover.Event) {
 	case drover.EventDeployStart:
 		fmt.Fprintf(p.w, "%s %s  [%s]\n", ts, s.bold(e.Message), e.Deploy)
 		for _, g := range e.Groups {
-			fmt.Fprintf(p.w, "%s    group %s: %d hosts, batch %d, failure limit %d\n", ts, g.Name, len(g.Hosts), g.Batch, g.FailureLimit)
+			fmt.Fprintf(p.w, "%s    group %s: %s, batch %d, failure limit %d\n", ts, g.Name, plural(len(g.Hosts), "host"), g.Batch, g.FailureLimit)
 		}
 	case drover.EventStepStart:
 		// Starts are implied by their results; printing both doubles the
 		// output without telling a person more.
 	case drover.EventStepDone:
+		if p.quietRotation && (e.Step == "depool" || e.Step == "repool") && e.Outcome == string(rollout.OK) {
+			return
+		}
 		mark := s.green("ok")
 		switch e.Outcome {
 		case string(rollout.Failed):

@@ -54,8 +54,10 @@ func DeployRoot(h drover.Host) string {
 	return filepath.Join(h.Address, root)
 }
 
-// Open checks that the host's directory exists (EUNREACHABLE otherwise)
-// and creates its deploy root.
+// Open checks that the host's directory exists (EUNREACHABLE otherwise).
+// It creates nothing: the deploy root is made by the first operation that
+// writes (ready), so `drover status` and `drover plan`, which only read,
+// leave a host that was never deployed exactly as they found it.
 func (t *Transport) Open(ctx context.Context, h drover.Host) (drover.HostConn, error) {
 	where := "host " + h.Name
 	if h.Address == "" || !filepath.IsAbs(h.Address) {
@@ -67,9 +69,6 @@ func (t *Transport) Open(ctx context.Context, h drover.Host) (drover.HostConn, e
 	c := &conn{name: h.Name, dir: h.Address, root: DeployRoot(h)}
 	if err := c.alive(); err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(c.root, 0o755); err != nil {
-		return nil, drover.Errorf(drover.EFAILED, "create deploy root %s: %v", c.root, err).At(where)
 	}
 	c.ops = &hostops.Host{Root: c.root, Now: t.Now}
 	if t.Notice != nil {
@@ -106,6 +105,18 @@ func (c *conn) alive() error {
 		WithHint("transport local reaches a host through its directory; check the host's address")
 }
 
+// ready is alive for an operation that writes under the deploy root:
+// it creates the root when it is not there yet.
+func (c *conn) ready() error {
+	if err := c.alive(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		return drover.Errorf(drover.EFAILED, "create deploy root %s: %v", c.root, err).At("host " + c.name)
+	}
+	return nil
+}
+
 // wrap names the host in err. An operation that failed because the host's
 // directory vanished under it is reported as EUNREACHABLE, like a network
 // host that went down mid-operation.
@@ -137,7 +148,7 @@ func (c *conn) State(ctx context.Context) (drover.HostState, error) {
 // Stage stages req.Release's bundle file; its sha256 is checked while it
 // is read.
 func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return drover.StageResult{}, err
 	}
 	if req.Release == nil {
@@ -153,7 +164,7 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 }
 
 func (c *conn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.HostState, error) {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return drover.HostState{}, err
 	}
 	l, err := c.ops.Lock(ctx, hostops.Holder{DeployID: req.DeployID, Step: "promote"})
@@ -166,7 +177,7 @@ func (c *conn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.H
 }
 
 func (c *conn) Restore(ctx context.Context, req drover.RestoreRequest) (drover.HostState, error) {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return drover.HostState{}, err
 	}
 	l, err := c.ops.Lock(ctx, hostops.Holder{DeployID: req.DeployID, Step: "restore"})
@@ -185,9 +196,14 @@ func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecRes
 	return c.exec(ctx, req, true)
 }
 
-// exec runs req; locked is false for a check's command, which only looks.
+// exec runs req; locked is false for a check's command, which only looks
+// (and so creates nothing on the host: no deploy root either).
 func (c *conn) exec(ctx context.Context, req drover.ExecRequest, locked bool) (drover.ExecResult, error) {
-	if err := c.alive(); err != nil {
+	check := c.alive
+	if locked {
+		check = c.ready
+	}
+	if err := check(); err != nil {
 		return drover.ExecResult{}, err
 	}
 	dir := filepath.Join(c.root, hostops.CurrentLink)
@@ -247,7 +263,7 @@ func (c *conn) ReadFile(ctx context.Context, path string) ([]byte, error) {
 }
 
 func (c *conn) Prune(ctx context.Context, keep int, protect ...string) ([]string, error) {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return nil, err
 	}
 	l, err := c.ops.Lock(ctx, hostops.Holder{Step: "prune"})

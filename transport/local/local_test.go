@@ -56,11 +56,25 @@ func TestOpenUnreachable(t *testing.T) {
 	}
 }
 
-func TestOpenCreatesDeployRoot(t *testing.T) {
+// TestDeployRootOnFirstWrite: opening and reading a host create nothing
+// (status and plan leave a fresh host alone); the first write creates the
+// deploy root.
+func TestDeployRootOnFirstWrite(t *testing.T) {
 	h := newHost(t)
-	open(t, &Transport{}, h)
-	if fi, err := os.Stat(filepath.Join(h.Address, "srv", "hello")); err != nil || !fi.IsDir() {
-		t.Fatalf("deploy root: %v", err)
+	c := open(t, &Transport{}, h)
+	root := filepath.Join(h.Address, "srv", "hello")
+	if _, err := c.State(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.ReadFile(context.Background(), "releases/x/hello.conf")
+	if _, err := os.Lstat(root); !os.IsNotExist(err) {
+		t.Fatalf("open and reads created the deploy root: %v", err)
+	}
+	if _, err := c.Prune(context.Background(), 5); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		t.Fatalf("deploy root after a write: %v", err)
 	}
 }
 

@@ -20,7 +20,7 @@ var _ drover.Fetcher = (*conn)(nil)
 // Fetch puts the bundle into the host's cache: copied from the bundle file
 // when req.From is "", else fetched from the relay at req.From.
 func (c *conn) Fetch(ctx context.Context, req drover.FetchRequest) error {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return err
 	}
 	if req.Release == nil {
@@ -42,7 +42,7 @@ func (c *conn) Fetch(ctx context.Context, req drover.FetchRequest) error {
 
 // StageFetched stages the host's cached bundle.
 func (c *conn) StageFetched(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return drover.StageResult{}, err
 	}
 	if req.Release == nil {
@@ -63,7 +63,7 @@ func (c *conn) StageFetched(ctx context.Context, req drover.StageRequest) (drove
 
 // Relay serves the host's cached bundle on 127.0.0.1.
 func (c *conn) Relay(ctx context.Context, req drover.RelayRequest) (drover.RelayServer, error) {
-	if err := c.alive(); err != nil {
+	if err := c.ready(); err != nil {
 		return nil, err
 	}
 	if req.Release == nil {

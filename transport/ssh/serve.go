@@ -250,8 +250,13 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
 		defer cancel()
 	}
-	if err := os.MkdirAll(o.Root, 0o755); err != nil {
-		return fail(drover.Errorf(drover.EFAILED, "create deploy root %s: %v", o.Root, err))
+	// Reads create nothing: `drover status` and `drover plan` must leave
+	// a host that was never deployed as they found it (no deploy root, no
+	// releases directory).
+	if op != OpState && op != OpReadFile && op != OpCheck {
+		if err := os.MkdirAll(o.Root, 0o755); err != nil {
+			return fail(drover.Errorf(drover.EFAILED, "create deploy root %s: %v", o.Root, err))
+		}
 	}
 	h := &hostops.Host{Root: o.Root, Now: o.Now,
 		// Validate commands see what hooks see (the release's scripts
