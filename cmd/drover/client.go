@@ -112,7 +112,8 @@ func (a *app) remoteDeploy(ctx context.Context, f *deployFlags) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.DeployBundle(ctx, key, rel.BundlePath, server.DeployRequest{Limit: f.limit, Force: f.force, Message: f.message, Yes: f.yes})
+	st, err := cl.DeployBundle(ctx, key, rel.BundlePath, server.DeployRequest{Limit: f.limit, Force: f.force, Message: f.message, Yes: f.yes,
+		SkipChecks: f.skipChecks, SkipAnalyses: f.skipAnalyses, SkipGates: f.skipGates})
 	if err != nil {
 		return err
 	}
