@@ -333,7 +333,7 @@ interrupted until the next deploy or resume recovers it.`,
 				if !r.Finished.IsZero() {
 					took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, dash(r.Version), r.Status,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, kindLabel(r.DeployRecord), dash(r.Version), r.Status,
 					r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, dash(oneLine(r.Message, 40)), r.Summary)
 			}
 			return tw.Flush()
@@ -345,6 +345,16 @@ interrupted until the next deploy or resume recovers it.`,
 	c.Flags().StringVar(&host, "host", "", "only deploys that targeted this host")
 	c.Flags().StringVar(&since, "since", "", "only deploys started since: a date (2006-01-02), a time (RFC 3339) or an age (90m, 36h, 7d)")
 	return c
+}
+
+// kindLabel is the KIND column of history: a deploy that skipped checks,
+// analyses or gates is marked "deploy!" so that it stands out in a list
+// where a plain "deploy" would hide that nothing checked it.
+func kindLabel(d drover.DeployRecord) string {
+	if len(d.Overrides) > 0 {
+		return d.Kind + "!"
+	}
+	return d.Kind
 }
 
 func oneLine(s string, n int) string {
@@ -523,6 +533,9 @@ func printDeploy(w io.Writer, v deployView) {
 	}
 	if d.Message != "" {
 		fmt.Fprintf(w, "  message   %s\n", d.Message)
+	}
+	for _, o := range d.Overrides {
+		fmt.Fprintf(w, "  OVERRIDE  skipped %s %s: %s\n", termSafe(o.Kind), termSafe(o.Name), termSafe(o.Reason))
 	}
 	fmt.Fprintf(w, "  started   %s\n", d.Started.Local().Format("2006-01-02 15:04:05.000"))
 	if !d.Finished.IsZero() {
