@@ -44,6 +44,11 @@ func TestE2EOverrides(t *testing.T) {
 	if !strings.Contains(r.stderr, "smoke, invariant, analysis, wait, approve, confirm") {
 		t.Errorf("an unknown gate kind must list the kinds:\n%s", r)
 	}
+	r = runDrover(t, "converge", "-c", f.Config, "--release", bad, "--skip-analysis", "p99", "-m", "INC-42")
+	mustExit(t, r, 2)
+	if !strings.Contains(r.stderr, `--skip-analysis "p99"`) || !strings.Contains(r.stderr, "(none)") {
+		t.Errorf("converge must check its overrides too:\n%s", r)
+	}
 	wantServing(t, f, "1.0.0", nil)
 
 	const reason = "INC-42: cache dir missing on purpose, fixed in 2.0.1"
