@@ -29,6 +29,9 @@ type Event struct {
 	// terminal progress view, a CI dashboard) knows every host and batch
 	// before the first step reports.
 	Groups []EventGroup `json:"groups,omitempty"`
+	// Overrides, on deploy_start only, are the checks, analyses and gates
+	// an operator skipped for this deploy, with the reason (override.go).
+	Overrides []Override `json:"overrides,omitempty"`
 }
 
 // EventGroup is one group of a run's plan, carried by deploy_start.
@@ -73,6 +76,9 @@ const (
 	EventGateStart  = "gate_start"
 	EventGateDone   = "gate_done"
 	EventGateFailed = "gate_failed"
+	// An operator skipped a gate (--skip-gate -m): Message names the gate
+	// and the reason.
+	EventGateSkipped = "gate_skipped"
 )
 
 // EventSink receives events. Implementations must not block for long.

@@ -116,6 +116,9 @@ type DeployRecord struct {
 	Message  string       `json:"message,omitempty"`
 	Started  time.Time    `json:"started"`
 	Hosts    []DeployHost `json:"hosts"`
+	// Overrides are the checks, analyses and gates skipped for this deploy
+	// only, each with its reason (override.go).
+	Overrides []Override `json:"overrides,omitempty"`
 	// Set by Finish.
 	Finished time.Time `json:"finished,omitempty"`
 	Outcome  string    `json:"outcome,omitempty"`

@@ -79,6 +79,11 @@ type Payload struct {
 	Message string    `json:"message,omitempty"`
 	// Detail is the drover event as `--output json` prints it.
 	Detail drover.Event `json:"detail"`
+	// Overrides are the checks, analyses and gates the deploy skipped
+	// (--skip-check and friends, with the reason), on every event of that
+	// deploy: a "finish" that reads succeeded must not hide that nothing
+	// checked it.
+	Overrides []drover.Override `json:"overrides,omitempty"`
 }
 
 // Options tune delivery; the zero value means the defaults.
@@ -114,6 +119,8 @@ type Webhooks struct {
 
 	mu     sync.Mutex
 	closed bool
+	// overrides of the deploys this sink saw start, until their verdict.
+	overrides map[string][]drover.Override
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -255,6 +262,17 @@ func (w *Webhooks) Emit(e drover.Event) {
 	if w.closed {
 		return
 	}
+	ovs := w.overrides[e.Deploy]
+	switch {
+	case e.Kind == drover.EventDeployStart && len(e.Overrides) > 0:
+		if w.overrides == nil {
+			w.overrides = map[string][]drover.Override{}
+		}
+		ovs = e.Overrides
+		w.overrides[e.Deploy] = ovs
+	case e.Kind == drover.EventVerdict:
+		delete(w.overrides, e.Deploy)
+	}
 	for _, h := range w.hooks {
 		name, ok := h.kinds[e.Kind]
 		if !ok {
@@ -263,7 +281,7 @@ func (w *Webhooks) Emit(e drover.Event) {
 		h.mu.Lock()
 		h.seq++
 		p := Payload{Schema: PayloadSchema, ID: eventID(h.cfg.URL, e, name, h.seq), Event: name,
-			Service: w.opts.Service, Env: w.opts.Env, Deploy: e.Deploy, Time: e.Time, Message: e.Message, Detail: e}
+			Service: w.opts.Service, Env: w.opts.Env, Deploy: e.Deploy, Time: e.Time, Message: e.Message, Detail: e, Overrides: ovs}
 		select {
 		case h.queue <- p:
 		default:

@@ -152,6 +152,42 @@ func TestWebhookExactlyOnceWithRetries(t *testing.T) {
 	}
 }
 
+// A deploy's overrides ride on every payload of that deploy, the finish
+// included, and on none of another deploy's.
+func TestWebhookCarriesOverrides(t *testing.T) {
+	rec := &receiver{}
+	srv := newReceiver(t, rec)
+	w, err := notify.New([]drover.Webhook{{URL: srv.URL}}, notify.Options{Sleep: noSleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovs := []drover.Override{{Kind: drover.OverrideCheck, Name: "version", Reason: "INC-42"}}
+	evs := events()
+	evs[0].Overrides = ovs
+	for _, e := range evs {
+		w.Emit(e)
+	}
+	w.Emit(drover.Event{Time: t0.Add(time.Minute), Deploy: "d-2", Kind: drover.EventDeployStart})
+	w.Emit(drover.Event{Time: t0.Add(2 * time.Minute), Deploy: "d-2", Kind: drover.EventVerdict})
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.payloads) != 6 {
+		t.Fatalf("%d payloads, want 6", len(rec.payloads))
+	}
+	for _, p := range rec.payloads {
+		want := 1
+		if p.Deploy == "d-2" {
+			want = 0
+		}
+		if len(p.Overrides) != want || (want == 1 && p.Overrides[0] != ovs[0]) {
+			t.Errorf("%s %s: overrides %+v", p.Deploy, p.Event, p.Overrides)
+		}
+	}
+}
+
 func TestWebhookEventFilter(t *testing.T) {
 	rec := &receiver{}
 	srv := newReceiver(t, rec)

@@ -30,6 +30,11 @@ const (
 func (m *Machine) stepGates(now time.Time, g *group) bool {
 	for g.gatePos < len(g.plan.Gates) {
 		gate := g.plan.Gates[g.gatePos]
+		if gate.Skip != "" {
+			m.groupNote(now, NoteGateSkipped, g, "%s skipped: %s", gate.Name, gate.Skip)
+			g.gatePos++
+			continue
+		}
 		switch gate.Kind {
 		case GateWait:
 			if g.gate == gateIdle {

@@ -42,6 +42,12 @@ type Gate struct {
 	Name string
 	Kind GateKind
 	Wait time.Duration // GateWait
+	// Skip, when not "", is the reason an operator gave for skipping this
+	// gate in an emergency (drover deploy --skip-gate -m). The Machine
+	// records the gate as skipped with the reason and moves past it: a
+	// skipped gate is never reported as passed, so the journal and the
+	// events say the gate did not run, and why.
+	Skip string
 }
 
 // Outcome is how a step ended.
@@ -156,6 +162,7 @@ const (
 	NoteGateStart      = "gate_start"       // a group's gate begins (a bake: until when)
 	NoteGateDone       = "gate_done"        // a gate passed
 	NoteGateFailed     = "gate_failed"      // a gate failed: the deploy halts
+	NoteGateSkipped    = "gate_skipped"     // an operator skipped the gate (Gate.Skip): the reason
 )
 
 // Ready is what a Machine hands out from one call to Ready: actions to

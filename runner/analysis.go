@@ -165,7 +165,7 @@ func (w *canaryWatch) gates(g drover.Group, hosts []string) []groupGate {
 	var out []groupGate
 	if len(analyses) > 0 || len(skipped) > 0 {
 		out = append(out, groupGate{
-			plan:    rollout.Gate{Name: GateAnalysisStart, Kind: rollout.GateRun},
+			plan: rollout.Gate{Name: GateAnalysisStart, Kind: rollout.GateRun}, kind: "analysis",
 			timeout: time.Minute,
 			run: func(ctx context.Context) error {
 				return w.startAnalyses(g, hosts, baseline, analyses, skipped)
@@ -173,7 +173,7 @@ func (w *canaryWatch) gates(g drover.Group, hosts []string) []groupGate {
 		})
 	}
 	if g.Wait > 0 {
-		out = append(out, groupGate{plan: rollout.Gate{Name: GateBake, Kind: rollout.GateWait, Wait: g.Wait}})
+		out = append(out, groupGate{plan: rollout.Gate{Name: GateBake, Kind: rollout.GateWait, Wait: g.Wait}, kind: "wait"})
 	}
 	if g.Approve == drover.ApproveManual {
 		out = append(out, w.approveGate(g))
@@ -185,7 +185,7 @@ func (w *canaryWatch) gates(g drover.Group, hosts []string) []groupGate {
 			bound += a.InitialDelay + (verdictGrace+1)*(analysisTimeout(a)+analysisInterval(a)) + gateSlack
 		}
 		out = append(out, groupGate{
-			plan:    rollout.Gate{Name: GateAnalysis, Kind: rollout.GateRun},
+			plan: rollout.Gate{Name: GateAnalysis, Kind: rollout.GateRun}, kind: "analysis",
 			timeout: bound,
 			run: func(ctx context.Context) error {
 				return w.verdict(ctx, g.Name, analyses)

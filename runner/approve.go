@@ -43,7 +43,7 @@ func (w *canaryWatch) approveGate(g drover.Group) groupGate {
 		timeout = drover.DefaultApproveTimeout
 	}
 	return groupGate{
-		plan:    rollout.Gate{Name: GateApprove, Kind: rollout.GateRun},
+		plan: rollout.Gate{Name: GateApprove, Kind: rollout.GateRun}, kind: "approve",
 		timeout: timeout + gateSlack,
 		run: func(ctx context.Context) error {
 			return w.awaitApproval(ctx, g, timeout)

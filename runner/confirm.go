@@ -36,7 +36,7 @@ func (r *Runner) confirmGates(g drover.Group, last bool) []groupGate {
 		q = fmt.Sprintf("group %s is done, the last one. Keep the new release? (no rolls every host back)", g.Name)
 	}
 	return []groupGate{{
-		plan:    rollout.Gate{Name: GateConfirm, Kind: rollout.GateRun},
+		plan: rollout.Gate{Name: GateConfirm, Kind: rollout.GateRun}, kind: "confirm",
 		timeout: ConfirmTimeout,
 		run: func(ctx context.Context) error {
 			if r.Confirm == nil {

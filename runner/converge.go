@@ -20,6 +20,9 @@ type ConvergeOptions struct {
 	// Limit narrows the hosts that must converge (see SelectHosts).
 	Limit   string
 	Message string
+	// Overrides apply to every round of this converge run (and are
+	// recorded with each round's deploy), never to a later run.
+	Overrides []drover.Override
 	// Reload reads the spec again (the dynamic inventory) after replace
 	// hooks ran; nil keeps the spec.
 	Reload func(ctx context.Context) (*drover.Spec, error)
@@ -214,7 +217,7 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 		}
 		halted := false
 		if len(st.Deploy) > 0 {
-			dep, err := r.Deploy(ctx, DeployOptions{Release: o.Release, Limit: strings.Join(st.Deploy, ","), Message: o.Message,
+			dep, err := r.Deploy(ctx, DeployOptions{Release: o.Release, Limit: strings.Join(st.Deploy, ","), Message: o.Message, Overrides: o.Overrides,
 				// A host the last round left stuck may read as on the
 				// release; its checks never passed.
 				Force: len(st.Force) > 0})

@@ -20,6 +20,9 @@ type DeployOptions struct {
 	// Force deploys to hosts already on the target release.
 	Force   bool
 	Message string
+	// Overrides skip checks, analyses and gates for this deploy only
+	// (drover.NewOverrides); they are recorded with it.
+	Overrides []drover.Override
 }
 
 // Outcome is how a deploy, rollback or recovery ended.
@@ -76,6 +79,12 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err := r.checkRotation(); err != nil {
 		return nil, err
 	}
+	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
+		return nil, err
+	}
+	// The spec of this deploy only: r.Spec keeps every check, so the next
+	// deploy (and a recovery of this one) runs them again.
+	spec := r.Spec.WithOverrides(o.Overrides)
 	id := r.newID()
 	lock, err := r.lock(ctx, id)
 	if err != nil {
@@ -118,9 +127,11 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 
 	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
+	rec.Overrides = o.Overrides
 	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism, Strategy: r.strategy()}
 	before := map[string]drover.Snapshot{}
 	x := newExecutor(r, cs, o.Release, id, before)
+	x.spec, x.overrides = spec, o.Overrides
 	x.bg = bg
 	canary := x.newCanaryWatch()
 	pending := 0
@@ -128,14 +139,14 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	// host: with --limit, the last group of the file may not be deployed
 	// at all, and its deploy-level smoke tests must not be skipped.
 	last := -1
-	for gi, g := range r.Spec.Groups {
+	for gi, g := range spec.Groups {
 		for _, name := range g.Hosts {
 			if targets[name] {
 				last = gi
 			}
 		}
 	}
-	for gi, g := range r.Spec.Groups {
+	for gi, g := range spec.Groups {
 		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
 		for _, name := range g.Hosts {
 			if !targets[name] {
@@ -180,7 +191,12 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(len(targets), "host"), pending),
-		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan)})
+		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan), Overrides: o.Overrides})
+	for _, ov := range o.Overrides {
+		if ov.Kind != drover.OverrideGate {
+			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
+		}
+	}
 	x.emitBaseline()
 	x.dist.announce()
 

@@ -13,9 +13,11 @@ import (
 
 // executor runs the steps of one deploy, rollback or recovery.
 type executor struct {
-	r     *Runner
-	spec  *drover.Spec
-	conns *conns
+	r    *Runner
+	spec *drover.Spec
+	// overrides are the operator's skips for this deploy (gates.go).
+	overrides []drover.Override
+	conns     *conns
 	// release is the target of a deploy; nil for rollback and recovery.
 	release  *drover.Release
 	deployID string

@@ -20,6 +20,8 @@ type groupGate struct {
 	// the deploy. It gets the whole timeout below.
 	run     func(ctx context.Context) error
 	timeout time.Duration
+	// kind is what --skip-gate GROUP:KIND calls the gate (drover.GateKinds).
+	kind string
 }
 
 // DefaultGateTimeout bounds a run gate that does not say otherwise.
@@ -47,6 +49,11 @@ type GateSource func(g drover.Group, last bool) []groupGate
 // addGates puts the gates of group name on gp and registers how to run them.
 func (x *executor) addGates(gp *rollout.GroupPlan, gates []groupGate) {
 	for _, gt := range gates {
+		// An operator's override is handed to the core, which records the
+		// gate as skipped with the reason; the runner never fakes a pass.
+		if reason, ok := drover.Skips(x.overrides, drover.OverrideGate, gp.Name+":"+gt.kind); ok {
+			gt.plan.Skip = reason
+		}
 		gp.Gates = append(gp.Gates, gt.plan)
 		if gt.plan.Kind == rollout.GateRun {
 			x.gates[gateKey(gp.Name, gt.plan.Name)] = gt

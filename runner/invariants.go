@@ -87,7 +87,7 @@ func (x *executor) emitBaseline() {
 // invariantGate compares inv after group as a run gate.
 func (x *executor) invariantGate(group string, inv drover.Invariant) groupGate {
 	return groupGate{
-		plan:    rollout.Gate{Name: "invariant " + inv.Name, Kind: rollout.GateRun},
+		plan: rollout.Gate{Name: "invariant " + inv.Name, Kind: rollout.GateRun}, kind: "invariant",
 		run:     func(ctx context.Context) error { return x.compareInvariant(ctx, group, inv) },
 		timeout: inv.Timeout + gateGrace,
 	}

@@ -364,6 +364,7 @@ var noteEvents = map[string]string{
 	rollout.NoteGateStart:      drover.EventGateStart,
 	rollout.NoteGateDone:       drover.EventGateDone,
 	rollout.NoteGateFailed:     drover.EventGateFailed,
+	rollout.NoteGateSkipped:    drover.EventGateSkipped,
 }
 
 func (r *Runner) emitNote(deployID string, n rollout.Note) {

@@ -57,7 +57,7 @@ func (x *executor) specGates(g drover.Group, last bool) []groupGate {
 // deploy-level checks.
 func (x *executor) smokeGate(name, group string, c drover.CheckSpec) groupGate {
 	return groupGate{
-		plan:    rollout.Gate{Name: name, Kind: rollout.GateRun},
+		plan: rollout.Gate{Name: name, Kind: rollout.GateRun}, kind: "smoke",
 		run:     func(ctx context.Context) error { return x.runSmoke(ctx, group, c) },
 		timeout: c.Timeout + gateGrace,
 	}

@@ -130,6 +130,13 @@ type DeployRequest struct {
 	Message string `json:"message,omitempty"`
 	// Yes answers the spec's confirm gates (confirm: true) in advance.
 	Yes bool `json:"yes,omitempty"`
+	// SkipChecks, SkipAnalyses and SkipGates (GROUP:KIND) are emergency
+	// overrides for this deploy only, as drover deploy --skip-check and
+	// friends; they need Message, the reason, and are recorded with the
+	// deploy.
+	SkipChecks   []string `json:"skip_checks,omitempty"`
+	SkipAnalyses []string `json:"skip_analyses,omitempty"`
+	SkipGates    []string `json:"skip_gates,omitempty"`
 }
 
 // Started is the answer to a change that began a run.
@@ -164,6 +171,10 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = checkConfirm(svc.Spec, req.Limit, req.Yes)
 	}
+	var overrides []drover.Override
+	if err == nil {
+		overrides, err = drover.NewOverrides(svc.Spec, req.SkipChecks, req.SkipAnalyses, req.SkipGates, req.Message)
+	}
 	var rel *drover.Release
 	if err == nil {
 		rel, err = release.Resolve(r.Context(), req.Release, req.Version, svc.Spec.Service, tmp, s.now())
@@ -173,7 +184,7 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	opts := runner.DeployOptions{Release: rel, Limit: req.Limit, Force: req.Force, Message: req.Message}
+	opts := runner.DeployOptions{Release: rel, Limit: req.Limit, Force: req.Force, Message: req.Message, Overrides: overrides}
 	rn, err := s.start(r.Context(), p, svc, startOptions{kind: drover.KindDeploy, yes: req.Yes, cleanup: cleanup},
 		func(ctx context.Context, r *runner.Runner) (*runner.Outcome, error) { return r.Deploy(ctx, opts) })
 	if err != nil {
@@ -193,7 +204,8 @@ func (s *Server) deployRequest(r *http.Request, tmp string) (DeployRequest, erro
 	case "application/gzip", "application/x-gzip", "application/octet-stream":
 		q := r.URL.Query()
 		req = DeployRequest{Version: q.Get("version"), Limit: q.Get("limit"), Message: q.Get("message"),
-			Force: queryBool(q.Get("force")), Yes: queryBool(q.Get("yes"))}
+			Force: queryBool(q.Get("force")), Yes: queryBool(q.Get("yes")),
+			SkipChecks: q["skip_check"], SkipAnalyses: q["skip_analysis"], SkipGates: q["skip_gate"]}
 		path := filepath.Join(tmp, "upload.tar.gz")
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {

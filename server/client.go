@@ -159,6 +159,7 @@ func (c *Client) DeployBundle(ctx context.Context, key, bundle string, req Deplo
 	if req.Yes {
 		q.Set("yes", "1")
 	}
+	q["skip_check"], q["skip_analysis"], q["skip_gate"] = req.SkipChecks, req.SkipAnalyses, req.SkipGates
 	resp, err := c.request(ctx, "POST", keyPath(key)+"/deploys?"+q.Encode(), f, "application/gzip")
 	if err != nil {
 		return Started{}, err

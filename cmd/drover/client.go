@@ -112,7 +112,8 @@ func (a *app) remoteDeploy(ctx context.Context, f *deployFlags) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.DeployBundle(ctx, key, rel.BundlePath, server.DeployRequest{Limit: f.limit, Force: f.force, Message: f.message, Yes: f.yes})
+	st, err := cl.DeployBundle(ctx, key, rel.BundlePath, server.DeployRequest{Limit: f.limit, Force: f.force, Message: f.message, Yes: f.yes,
+		SkipChecks: f.skipChecks, SkipAnalyses: f.skipAnalyses, SkipGates: f.skipGates})
 	if err != nil {
 		return err
 	}
@@ -245,7 +246,7 @@ func (a *app) remoteHistory(ctx context.Context, f specFlags, limit int, asJSON 
 		if !r.Finished.IsZero() {
 			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, dash(r.Version), r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, kindLabel(r.DeployRecord), dash(r.Version), r.Status,
 			r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, dash(oneLine(r.Message, 40)), r.Summary)
 	}
 	return tw.Flush()

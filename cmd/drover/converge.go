@@ -18,6 +18,9 @@ import (
 type convergeFlags struct {
 	deployFlags
 	maxAttempts int
+	// overrideList is what the override flags became, checked against
+	// the spec.
+	overrideList []drover.Override
 }
 
 func (a *app) convergeCmd() *cobra.Command {
@@ -83,6 +86,7 @@ targeted host is on the release, 3 when the rounds ran out with hosts left,
 		},
 	}
 	f.add(c, true)
+	f.addOverrides(c)
 	c.Flags().IntVar(&f.maxAttempts, "max-attempts", 0, "deploy rounds at most (default: converge.max_attempts, else 10)")
 	configs = a.multiConfig(c, &f.specFlags)
 	return c
@@ -98,6 +102,10 @@ func (a *app) prepareConverge(ctx context.Context, f *convergeFlags, e *env, p e
 	if err := a.checkConfirm(e.spec, f.limit, f.yes); err != nil {
 		return err
 	}
+	var err error
+	if f.overrideList, err = f.overrides(e.spec); err != nil {
+		return err
+	}
 	e.runner.Confirm = a.confirmer(ctx, f.yes, p)
 	return nil
 }
@@ -105,7 +113,7 @@ func (a *app) prepareConverge(ctx context.Context, f *convergeFlags, e *env, p e
 func (a *app) converge(ctx context.Context, f *convergeFlags, e *env, rel *drover.Release) (*runner.ConvergeOutcome, error) {
 	source, envName := e.spec.Source, e.spec.Env
 	return e.runner.Converge(ctx, runner.ConvergeOptions{
-		Release: rel, Limit: f.limit, Message: f.message,
+		Release: rel, Limit: f.limit, Message: f.message, Overrides: f.overrideList,
 		// After a replace hook the inventory is read again; the
 		// converge settings given on the command line stay.
 		Reload: func(ctx context.Context) (*drover.Spec, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +23,22 @@ type deployFlags struct {
 	yes     bool
 	output  string
 	message string
+	// Emergency overrides (--skip-check, --skip-analysis, --skip-gate):
+	// deploy and converge only.
+	skipChecks, skipAnalyses, skipGates []string
+}
+
+// addOverrides adds the emergency override flags; each needs -m.
+func (f *deployFlags) addOverrides(c *cobra.Command) {
+	c.Flags().StringArrayVar(&f.skipChecks, "skip-check", nil, "skip the health check NAME for this deploy only (repeatable; needs -m REASON)")
+	c.Flags().StringArrayVar(&f.skipAnalyses, "skip-analysis", nil, "skip the metric analysis NAME for this deploy only (repeatable; needs -m REASON)")
+	c.Flags().StringArrayVar(&f.skipGates, "skip-gate", nil, "skip a group's gate, GROUP:KIND with KIND one of "+strings.Join(drover.GateKinds, ", ")+", for this deploy only (repeatable; needs -m REASON)")
+}
+
+// overrides checks the override flags against spec before anything is
+// touched: no -m, or a name spec does not have, is exit 2.
+func (f *deployFlags) overrides(spec *drover.Spec) ([]drover.Override, error) {
+	return drover.NewOverrides(spec, f.skipChecks, f.skipAnalyses, f.skipGates, f.message)
 }
 
 func (f *deployFlags) add(c *cobra.Command, withYes bool) {
@@ -92,6 +109,10 @@ func (a *app) deployCmd() *cobra.Command {
 			if err := a.checkConfirm(e.spec, f.limit, f.yes); err != nil {
 				return err
 			}
+			overrides, err := f.overrides(e.spec)
+			if err != nil {
+				return err
+			}
 			e.runner.Confirm = a.confirmer(c.Context(), f.yes, p)
 			rel, cleanup, err := resolveRelease(c.Context(), &f, e)
 			if err != nil {
@@ -101,7 +122,7 @@ func (a *app) deployCmd() *cobra.Command {
 			if !f.yes {
 				f.message = a.deployMessage(f.message, e.spec)
 			}
-			out, err := e.runner.Deploy(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force, Message: f.message})
+			out, err := e.runner.Deploy(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force, Message: f.message, Overrides: overrides})
 			if err != nil {
 				return err
 			}
@@ -116,6 +137,7 @@ func (a *app) deployCmd() *cobra.Command {
 		},
 	}
 	f.add(c, true)
+	f.addOverrides(c)
 	configs = a.multiConfig(c, &f.specFlags)
 	return c
 }

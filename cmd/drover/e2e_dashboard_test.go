@@ -321,4 +321,27 @@ func TestE2EDashboard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// An emergency override through the API: the canary's approval is
+	// skipped, with a reason, so the deploy goes through without anyone
+	// pressing approve; the run shows an OVERRIDE banner with the reason
+	// and its history row an override badge.
+	code, b = dashAPI(t, "POST", url+"/api/v1/services/hello/deploys", alice, map[string]any{"release": writeRelease(t, f, "3.0.0", true), "version": "3.0.0",
+		"skip_gates": []string{"canary:approve"}, "message": "INC-77: approver out, hotfix"})
+	if code != http.StatusAccepted {
+		t.Fatalf("the override deploy: HTTP %d: %s", code, b)
+	}
+	var st struct{ ID string }
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	dashWait(t, tab, "the verdict of the override deploy", `document.querySelector('#verdict').dataset.outcome === 'succeeded' && document.querySelector('#run-title').textContent.includes('3.0.0')`)
+	if !dashTrue(t, tab, `(document.querySelector('#override-banner') || {}).textContent?.includes('skipped gate canary:approve — INC-77: approver out, hotfix') === true`) {
+		t.Errorf("no OVERRIDE banner on the run:\n%s", dashText(tab))
+	}
+	dashWait(t, tab, "the override badge in history", fmt.Sprintf(`!!document.querySelector('#history-rows tr[data-deploy=%q] .override-badge')`, st.ID))
+	if dashTrue(t, tab, fmt.Sprintf(`!!document.querySelector('#history-rows tr[data-deploy=%q] .override-badge')`, id1)) {
+		t.Errorf("a deploy without overrides has the badge")
+	}
+	wantServing(t, f, "3.0.0", nil)
 }

@@ -339,6 +339,16 @@ interrupted until the next deploy or resume recovers it.`,
 	return c
 }
 
+// kindLabel is the KIND column of history: a deploy that skipped checks,
+// analyses or gates is marked "deploy!" so that it stands out in a list
+// where a plain "deploy" would hide that nothing checked it.
+func kindLabel(d drover.DeployRecord) string {
+	if len(d.Overrides) > 0 {
+		return d.Kind + "!"
+	}
+	return d.Kind
+}
+
 // printHistory writes history's table: one line per deploy whatever its
 // message or summary holds (a multi-line validate error, a tab, a
 // terminal escape), so columns stay columns; `drover show` has the whole
@@ -351,7 +361,7 @@ func printHistory(w io.Writer, rows []historyRow) error {
 		if !r.Finished.IsZero() {
 			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(r.Kind, 0), dash(oneLine(r.Version, 0)), dash(oneLine(r.Release, 0)), r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(kindLabel(r.DeployRecord), 0), dash(oneLine(r.Version, 0)), dash(oneLine(r.Release, 0)), r.Status,
 			r.Started.Local().Format("2006-01-02 15:04:05"), took, oneLine(r.User+"@"+r.Machine, 0), dash(oneLine(r.Message, 40)), oneLine(r.Summary, 100))
 	}
 	return tw.Flush()
@@ -539,6 +549,9 @@ func printDeploy(w io.Writer, v deployView) {
 	}
 	if d.Message != "" {
 		fmt.Fprintf(w, "  message   %s\n", d.Message)
+	}
+	for _, o := range d.Overrides {
+		fmt.Fprintf(w, "  OVERRIDE  skipped %s %s: %s\n", termSafe(o.Kind), termSafe(o.Name), termSafe(o.Reason))
 	}
 	fmt.Fprintf(w, "  started   %s\n", d.Started.Local().Format("2006-01-02 15:04:05.000"))
 	if !d.Finished.IsZero() {

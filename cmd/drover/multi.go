@@ -109,6 +109,8 @@ type service struct {
 	code int
 	rel  *drover.Release
 	done func()
+	// overrides are the override flags checked against this service's spec.
+	overrides []drover.Override
 }
 
 // multiRun runs do for every config, under cap, and prints the verdicts.
@@ -230,6 +232,11 @@ func (a *app) deployMulti(c *cobra.Command, files []string, f *deployFlags, para
 			if err := a.checkConfirm(s.e.spec, f.limit, f.yes); err != nil {
 				return err
 			}
+			overrides, err := f.overrides(s.e.spec)
+			if err != nil {
+				return err
+			}
+			s.overrides = overrides
 			s.e.runner.Confirm = a.confirmer(c.Context(), f.yes, s.p)
 			rel, cleanup, err := resolveRelease(c.Context(), f, s.e)
 			if err != nil {
@@ -239,7 +246,7 @@ func (a *app) deployMulti(c *cobra.Command, files []string, f *deployFlags, para
 			return nil
 		},
 		func(ctx context.Context, s *service) error {
-			out, err := s.e.runner.Deploy(ctx, runner.DeployOptions{Release: s.rel, Limit: f.limit, Force: f.force, Message: f.message})
+			out, err := s.e.runner.Deploy(ctx, runner.DeployOptions{Release: s.rel, Limit: f.limit, Force: f.force, Message: f.message, Overrides: s.overrides})
 			if err != nil {
 				return err
 			}

@@ -186,6 +186,9 @@ func (p *printer) Emit(e drover.Event) {
 		for _, g := range e.Groups {
 			fmt.Fprintf(p.w, "%s    group %s: %s, batch %d, failure limit %d\n", ts, g.Name, plural(len(g.Hosts), "host"), g.Batch, g.FailureLimit)
 		}
+		for _, o := range e.Overrides {
+			fmt.Fprintf(p.w, "%s    %s skipped %s %s for this deploy: %s\n", ts, s.yellow("OVERRIDE:"), o.Kind, o.Name, o.Reason)
+		}
 	case drover.EventStepStart:
 		// Starts are implied by their results; printing both doubles the
 		// output without telling a person more.

@@ -78,5 +78,12 @@ func termEvent(e drover.Event) drover.Event {
 		}
 		e.Groups = gs
 	}
+	if len(e.Overrides) > 0 {
+		os := make([]drover.Override, len(e.Overrides))
+		for i, o := range e.Overrides {
+			os[i] = drover.Override{Kind: termSafe(o.Kind), Name: termSafe(o.Name), Reason: termSafe(o.Reason)}
+		}
+		e.Overrides = os
+	}
 	return e
 }

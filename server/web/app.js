@@ -257,6 +257,9 @@ function newRun(ev) {
     release: ev.release || '',
     version: ev.version || '',
     message: ev.message || '',
+    // Emergency overrides of this deploy (--skip-check and friends): shown
+    // as a banner so that a green deploy does not hide that nothing checked it.
+    overrides: ev.overrides || [],
     start: ev.time ? Date.parse(ev.time) : Date.now(),
     end: 0,
     running: true,
@@ -394,6 +397,10 @@ function fold(run, ev) {
       g.awaitingApproval = false;
       if (ev.kind === 'gate_failed') g.gateFailed = ev.message || 'gate failed';
       break;
+    case 'gate_skipped':
+      if (g) { g.gate = ''; g.awaitingApproval = false; }
+      run.notices.push('override: group ' + (ev.group || '') + ': ' + (ev.message || 'gate skipped'));
+      break;
     case 'halt':
       run.halt = ev.message || 'halted';
       for (const x of run.groups) x.awaitingApproval = false;
@@ -473,7 +480,7 @@ function runFromRecord(d) {
       if (h.skipped) g.skipped.push(h.name);
     }
     for (const g of byGroup.values()) g.batch = Math.max(1, g.hosts.length);
-    run = newRun({ deploy: rec.id, operation: rec.kind, release: rec.release, version: rec.version, message: rec.message, time: rec.started, groups: [...byGroup.values()] });
+    run = newRun({ deploy: rec.id, operation: rec.kind, release: rec.release, version: rec.version, message: rec.message, time: rec.started, groups: [...byGroup.values()], overrides: rec.overrides });
     run.source = 'journal';
     for (const j of d.journal || []) {
       const h = run.hosts.get(j.host);
@@ -605,6 +612,11 @@ function renderHead(run) {
       ' ', el('span', { class: 'mono', text: run.id }),
       run.message ? ' · ' + run.message : '',
       took ? ` · ${run.running ? 'running for' : 'took'} ${took}` : '');
+    if (run.overrides.length) {
+      title.append(el('span', { class: 'override-banner', id: 'override-banner', dataset: { overrides: String(run.overrides.length) } },
+        el('strong', { text: 'OVERRIDE' }),
+        ' skipped ' + run.overrides.map((o) => `${o.kind} ${o.name}`).join(', ') + ' — ' + run.overrides[0].reason));
+    }
   }
 
   const v = $('verdict');
@@ -874,7 +886,9 @@ function renderHistory() {
     return el('tr', { tabindex: '0', dataset: { deploy: d.id }, onclick: open, onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } } },
       el('td', { text: fmtTime(d.started) }),
       el('td', { class: 'mono', text: d.id }),
-      el('td', { text: d.kind }),
+      el('td', {}, d.kind, d.overrides && d.overrides.length
+        ? el('span', { class: 'override-badge', title: d.overrides.map((o) => `skipped ${o.kind} ${o.name}: ${o.reason}`).join('\n'), text: 'override' })
+        : ''),
       el('td', { text: d.version || '' }),
       el('td', { text: d.user || '' }),
       el('td', {}, el('span', { class: 'outcome ' + outcome, text: (OUTCOME_LABEL[outcome] || outcome).replace(/:.*/, '') })),

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,10 +38,18 @@ func (s *Store) Begin(ctx context.Context, d drover.DeployRecord) error {
 		if n > 0 {
 			return drover.Errorf(drover.EINVALID, "deploy %s already exists", d.ID)
 		}
+		overrides := ""
+		if len(d.Overrides) > 0 {
+			b, err := json.Marshal(d.Overrides)
+			if err != nil {
+				return internal("begin deploy "+d.ID, err)
+			}
+			overrides = string(b)
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO deploys
-			(id, key, kind, service, env, release, version, revision, user, machine, message, started_ns)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.Key, d.Kind, d.Service, d.Env, d.Release, d.Version, d.Revision, d.User, d.Machine, d.Message, toNS(d.Started))
+			(id, key, kind, service, env, release, version, revision, user, machine, message, started_ns, overrides)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.Key, d.Kind, d.Service, d.Env, d.Release, d.Version, d.Revision, d.User, d.Machine, d.Message, toNS(d.Started), overrides)
 		if err != nil {
 			return internal("begin deploy "+d.ID, err)
 		}
@@ -118,7 +127,7 @@ func (s *Store) Finish(ctx context.Context, deployID string, r drover.FinishReco
 }
 
 const deployCols = `id, key, kind, service, env, release, version, revision, user, machine, message,
-	started_ns, finished_ns, outcome, exit_code, summary`
+	started_ns, finished_ns, outcome, exit_code, summary, overrides`
 
 // scanDeploys reads rows of deployCols, then each deploy's hosts.
 func (s *Store) scanDeploys(ctx context.Context, query string, args ...any) ([]drover.DeployRecord, error) {
@@ -131,10 +140,17 @@ func (s *Store) scanDeploys(ctx context.Context, query string, args ...any) ([]d
 		var d drover.DeployRecord
 		var started int64
 		var finished sql.NullInt64
+		var overrides string
 		if err := rows.Scan(&d.ID, &d.Key, &d.Kind, &d.Service, &d.Env, &d.Release, &d.Version, &d.Revision,
-			&d.User, &d.Machine, &d.Message, &started, &finished, &d.Outcome, &d.ExitCode, &d.Summary); err != nil {
+			&d.User, &d.Machine, &d.Message, &started, &finished, &d.Outcome, &d.ExitCode, &d.Summary, &overrides); err != nil {
 			rows.Close()
 			return nil, internal("read deploys", err)
+		}
+		if overrides != "" {
+			if err := json.Unmarshal([]byte(overrides), &d.Overrides); err != nil {
+				rows.Close()
+				return nil, internal("read overrides of "+d.ID, err)
+			}
 		}
 		d.Started = fromNS(started)
 		if finished.Valid {

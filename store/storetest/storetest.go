@@ -57,6 +57,12 @@ func Record(id, key string, offset time.Duration) drover.DeployRecord {
 		Release: "v2-0123456789ab", Version: "v2", Revision: "abc123",
 		User: "alice", Machine: "ops1", Message: "ship it",
 		Started: base.Add(offset),
+		// Every store keeps a deploy's overrides: history must say a
+		// check was skipped for as long as it remembers the deploy.
+		Overrides: []drover.Override{
+			{Kind: drover.OverrideCheck, Name: "version", Reason: "INC-7: check is wrong"},
+			{Kind: drover.OverrideGate, Name: "canary:wait", Reason: "INC-7: check is wrong"},
+		},
 		Hosts: []drover.DeployHost{
 			{Name: "h01", Group: "canary", Before: drover.Snapshot{Current: "v1-aaaaaaaaaaaa", Previous: "v0-bbbbbbbbbbbb", Release: "v1-aaaaaaaaaaaa", Version: "v1", Live: "green"}},
 			{Name: "h02", Group: "default", Before: drover.Snapshot{}, Skipped: true},
