@@ -179,13 +179,13 @@ var crashMatrix struct {
 // nothing else of the package runs beside it.
 func TestE2ECrashMatrix(t *testing.T) {
 	scenarios := []crashScenario{
-		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), fleets: 2},
-		{name: "halt past the limit, crash in rollback", setup: crashRolling(false, true, false), args: deployArgs("2.0.0"), fleets: 3},
+		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), fleets: 3},
+		{name: "halt past the limit, crash in rollback", setup: crashRolling(true, true, false), args: deployArgs("2.0.0"), fleets: 3},
 		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0"), fleets: 2},
-		{name: "drover rollback", setup: crashRolling(false, false, true), forward: true, fleets: 2, args: func(cf *crashFleet) []string {
+		{name: "drover rollback", setup: crashRolling(true, false, true), forward: true, fleets: 3, args: func(cf *crashFleet) []string {
 			return []string{"rollback", "-c", cf.f.Config, "--yes"}
 		}},
-		{name: "second crash during resume", setup: crashRolling(false, false, false), first: deployArgs("2.0.0"), firstAt: 8, fleets: 2,
+		{name: "second crash during resume", setup: crashRolling(true, false, false), first: deployArgs("2.0.0"), firstAt: 8, fleets: 2,
 			args: func(cf *crashFleet) []string { return []string{"resume", "-c", cf.f.Config} }},
 	}
 	began := time.Now()
