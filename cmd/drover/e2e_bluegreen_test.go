@@ -74,7 +74,7 @@ func newBGFleetN(t *testing.T, hosts int) *bgFleet {
 		ln.Close()
 	}
 	t.Cleanup(bf.stopAll)
-	p, err := haproxyfleet.Start(context.Background(), haproxyfleet.Options{Dir: hx, Servers: servers, CheckInterval: 100 * time.Millisecond})
+	p, err := haproxyfleet.Start(context.Background(), haproxyfleet.Options{Dir: hx, Servers: servers, CheckInterval: 100 * time.Millisecond, CheckTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

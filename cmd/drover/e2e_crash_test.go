@@ -53,8 +53,9 @@ type crashFleet struct {
 	// inRotation says whether HAProxy has host's live server ready and
 	// UP; nil without rotation.
 	inRotation func(host string, st drover.HostState) error
-	// between runs before each crash run (blue/green: finalize).
-	between func(t *testing.T)
+	// between runs before each crash run (blue/green: finalize), given
+	// the hosts' states before the first.
+	between func(t *testing.T, before map[string]drover.HostState)
 }
 
 // run is one drover command with the crash point at n (0: none). killed
@@ -153,9 +154,9 @@ type crashScenario struct {
 	first func(cf *crashFleet) []string
 	// firstAt is first's crash point.
 	firstAt int
-	// stride > 1 tries every stride-th crash point only (see the README,
-	// "Reliability").
-	stride int
+	// fleets is how many fleets of the scenario take crash points off
+	// one queue at once (see crashQueue).
+	fleets int
 	// forward: the dead run is a rollback, and recovery finishes it on
 	// the hosts it touched (their journaled snapshot is the rollback's
 	// target), so such a host is whole on its previous release.
@@ -169,31 +170,44 @@ var crashMatrix struct {
 	rows                                        []string
 }
 
+// TestE2ECrashMatrix crashes every journal write of every scenario. A
+// crash point costs seconds of waiting (restart hooks, checks, HAProxy
+// health checks), little CPU, so the scenarios run at once, each on
+// several fleets that share its queue of crash points. They run as
+// concurrent subtests rather than t.Parallel ones, which -parallel (2 on
+// two cores) would run two at a time; the test itself is not parallel, so
+// nothing else of the package runs beside it.
 func TestE2ECrashMatrix(t *testing.T) {
 	scenarios := []crashScenario{
-		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), stride: 4},
-		{name: "halt past the limit, crash in rollback", setup: crashRolling(false, true, false), args: deployArgs("2.0.0"), stride: 4},
-		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0"), stride: 3},
-		{name: "drover rollback", setup: crashRolling(false, false, true), forward: true, stride: 3, args: func(cf *crashFleet) []string {
+		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), fleets: 3},
+		{name: "halt past the limit, crash in rollback", setup: crashRolling(true, true, false), args: deployArgs("2.0.0"), fleets: 3},
+		{name: "blue/green deploy", setup: crashBlueGreen, args: deployArgs("2.0.0"), fleets: 2},
+		{name: "drover rollback", setup: crashRolling(true, false, true), forward: true, fleets: 3, args: func(cf *crashFleet) []string {
 			return []string{"rollback", "-c", cf.f.Config, "--yes"}
 		}},
-		{name: "second crash during resume", setup: crashRolling(false, false, false), first: deployArgs("2.0.0"), firstAt: 8,
+		{name: "second crash during resume", setup: crashRolling(true, false, false), first: deployArgs("2.0.0"), firstAt: 8, fleets: 2,
 			args: func(cf *crashFleet) []string { return []string{"resume", "-c", cf.f.Config} }},
 	}
+	began := time.Now()
 	t.Run("scenarios", func(t *testing.T) {
+		var wg sync.WaitGroup
 		for _, sc := range scenarios {
-			t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
-				t.Parallel()
-				runCrashScenario(t, sc)
-			})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
+					runCrashScenario(t, sc)
+				})
+			}()
 		}
+		wg.Wait()
 	})
 	crashMatrix.Lock()
 	defer crashMatrix.Unlock()
 	for _, r := range crashMatrix.rows {
 		t.Log(r)
 	}
-	t.Logf("crash matrix: %d crash points (of %d journal writes) × %d scenarios, %d hosts inconsistent", crashMatrix.points, crashMatrix.boundaries, crashMatrix.scenarios, crashMatrix.inconsistent)
+	t.Logf("crash matrix: %d crash points (of %d journal writes) × %d scenarios, %d hosts inconsistent, in %s", crashMatrix.points, crashMatrix.boundaries, crashMatrix.scenarios, crashMatrix.inconsistent, time.Since(began).Round(time.Second))
 }
 
 func deployArgs(version string) func(cf *crashFleet) []string {
@@ -202,10 +216,84 @@ func deployArgs(version string) func(cf *crashFleet) []string {
 	}
 }
 
+// crashQueue hands a scenario's crash points 1, 2, 3, ... to its fleets
+// until one of them finds the run's last journal write: the crash point
+// that is its Finish, or one past it (the run is not killed, and counts
+// its writes).
+type crashQueue struct {
+	mu      sync.Mutex
+	next    int
+	last    int // 0 until known
+	crashed map[int]bool
+}
+
+// take returns the next crash point, false once they are all handed out.
+func (q *crashQueue) take() (int, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.last > 0 && q.next >= q.last {
+		return 0, false
+	}
+	q.next++
+	return q.next, true
+}
+
+func (q *crashQueue) done(n int, killed bool, last int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if killed {
+		q.crashed[n] = true
+	}
+	if last > 0 && (q.last == 0 || last < q.last) {
+		q.last = last
+	}
+}
+
 func runCrashScenario(t *testing.T, sc crashScenario) {
+	q := &crashQueue{crashed: map[int]bool{}}
+	var mu sync.Mutex
+	inconsistent := 0
+	began := time.Now()
+	var wg sync.WaitGroup
+	for i := range max(sc.fleets, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(fmt.Sprintf("fleet%d", i+1), func(t *testing.T) {
+				bad := runCrashFleet(t, sc, q, began)
+				mu.Lock()
+				inconsistent += bad
+				mu.Unlock()
+			})
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// Every boundary, none skipped: the fleets between them crashed the
+	// run after each of its journal writes.
+	for n := 1; n <= q.last; n++ {
+		if !q.crashed[n] {
+			t.Errorf("no crash after journal write %d of %d", n, q.last)
+		}
+	}
+	points := len(q.crashed)
+	crashMatrix.Lock()
+	defer crashMatrix.Unlock()
+	crashMatrix.points += points
+	crashMatrix.boundaries += q.last
+	crashMatrix.scenarios++
+	crashMatrix.inconsistent += inconsistent
+	crashMatrix.rows = append(crashMatrix.rows, fmt.Sprintf("%s: %d journal writes, crashed after every one (%d crash points on %d fleets, %s), %d hosts inconsistent", sc.name, q.last, points, max(sc.fleets, 1), time.Since(began).Round(time.Second), inconsistent))
+}
+
+// runCrashFleet sets up one fleet of sc and crashes it at the points it
+// takes off q, each followed by `drover resume` and the check of every
+// host; it returns how many hosts were found not whole.
+func runCrashFleet(t *testing.T, sc crashScenario, q *crashQueue, began time.Time) int {
 	cf := sc.setup(t)
 	before := cf.states(t)
-	stride := max(sc.stride, 1)
 	inconsistent := 0
 	check := func(n int, want map[string]drover.HostState, versionOnly bool, what string) {
 		for _, h := range cf.f.Hosts {
@@ -223,12 +311,14 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 			}
 		}
 	}
-	points, boundaries := 0, 0
 	countPath := filepath.Join(t.TempDir(), "writes")
-	began := time.Now()
-	for n := 1; ; n += stride {
+	for {
+		n, ok := q.take()
+		if !ok {
+			return inconsistent
+		}
 		if cf.between != nil {
-			cf.between(t)
+			cf.between(t, before)
 		}
 		args := sc.args(cf)
 		if sc.first != nil {
@@ -239,35 +329,36 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 		os.Remove(countPath)
 		r, killed := cf.run(t, n, countPath, args...)
 		if !killed {
+			// No crash point left: this is the uncrashed run, which
+			// counted the writes.
 			b, err := os.ReadFile(countPath)
 			if err != nil {
 				t.Fatalf("the uncrashed run did not count its writes (%v): %s", err, r)
 			}
-			boundaries, _ = strconv.Atoi(string(b))
-			// No crash point left: this is the uncrashed run, which
-			// counts the writes.
-			if n == 1 && sc.first == nil {
+			last, _ := strconv.Atoi(string(b))
+			if last == 0 {
 				t.Fatalf("drover %v never wrote its journal: %s", args, r)
 			}
+			q.done(n, false, last)
 			if sc.first != nil {
 				check(n, before, false, "uncrashed resume")
 			}
-			break
+			return inconsistent
 		}
-		points++
+		q.done(n, true, 0)
 		t.Logf("crash point %d after %s", n, time.Since(began).Round(time.Millisecond))
 		rr, _ := cf.run(t, 0, "", "resume", "-c", cf.f.Config)
 		if strings.Contains(rr.stdout+rr.stderr, "nothing to resume") {
 			// The journal says the run completed: its last write. Its
 			// hosts stay on what it finished with; it is not redone.
-			boundaries = n
+			q.done(n, true, n)
 			if sc.first != nil {
 				check(n, before, false, "crashed resume had finished")
 			} else {
 				final := cf.finalWant(t, sc)
 				check(n, final, true, "run had finished")
 			}
-			break
+			return inconsistent
 		}
 		was := inconsistent
 		check(n, before, false, "resumed")
@@ -275,20 +366,9 @@ func runCrashScenario(t *testing.T, sc crashScenario) {
 			t.Logf("resume after crash point %d:\n%s", n, rr)
 		}
 		if inconsistent > 3 {
-			break
+			t.FailNow()
 		}
 	}
-	crashMatrix.Lock()
-	defer crashMatrix.Unlock()
-	crashMatrix.points += points
-	crashMatrix.boundaries += boundaries
-	crashMatrix.scenarios++
-	crashMatrix.inconsistent += inconsistent
-	note := "every one"
-	if stride > 1 {
-		note = fmt.Sprintf("1, %d, %d, ...: a stride of %d", 1+stride, 1+2*stride, stride)
-	}
-	crashMatrix.rows = append(crashMatrix.rows, fmt.Sprintf("%s: %d journal writes, crashed after %d of them (%s), %d hosts inconsistent", sc.name, boundaries, points, note, inconsistent))
 }
 
 // finalWant is what a completed run leaves, by version.
@@ -348,7 +428,17 @@ func crashRolling(rotate, badH02, onV2 bool) func(t *testing.T) *crashFleet {
 			// Recovery finishes a dead rollback on the hosts it
 			// touched: put them back on 2.0.0 (after 1.0.0) before
 			// the next crash.
-			cf.between = func(t *testing.T) { mustExit(t, deploy(t, f, v2), 0) }
+			// Only when it did: a full deploy per crash point was
+			// most of this scenario's time.
+			cf.between = func(t *testing.T, before map[string]drover.HostState) {
+				for h, st := range cf.states(t) {
+					b := before[h]
+					if st.Current != b.Current || st.Previous != b.Previous || st.Version != b.Version {
+						mustExit(t, deploy(t, f, v2), 0)
+						return
+					}
+				}
+			}
 		}
 		return cf
 	}
@@ -398,7 +488,7 @@ func crashBlueGreen(t *testing.T) *crashFleet {
 		inRotation: func(host string, st drover.HostState) error {
 			return readyAndUp(bf.proxy.Servers, host+"-"+st.Live)
 		},
-		between: func(t *testing.T) {
+		between: func(t *testing.T, _ map[string]drover.HostState) {
 			if r := runDrover(t, "finalize", "-c", bf.Config, "--yes"); r.code != 0 {
 				t.Logf("finalize: %s", r)
 			}

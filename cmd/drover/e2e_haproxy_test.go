@@ -61,7 +61,7 @@ func newLBFleet(t *testing.T, hosts int, groups, extraHooks string) *lbFleet {
 	for _, h := range f.Hosts {
 		servers = append(servers, haproxyfleet.Server{Name: h.Name, Addr: fmt.Sprintf("127.0.0.1:%d", h.Port)})
 	}
-	p, err := haproxyfleet.Start(context.Background(), haproxyfleet.Options{Dir: hx, Servers: servers, CheckInterval: 100 * time.Millisecond})
+	p, err := haproxyfleet.Start(context.Background(), haproxyfleet.Options{Dir: hx, Servers: servers, CheckInterval: 100 * time.Millisecond, CheckTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,11 @@ type Options struct {
 	Backend string
 	// CheckInterval is the health checks' inter, fastinter and downinter.
 	CheckInterval time.Duration
+	// CheckTimeout is `timeout check`: how long a health check's answer
+	// may take. 0 leaves HAProxy's default, which is inter — with a 100ms
+	// inter, a healthy service slow to answer on a loaded machine fails a
+	// check and shows "UP 1/2" to a test asserting it UP.
+	CheckTimeout time.Duration
 	// Rise and Fall are how many checks change a server's state; 0
 	// means 2.
 	Rise, Fall int
@@ -184,6 +189,9 @@ func config(o Options, p *Proxy) string {
 	w("    timeout client 30s")
 	w("    timeout server 30s")
 	w("    retries 0")
+	if o.CheckTimeout > 0 {
+		w("    timeout check %dms", o.CheckTimeout.Milliseconds())
+	}
 	w("frontend fe")
 	w("    bind %s", p.Frontend)
 	w("    default_backend %s", o.Backend)
