@@ -154,10 +154,16 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 		hookLive := w.HookPID > 0 && alive(w.HookPID)
 		holderLive := w.PID > 0 && alive(w.PID)
 		switch {
-		case w.HookPID > 0 && !hookLive && !holderLive:
-			// The hook is over and its controller is gone: what still
-			// holds the descriptor are processes the hook left running
-			// (its service), not the hook's work.
+		case w.HookPID > 0 && !hookLive && (!holderLive || stopped(w.PID)):
+			// The hook is over and its controller is gone — or paused
+			// (SIGSTOP, a frozen VM): what still holds the descriptor
+			// are processes the hook left running (its service), and a
+			// controller that cannot act. A paused controller is fenced
+			// when it wakes: it lost its deploy lock to whoever recovers
+			// its deploy (runner/fence.go), so the only thing it would
+			// still do with this lock is let go of it. Waiting for it
+			// kept recovery off the host until the hook timeout twice
+			// over, with its hook long finished.
 			if err := h.breakLock(); err != nil {
 				return nil, err
 			}
@@ -241,7 +247,11 @@ func (l *HostLock) Unlock() {
 	if l == nil || l.f == nil {
 		return
 	}
-	os.Remove(l.h.holderPath())
+	// Only our own record: a holder that was paused past its turn and
+	// had its lock replaced (breakLock) must not erase the new holder's.
+	if w, ok := l.h.ReadHolder(); ok && w.PID == l.who.PID && w.Since.Equal(l.who.Since) {
+		os.Remove(l.h.holderPath())
+	}
 	flock.Unlock(l.f)
 	l.f.Close()
 	l.f = nil
@@ -261,6 +271,27 @@ func (l *HostLock) RunShell(ctx context.Context, dir, command string, env []stri
 	})
 }
 
+// stopped reports whether pid is stopped (SIGSTOP, a debugger): it runs
+// nothing until continued.
+func stopped(pid int) bool {
+	st := procState(pid)
+	return st == 'T' || st == 't'
+}
+
+// procState is the state letter of /proc/PID/stat, 0 when unknown.
+func procState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) S ...: the state follows the last ')'.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2]
+	}
+	return 0
+}
+
 // alive reports whether pid is a live process (a zombie is not: an
 // orphaned hook that exited may wait a while for its reaper).
 func alive(pid int) bool {
@@ -268,16 +299,8 @@ func alive(pid int) bool {
 	if err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// pid (comm) S ...: the state follows the last ')'.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z' && s[i+2] != 'X'
-	}
-	return true
+	st := procState(pid)
+	return st != 'Z' && st != 'X'
 }
 
 // HookHolder is who runs an exec request: the deploy and hook named in

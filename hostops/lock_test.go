@@ -32,6 +32,14 @@ func lockHelper(root string) {
 	}
 	timeout, _ := time.ParseDuration(os.Getenv("HOSTOPS_LOCK_TIMEOUT"))
 	hook := os.Getenv("HOSTOPS_LOCK_HOOK")
+	if os.Getenv("HOSTOPS_LOCK_DIE") == "pause" {
+		// The hook ends; the controller is paused before it drops the
+		// lock (SIGSTOP, a frozen VM), and lets go once continued.
+		l.RunShell(context.Background(), root, hook, nil, timeout)
+		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		l.Unlock()
+		os.Exit(0)
+	}
 	if os.Getenv("HOSTOPS_LOCK_DIE") == "after" {
 		// The hook ends (leaving a background process); the controller
 		// dies before it drops the lock.
@@ -155,6 +163,42 @@ func TestLockKillsHookPastDeadline(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "done")); err == nil {
 		t.Fatal("the hook finished: it was not killed")
+	}
+}
+
+// A controller paused after its hook finished (the deployer a lost lease
+// fenced off) holds the descriptor but can do nothing with it: the waiter
+// takes over at once instead of waiting out the hook timeout twice, and
+// the paused controller, continued, does not erase the new holder's record.
+func TestLockTakesOverFromPausedControllerWhoseHookIsOver(t *testing.T) {
+	root := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "HOSTOPS_LOCK_HELPER="+root, "HOSTOPS_LOCK_HOOK=true",
+		"HOSTOPS_LOCK_DIE=pause", "HOSTOPS_LOCK_TIMEOUT=1m")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for deadline := time.Now().Add(10 * time.Second); !stopped(cmd.Process.Pid); {
+		if time.Now().After(deadline) {
+			t.Fatal("the helper never paused")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := &Host{Root: root}
+	l, err := h.Lock(ctx, Holder{DeployID: "d-new", Step: "restore"})
+	if err != nil {
+		t.Fatalf("the paused controller kept the host: %v", err)
+	}
+	defer l.Unlock()
+	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("continued helper: %v", err)
+	}
+	if w, ok := h.ReadHolder(); !ok || w.DeployID != "d-new" {
+		t.Fatalf("holder record after the paused controller let go: %+v, %v", w, ok)
 	}
 }
 

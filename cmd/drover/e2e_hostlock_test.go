@@ -168,8 +168,15 @@ func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	env := []string{"DROVER_HOOK=restart", "DROVER_DEPLOY=d-dropped"}
+	// The hook runs until the test releases it (30 s at most), so the
+	// next actor finds it running however slowly its connection comes up.
 	hook := func(name string) string {
-		return "echo $$ > " + name + ".pid; touch " + name + ".started; sleep 2; touch " + name + ".done"
+		return "echo $$ > " + name + ".pid; touch " + name + ".started; i=0; while [ ! -e " + name + ".release ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; touch " + name + ".done"
+	}
+	waiting := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(strings.Join(notices, "\n"), "h01: a restart hook of d-dropped is still running (pid")
 	}
 	startHook := func(tr *sshtransport.Transport, name string) {
 		c, err := tr.Open(ctx, h)
@@ -196,7 +203,22 @@ func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
 		}
 	}
 	// The next actor: an exec that records whether the hook was over.
-	next := func(name string) {
+	next := func(name string, release bool) {
+		if release {
+			// Once the next actor says it waits, the hook may end.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for !waiting() {
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+				os.WriteFile(filepath.Join(root, name+".release"), nil, 0o644)
+			}()
+		}
 		tr := newTransport()
 		defer tr.Close()
 		c, err := tr.Open(ctx, h)
@@ -217,7 +239,7 @@ func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
 	tr := newTransport()
 	startHook(tr, "eof")
 	tr.Close()
-	next("eof")
+	next("eof", false)
 	if _, err := os.Stat(filepath.Join(root, "eof.done")); err == nil {
 		t.Error("the hook of a closed session ran to its end: it was not killed")
 	}
@@ -234,13 +256,11 @@ func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
 		pid, _ := strconv.Atoi(p)
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	next("kill")
+	next("kill", true)
 	if _, err := os.Stat(filepath.Join(root, "kill.done")); err != nil {
 		t.Error("the orphaned hook did not run to its end")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(strings.Join(notices, "\n"), "h01: a restart hook of d-dropped is still running (pid") {
+	if !waiting() {
 		t.Errorf("the next actor did not say what it waited for: %q", notices)
 	}
 }
