@@ -207,7 +207,7 @@ func TestE2ECrashMatrix(t *testing.T) {
 	for _, r := range crashMatrix.rows {
 		t.Log(r)
 	}
-	t.Logf("crash matrix: %d crash points (of %d journal writes) × %d scenarios, %d hosts inconsistent, in %s", crashMatrix.points, crashMatrix.boundaries, crashMatrix.scenarios, crashMatrix.inconsistent, time.Since(began).Round(time.Second))
+	t.Logf("crash matrix: %d crash points (of %d journal writes) over %d scenarios, %d hosts inconsistent, in %s", crashMatrix.points, crashMatrix.boundaries, crashMatrix.scenarios, crashMatrix.inconsistent, time.Since(began).Round(time.Second))
 }
 
 func deployArgs(version string) func(cf *crashFleet) []string {
