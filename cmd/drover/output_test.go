@@ -46,7 +46,7 @@ func TestHintsThroughTheCLI(t *testing.T) {
 		{"release missing", []string{"deploy", "-c", f.Config, "--release", "/nonexistent/release"}, 2,
 			[]string{"/nonexistent/release"}, "drover release build"},
 		{"nothing to roll back to", []string{"rollback", "-c", f.Config, "--yes"}, 2,
-			[]string{"cannot roll back, nothing was changed", "host h01", "no previous release"}, "--to RELEASE-ID"},
+			[]string{"cannot roll back, nothing was changed", "host h01", "on its first release 1.0.0", "nothing earlier to roll back to"}, "--to has nothing to name"},
 		{"init over a file", []string{"init", "-c", f.Config, "--service", "x", "--hosts", "a"}, 2,
 			[]string{f.Config, "already exists"}, "--force"},
 	} {

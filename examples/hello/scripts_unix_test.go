@@ -280,3 +280,39 @@ func TestStopIgnoresStalePidfile(t *testing.T) {
 		t.Fatal("bin/stop killed a process that was not the service")
 	}
 }
+
+// TestStopStopsServiceBeforeItsExec: the pidfile is written by hello_start's
+// inner shell before it execs the service; a stop in that window must stop
+// it, not take it for a stranger and leave a second instance to start
+// beside it (the crash matrix met this: the host served the dead run's
+// release after recovery restarted it).
+func TestStopStopsServiceBeforeItsExec(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
+		t.Skip("needs /proc to tell processes apart")
+	}
+	bin := buildStandIn(t)
+	d := &deployRoot{t: t, root: filepath.Join(t.TempDir(), "srv", "hello"), path: bin + string(os.PathListSeparator) + os.Getenv("PATH"), port: freePort(t)}
+	d.stage("1.0.0", true)
+	d.promote("1.0.0")
+	pidfile := filepath.Join(d.root, "run", "hello.pid")
+	// What hello_start runs, caught before its exec: "sh -c ... hello-start PIDFILE ...".
+	starting := exec.Command("sh", "-c", "sleep 30; :", "hello-start", pidfile)
+	starting.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := starting.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer starting.Process.Kill()
+	go starting.Wait()
+	if err := os.MkdirAll(filepath.Dir(pidfile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pidfile, []byte(strconv.Itoa(starting.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.hook("stop", d.root)
+	for deadline := time.Now().Add(5 * time.Second); alive(starting.Process.Pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("bin/stop left the starting service running")
+		}
+	}
+}

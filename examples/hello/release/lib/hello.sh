@@ -44,13 +44,18 @@ hello_alive() {
 	return 0
 }
 
-# hello_ours PID: true when PID is a sample-service process. A pidfile can
-# outlive its process (a crash, a reboot) and the number can be reused by
-# an unrelated process, which must never be signalled. Without /proc the
-# pidfile is trusted.
+# hello_ours PID: true when PID is a sample-service process, or the
+# hello-start shell of hello_start about to become one: it writes the
+# pidfile before it execs the service, and a restart that came in that
+# window (a busy machine, a hook of a dead deploy finishing just before
+# recovery restarts the host) took it for a stranger, left it running and
+# started a second instance beside it that could not bind the port. A
+# pidfile can outlive its process (a crash, a reboot) and the number can
+# be reused by an unrelated process, which must never be signalled.
+# Without /proc the pidfile is trusted.
 hello_ours() {
 	[ -r "/proc/$1/cmdline" ] || return 0
-	tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'sample-service'
+	tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qE 'sample-service|hello-start'
 }
 
 # hello_wait_gone PID SECONDS: wait until PID is gone; false on timeout.
