@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,42 +34,14 @@ func TestConvergeScenarios(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			data, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			blocks, trailer, err := parseScenario(string(data))
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
 			s := &convergeScenario{}
-			var out strings.Builder
-			for i, b := range blocks {
+			runGolden(t, file, func(b block) []string {
 				got, err := s.exec(b.cmd[0])
 				if err != nil {
 					got = []string{"error: " + err.Error()}
 				}
-				if !*update && strings.Join(got, "\n") != strings.Join(b.want, "\n") {
-					t.Errorf("%s:%d: %s\n--- got:\n%s\n--- want:\n%s", file, b.line, b.cmd[0], strings.Join(got, "\n"), strings.Join(b.want, "\n"))
-				}
-				for _, l := range append(append(b.pre, b.cmd...), "----") {
-					out.WriteString(l + "\n")
-				}
-				for _, l := range got {
-					out.WriteString(l + "\n")
-				}
-				if i < len(blocks)-1 || len(trailer) > 0 {
-					out.WriteString("\n")
-				}
-			}
-			for _, l := range trailer {
-				out.WriteString(l + "\n")
-			}
-			if *update && out.String() != string(data) {
-				if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+				return got
+			})
 		})
 	}
 }

@@ -156,6 +156,22 @@ func parseScenario(text string) (blocks []block, trailer []string, err error) {
 }
 
 func runScenarioFile(t *testing.T, file string) {
+	s := &scenario{now: scenarioEpoch}
+	runGolden(t, file, func(b block) []string {
+		got := s.exec(b.cmd)
+		for _, e := range s.takeErrs() {
+			t.Errorf("%s:%d: invariant: %s", file, b.line, e)
+		}
+		return got
+	})
+}
+
+// runGolden runs a golden file's blocks through exec in order, compares
+// each block's output with the file, and with -update writes the file
+// again with what exec printed. Every interpreter over these files
+// (rollouts, converge rounds) shares it.
+func runGolden(t *testing.T, file string, exec func(b block) []string) {
+	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -164,23 +180,15 @@ func runScenarioFile(t *testing.T, file string) {
 	if err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	s := &scenario{now: scenarioEpoch}
 	var out strings.Builder
 	for i, b := range blocks {
-		got := s.exec(b.cmd)
-		for _, e := range s.takeErrs() {
-			t.Errorf("%s:%d: invariant: %s", file, b.line, e)
-		}
+		got := exec(b)
 		if !*update && strings.Join(got, "\n") != strings.Join(b.want, "\n") {
 			t.Errorf("%s:%d: %s\n--- got:\n%s\n--- want:\n%s", file, b.line, strings.Join(b.cmd, "\n"), strings.Join(got, "\n"), strings.Join(b.want, "\n"))
 		}
-		for _, l := range b.pre {
+		for _, l := range append(append(b.pre, b.cmd...), "----") {
 			out.WriteString(l + "\n")
 		}
-		for _, l := range b.cmd {
-			out.WriteString(l + "\n")
-		}
-		out.WriteString("----\n")
 		for _, l := range got {
 			out.WriteString(l + "\n")
 		}

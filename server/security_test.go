@@ -119,14 +119,7 @@ func TestDeployReleasePathConfined(t *testing.T) {
 // it). An abort reason with newlines stays one quoted field of one log
 // line instead of forging a second.
 func TestScopedDeployIDAndAbortLog(t *testing.T) {
-	e := newEnv(t, 2, `groups:
-  - name: canary
-    hosts: [h01]
-    approve: manual
-    approve_timeout: 2m
-  - name: default
-    hosts: ["h*"]
-`)
+	e := newEnv(t, 2, manualCanaryGroups)
 	ctx := context.Background()
 	c := e.client(t, "dep")
 	st, err := c.Deploy(ctx, "hello", DeployRequest{Release: e.release(t, "1.0.0", true), Version: "1.0.0"})

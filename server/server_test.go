@@ -415,14 +415,7 @@ func TestDeployRollbackThroughAPI(t *testing.T) {
 // replayed; a viewer cannot approve; a deployer's approve lets it finish;
 // an abort rolls the next one back.
 func TestApproveAbortLocked(t *testing.T) {
-	e := newEnv(t, 2, `groups:
-  - name: canary
-    hosts: [h01]
-    approve: manual
-    approve_timeout: 2m
-  - name: default
-    hosts: ["h*"]
-`)
+	e := newEnv(t, 2, manualCanaryGroups)
 	ctx := context.Background()
 	c := e.client(t, "dep")
 	src := e.release(t, "1.0.0", true)
@@ -508,16 +501,20 @@ func waitGate(t *testing.T, e *env, id, group string) {
 	}
 }
 
-// Shutting the server down halts a running deploy: it rolls back.
-func TestCloseRollsBackRunningDeploy(t *testing.T) {
-	e := newEnv(t, 2, `groups:
+// manualCanaryGroups holds a deploy at a manual approval after its
+// canary, so a test can act on a deploy that is still running.
+const manualCanaryGroups = `groups:
   - name: canary
     hosts: [h01]
     approve: manual
     approve_timeout: 2m
   - name: default
     hosts: ["h*"]
-`)
+`
+
+// Shutting the server down halts a running deploy: it rolls back.
+func TestCloseRollsBackRunningDeploy(t *testing.T) {
+	e := newEnv(t, 2, manualCanaryGroups)
 	c := e.client(t, "dep")
 	st, err := c.Deploy(context.Background(), "hello", DeployRequest{Release: e.release(t, "1.0.0", true), Version: "1.0.0"})
 	if err != nil {
