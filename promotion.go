@@ -31,9 +31,9 @@ type Requirement struct {
 // rebuilt, or fetched again, under the same name. release.Dir implements
 // it under the state directory.
 type BundleStore interface {
-	// Keep stores rel's bundle (a verified release) under its ID. Keeping
-	// one already kept only marks it as recently used.
-	Keep(ctx context.Context, rel *Release) error
+	// Keep stores rel's bundle (a verified release of service) under its
+	// ID. Keeping one already kept only marks it as recently used.
+	Keep(ctx context.Context, service string, rel *Release) error
 	// Path returns the kept bundle of release id of service. ENOTFOUND,
 	// naming where it was looked for, when it is not (or no longer) kept.
 	Path(service, id string) (string, error)
