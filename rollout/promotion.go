@@ -106,7 +106,7 @@ func Promotable(req drover.Requirement, history []drover.DeployRecord, release s
 		p.Missing = MissingSoak
 		p.Remaining = req.Soak - elapsed
 		p.Message = fmt.Sprintf("release %s has run in %s for %s of its %s soak: %s to go (until %s)",
-			release, req.Env, span(max(elapsed, 0)), span(req.Soak), span(p.Remaining), since.Add(req.Soak).UTC().Format("15:04:05 MST"))
+			release, req.Env, Span(max(elapsed, 0)), Span(req.Soak), Span(p.Remaining), since.Add(req.Soak).UTC().Format("15:04:05 MST"))
 		p.Hint = fmt.Sprintf("run it again after %s; a failed deploy or a rollback in %s before then starts the soak again", since.Add(req.Soak).UTC().Format(time.RFC3339), req.Env)
 		return p
 	}
@@ -127,7 +127,7 @@ func Promotable(req drover.Requirement, history []drover.DeployRecord, release s
 		p.Blocker = b
 		p.Message = fmt.Sprintf("release %s succeeded in %s at %s, but %s since reset its soak",
 			release, req.Env, end(last).UTC().Format(time.RFC3339), disturbance(b))
-		p.Hint = fmt.Sprintf("deploy %s to %s again (hosts already on it are skipped) and let it soak %s", release, req.Env, span(req.Soak))
+		p.Hint = fmt.Sprintf("deploy %s to %s again (hosts already on it are skipped) and let it soak %s", release, req.Env, Span(req.Soak))
 	default:
 		p.Missing = MissingHosts
 		p.Uncovered = map[string]string{}
@@ -137,7 +137,7 @@ func Promotable(req drover.Requirement, history []drover.DeployRecord, release s
 			}
 		}
 		p.Message = fmt.Sprintf("release %s does not run on every host of %s: %s", release, req.Env, h.describe(hosts))
-		p.Hint = fmt.Sprintf("deploy %s to all of %s (without --limit) and let it soak %s", release, req.Env, span(req.Soak))
+		p.Hint = fmt.Sprintf("deploy %s to all of %s (without --limit) and let it soak %s", release, req.Env, Span(req.Soak))
 	}
 	return p
 }
@@ -264,9 +264,9 @@ func end(d drover.DeployRecord) time.Time {
 	return d.Finished
 }
 
-// span prints a duration to the second, without a trailing "0s" on whole
+// Span prints a duration to the second, without a trailing "0s" on whole
 // minutes: "18m", "1h30m", "45s".
-func span(d time.Duration) string {
+func Span(d time.Duration) string {
 	s := d.Round(time.Second).String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

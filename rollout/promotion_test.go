@@ -185,8 +185,8 @@ func TestSpan(t *testing.T) {
 		18 * time.Minute: "18m", 90 * time.Minute: "1h30m", time.Hour: "1h", 90 * time.Second: "1m30s",
 		45*time.Second + 400*time.Millisecond: "45s", 0: "0s", 2*time.Hour + 3*time.Second: "2h0m3s",
 	} {
-		if got := span(d); got != want {
-			t.Errorf("span(%s) = %q, want %q", d, got, want)
+		if got := Span(d); got != want {
+			t.Errorf("Span(%s) = %q, want %q", d, got, want)
 		}
 	}
 }

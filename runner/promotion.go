@@ -39,10 +39,10 @@ func (r *Runner) checkPromotion(ctx context.Context, rel *drover.Release) (strin
 	p := rollout.Promotable(*req, hist, rel.ID(), r.now())
 	if !p.OK() {
 		return "", &drover.Error{Code: drover.EINVALID, Where: "environment " + r.Spec.Env,
-			Message: fmt.Sprintf("%s accepts only releases that ran in %s (requires: {env: %s, soak: %s}): %s", r.Spec.Env, req.Env, req.Env, req.Soak, p.Message),
+			Message: fmt.Sprintf("%s accepts only releases that ran in %s (requires: {env: %s, soak: %s}): %s", r.Spec.Env, req.Env, req.Env, rollout.Span(req.Soak), p.Message),
 			Hint:    p.Hint}
 	}
-	return fmt.Sprintf("promotion: release %s has run on every host of %s since %s (soak %s)", p.Release, req.Env, p.Since.UTC().Format(time.RFC3339), req.Soak), nil
+	return fmt.Sprintf("promotion: release %s has run on every host of %s since %s (soak %s)", p.Release, req.Env, p.Since.UTC().Format(time.RFC3339), rollout.Span(req.Soak)), nil
 }
 
 // keepBundle keeps the bundle of a deploy to an environment others

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"drover/internal/etcdtest"
 	"drover/internal/localfleet"
 )
 
@@ -149,13 +150,18 @@ func TestE2EPromote(t *testing.T) {
 	}
 }
 
-// TestE2EPromoteServer: the server's deploy API judges prod's requires
-// from the same history as the CLI: a release that never ran in staging
-// is refused; one that did, built again from its directory by the server
-// (the same content hash), is accepted.
-func TestE2EPromoteServer(t *testing.T) {
+// TestE2EPromoteSharedStore: with the history in etcd, the rule holds for
+// every operator. Operator A deploys 1.0.0 to staging; operator B, on
+// another machine (its own state directory), is judged by A's history: B's
+// promote finds staging on A's release and refuses only because the
+// bundle was kept on A's machine, naming it. A drover server on the same
+// etcd refuses through its deploy API a release that never ran in staging
+// and accepts A's, built again from its directory (the same content hash).
+func TestE2EPromoteSharedStore(t *testing.T) {
 	t.Parallel()
-	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 4, Groups: e2eGroups})
+	etcdSrv := etcdtest.Start(t)
+	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 4, Groups: e2eGroups,
+		ExtraYAML: fmt.Sprintf("store:\n  etcd:\n    endpoints: [%q]\n    prefix: /promote\n", etcdSrv.Endpoint)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,18 +169,53 @@ func TestE2EPromoteServer(t *testing.T) {
 	promoteConfig(t, f, "0s")
 	v1, v2 := writeRelease(t, f, "1.0.0", true), writeRelease(t, f, "2.0.0", true)
 	mustExit(t, deploy(t, f, v1, "--env", "staging", "--yes"), 0)
+	id := readState(t, f, "h01").Current
+
+	// Operator B: the same drover.yaml but its own state directory.
+	cfg, err := os.ReadFile(f.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateB := t.TempDir()
+	cfgB := filepath.Join(filepath.Dir(f.Config), "drover-b.yaml")
+	q, _ := json.Marshal(f.StateDir)
+	qb, _ := json.Marshal(stateB)
+	if err := os.WriteFile(cfgB, []byte(strings.Replace(string(cfg), "state_dir: "+string(q), "state_dir: "+string(qb), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := hostsDigest(t, f)
+	r := runDrover(t, "deploy", "-c", cfgB, "--env", "prod", "--release", v2, "--yes")
+	mustExit(t, r, 2)
+	if !strings.Contains(r.stderr, "never succeeded in staging, which runs "+id) {
+		t.Errorf("operator B's deploy of 2.0.0: %s", r)
+	}
+	r = runDrover(t, "promote", "-c", cfgB, "staging", "prod", "--yes")
+	mustExit(t, r, 2)
+	if !strings.Contains(r.stderr, "the bundle of release "+id+" is not kept: "+filepath.Join(stateB, "bundles")) {
+		t.Errorf("operator B's promote: %s", r)
+	}
+
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	tok := createToken(t, tokens, "ci", "deployer")
-	url := startServer(t, f.Config+"#staging", tokens, "-c", f.Config+"#prod")
-	before := hostsDigest(t, f)
-	r := deploy(t, f, v2, "--server", url, "--token", tok, "--env", "prod", "--yes")
+	rep := startReplica(t, f.Config+"#prod", tokens)
+	for deadline := time.Now().Add(30 * time.Second); !rep.leads(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server does not lead: %s", rep.stderr)
+		}
+	}
+	r = deploy(t, f, v2, "--server", rep.url, "--token", tok, "--env", "prod", "--yes")
 	mustExit(t, r, 2)
 	if !strings.Contains(r.stderr, "never succeeded in staging") {
 		t.Errorf("server's refusal: %s", r)
 	}
 	if d := diffDigests(before, hostsDigest(t, f)); len(d) > 0 {
-		t.Fatalf("a refused deploy changed hosts: %v", d)
+		t.Fatalf("refused deploys changed hosts: %v", d)
 	}
-	mustExit(t, deploy(t, f, v1, "--server", url, "--token", tok, "--env", "prod", "--yes"), 0)
+	mustExit(t, deploy(t, f, v1, "--server", rep.url, "--token", tok, "--env", "prod", "--yes"), 0)
 	wantServing(t, f, "1.0.0", nil)
+	for _, h := range []string{"h03", "h04"} {
+		if got := readState(t, f, h).Current; got != id {
+			t.Errorf("%s runs %q, want staging's %q", h, got, id)
+		}
+	}
 }
