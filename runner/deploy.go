@@ -86,9 +86,6 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := r.keepBundle(ctx, o.Release); err != nil {
-		return nil, err
-	}
 	// The spec of this deploy only: r.Spec keeps every check, so the next
 	// deploy (and a recovery of this one) runs them again.
 	spec := r.Spec.WithOverrides(o.Overrides)
@@ -190,6 +187,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	// Invariants are captured before anything changes; without a
 	// baseline the deploy does not start.
 	if err := x.captureInvariants(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.keepBundle(ctx, o.Release); err != nil {
 		return nil, err
 	}
 	// Begin is written before any host changes: from here on a crash

@@ -50,6 +50,10 @@ func TestDeployPromotion(t *testing.T) {
 		}
 	}
 	refused(v1, "never succeeded in staging")
+	// plan refuses it too: a release the deploy would not take has no plan.
+	if _, err := prod.r.Plan(ctx, DeployOptions{Release: v1}); drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "never succeeded in staging") {
+		t.Errorf("plan of a release that never ran in staging: %v", err)
+	}
 
 	staging.mustDeploy(v1, "")
 	if p, err := bundles.Path("hello", v1.ID()); err != nil {
