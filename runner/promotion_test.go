@@ -50,9 +50,16 @@ func TestDeployPromotion(t *testing.T) {
 		}
 	}
 	refused(v1, "never succeeded in staging")
-	// plan refuses it too: a release the deploy would not take has no plan.
+	// plan and converge refuse it too, before they touch anything.
 	if _, err := prod.r.Plan(ctx, DeployOptions{Release: v1}); drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "never succeeded in staging") {
 		t.Errorf("plan of a release that never ran in staging: %v", err)
+	}
+	mark := prod.log.mark()
+	if _, err := prod.r.Converge(ctx, ConvergeOptions{Release: v1}); drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "never succeeded in staging") {
+		t.Errorf("converge of a release that never ran in staging: %v", err)
+	}
+	if calls := prod.log.since(mark); len(calls) > 0 {
+		t.Errorf("a refused converge made calls: %+v", calls)
 	}
 
 	staging.mustDeploy(v1, "")
