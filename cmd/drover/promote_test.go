@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPromoteUsage: promote's bad command lines are exit 2 with the
+// mistake named, before any config, store or host is opened.
+func TestPromoteUsage(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "drover.yaml")
+	if err := os.WriteFile(cfg, []byte("service: hello\ndeploy_root: /srv/hello\nstate_dir: "+filepath.Join(filepath.Dir(cfg), "state")+
+		"\ngroups: [{name: all, hosts: [\"*\"]}]\nenvironments:\n  staging: {hosts: [{name: s1, address: "+filepath.Dir(cfg)+"}]}\n"+
+		"  prod:\n    hosts: [{name: p1, address: "+filepath.Dir(cfg)+"}]\n    requires: {env: staging, soak: 5m}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"promote", "-c", cfg, "staging"}, "two environment names"},
+		{[]string{"promote", "-c", cfg, "prod", "prod"}, "the same environment"},
+		{[]string{"promote", "-c", cfg, "staging", "prod", "--env", "prod"}, "no --env, --release or --version"},
+		{[]string{"promote", "-c", cfg, "staging", "prod", "--release", "x.tar.gz"}, "no --env, --release or --version"},
+		{[]string{"promote", "-c", cfg, "staging", "qa"}, `unknown environment "qa"`},
+		{[]string{"promote", "-c", cfg, "staging", "prod", "--yes"}, "staging runs no one release"},
+	} {
+		code, _, errOut := runInProcess(t, "", tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want 2 with %q:\n%s", tc.args, code, tc.want, errOut)
+		}
+	}
+}
