@@ -34,7 +34,8 @@ type OutcomeWords struct {
 	Verdict string `json:"verdict"`
 	// ExitWords explains the exit code after "exit N: ".
 	ExitWords string `json:"exit_words"`
-	// Label is the short badge of history and the dashboard.
+	// Label is the dashboard's badge, a word or two: the summary beside
+	// it says the rest.
 	Label string `json:"label"`
 }
 
@@ -45,9 +46,9 @@ var outcomes = []OutcomeWords{
 	{OutcomeRolledBack, ExitRolledBack, "halted and rolled back",
 		"halted; the fleet is back where it started", "Rolled back"},
 	{OutcomeHalted, ExitRolledBack, "halted before any host switched",
-		"halted before any host switched; nothing changed", "Halted: nothing changed"},
+		"halted before any host switched; nothing changed", "Halted"},
 	{OutcomePartial, ExitPartial, "finished with failed hosts restored",
-		"finished within the failure limit; the hosts above failed and were restored", "Partial: failed hosts restored"},
+		"finished within the failure limit; the hosts above failed and were restored", "Partial"},
 	{OutcomeNeedsPerson, ExitNeedsPerson, "needs a person",
 		"needs a person: see the hosts above", "Needs a person"},
 	{OutcomeInterrupted, ExitNeedsPerson, "was interrupted",

@@ -144,7 +144,7 @@ func (a *app) follow(ctx context.Context, cl *server.Client, id string, p eventO
 	if err != nil {
 		return err
 	}
-	code := server.ExitOfOutcome(v.Outcome)
+	code := drover.OutcomeOf(v.Outcome).Exit
 	p.verdict(&runner.Outcome{DeployID: v.Deploy, Kind: v.Operation, Verdict: rollout.Verdict(v.Outcome), ExitCode: code, Summary: v.Message})
 	a.exit(code)
 	return nil
