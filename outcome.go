@@ -1,5 +1,7 @@
 package drover
 
+import "strings"
+
 // This file is the one vocabulary of how a run ends. Events are data and
 // words are a view: the verdict event carries Outcome, history records it,
 // and every printer — the CLI's verdict and progress view, `drover
@@ -76,3 +78,42 @@ func OutcomeOf(outcome string) OutcomeWords {
 	}
 	panic("drover: no needs_person outcome")
 }
+
+// Records written before OutcomeHalted existed call a deploy that halted
+// before any host switched rolled_back, "deploy halted and rolled back".
+// store/sqlite relabelled its rows once (migration 0006_halted.sql);
+// store/file and store/etcd, which have no migrations, relabel each record
+// as they read it with the same rule: a rolled_back deploy whose journal
+// has no switch step switched nothing.
+
+// MayBeLegacyHalted reports whether rec may be such a record: only then is
+// its journal worth reading for RelabelHalted.
+func MayBeLegacyHalted(rec DeployRecord) bool {
+	return rec.Kind == KindDeploy && rec.Outcome == OutcomeRolledBack && !rec.Finished.IsZero()
+}
+
+// RelabelHalted returns rec recorded as halted when it is a legacy record of
+// a deploy that switched no host (journal is its journal), else rec.
+func RelabelHalted(rec DeployRecord, journal []JournalEntry) DeployRecord {
+	if !MayBeLegacyHalted(rec) {
+		return rec
+	}
+	for _, e := range journal {
+		if e.Step == journalStepSwitch {
+			return rec
+		}
+	}
+	rec.Outcome = OutcomeHalted
+	if rest, ok := strings.CutPrefix(rec.Summary, "deploy "+legacyRolledBackWords); ok {
+		rec.Summary = "deploy " + OutcomeOf(OutcomeHalted).Verdict + rest
+	}
+	return rec
+}
+
+// journalStepSwitch is the journal's name of the step that moves a host's
+// current release (rollout.StepSwitch).
+const journalStepSwitch = "switch"
+
+// legacyRolledBackWords are the rolled_back verdict's words as summaries
+// have always said them.
+const legacyRolledBackWords = "halted and rolled back"
