@@ -69,8 +69,9 @@ func (p Promotion) OK() bool { return p.Missing == MissingNone }
 //
 // Replayed oldest first, a deploy that succeeded (or found nothing to do)
 // puts its release on the hosts it listed, each keeping the time it first
-// got there; anything else — a deploy halted and rolled back, one that
-// finished with failed hosts restored, needed a person or was interrupted,
+// got there; anything else — a deploy halted (before or after hosts
+// switched), one that finished with failed hosts restored, needed a person
+// or was interrupted,
 // a rollback, a recovery, a deploy that has not finished — forgets what
 // every host runs, so the soak starts again only with the next successful
 // deploy of the release. That is the conservative reading: after a
@@ -253,7 +254,7 @@ func disturbance(d *drover.DeployRecord) string {
 	if d.Outcome == "" {
 		return fmt.Sprintf("%s, started %s, has not finished (running, or interrupted)", what, d.Started.UTC().Format(time.RFC3339))
 	}
-	return fmt.Sprintf("%s (%s at %s)", what, d.Outcome, end(*d).UTC().Format(time.RFC3339))
+	return fmt.Sprintf("%s (%s, %s)", what, drover.OutcomeOf(d.Outcome).Verdict, end(*d).UTC().Format(time.RFC3339))
 }
 
 // end is when a deploy finished, or started when it has not.

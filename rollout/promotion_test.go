@@ -68,7 +68,11 @@ func TestPromotable(t *testing.T) {
 			dep("d1", dk, a1, ok, 0, 5, "s1", "s2"),
 			dep("d2", dk, b, drover.OutcomeRolledBack, 40, 42, "s1", "s2"),
 		}, release: a1, soak: 30 * time.Minute, now: 100, missing: MissingReset,
-			want: []string{"succeeded in staging at 2026-12-03T12:05:00Z", "deploy d2 of " + b + " (rolled_back at 2026-12-03T12:42:00Z) since reset its soak"}},
+			want: []string{"succeeded in staging at 2026-12-03T12:05:00Z", "deploy d2 of " + b + " (halted and rolled back, 2026-12-03T12:42:00Z) since reset its soak"}},
+		{name: "a deploy halted before any host switched resets", history: []drover.DeployRecord{
+			dep("d1", dk, a1, ok, 0, 5, "s1", "s2"),
+			dep("d2", dk, b, drover.OutcomeHalted, 40, 42, "s1", "s2"),
+		}, release: a1, now: 100, missing: MissingReset, want: []string{"(halted before any host switched, "}},
 		{name: "a partial deploy resets", history: []drover.DeployRecord{
 			dep("d1", dk, a1, ok, 0, 5, "s1", "s2"),
 			dep("d2", dk, b, drover.OutcomePartial, 40, 42, "s1", "s2"),
@@ -76,12 +80,12 @@ func TestPromotable(t *testing.T) {
 		{name: "a rollback resets", history: []drover.DeployRecord{
 			dep("d1", dk, a1, ok, 0, 5, "s1", "s2"),
 			dep("d2", rb, "", ok, 40, 42, "s1", "s2"),
-		}, release: a1, now: 100, missing: MissingReset, want: []string{"rollback d2 (succeeded at"}},
+		}, release: a1, now: 100, missing: MissingReset, want: []string{"rollback d2 (succeeded, 2026-12-03T12:42:00Z)"}},
 		{name: "a recovery resets", history: []drover.DeployRecord{
 			dep("d1", dk, a1, ok, 0, 5, "s1", "s2"),
 			dep("d2", dk, b, drover.OutcomeInterrupted, 40, 42, "s1"),
 			dep("d3", rc, "", ok, 43, 44, "s1"),
-		}, release: a1, now: 100, missing: MissingReset, want: []string{"deploy d2 of " + b + " (interrupted at"}},
+		}, release: a1, now: 100, missing: MissingReset, want: []string{"deploy d2 of " + b + " (was interrupted, "}},
 		{name: "a deploy still running resets", history: []drover.DeployRecord{
 			dep("d1", dk, a1, ok, 0, 5, "s1", "s2"),
 			dep("d2", dk, b, "", 40, 0, "s1", "s2"),

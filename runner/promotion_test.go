@@ -99,7 +99,7 @@ func TestDeployPromotion(t *testing.T) {
 	clock.mu.Lock()
 	clock.t = clock.t.Add(time.Hour)
 	clock.mu.Unlock()
-	refused(v1, "since reset its soak", "rolled_back")
+	refused(v1, "since reset its soak", "halted and rolled back")
 	refused(v2, "never succeeded in staging")
 
 	// Nothing configured, nothing changes: a spec without requires deploys

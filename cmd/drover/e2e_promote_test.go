@@ -142,8 +142,8 @@ func TestE2EPromote(t *testing.T) {
 	}
 	mustExit(t, deploy(t, f, v2, "--env", "staging", "--yes"), 1)
 	before = hostsDigest(t, f)
-	refused(promote(), "staging runs no one release", "rolled_back")
-	refused(deploy(t, f, v1, "--env", "prod", "--yes", "--force"), "since reset its soak", "rolled_back")
+	refused(promote(), "staging runs no one release", "halted before any host switched")
+	refused(deploy(t, f, v1, "--env", "prod", "--yes", "--force"), "since reset its soak", "halted before any host switched")
 	refused(deploy(t, f, v2, "--env", "prod", "--yes"), "never succeeded in staging")
 	if d := diffDigests(before, hostsDigest(t, f)); len(d) > 0 {
 		t.Fatalf("refused deploys changed hosts: %v", d)
