@@ -161,6 +161,8 @@ type printer struct {
 	// configures no rotation: "depool ok (0s)" on every host says
 	// something happened when nothing did.
 	quietRotation bool
+	// shown: the failures printed in full so far (errtext.go).
+	shown shownErrors
 }
 
 func (p *printer) close() {}
@@ -204,6 +206,20 @@ func (p *printer) Emit(e drover.Event) {
 			mark = s.red("UNREACHABLE")
 		}
 		line := fmt.Sprintf("%s   %-8s %-9s %s (%s)", ts, e.Host, stepLabel(e), mark, e.Elapsed.Round(time.Millisecond))
+		if e.Message != "" && e.Outcome != string(rollout.OK) {
+			// The failure, whole, once: later lines that quote it leave
+			// it out (errtext.go).
+			p.shown.record(e.Host, e.Message)
+			msg := strings.TrimPrefix(e.Message, "host "+e.Host+": ")
+			first, rest, _ := strings.Cut(msg, "\n")
+			fmt.Fprintln(p.w, line+": "+first)
+			if rest != "" {
+				for _, l := range indentLines(rest, "           ", 0) {
+					fmt.Fprintln(p.w, l)
+				}
+			}
+			return
+		}
 		if e.Message != "" {
 			line += ": " + e.Message
 		}
@@ -213,9 +229,9 @@ func (p *printer) Emit(e drover.Event) {
 	case drover.EventGroupDone:
 		fmt.Fprintf(p.w, "%s == group %s done: %s\n", ts, e.Group, e.Message)
 	case drover.EventHostFailed:
-		fmt.Fprintf(p.w, "%s %s %s failed: %s\n", ts, s.red("!!"), e.Host, e.Message)
+		fmt.Fprintf(p.w, "%s %s %s failed: %s\n", ts, s.red("!!"), e.Host, p.shown.strip(e.Message))
 	case drover.EventHalt:
-		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.red("!! HALT:"), e.Message)
+		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.red("!! HALT:"), p.shown.strip(e.Message))
 	case drover.EventRollback:
 		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.yellow("<< rollback:"), e.Message)
 	case drover.EventVerdict:
@@ -235,12 +251,16 @@ func (p *printer) Emit(e drover.Event) {
 func (p *printer) verdict(out *runner.Outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	writeVerdict(p.w, p.json, p.style, out)
+	writeVerdict(p.w, p.json, p.style, out, &p.shown)
 }
 
 // writeVerdict prints the verdict: a "result" JSON line, or the summary,
 // the hosts that need attention and the exit code in words.
-func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
+//
+// shown holds the failures already printed in full above (nil: none):
+// the summary and the host list leave those out, and the errors are
+// summed up once per distinct error.
+func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome, shown *shownErrors) {
 	if asJSON {
 		type host struct {
 			Name   string `json:"name"`
@@ -265,7 +285,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 		w.Write(append(b, '\n'))
 		return
 	}
-	summary := termSafe(out.Summary)
+	summary := shown.strip(termSafe(out.Summary))
 	if out.ExitCode == drover.ExitOK {
 		summary = s.green(summary)
 	} else {
@@ -292,8 +312,9 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 				// Never switched: it stayed where it was.
 				what = "failed, still on " + orNone(h.From)
 			}
-			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, termSafe(what), termSafe(strings.TrimSpace(h.Reason)))
+			fmt.Fprintf(w, "  %-10s %s\n", h.Name, termSafe(what))
 		}
+		writeErrorSummary(w, attention, shown)
 	}
 	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"drover"
+	"drover/rollout"
 	"drover/runner"
 )
 
@@ -41,6 +42,8 @@ type liveView struct {
 	dirty    bool
 	lastDraw time.Time
 	frames   int
+	// shown: the failures printed in full so far (errtext.go).
+	shown shownErrors
 
 	// manual: no drawing goroutine; a test calls tick itself.
 	manual    bool
@@ -77,6 +80,8 @@ func (v *liveView) Emit(e drover.Event) {
 	e = termEvent(e) // termsafe.go
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	block := v.errorsOnce(&e)
+	defer func() { v.model.log = append(v.model.log, block...) }()
 	if e.Kind == drover.EventDeployStart && v.model.started() {
 		// A new run in the same command (a recovery, then the deploy):
 		// the finished one's screen stays, the new one draws below it.
@@ -86,6 +91,29 @@ func (v *liveView) Emit(e drover.Event) {
 	}
 	v.model.apply(e)
 	v.dirty = true
+}
+
+// errorsOnce prints each failure once (errtext.go): a failed step's
+// error is remembered; the host's failure line that quotes it leaves it
+// out and is followed by the error, whole and indented; the halt and the
+// rollback leave it out. It returns the lines to log after e's own.
+func (v *liveView) errorsOnce(e *drover.Event) []string {
+	switch e.Kind {
+	case drover.EventStepDone:
+		if e.Outcome != string(rollout.OK) && e.Message != "" {
+			v.shown.record(e.Host, e.Message)
+		}
+	case drover.EventHostFailed, drover.EventHostStuck:
+		full := v.shown.byHost[e.Host]
+		quoted := full != "" && strings.Contains(e.Message, full)
+		e.Message = v.shown.strip(e.Message)
+		if quoted {
+			return indentLines(strings.TrimPrefix(full, "host "+e.Host+": "), "    ", 0)
+		}
+	case drover.EventHalt, drover.EventAbort, drover.EventRollback:
+		e.Message = v.shown.strip(e.Message)
+	}
+	return nil
 }
 
 func (v *liveView) loop() {
@@ -122,7 +150,13 @@ func (v *liveView) drawLocked() {
 		fmt.Fprintf(&b, "\r\x1b[%dA", v.drawn)
 	}
 	for _, l := range v.model.takeLog() {
-		b.WriteString("\r\x1b[2K" + fit(l, width) + "\n")
+		// Lines that stay are wrapped, not cut: the end of a failure
+		// is often what says what is wrong. A line the terminal wrapped
+		// itself would leave old rows uncleared; styled ones are
+		// drover's own and fit.
+		for _, wl := range wrapLine(l, width, "      ") {
+			b.WriteString("\r\x1b[2K" + fit(wl, width) + "\n")
+		}
 	}
 	// One line short of the screen: a live area taller than the
 	// terminal scrolls, and cursor-up cannot reach lines scrolled away.
@@ -158,5 +192,5 @@ func (v *liveView) verdict(out *runner.Outcome) {
 	v.close()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	writeVerdict(v.w, false, v.style, out)
+	writeVerdict(v.w, false, v.style, out, &v.shown)
 }

@@ -1,0 +1,213 @@
+package main
+
+// This file keeps each failure on screen once. A step's error reaches the
+// operator up to four times — the failed step, the host's failure, the
+// halt that quotes it, the verdict's summary and host list — and a
+// validate command's output is often several lines (`nginx -t`): four
+// hosts failing staging printed 13 copies, 60 lines, each cut at the
+// terminal width before the part that says what is wrong. The renderers
+// print an error whole, indented, where the step failed, and later
+// mentions drop it; the verdict sums identical errors up across hosts.
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+
+	"drover/rollout"
+)
+
+// shownErrors remembers the failure texts printed in full so far.
+type shownErrors struct {
+	texts map[string]bool
+	// byHost is the last failure text shown for each host.
+	byHost map[string]string
+}
+
+// record notes that text, host's failure, was printed in full.
+func (s *shownErrors) record(host, text string) {
+	if s == nil || strings.TrimSpace(text) == "" {
+		return
+	}
+	if s.texts == nil {
+		s.texts, s.byHost = map[string]bool{}, map[string]string{}
+	}
+	s.texts[text] = true
+	s.byHost[host] = text
+}
+
+// strip removes from msg every failure text already shown — the
+// ": TEXT" a later message quotes it with — so "stage: host h02:
+// validate …(20 lines)… (1 failed in group default, limit 0)" becomes
+// "stage (1 failed in group default, limit 0)".
+func (s *shownErrors) strip(msg string) string {
+	if s == nil || len(s.texts) == 0 {
+		return msg
+	}
+	texts := make([]string, 0, len(s.texts))
+	for t := range s.texts {
+		texts = append(texts, t)
+	}
+	// Longest first: one text may contain another.
+	sort.Slice(texts, func(i, j int) bool { return len(texts[i]) > len(texts[j]) })
+	for _, t := range texts {
+		if msg == t {
+			return ""
+		}
+		msg = strings.ReplaceAll(msg, ": "+t, "")
+	}
+	return msg
+}
+
+// shown reports whether host's failure text t was printed in full.
+func (s *shownErrors) shown(t string) bool {
+	if s == nil {
+		return false
+	}
+	for _, x := range s.byHost {
+		if strings.Contains(t, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// indentLines writes text's lines, each after indent, cut at width
+// (0: no limit) into several lines rather than cut off: what a failure
+// says is often at the end of a long line.
+func indentLines(text, indent string, width int) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		out = append(out, wrapLine(indent+l, width, indent+"  ")...)
+	}
+	return out
+}
+
+// wrapLine splits line into lines of at most width visible columns, the
+// continuations after cont. Lines with escape sequences are left whole:
+// only drover's own lines are styled, and those fit.
+func wrapLine(line string, width int, cont string) []string {
+	if width <= 0 || visibleWidth(line) <= width || strings.Contains(line, "\x1b") || len(cont) >= width {
+		return []string{line}
+	}
+	r := []rune(line)
+	out := []string{string(r[:width])}
+	r = r[width:]
+	for n := width - len(cont); len(r) > 0; {
+		k := min(n, len(r))
+		out = append(out, cont+string(r[:k]))
+		r = r[k:]
+	}
+	return out
+}
+
+// stagePath is a staging directory's random part, different on every
+// host: errors that differ only there are the same error.
+var stagePath = regexp.MustCompile(`\.stage-[0-9a-f]+`)
+
+// errorKey is what makes two hosts' errors the same: the text with the
+// host's name and staging directory taken out.
+func errorKey(host, text string) string {
+	text = strings.TrimPrefix(text, "host "+host+": ")
+	text = stagePath.ReplaceAllString(text, ".stage-*")
+	if host != "" {
+		text = strings.ReplaceAll(text, host, "{host}")
+	}
+	return text
+}
+
+// exitedOutput finds a command's output in its error: what follows
+// "exited N: ".
+var exitedOutput = regexp.MustCompile(`exited \d+: `)
+
+// errorGist is a failure in one line for a summary: its step, then what
+// the failing command said (its first line; "…" when more follows), else
+// the error's first line.
+func errorGist(host, reason string) string {
+	step := ""
+	if i := strings.Index(reason, ": "); i > 0 && isStep(reason[:i]) {
+		step, reason = reason[:i]+": ", reason[i+2:]
+	}
+	reason = strings.TrimPrefix(reason, "host "+host+": ")
+	if loc := exitedOutput.FindStringIndex(reason); loc != nil && strings.TrimSpace(reason[loc[1]:]) != "" {
+		reason = reason[loc[1]:]
+	}
+	var lines []string
+	for _, l := range strings.Split(reason, "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, strings.TrimRight(l, " \t"))
+		}
+	}
+	if len(lines) == 0 {
+		return strings.TrimSuffix(step, ": ")
+	}
+	g := step + lines[0]
+	if len(lines) > 1 {
+		g += " …"
+	}
+	return g
+}
+
+func isStep(s string) bool {
+	switch rollout.Step(s) {
+	case rollout.StepStage, rollout.StepDepool, rollout.StepSwitch, rollout.StepRestart,
+		rollout.StepCheck, rollout.StepRepool, rollout.StepRestore, rollout.StepGate:
+		return true
+	}
+	return false
+}
+
+// hostNames lists names for a summary line: the first five, then how
+// many more.
+func hostNames(names []string) string {
+	if len(names) <= 5 {
+		return strings.Join(names, " ")
+	}
+	return strings.Join(names[:5], " ") + fmt.Sprintf(" and %d more", len(names)-5)
+}
+
+// writeErrorSummary prints the attention hosts' errors once per distinct
+// error: how many hosts and which, the gist, and — when the error was
+// not printed in full above — the whole text (as the first of those
+// hosts had it), indented.
+func writeErrorSummary(w io.Writer, hosts []rollout.HostReport, shown *shownErrors) {
+	type group struct {
+		hosts  []string
+		first  rollout.HostReport
+		reason string
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	for _, h := range hosts {
+		reason := strings.TrimSpace(termSafe(h.Reason))
+		if reason == "" {
+			continue
+		}
+		k := errorKey(h.Name, reason)
+		g := byKey[k]
+		if g == nil {
+			g = &group{first: h, reason: reason}
+			byKey[k] = g
+			groups = append(groups, g)
+		}
+		g.hosts = append(g.hosts, h.Name)
+	}
+	if len(groups) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "errors:")
+	for _, g := range groups {
+		gist := errorGist(g.first.Name, g.reason)
+		fmt.Fprintf(w, "  %s (%s): %s\n", plural(len(g.hosts), "host"), hostNames(g.hosts), gist)
+		if !shown.shown(g.reason) && gist != g.reason {
+			if len(g.hosts) > 1 {
+				fmt.Fprintf(w, "    on %s:\n", g.first.Name)
+			}
+			for _, l := range indentLines(g.reason, "    ", 0) {
+				fmt.Fprintln(w, l)
+			}
+		}
+	}
+}
