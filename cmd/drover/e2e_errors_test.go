@@ -88,11 +88,12 @@ func TestE2EValidateErrorOnce(t *testing.T) {
 			t.Errorf("a line wider than the terminal: %q", l)
 		}
 	}
-	flat := regexp.MustCompile(`\s*\n\s*`).ReplaceAllString(regexp.MustCompile(`\r|\x1b\[[0-9;]*[A-Za-z]`).ReplaceAllString(screen, ""), " ")
+	// Wrapped lines joined again: no whitespace at all.
+	flat := regexp.MustCompile(`\s+`).ReplaceAllString(regexp.MustCompile(`\r|\x1b\[[0-9;]*[A-Za-z]`).ReplaceAllString(screen, ""), "")
 	if n := strings.Count(flat, "default-with-a-long-name.conf:12"); n != 4 {
 		t.Errorf("the live view shows the error's end %d times, want 4 (once per host, whole):\n%s", n, screen)
 	}
-	if n := strings.Count(flat, "test failed"); n != 4 {
+	if n := strings.Count(flat, "testfailed"); n != 4 {
 		t.Errorf("the live view shows the error's second line %d times, want 4:\n%s", n, screen)
 	}
 }

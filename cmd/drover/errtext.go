@@ -93,12 +93,27 @@ func wrapLine(line string, width int, cont string) []string {
 		return []string{line}
 	}
 	r := []rune(line)
-	out := []string{string(r[:width])}
-	r = r[width:]
-	for n := width - len(cont); len(r) > 0; {
+	var out []string
+	for n, first := width, true; len(r) > 0; n, first = width-len(cont), false {
 		k := min(n, len(r))
-		out = append(out, cont+string(r[:k]))
+		if k < len(r) {
+			// At a space when there is one in the line's second half.
+			for i := k; i > k/2; i-- {
+				if r[i] == ' ' {
+					k = i
+					break
+				}
+			}
+		}
+		part := string(r[:k])
+		if !first {
+			part = cont + part
+		}
+		out = append(out, strings.TrimRight(part, " "))
 		r = r[k:]
+		for len(r) > 0 && r[0] == ' ' && k < len(r) {
+			r = r[1:]
+		}
 	}
 	return out
 }

@@ -51,7 +51,11 @@ func (a *app) newPrinter(format string) (eventOutput, error) {
 	switch format {
 	case "", "text":
 		if !a.out.noProgress && termFd(a.stdout) >= 0 && os.Getenv("TERM") != "dumb" {
-			return newLiveView(a.stdout, termFd(a.stdout), st), nil
+			v := newLiveView(a.stdout, termFd(a.stdout), st)
+			// A signal's explanation goes inside the view, where the
+			// next frame does not draw over it (interrupt.go).
+			interrupts.claim(v)
+			return v, nil
 		}
 		return &printer{w: a.stdout, style: st}, nil
 	case "json":

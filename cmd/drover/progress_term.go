@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,11 @@ type liveView struct {
 	frames   int
 	// shown: the failures printed in full so far (errtext.go).
 	shown shownErrors
+	// signal is the signal that interrupted the run (interrupt.go),
+	// running the steps in flight, ended whether the verdict came.
+	signal  os.Signal
+	running map[string]runningStep
+	ended   bool
 
 	// manual: no drawing goroutine; a test calls tick itself.
 	manual    bool
@@ -80,6 +86,7 @@ func (v *liveView) Emit(e drover.Event) {
 	e = termEvent(e) // termsafe.go
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.track(e)
 	block := v.errorsOnce(&e)
 	defer func() { v.model.log = append(v.model.log, block...) }()
 	if e.Kind == drover.EventDeployStart && v.model.started() {
@@ -90,6 +97,36 @@ func (v *liveView) Emit(e drover.Event) {
 		v.model = newProgress(v.style)
 	}
 	v.model.apply(e)
+	v.dirty = true
+}
+
+// track keeps the steps in flight and their deadlines, for the
+// explanation after a signal (interrupt.go).
+func (v *liveView) track(e drover.Event) {
+	switch e.Kind {
+	case drover.EventStepStart:
+		r := runningStep{host: e.Host, step: stepLabel(e)}
+		if e.Timeout > 0 {
+			r.deadline = e.Time.Add(e.Timeout)
+		}
+		if v.running == nil {
+			v.running = map[string]runningStep{}
+		}
+		v.running[e.Host+"/"+e.Step] = r
+	case drover.EventStepDone:
+		delete(v.running, e.Host+"/"+e.Step)
+	case drover.EventVerdict:
+		v.running, v.ended = nil, true
+	case drover.EventDeployStart:
+		v.ended = false
+	}
+}
+
+// interrupted shows, from the next frame on, what the signal does.
+func (v *liveView) interrupted(sig os.Signal) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.signal = sig
 	v.dirty = true
 }
 
@@ -160,7 +197,9 @@ func (v *liveView) drawLocked() {
 	}
 	// One line short of the screen: a live area taller than the
 	// terminal scrolls, and cursor-up cannot reach lines scrolled away.
-	lines := v.model.lines(width, height-1, v.now())
+	now := v.now()
+	notice := v.interruptLines(width, now)
+	lines := append(v.model.lines(width, max(height-1-len(notice), 3), now), notice...)
 	for _, l := range lines {
 		b.WriteString("\r\x1b[2K" + l + "\n")
 	}
@@ -175,6 +214,7 @@ func (v *liveView) drawLocked() {
 // close stops the drawing goroutine and draws the final screen.
 func (v *liveView) close() {
 	v.stopOnce.Do(func() {
+		interrupts.release(v)
 		close(v.stop)
 		// Never started: there is no goroutine to wait for.
 		v.startOnce.Do(func() { close(v.done) })
