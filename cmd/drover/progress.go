@@ -378,10 +378,15 @@ func (p *progress) lines(width, height int, now time.Time) []string {
 	return out
 }
 
-// groupFrac is how far the group is: finished steps over all steps.
+// groupFrac is how far the group is: finished steps over all steps. A
+// host that failed staging counts nothing: it was never touched, and a
+// full bar over a group where nothing was staged read as done.
 func (p *progress) groupFrac(g *progGroup) float64 {
 	units := 0
 	for _, h := range g.hosts {
+		if h.failed && !h.staged && p.operation == drover.KindDeploy && h.pathStart.IsZero() {
+			continue
+		}
 		units += h.units
 	}
 	if len(g.hosts) == 0 {
