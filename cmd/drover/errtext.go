@@ -111,8 +111,8 @@ func wrapLine(line string, width int, cont string) []string {
 		}
 		out = append(out, strings.TrimRight(part, " "))
 		r = r[k:]
-		for len(r) > 0 && r[0] == ' ' && k < len(r) {
-			r = r[1:]
+		if len(r) > 0 && r[0] == ' ' {
+			r = r[1:] // the space the line was broken at
 		}
 	}
 	return out
@@ -183,18 +183,18 @@ func hostNames(names []string) string {
 	return strings.Join(names[:5], " ") + fmt.Sprintf(" and %d more", len(names)-5)
 }
 
-// writeErrorSummary prints the attention hosts' errors once per distinct
-// error: how many hosts and which, the gist, and — when the error was
-// not printed in full above — the whole text (as the first of those
-// hosts had it), indented.
-func writeErrorSummary(w io.Writer, hosts []rollout.HostReport, shown *shownErrors) {
-	type group struct {
-		hosts  []string
-		first  rollout.HostReport
-		reason string
-	}
-	var groups []*group
-	byKey := map[string]*group{}
+// errorGroup is the hosts that failed with the same error.
+type errorGroup struct {
+	hosts  []string
+	first  string // the first host's name
+	reason string // the first host's error, as it had it
+}
+
+// groupErrors groups hosts' errors by errorKey, in order, and maps each
+// host to its group.
+func groupErrors(hosts []rollout.HostReport) ([]*errorGroup, map[string]*errorGroup) {
+	var groups []*errorGroup
+	byKey, byHost := map[string]*errorGroup{}, map[string]*errorGroup{}
 	for _, h := range hosts {
 		reason := strings.TrimSpace(termSafe(h.Reason))
 		if reason == "" {
@@ -203,26 +203,46 @@ func writeErrorSummary(w io.Writer, hosts []rollout.HostReport, shown *shownErro
 		k := errorKey(h.Name, reason)
 		g := byKey[k]
 		if g == nil {
-			g = &group{first: h, reason: reason}
+			g = &errorGroup{first: h.Name, reason: reason}
 			byKey[k] = g
 			groups = append(groups, g)
 		}
 		g.hosts = append(g.hosts, h.Name)
+		byHost[h.Name] = g
 	}
-	if len(groups) == 0 {
+	return groups, byHost
+}
+
+// writeErrorDetail writes g's error in full, indented, unless it was
+// printed in full above or its gist says it all.
+func writeErrorDetail(w io.Writer, g *errorGroup, gist string, shown *shownErrors) {
+	if shown.shown(g.reason) || gist == g.reason {
 		return
 	}
-	fmt.Fprintln(w, "errors:")
+	if len(g.hosts) > 1 {
+		fmt.Fprintf(w, "    on %s:\n", g.first)
+	}
+	for _, l := range indentLines(g.reason, "    ", 0) {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// writeSharedErrors prints the errors several hosts share, once each: how
+// many hosts and which, the gist, and — when the error was not printed
+// in full above — the whole text as the first of them had it. An error
+// of one host only is on that host's line.
+func writeSharedErrors(w io.Writer, groups []*errorGroup, shown *shownErrors) {
+	header := false
 	for _, g := range groups {
-		gist := errorGist(g.first.Name, g.reason)
-		fmt.Fprintf(w, "  %s (%s): %s\n", plural(len(g.hosts), "host"), hostNames(g.hosts), gist)
-		if !shown.shown(g.reason) && gist != g.reason {
-			if len(g.hosts) > 1 {
-				fmt.Fprintf(w, "    on %s:\n", g.first.Name)
-			}
-			for _, l := range indentLines(g.reason, "    ", 0) {
-				fmt.Fprintln(w, l)
-			}
+		if len(g.hosts) < 2 {
+			continue
 		}
+		if !header {
+			fmt.Fprintln(w, "errors:")
+			header = true
+		}
+		gist := errorGist(g.first, g.reason)
+		fmt.Fprintf(w, "  %s (%s): %s\n", plural(len(g.hosts), "host"), hostNames(g.hosts), gist)
+		writeErrorDetail(w, g, gist, shown)
 	}
 }

@@ -305,6 +305,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome, shown 
 	}
 	sort.Slice(attention, func(i, j int) bool { return attention[i].Name < attention[j].Name })
 	if len(attention) > 0 {
+		groups, byHost := groupErrors(attention)
 		fmt.Fprintln(w, "hosts:")
 		for _, h := range attention {
 			what := map[rollout.HostStatus]string{
@@ -316,9 +317,18 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome, shown 
 				// Never switched: it stayed where it was.
 				what = "failed, still on " + orNone(h.From)
 			}
-			fmt.Fprintf(w, "  %-10s %s\n", h.Name, termSafe(what))
+			line := fmt.Sprintf("  %-10s %s", h.Name, termSafe(what))
+			g := byHost[h.Name]
+			if g == nil || len(g.hosts) > 1 {
+				// No reason, or one several hosts share: said once below.
+				fmt.Fprintln(w, line)
+				continue
+			}
+			gist := errorGist(h.Name, g.reason)
+			fmt.Fprintln(w, line+": "+gist)
+			writeErrorDetail(w, g, gist, shown)
 		}
-		writeErrorSummary(w, attention, shown)
+		writeSharedErrors(w, groups, shown)
 	}
 	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
 }
