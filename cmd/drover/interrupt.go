@@ -75,17 +75,17 @@ type runningStep struct {
 // interruptLines is the explanation drawn at the bottom of the live
 // area after a signal: what happens now, what is still running and for
 // how long at most, and what a second signal does. Once the run ended
-// only the first line stays.
+// one line says it was interrupted; the verdict says the rest.
 func (v *liveView) interruptLines(width int, now time.Time) []string {
 	if v.signal == nil {
 		return nil
 	}
 	s := v.style
 	name := signalName(v.signal)
-	out := []string{s.yellow("! "+name+": ") + interruptWords}
 	if v.ended {
-		return wrapAll(out, width)
+		return []string{s.yellow("! interrupted by " + name)}
 	}
+	out := []string{s.yellow("! "+name+": ") + interruptWords}
 	steps := make([]runningStep, 0, len(v.running))
 	for _, r := range v.running {
 		steps = append(steps, r)
