@@ -138,8 +138,8 @@ func errorKey(host, text string) string {
 var exitedOutput = regexp.MustCompile(`exited \d+: `)
 
 // errorGist is a failure in one line for a summary: its step, then what
-// the failing command said (its first line; "…" when more follows), else
-// the error's first line.
+// the failing command said (its first line, with the next when it ends
+// in ":"; "…" when more follows), else the error's first line.
 func errorGist(host, reason string) string {
 	step := ""
 	if i := strings.Index(reason, ": "); i > 0 && isStep(reason[:i]) {
@@ -158,8 +158,14 @@ func errorGist(host, reason string) string {
 	if len(lines) == 0 {
 		return strings.TrimSuffix(step, ": ")
 	}
-	g := step + lines[0]
-	if len(lines) > 1 {
+	// A line ending in ":" introduces the next ("invalid config:"): the
+	// useful part is there.
+	n := 1
+	for n < len(lines) && strings.HasSuffix(lines[n-1], ":") {
+		n++
+	}
+	g := step + strings.Join(lines[:n], " ")
+	if len(lines) > n {
 		g += " …"
 	}
 	return g

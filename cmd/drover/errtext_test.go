@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"drover"
 	"drover/rollout"
 	"drover/runner"
 )
@@ -29,15 +30,15 @@ func TestVerdictErrorsOnce(t *testing.T) {
 	want := `
 deploy halted: 3 failed
 hosts:
-  w1         failed, still on none
-  w2         failed, still on none
+  w1         failed, not switched (it has no release yet)
+  w2         failed, not switched (it has no release yet)
   w3         failed, restored to 1.0-abc: check: port: connection refused
 errors:
   2 hosts (w1 w2): stage: nginx: [emerg] unknown directive "sever_name" in /srv/w1/nginx.conf:12 …
     on w1:
     stage: host w1: validate nginx.conf: nginx -t -c /srv/web/releases/.stage-0a1b/nginx.conf exited 1: nginx: [emerg] unknown directive "sever_name" in /srv/w1/nginx.conf:12
     nginx: configuration file test failed
-exit 1: halted; the fleet is back where it started
+exit 1: ` + drover.OutcomeOf(out.Name()).ExitWords + `
 `
 	if b.String() != want {
 		t.Errorf("verdict:\n%s\nwant:\n%s", b.String(), want)
