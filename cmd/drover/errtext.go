@@ -27,8 +27,11 @@ type shownErrors struct {
 }
 
 // record notes that text, host's failure, was printed in full.
+//
+// Only a host's failures: a gate's (no host) is its group's, and the
+// halt that names the gate is where people look for why.
 func (s *shownErrors) record(host, text string) {
-	if s == nil || strings.TrimSpace(text) == "" {
+	if s == nil || host == "" || strings.TrimSpace(text) == "" {
 		return
 	}
 	if s.texts == nil {
