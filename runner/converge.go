@@ -157,8 +157,8 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 			return out, nil
 		}
 		out.Rounds = st.Round
-		r.emit(drover.Event{Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %d of %d hosts not on %s (%s); deploying",
-			st.Round, st.Rounds, len(st.Behind), len(targets), o.Release.Version(), strings.Join(st.Behind, " "))})
+		r.emit(drover.Event{Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %d of %s not on %s (%s); deploying",
+			st.Round, st.Rounds, len(st.Behind), plural(len(targets), "host"), o.Release.Version(), strings.Join(st.Behind, " "))})
 		for _, h := range st.Skipped {
 			r.emit(drover.Event{Kind: drover.EventNotice, Host: h, Message: fmt.Sprintf("round %d: not deploying to %s, it does not answer (%s); it is tried again next round", st.Round, h, down[h])})
 		}
