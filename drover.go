@@ -64,7 +64,10 @@ type Spec struct {
 	Groups   []Group
 	// ConfigFiles are rendered per host into the release directory.
 	ConfigFiles []ConfigFile
-	Hooks       Hooks
+	// SharedDirs are paths inside every release linked to
+	// <deploy_root>/shared/<path> (see shareddirs.go).
+	SharedDirs []string
+	Hooks      Hooks
 	// Rotation holds native load balancer integrations (HAProxy).
 	Rotation RotationSpec
 	// Strategy is StrategyRolling (the default) or StrategyBlueGreen;

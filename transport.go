@@ -55,6 +55,9 @@ type StageRequest struct {
 	// ConfigFiles are rendered with Data (Data.Path set per file).
 	ConfigFiles []ConfigFile
 	Data        TemplateData
+	// SharedDirs are linked into the release to <root>/shared/<name>
+	// before validate runs (see shareddirs.go).
+	SharedDirs []string `json:",omitempty"`
 }
 
 // StageResult says where the release was staged.

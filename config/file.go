@@ -37,6 +37,8 @@ type File struct {
 	Hosts            []HostFile             `yaml:"hosts"`
 	Groups           []GroupFile            `yaml:"groups"`
 	ConfigFiles      []ConfigFileFile       `yaml:"config_files"`
+	// SharedDirs are linked into every release (shareddirs.go).
+	SharedDirs []string `yaml:"shared_dirs"`
 	Hooks            HooksFile              `yaml:"hooks"`
 	Rotation         RotationFile           `yaml:"rotation"`
 	Checks           []CheckFile            `yaml:"checks"`
