@@ -24,31 +24,29 @@ import (
 // failure limits are kept as written and parsed by Validate, so a bad value
 // is reported with the file's words and line rather than a Go type.
 type File struct {
-	Service          string           `yaml:"service"`
-	DeployRoot       string           `yaml:"deploy_root"`
-	KeepReleases     *int             `yaml:"keep_releases"`
-	Transport        string           `yaml:"transport"`
-	SSH              SSHFile          `yaml:"ssh"`
-	StateDir         string           `yaml:"state_dir"`
-	StageParallelism *int             `yaml:"stage_parallelism"`
-	StepTimeout      string           `yaml:"step_timeout"`
-	StageRetries     *int             `yaml:"stage_retries"`
-	Seed             int64            `yaml:"seed"`
-	Hosts            []HostFile       `yaml:"hosts"`
-	Groups           []GroupFile      `yaml:"groups"`
-	ConfigFiles      []ConfigFileFile `yaml:"config_files"`
-	// SharedDirs are linked into every release (shareddirs.go).
-	SharedDirs   []string               `yaml:"shared_dirs"`
-	Hooks        HooksFile              `yaml:"hooks"`
-	Rotation     RotationFile           `yaml:"rotation"`
-	Checks       []CheckFile            `yaml:"checks"`
-	Environments map[string]Environment `yaml:"environments"`
-	Store        StoreFile              `yaml:"store"`
-	Log          LogFile                `yaml:"log"`
-	AskMessage   *bool                  `yaml:"ask_message"`
-	Webhooks     []WebhookFile          `yaml:"webhooks"`
-	Smoke        []CheckFile            `yaml:"smoke"`
-	Invariants   []InvariantFile        `yaml:"invariants"`
+	Service          string                 `yaml:"service"`
+	DeployRoot       string                 `yaml:"deploy_root"`
+	KeepReleases     *int                   `yaml:"keep_releases"`
+	Transport        string                 `yaml:"transport"`
+	SSH              SSHFile                `yaml:"ssh"`
+	StateDir         string                 `yaml:"state_dir"`
+	StageParallelism *int                   `yaml:"stage_parallelism"`
+	StepTimeout      string                 `yaml:"step_timeout"`
+	StageRetries     *int                   `yaml:"stage_retries"`
+	Seed             int64                  `yaml:"seed"`
+	Hosts            []HostFile             `yaml:"hosts"`
+	Groups           []GroupFile            `yaml:"groups"`
+	ConfigFiles      []ConfigFileFile       `yaml:"config_files"`
+	Hooks            HooksFile              `yaml:"hooks"`
+	Rotation         RotationFile           `yaml:"rotation"`
+	Checks           []CheckFile            `yaml:"checks"`
+	Environments     map[string]Environment `yaml:"environments"`
+	Store            StoreFile              `yaml:"store"`
+	Log              LogFile                `yaml:"log"`
+	AskMessage       *bool                  `yaml:"ask_message"`
+	Webhooks         []WebhookFile          `yaml:"webhooks"`
+	Smoke            []CheckFile            `yaml:"smoke"`
+	Invariants       []InvariantFile        `yaml:"invariants"`
 	// Analysis are metric analyses run after every group (analysis.go).
 	Analysis []AnalysisFile `yaml:"analysis"`
 	// Retry, Converge and Inventory: per-step retries, drover converge
@@ -61,6 +59,8 @@ type File struct {
 	BlueGreen *BlueGreenFile `yaml:"blue_green"`
 	// Distribution is how bundles reach hosts (distribution.go).
 	Distribution DistributionFile `yaml:"distribution"`
+	// SharedDirs are linked into every release (shareddirs.go).
+	SharedDirs []string `yaml:"shared_dirs"`
 
 	// filename names the file in errors; dir resolves relative paths.
 	filename string
