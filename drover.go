@@ -55,6 +55,9 @@ type Spec struct {
 	Env          string // "" when no --env was given
 	DeployRoot   string
 	KeepReleases int
+	// PruneForeign lets pruning remove foreign releases (another tool's
+	// directories under releases/) that are neither current nor previous.
+	PruneForeign bool
 	Transport    string // "local" or "ssh"
 	SSH          SSHConfig
 	// StateDir holds the lock, journal and history; "" means the default

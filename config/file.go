@@ -61,6 +61,9 @@ type File struct {
 	Distribution DistributionFile `yaml:"distribution"`
 	// SharedDirs are linked into every release (shareddirs.go).
 	SharedDirs []string `yaml:"shared_dirs"`
+	// PruneForeign lets pruning remove another tool's releases once they
+	// are neither current nor previous.
+	PruneForeign bool `yaml:"prune_foreign"`
 
 	// filename names the file in errors; dir resolves relative paths.
 	filename string

@@ -176,6 +176,7 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 	} else {
 		f.checkRoot(ps, p("deploy_root"), f.DeployRoot)
 	}
+	s.PruneForeign = f.PruneForeign
 	if f.KeepReleases != nil {
 		s.KeepReleases = *f.KeepReleases
 		if *f.KeepReleases < 2 {

@@ -318,7 +318,7 @@ func (r *Runner) prune(ctx context.Context, cs *conns, id string, rep rollout.Re
 		defer cancel()
 		conn, err := cs.get(pctx, name)
 		if err == nil {
-			_, err = conn.Prune(pctx, r.Spec.KeepReleases)
+			_, err = pruneConn(pctx, conn, r.Spec)
 		}
 		if err != nil {
 			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Host: name, Step: "prune", Message: "prune failed: " + err.Error()})
@@ -334,4 +334,14 @@ func fromLabel(snap drover.Snapshot) string {
 		return ""
 	}
 	return snap.Label()
+}
+
+// pruneConn prunes a host, foreign releases too when the operator set
+// prune_foreign (drover.ForeignPruner): another tool's release is kept
+// by default, since it may be all a team has to go back to.
+func pruneConn(ctx context.Context, conn drover.HostConn, spec *drover.Spec) ([]string, error) {
+	if fp, ok := conn.(drover.ForeignPruner); ok && spec.PruneForeign {
+		return fp.PruneForeign(ctx, spec.KeepReleases)
+	}
+	return conn.Prune(ctx, spec.KeepReleases)
 }

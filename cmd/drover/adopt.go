@@ -26,7 +26,8 @@ link to it, in one atomic exchange (renameat2): the service keeps running from
 the same directory and is not restarted, and current never disappears.
 Afterwards drover treats that directory as the host's current, foreign release:
 a failed deploy goes back to it, rollback can return to it, and prune never
-removes it.
+removes it while it is current or previous (nor after, unless drover.yaml
+sets prune_foreign: true).
 
 Hosts whose current is already a link (Capistrano, Scap, or adopted before)
 are left alone. deploy and plan refuse a host with a live directory until it
