@@ -37,6 +37,11 @@ type Outcome struct {
 	// Recovered lists interrupted deploys this run found and rolled back
 	// before doing its own work.
 	Recovered []*Outcome
+	// Targets is, per host, the release a restore takes it to: its
+	// pre-deploy snapshot in a deploy, the rollback's target in a
+	// rollback or recovery. A foreign one carries its link and hash, so
+	// JSON output can say exactly where a host went back to.
+	Targets map[string]drover.Snapshot
 }
 
 // ExitCodeOf maps a verdict to the command's exit code.
@@ -205,6 +210,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	canary.stop()
 	x.stopDistribution()
 	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)
+	out.Targets = before
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
 	}
