@@ -17,7 +17,10 @@ type Event struct {
 	// a rollback, a recovery) rather than of the path to the new release.
 	Restoring bool   `json:"restoring,omitempty"`
 	Outcome   string `json:"outcome,omitempty"`
-	Message   string `json:"message,omitempty"`
+	// Gate names the gate of gate_start/gate_done/gate_failed ("bake",
+	// "approve", "analysis"...), so that a consumer need not read Message.
+	Gate    string `json:"gate,omitempty"`
+	Message string `json:"message,omitempty"`
 	// Elapsed is the step's duration, for step_done.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
 	// Operation, Release, Version and Groups are set on deploy_start only.

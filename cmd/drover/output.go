@@ -16,6 +16,7 @@ import (
 
 	"drover"
 	"drover/rollout"
+	"drover/runview"
 	"drover/runner"
 )
 
@@ -348,12 +349,7 @@ func errorLeaves(err error) []error {
 
 // stepLabel names an event's step for people: "restart", or "restart
 // (restoring)" on the way back to the previous release.
-func stepLabel(e drover.Event) string {
-	if e.Restoring && e.Step != string(rollout.StepRestore) {
-		return e.Step + " (restoring)"
-	}
-	return e.Step
-}
+func stepLabel(e drover.Event) string { return runview.StepLabel(e) }
 
 // errorHint is the error's own hint or, for a domain error that has none,
 // the advice that goes with its code: no error leaves a person without
