@@ -16,8 +16,8 @@ import (
 
 	"drover"
 	"drover/rollout"
-	"drover/runview"
 	"drover/runner"
+	"drover/runview"
 )
 
 // eventOutput is where a deploy, rollback or resume reports: the events
