@@ -32,6 +32,9 @@ type Event struct {
 	// terminal progress view, a CI dashboard) knows every host and batch
 	// before the first step reports.
 	Groups []EventGroup `json:"groups,omitempty"`
+	// Analysis, on analysis events only, is one evaluation of a canary
+	// analysis.
+	Analysis *AnalysisEval `json:"analysis,omitempty"`
 	// Overrides, on deploy_start only, are the checks, analyses and gates
 	// an operator skipped for this deploy, with the reason (override.go).
 	Overrides []Override `json:"overrides,omitempty"`
@@ -82,6 +85,9 @@ const (
 	// An operator skipped a gate (--skip-gate -m): Message names the gate
 	// and the reason.
 	EventGateSkipped = "gate_skipped"
+	// One evaluation of a canary analysis (Analysis holds it): every one,
+	// passed or not, so that a chart can mark each verdict.
+	EventAnalysis = "analysis"
 )
 
 // EventSink receives events. Implementations must not block for long.

@@ -64,6 +64,9 @@ type View struct {
 	Overrides []drover.Override `json:"overrides,omitempty"`
 	// Notes are the last MaxNotes things said about the run.
 	Notes []Note `json:"notes,omitempty"`
+	// Analyses are the run's canary analyses, each with its evaluations,
+	// in the order they were first evaluated.
+	Analyses []*Analysis `json:"analyses,omitempty"`
 	// Durations are the promotion paths of hosts that finished them, for
 	// an ETA.
 	Durations []time.Duration `json:"-"`
@@ -87,6 +90,38 @@ type Note struct {
 	Group   string    `json:"group,omitempty"`
 	Host    string    `json:"host,omitempty"`
 	Message string    `json:"message"`
+}
+
+// Analysis is one canary analysis of one group and how each of its
+// evaluations came out: what the canary chart marks.
+type Analysis struct {
+	Name     string        `json:"name"`
+	Group    string        `json:"group"`
+	Kind     string        `json:"kind"`
+	Canary   []string      `json:"canary"`
+	Baseline []string      `json:"baseline,omitempty"`
+	Since    time.Time     `json:"since"`
+	Window   time.Duration `json:"window_ns,omitempty"`
+	Max      *float64      `json:"max,omitempty"`
+	Min      *float64      `json:"min,omitempty"`
+	// Halted: one of its evaluations stopped the deploy.
+	Halted bool   `json:"halted,omitempty"`
+	Evals  []Eval `json:"evals"`
+}
+
+// MaxEvals is how many evaluations of one analysis a View keeps (the
+// newest; a halting one is always kept): an analysis evaluated every
+// second through an hour's deploy must not make the view grow without
+// bound.
+const MaxEvals = 600
+
+// Eval is one evaluation of an analysis.
+type Eval struct {
+	At      time.Time `json:"at"`
+	Status  string    `json:"status"`
+	Message string    `json:"message,omitempty"`
+	Verdict bool      `json:"verdict,omitempty"`
+	Halted  bool      `json:"halted,omitempty"`
 }
 
 // Group is one group of the run's plan.
@@ -341,6 +376,10 @@ func (v *View) Apply(e drover.Event) *Note {
 	case drover.EventRollback:
 		v.RollingBack = true
 		return v.note(e, e.Message)
+	case drover.EventAnalysis:
+		if e.Analysis != nil {
+			v.analysis(*e.Analysis)
+		}
 	case drover.EventVerdict:
 		v.Running, v.End = false, e.Time
 		v.Verdict = &Verdict{Outcome: verdictOutcome(e), Message: e.Message}
@@ -356,6 +395,33 @@ func (v *View) Apply(e drover.Event) *Note {
 		}
 	}
 	return nil
+}
+
+func (v *View) analysis(ev drover.AnalysisEval) {
+	var a *Analysis
+	for _, x := range v.Analyses {
+		if x.Name == ev.Name && x.Group == ev.Group {
+			a = x
+			break
+		}
+	}
+	if a == nil {
+		a = &Analysis{Name: ev.Name, Group: ev.Group, Kind: ev.Kind, Evals: []Eval{}}
+		v.Analyses = append(v.Analyses, a)
+	}
+	// The latest evaluation says who is judged against whom.
+	a.Canary, a.Baseline, a.Since, a.Window, a.Max, a.Min = ev.Canary, ev.Baseline, ev.Since, ev.Window, ev.Max, ev.Min
+	a.Halted = a.Halted || ev.Halted
+	a.Evals = append(a.Evals, Eval{At: ev.At, Status: ev.Status, Message: ev.Message, Verdict: ev.Verdict, Halted: ev.Halted})
+	if n := len(a.Evals); n > MaxEvals {
+		keep := a.Evals[n-MaxEvals:]
+		for _, e := range a.Evals[:n-MaxEvals] {
+			if e.Halted {
+				keep = append([]Eval{e}, keep[1:]...)
+			}
+		}
+		a.Evals = append(a.Evals[:0:0], keep...)
+	}
 }
 
 // GateApprove is the name of a manual approval gate (runner.GateApprove).

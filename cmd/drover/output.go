@@ -221,6 +221,9 @@ func (p *printer) Emit(e drover.Event) {
 		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.yellow("<< rollback:"), e.Message)
 	case drover.EventVerdict:
 		// The command prints the verdict with the host list at the end.
+	case drover.EventAnalysis:
+		// One a second per analysis: too many for a log. A failure shows
+		// as the halt; `drover show` prints every evaluation as a table.
 	default:
 		msg := e.Message
 		if e.Host != "" {
