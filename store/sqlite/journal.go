@@ -195,7 +195,8 @@ func (s *Store) Journal(ctx context.Context, deployID string) ([]drover.JournalE
 
 const stepCols = `s.deploy_id, s.at_ns, s.host, s.step, s.phase, s.outcome, s.reason, s.slot, s.output, s.elapsed_ns, s.restoring, s.analysis`
 
-// analysisJSON is the analysis column of e: its evaluation as JSON, or ”.
+// analysisJSON is the analysis column of e: its evaluation as JSON, or
+// empty.
 func analysisJSON(e drover.JournalEntry) (string, error) {
 	if e.Analysis == nil {
 		return "", nil
