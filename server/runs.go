@@ -29,6 +29,10 @@ type run struct {
 	begun, done chan struct{}
 	err         error
 	tracker     *hostTracker
+	// views are the run's views by deploy id (a recovery's, then its
+	// deploy's); viewID is the last begun (view.go).
+	views  map[string]*runView
+	viewID string
 }
 
 // emit is the run's event sink. The runner's own verdict event carries no
@@ -62,6 +66,7 @@ func (s *Server) publishLocked(rn *run, e drover.Event) {
 		rn.events = append(rn.events, se)
 	}
 	rn.tracker.observe(e)
+	s.foldLocked(rn, e)
 	s.events.publish(se)
 }
 
