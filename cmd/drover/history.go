@@ -525,6 +525,7 @@ func (a *app) showCmd() *cobra.Command {
 				return writeJSON(a.stdout, v)
 			}
 			printDeploy(a.stdout, v)
+			printAnalyses(a.stdout, j)
 			return nil
 		},
 	}
