@@ -37,9 +37,9 @@ type ChartSeries struct {
 	Role string `json:"role"`
 }
 
-// chartMargin is how much of the time before the canary switched a chart
-// shows, when its analysis has no window: the change must be visible.
-const chartMargin = 30 * time.Second
+// minChartMargin is the least time before the canary switched a chart
+// shows: the change must be visible against what came before.
+const minChartMargin = 10 * time.Second
 
 func (s *Server) handleAnalysisSeries(w http.ResponseWriter, r *http.Request) {
 	p := principalOf(r.Context())
@@ -77,12 +77,15 @@ func (s *Server) handleAnalysisSeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := AnalysisChart{Analysis: an, Deploy: id, Series: []ChartSeries{}}
-	margin := max(an.Window, chartMargin)
-	out.Start = an.Since.Add(-margin)
 	out.End = an.Since.Add(time.Second)
 	for _, e := range an.Evals {
 		out.End = later(out.End, e.At.Add(time.Second))
 	}
+	// Before the switch: the analysis window, or a quarter of the time
+	// judged, so that the switch sits near the left and the evaluations
+	// fill the chart.
+	margin := max(an.Window, minChartMargin, out.End.Sub(an.Since)/4)
+	out.Start = an.Since.Add(-margin)
 	if reader == nil {
 		out.Error = "this server has no metrics reader"
 		writeJSON(w, http.StatusOK, out)

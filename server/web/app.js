@@ -756,7 +756,8 @@ function drawAnalysis(a, data) {
     const t = Date.parse(e.at);
     if (e.halted) {
       g.append(svg('line', { class: 'halt-line', x1: x(t), y1: T - 10, x2: x(t), y2: H - B }));
-      const lab = svg('text', { class: 'label halt', x: x(t) - 4, y: T + 12, 'text-anchor': 'end' });
+      const right = x(t) < W - R - 60;
+      const lab = svg('text', { class: 'label halt', x: x(t) + (right ? 10 : -10), y: T + 4, 'text-anchor': right ? 'start' : 'end' });
       lab.textContent = 'halted';
       g.append(lab);
     }
