@@ -87,6 +87,25 @@ func TestE2ECanaryChart(t *testing.T) {
 	if !strings.Contains(show.stdout, halting.Name) {
 		t.Errorf("drover show does not name the halting analysis %s:\n%s", halting.Name, show.stdout)
 	}
+	// --json has the same evaluations, for scripts.
+	showJSON := runDrover(t, "show", "-c", f.Config, id, "--json")
+	mustExit(t, showJSON, 0)
+	var sv struct{ Analyses []drover.AnalysisEval }
+	if err := json.Unmarshal([]byte(showJSON.stdout), &sv); err != nil {
+		t.Fatal(err)
+	}
+	n, halts := 0, 0
+	for _, a := range v.Analyses {
+		n += len(a.Evals)
+	}
+	for _, e := range sv.Analyses {
+		if e.Halted {
+			halts++
+		}
+	}
+	if len(sv.Analyses) != n || halts != 1 {
+		t.Errorf("show --json: %d evaluations (%d halting), the view has %d (1 halting)", len(sv.Analyses), halts, n)
+	}
 
 	tab := dashBrowser(t)
 	dashSignIn(t, tab, url, victor, "victor", "viewer")

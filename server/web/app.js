@@ -735,7 +735,7 @@ function drawAnalysis(a, data) {
   if (since >= t0 && since <= t1) {
     g.append(svg('line', { class: 'switched', x1: x(since), y1: T, x2: x(since), y2: H - B }));
     const lab = svg('text', { class: 'tick', x: x(since) + 3, y: H - B - 4 });
-    lab.textContent = 'canary switched';
+    lab.textContent = 'canary done';
     g.append(lab);
   }
   for (const [bound, v] of [['max', a.max], ['min', a.min]]) {
