@@ -167,11 +167,17 @@ func analysisSpec(spec *drover.Spec, group, name string) (drover.AnalysisSpec, b
 	return drover.AnalysisSpec{}, false
 }
 
+// maxChartHosts bounds the hosts one chart draws, canary hosts first.
+const maxChartHosts = 50
+
 // chartQueries renders a's query for every host judged or compared with,
 // with .Group naming all of them; one query when it does not depend on
 // the host.
 func chartQueries(spec *drover.Spec, a drover.AnalysisSpec, rec drover.DeployRecord, group string, an *runview.Analysis) ([]drover.AnalysisQuery, error) {
 	hosts := append(append([]string{}, an.Canary...), an.Baseline...)
+	// A per-host query is one request per host: a chart of a thousand
+	// hosts would be a thousand queries for lines nobody can tell apart.
+	hosts = hosts[:min(len(hosts), maxChartHosts)]
 	grp := drover.NewAnalysisGroup(group, hosts)
 	var out []drover.AnalysisQuery
 	same := true

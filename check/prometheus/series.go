@@ -24,11 +24,14 @@ const MaxChartSeries = 200
 // shared query's series to the host its HostLabel names (series without
 // it are left out: a chart draws hosts).
 func (z *Analyzer) Series(ctx context.Context, a drover.AnalysisSpec, queries []drover.AnalysisQuery, start, end time.Time, step time.Duration) ([]drover.AnalysisSeries, error) {
-	if a.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.Timeout)
-		defer cancel()
+	// One bound for the whole chart, as for one evaluation: a viewer's
+	// page must not hold a request open on a slow metrics server.
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = drover.DefaultAnalysisTimeout
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	if a.HostLabel == "" {
 		a.HostLabel = drover.DefaultAnalysisHostLabel
 	}
