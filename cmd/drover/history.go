@@ -455,6 +455,9 @@ func timeline(d drover.DeployRecord, j []drover.JournalEntry, status string) []h
 	}
 	open := map[string]int{} // host/step -> index of the step without a done yet
 	for _, e := range j {
+		if e.Analysis != nil {
+			continue // an analysis evaluation: its own table (show_analysis.go)
+		}
 		i, ok := index[e.Host]
 		if !ok {
 			index[e.Host] = len(hosts)

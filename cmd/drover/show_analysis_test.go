@@ -43,6 +43,12 @@ func TestPrintAnalyses(t *testing.T) {
 	if strings.Contains(out, "\nsecond line") || !strings.Contains(lines[4], "second line") {
 		t.Errorf("a message's newline broke the table:\n%s", out)
 	}
+	// The per-host timeline leaves them out: no host "" with steps
+	// "analysis".
+	d := drover.DeployRecord{Hosts: []drover.DeployHost{{Name: "h01", Group: "canary"}}}
+	if hs := timeline(d, j, "rolled_back"); len(hs) != 1 || len(hs[0].Steps) != 1 {
+		t.Errorf("timeline %+v, want h01 with its one step", hs)
+	}
 	b.Reset()
 	printAnalyses(&b, analysisEvals(j[:1]))
 	if b.Len() != 0 {
