@@ -256,11 +256,11 @@ func (v *View) Apply(e drover.Event) *Note {
 		}
 	case drover.EventGateStart:
 		if g := v.Group(e.Group); g != nil {
-			g.Gate, g.GateName = e.Message, gateName(e)
+			g.Gate, g.GateName = e.Message, e.Gate
 			if g.Gate == "" {
 				g.Gate = g.GateName
 			}
-			g.AwaitingApproval = g.GateName == GateApprove
+			g.AwaitingApproval = g.GateName == drover.GateApprove
 		}
 	case drover.EventGateDone:
 		if g := v.Group(e.Group); g != nil {
@@ -382,7 +382,7 @@ func (v *View) Apply(e drover.Event) *Note {
 		}
 	case drover.EventVerdict:
 		v.Running, v.End = false, e.Time
-		v.Verdict = &Verdict{Outcome: verdictOutcome(e), Message: e.Message}
+		v.Verdict = &Verdict{Outcome: e.Outcome, Message: e.Message}
 		for _, g := range v.Groups {
 			g.AwaitingApproval = false
 		}
@@ -422,29 +422,6 @@ func (v *View) analysis(ev drover.AnalysisEval) {
 		}
 		a.Evals = append(a.Evals[:0:0], keep...)
 	}
-}
-
-// GateApprove is the name of a manual approval gate (runner.GateApprove).
-const GateApprove = "approve"
-
-// gateName is the name of the gate an event is about: its gate field, or,
-// from a producer that predates it, the message's first word.
-func gateName(e drover.Event) string {
-	if e.Gate != "" {
-		return e.Gate
-	}
-	name, _, _ := strings.Cut(e.Message, ":")
-	return strings.TrimSpace(name)
-}
-
-// verdictOutcome is a verdict event's outcome: its outcome field, or, from
-// a producer that predates it, the verdict word its message starts with.
-func verdictOutcome(e drover.Event) string {
-	if e.Outcome != "" {
-		return e.Outcome
-	}
-	word, _, _ := strings.Cut(e.Message, ":")
-	return strings.TrimSpace(word)
 }
 
 func (v *View) note(e drover.Event, msg string) *Note {

@@ -112,15 +112,11 @@ func TestApprovalFixture(t *testing.T) {
 	}
 }
 
-// An old producer's events (no gate field) still show an approval wait.
-func TestGateNameWithoutField(t *testing.T) {
+// The gate field decides an approval wait, never the message's words.
+func TestApprovalByGateField(t *testing.T) {
 	v := runview.Fold(fixtures(t)["approval"])
-	v.Apply(drover.Event{Kind: drover.EventGateDone, Group: "canary"})
-	v.Apply(drover.Event{Kind: drover.EventGateStart, Group: "canary", Message: "approve: waiting"})
-	if !v.Group("canary").AwaitingApproval {
-		t.Error("gate_start without gate field: not awaiting approval")
-	}
-	v.Apply(drover.Event{Kind: drover.EventGateStart, Group: "canary", Gate: "bake", Message: "approve-ish text"})
+	v.Apply(drover.Event{Kind: drover.EventGateDone, Group: "canary", Gate: drover.GateApprove})
+	v.Apply(drover.Event{Kind: drover.EventGateStart, Group: "canary", Gate: "bake", Message: "approve: looks like one"})
 	if v.Group("canary").AwaitingApproval {
 		t.Error("the gate field says bake; the message must not decide")
 	}

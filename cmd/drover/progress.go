@@ -93,7 +93,7 @@ func (p *progress) lines(width, height int, now time.Time) []string {
 	switch eta, ok := v.ETA(now); {
 	case v.Verdict != nil:
 		word := v.Verdict.Outcome
-		if word == drover.OutcomeSucceeded {
+		if drover.OutcomeOf(word).Exit == drover.ExitOK {
 			word = s.green(word)
 		} else {
 			word = s.red(word)

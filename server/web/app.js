@@ -30,14 +30,9 @@ const STATE_LABEL = {
 };
 // Hosts in these states have finished their path in this run.
 const FINAL = new Set(['skipped', 'ok', 'failed', 'restored', 'rolled-back', 'stuck']);
-const OUTCOME_LABEL = {
-  succeeded: 'Succeeded',
-  rolled_back: 'Rolled back',
-  partial: 'Partial: failed hosts restored',
-  needs_person: 'Needs a person',
-  interrupted: 'Interrupted',
-  nothing_to_do: 'Nothing to do',
-};
+// How a run can end, in the words the CLI prints: filled from GET
+// /outcomes (the one table, outcome.go) at sign-in.
+let OUTCOME_LABEL = {};
 // Above this many batches a group is drawn as one grid of tiles.
 const MAX_BATCH_ROWS = 12;
 
@@ -167,6 +162,11 @@ async function signIn(token) {
   }
   localStorage.setItem(TOKEN_KEY, token);
   state.me = me;
+  try {
+    OUTCOME_LABEL = Object.fromEntries(((await api('/outcomes')) || []).map((o) => [o.outcome, o.label]));
+  } catch (err) {
+    // Without the words the badges show the outcome's name.
+  }
   const who = $('whoami');
   who.replaceChildren(el('span', { class: 'name', text: me.name }), el('span', { class: 'role', text: me.role }));
   who.title = me.services && me.services.length ? 'services: ' + me.services.join(', ') : 'every service';
@@ -865,7 +865,7 @@ function renderHistory() {
         : ''),
       el('td', { text: d.version || '' }),
       el('td', { text: d.user || '' }),
-      el('td', {}, el('span', { class: 'outcome ' + outcome, text: (OUTCOME_LABEL[outcome] || outcome).replace(/:.*/, '') })),
+      el('td', {}, el('span', { class: 'outcome ' + outcome, text: OUTCOME_LABEL[outcome] || outcome })),
       el('td', { text: d.summary || d.message || '' }));
   });
   $('history-rows').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'No deploy yet.' }))]));
