@@ -163,9 +163,13 @@ func TestSqliteMigratesHalted(t *testing.T) {
 		}
 	}
 	s.Close()
-	// As a database written before 0006: the migration runs on open.
-	if _, err := rawDB(t, path).Exec(`DELETE FROM schema_version WHERE version = 6`); err != nil {
-		t.Fatal(err)
+	// As a database written before 0006: the migrations from 0006 on run
+	// on open (0007's columns go too, for it to add them again).
+	for _, q := range []string{`DELETE FROM schema_version WHERE version >= 6`,
+		`ALTER TABLE deploys DROP COLUMN groups`, `ALTER TABLE steps DROP COLUMN restoring`, `ALTER TABLE steps DROP COLUMN analysis`} {
+		if _, err := rawDB(t, path).Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 	s, err = sqlite.Open(path)
 	if err != nil {
