@@ -63,6 +63,10 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
 		return nil, err
 	}
+	promoted, err := r.checkPromotion(ctx, o.Release)
+	if err != nil {
+		return nil, err
+	}
 	// The spec of this deploy only: r.Spec keeps every check, so the next
 	// deploy (and a recovery of this one) runs them again.
 	spec := r.Spec.WithOverrides(o.Overrides)
@@ -166,6 +170,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err := x.captureInvariants(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.keepBundle(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
 	rec.Groups = planGroups(plan)
@@ -174,6 +181,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(len(targets), "host"), pending),
 		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan), Overrides: o.Overrides})
+	if promoted != "" {
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: promoted})
+	}
 	for _, ov := range o.Overrides {
 		if ov.Kind != drover.OverrideGate {
 			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
