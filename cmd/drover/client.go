@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -21,7 +22,7 @@ import (
 )
 
 // This file is the CLI acting through a drover server (--server URL,
-// --token): deploy, rollback, status, history, approve and abort call the
+// --token): deploy, rollback, adopt, status, history, approve and abort call the
 // API instead of touching the fleet, so a team shares the server's one
 // lock and one history. A deploy uploads the bundle (built here from a
 // directory) and follows the run's events, printing them as a local deploy
@@ -33,7 +34,7 @@ type remoteFlags struct {
 }
 
 func (a *app) addRemoteFlags(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&a.remote.url, "server", os.Getenv("DROVER_SERVER"), "act through this drover server (default $DROVER_SERVER): deploy, rollback, status, history, approve, abort")
+	root.PersistentFlags().StringVar(&a.remote.url, "server", os.Getenv("DROVER_SERVER"), "act through this drover server (default $DROVER_SERVER): deploy, rollback, adopt, status, history, approve, abort")
 	root.PersistentFlags().StringVar(&a.remote.token, "token", "", "the API token for --server (default $DROVER_TOKEN)")
 	root.PersistentFlags().StringVar(&a.remote.ca, "server-ca", os.Getenv("DROVER_SERVER_CA"), "a PEM CA certificate to verify an https --server with (default $DROVER_SERVER_CA)")
 }
@@ -206,6 +207,21 @@ func (a *app) remoteStatus(ctx context.Context, f specFlags, asJSON bool) error 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 	}
 	tw.Flush()
+	// The deploy running and those that never finished, as the server
+	// sees them: what the lock error's "see `drover status`" promises.
+	var running *runningDeploy
+	var unfinished []unfinishedDeploy
+	if len(st.Running) > 0 {
+		if err := json.Unmarshal(st.Running, &running); err != nil {
+			return drover.Errorf(drover.EINTERNAL, "%s: status: the running deploy: %v", a.remote.url, err)
+		}
+	}
+	if len(st.Unfinished) > 0 {
+		if err := json.Unmarshal(st.Unfinished, &unfinished); err != nil {
+			return drover.Errorf(drover.EINTERNAL, "%s: status: the unfinished deploys: %v", a.remote.url, err)
+		}
+	}
+	printDeployActivity(a.stdout, running, unfinished)
 	if unreachable > 0 {
 		a.exit(drover.ExitNeedsPerson)
 	}

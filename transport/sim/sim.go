@@ -368,7 +368,7 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	if err != nil {
 		return drover.StageResult{}, err
 	}
-	hash := drover.ConfigHash(files)
+	hash := drover.SlotHash(files, req.SharedDirs)
 	id := req.Release.ID()
 	h := c.h
 	h.mu.Lock()
