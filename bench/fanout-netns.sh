@@ -49,8 +49,7 @@ fi
 
 # Names carry a prefix of this run's own so a second run, or anything
 # else on the machine, is never touched by the cleanup.
-p="drf$$"
-p=${p:0:8}
+p="drf$$x"
 sw="${p}sw" ctl="${p}c"
 tmp=$(mktemp -d)
 cleanup() {
