@@ -158,7 +158,11 @@ func run(o options) error {
 	}
 	if o.hold {
 		for _, v := range []string{"2.0.0", "3.0.0", "4.0.0", "5.0.0"} {
-			if _, err := sf.WriteRelease(v, true); err != nil {
+			src, err := sf.WriteRelease(v, true)
+			if err != nil {
+				return err
+			}
+			if err := writePayload(src, o.payloadMB); err != nil {
 				return err
 			}
 		}
