@@ -17,6 +17,7 @@ import (
 	"drover"
 	"drover/rollout"
 	"drover/runner"
+	"drover/runview"
 )
 
 // eventOutput is where a deploy, rollback or resume reports: the events
@@ -220,6 +221,9 @@ func (p *printer) Emit(e drover.Event) {
 		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.yellow("<< rollback:"), e.Message)
 	case drover.EventVerdict:
 		// The command prints the verdict with the host list at the end.
+	case drover.EventAnalysis:
+		// One a second per analysis: too many for a log. A failure shows
+		// as the halt; `drover show` prints every evaluation as a table.
 	default:
 		msg := e.Message
 		if e.Host != "" {
@@ -341,12 +345,7 @@ func errorLeaves(err error) []error {
 
 // stepLabel names an event's step for people: "restart", or "restart
 // (restoring)" on the way back to the previous release.
-func stepLabel(e drover.Event) string {
-	if e.Restoring && e.Step != string(rollout.StepRestore) {
-		return e.Step + " (restoring)"
-	}
-	return e.Step
-}
+func stepLabel(e drover.Event) string { return runview.StepLabel(e) }
 
 // errorHint is the error's own hint or, for a domain error that has none,
 // the advice that goes with its code: no error leaves a person without
