@@ -27,6 +27,9 @@ type deployFlags struct {
 	// Emergency overrides (--skip-check, --skip-analysis, --skip-gate):
 	// deploy and converge only.
 	skipChecks, skipAnalyses, skipGates []string
+	// changesNothing: plan; a directory release is packed into a
+	// temporary directory, not the state directory's bundle cache.
+	changesNothing bool
 }
 
 // addOverrides adds the emergency override flags; each needs -m.
@@ -57,8 +60,9 @@ func (f *deployFlags) add(c *cobra.Command, withYes bool) {
 
 // resolveRelease turns --release into a verified release. A directory is
 // packed into a bundle in the state directory's bundle cache (at most
-// release.KeepCached bundles are kept), or, without a state directory,
-// in a temporary directory that cleanup removes.
+// release.KeepCached bundles are kept), or, for plan (which changes
+// nothing) and without a state directory, in a temporary directory that
+// cleanup removes.
 func resolveRelease(ctx context.Context, f *deployFlags, e *env) (rel *drover.Release, cleanup func(), err error) {
 	if f.release == "" {
 		return nil, nil, &usageError{fmt.Errorf("--release is required: a release directory or a bundle from `drover release build`")}
@@ -67,7 +71,7 @@ func resolveRelease(ctx context.Context, f *deployFlags, e *env) (rel *drover.Re
 	// rollback) reuses the bundle packed last time from the state
 	// directory's bundle cache: packing a multi-megabyte tree costs
 	// seconds of compression each time (bench/README.md).
-	if fi, err := os.Stat(f.release); err == nil && fi.IsDir() {
+	if fi, err := os.Stat(f.release); err == nil && fi.IsDir() && !f.changesNothing {
 		if dir, err := stateDir(e.spec); err == nil {
 			rel, err := release.ResolveReusing(ctx, f.release, f.version, e.spec.Service, filepath.Join(dir, "bundles"), time.Now())
 			if err != nil {
