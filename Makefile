@@ -4,8 +4,13 @@ GO ?= go
 
 .PHONY: test deps lint build demo bench fuzz
 
+# -parallel: cmd/drover's end-to-end tests mostly wait on real processes
+# (restarts, checks, HAProxy, etcd), not the CPU, so more of them run at once
+# than the default of one per core; each test's fleet is its own.
+PARALLEL ?= 8
+
 test: deps lint
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m -parallel $(PARALLEL) ./...
 	$(MAKE) fuzz
 
 # Every parser of untrusted input has a fuzz target (docs/security.md);

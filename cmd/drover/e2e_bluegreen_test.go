@@ -200,6 +200,7 @@ func (bf *bgFleet) wantTraffic(t *testing.T, live string, version string) {
 }
 
 func TestE2EBlueGreen(t *testing.T) {
+	t.Parallel()
 	bf := newBGFleet(t)
 	v1, v2 := bf.release(t, "1.0.0", true), bf.release(t, "2.0.0", true)
 

@@ -138,6 +138,7 @@ func apiCall(t *testing.T, method, url, token string, body any, out any) int {
 }
 
 func TestE2EEtcdReplicasFailover(t *testing.T) {
+	t.Parallel()
 	etcdSrv := etcdtest.Start(t)
 	const ttl = 2 * time.Second
 	dir := t.TempDir()
