@@ -175,8 +175,9 @@ var crashMatrix struct {
 // health checks), little CPU, so the scenarios run at once, each on
 // several fleets that share its queue of crash points. They run as
 // concurrent subtests rather than t.Parallel ones, which -parallel would
-// count against the package's other tests; the test itself is parallel
-// to them, being the longest of the package.
+// count against the package's other tests. The test itself is parallel to
+// them; being the longest of the package, make test runs it in a go test
+// of its own, from the start (Makefile).
 func TestE2ECrashMatrix(t *testing.T) {
 	t.Parallel()
 	scenarios := []crashScenario{
