@@ -7,7 +7,7 @@ GO ?= go
 # -parallel: cmd/drover's end-to-end tests mostly wait on real processes
 # (restarts, checks, HAProxy, etcd), not the CPU, so more of them run at once
 # than the default of one per core; each test's fleet is its own.
-PARALLEL ?= 8
+PARALLEL ?= 6
 # The crash matrix is cmd/drover's longest test by far. go test starts
 # paused parallel tests in no set order, and started late it would be most
 # of the wait, so it runs from the start in a go test of its own beside the
