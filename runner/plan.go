@@ -53,6 +53,10 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 	if err != nil {
 		return nil, err
 	}
+	// A release the deploy would refuse (requires:) has no plan.
+	if _, err := r.checkPromotion(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	rd, err := newRenderer(r.Spec, o.Release)
 	if err != nil {
 		return nil, err

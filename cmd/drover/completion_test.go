@@ -150,7 +150,7 @@ func TestCompletionHelpHasExamples(t *testing.T) {
 func TestHostChangingCommandsAcceptYes(t *testing.T) {
 	t.Parallel()
 	root := (&app{}).rootCmd()
-	for _, name := range []string{"deploy", "rollback", "converge", "finalize", "resume", "abort"} {
+	for _, name := range []string{"deploy", "rollback", "converge", "finalize", "resume", "abort", "promote"} {
 		c, _, err := root.Find([]string{name})
 		if err != nil || c.Name() != name {
 			t.Fatalf("no command %s: %v", name, err)
