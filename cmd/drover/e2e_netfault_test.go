@@ -23,8 +23,8 @@ func TestE2ESSHHostHangsMidRestart(t *testing.T) {
 	bound := interval * (count + 1)
 	f, err := sshfleet.New(sshfleet.Options{
 		Dir: t.TempDir(), Hosts: 3,
-		Groups:     "groups:\n  - {name: canary, hosts: [h01], batch: 1, failure_limit: 0}\n  - {name: default, hosts: [h02, h03], batch: 1, failure_limit: 1}\n",
-		SSHExtra:   "  keepalive_interval: 1s\n  keepalive_count: 2\n",
+		Groups:   "groups:\n  - {name: canary, hosts: [h01], batch: 1, failure_limit: 0}\n  - {name: default, hosts: [h02, h03], batch: 1, failure_limit: 1}\n",
+		SSHExtra: "  keepalive_interval: 1s\n  keepalive_count: 2\n",
 		// h02 is frozen during this sleep, and the test needs time to see
 		// it begin: 6s, not 2, so a stall of the machine (tests run in
 		// parallel) does not let the restart through before the freeze.
