@@ -84,7 +84,7 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 			case v.Err != nil:
 				ph.Action = "unreachable"
 				ph.Error = v.Err.Error()
-			case !o.Force && v.State.Release == o.Release.ID() && v.State.ConfigHash == drover.ConfigHash(files):
+			case !o.Force && v.State.Release == o.Release.ID() && v.State.ConfigHash == drover.SlotHash(files, r.Spec.SharedDirs):
 				ph.Action = "skip"
 			default:
 				ph.Action = "deploy"
