@@ -170,7 +170,7 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		}
 		for _, a := range rd.Actions {
 			next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart, Restoring: a.Restoring})
-			next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
+			next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring, Timeout: timeoutOf(a)})
 			next.launch = append(next.launch, a)
 			groupOf[a.Host] = a.Group
 			restoring[a.Host] = a.Restoring
