@@ -146,7 +146,11 @@ func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.Chec
 		// An attempt the check's own deadline cut off says only that time
 		// ran out; the failure before it says what is wrong with the
 		// service, so that one is kept as the reason.
-		cutOff := actx.Err() != nil && !time.Now().Before(deadline) && last != ""
+		// Judged by the clock, not by actx.Err(): a dial whose socket
+		// deadline fires returns before the context's own timer marks it
+		// done, and that attempt reported "no answer within 0s" in place
+		// of the "connection refused" before it.
+		cutOff := !time.Now().Before(deadline) && last != ""
 		cancel()
 		res.Attempts++
 		switch {
