@@ -369,7 +369,7 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	live := map[string]bool{h.state.Current: true, h.state.Previous: true}
-	for _, name := range []string{id, id + "+" + hash[:8]} {
+	for _, name := range drover.SlotCandidates(id, hash) {
 		s, exists := h.slots[name]
 		if exists && s.meta.Release == id && s.meta.ConfigHash == hash {
 			return drover.StageResult{Slot: name, ConfigHash: hash, Reused: true}, nil
