@@ -15,6 +15,7 @@ import (
 	"drover"
 	"drover/config"
 	"drover/release"
+	"drover/report"
 	"drover/rollout"
 	"drover/runner"
 	"drover/server"
@@ -226,11 +227,11 @@ func (a *app) remoteHistory(ctx context.Context, f specFlags, limit int, asJSON 
 	if err != nil {
 		return err
 	}
-	rows := make([]historyRow, 0, len(recs))
+	rows := make([]report.HistoryRow, 0, len(recs))
 	for _, r := range recs {
-		row := historyRow{DeployRecord: r, Status: r.Outcome}
+		row := report.HistoryRow{DeployRecord: r, Status: r.Outcome}
 		if r.Finished.IsZero() {
-			row.Status = statusUnknown
+			row.Status = report.StatusUnknown
 		} else {
 			row.Duration = r.Finished.Sub(r.Started).Seconds()
 		}
@@ -246,7 +247,7 @@ func (a *app) remoteHistory(ctx context.Context, f specFlags, limit int, asJSON 
 		if !r.Finished.IsZero() {
 			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, kindLabel(r.DeployRecord), dash(r.Version), r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, report.KindLabel(r.DeployRecord), dash(r.Version), r.Status,
 			r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, dash(oneLine(r.Message, 40)), r.Summary)
 	}
 	return tw.Flush()

@@ -12,6 +12,7 @@ import (
 
 	"drover"
 	"drover/release"
+	"drover/report"
 	"drover/runner"
 	"drover/server"
 )
@@ -210,7 +211,7 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			running, unfinished, err := deployActivity(c.Context(), e.store, runner.Key(e.spec))
+			running, unfinished, err := report.Activity(c.Context(), e.store, runner.Key(e.spec))
 			if err != nil {
 				return err
 			}

@@ -9,14 +9,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -26,6 +24,7 @@ import (
 
 	"drover"
 	"drover/notify"
+	"drover/report"
 	"drover/runner"
 	"drover/store/etcd"
 	"drover/store/file"
@@ -132,152 +131,6 @@ func (a *app) deployMessage(given string, spec *drover.Spec) string {
 	return strings.TrimSpace(line)
 }
 
-// reader returns the store's HistoryReader, or one that answers the same
-// questions by reading every record (store/file has no indexes; fine for
-// the history one machine accumulates).
-func reader(st drover.Store) drover.HistoryReader {
-	if hr, ok := st.(drover.HistoryReader); ok {
-		return hr
-	}
-	return scanReader{st}
-}
-
-// errNoLockHolder: the store cannot say who holds a lock.
-var errNoLockHolder = errors.New("this store does not record lock holders")
-
-// scanReader answers HistoryReader queries from Store's own methods.
-type scanReader struct{ st drover.Store }
-
-func (r scanReader) Deploys(ctx context.Context, q drover.DeployQuery) ([]drover.DeployRecord, error) {
-	all, err := r.st.History(ctx, q.Key, 0)
-	if err != nil {
-		return nil, err
-	}
-	out := []drover.DeployRecord{}
-	for _, d := range all {
-		if !q.Since.IsZero() && d.Started.Before(q.Since) {
-			continue
-		}
-		if q.Host != "" && !slicesContainsHost(d.Hosts, q.Host) {
-			continue
-		}
-		out = append(out, d)
-		if q.Limit > 0 && len(out) == q.Limit {
-			break
-		}
-	}
-	return out, nil
-}
-
-func slicesContainsHost(hs []drover.DeployHost, name string) bool {
-	for _, h := range hs {
-		if h.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-func (r scanReader) Steps(ctx context.Context, q drover.StepQuery) ([]drover.StepRecord, error) {
-	var recs []drover.DeployRecord
-	if q.DeployID != "" {
-		d, err := r.st.Deploy(ctx, q.DeployID)
-		if err != nil {
-			return nil, err
-		}
-		if d.Key != q.Key {
-			return []drover.StepRecord{}, nil
-		}
-		recs = []drover.DeployRecord{d}
-	} else {
-		all, err := r.st.History(ctx, q.Key, 0)
-		if err != nil {
-			return nil, err
-		}
-		recs = all
-	}
-	// History is newest first; steps are wanted in the order they ran.
-	sort.SliceStable(recs, func(i, j int) bool { return recs[i].Started.Before(recs[j].Started) })
-	out := []drover.StepRecord{}
-	for _, d := range recs {
-		j, err := r.st.Journal(ctx, d.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range j {
-			switch {
-			case q.Host != "" && e.Host != q.Host,
-				q.Step != "" && e.Step != q.Step,
-				!q.Since.IsZero() && e.At.Before(q.Since),
-				q.Failed && (e.Phase != "done" || e.Outcome == "" || e.Outcome == "ok"):
-				continue
-			}
-			out = append(out, drover.StepRecord{DeployID: d.ID, JournalEntry: e})
-		}
-	}
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[len(out)-q.Limit:]
-	}
-	return out, nil
-}
-
-func (r scanReader) LockHolder(ctx context.Context, key string) (*drover.LockOwner, error) {
-	return nil, errNoLockHolder
-}
-
-// Deploy statuses beyond the recorded outcomes, for deploys not finished.
-const (
-	statusRunning     = "running"
-	statusInterrupted = "interrupted"
-	statusUnknown     = "running or interrupted"
-)
-
-// deployStatus is a record's outcome, or for one that never finished,
-// whether it is still running: only if the lock's recorded holder is this
-// deploy and that process is alive on this machine. Otherwise its process
-// died (kill -9, a crash, a reboot) and the next deploy or resume recovers
-// it. A holder on another machine cannot be checked from here.
-func deployStatus(d drover.DeployRecord, holder *drover.LockOwner, holderErr error) string {
-	if !d.Finished.IsZero() {
-		return d.Outcome
-	}
-	if holderErr != nil {
-		return statusUnknown
-	}
-	if holder == nil || holder.DeployID != d.ID {
-		return statusInterrupted
-	}
-	if host, _ := os.Hostname(); holder.Machine != host {
-		return statusUnknown
-	}
-	if processAlive(holder.PID) {
-		return statusRunning
-	}
-	return statusInterrupted
-}
-
-// processAlive reports whether pid is a live process on this machine.
-// EPERM means it exists under another user.
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false
-	}
-	err = p.Signal(syscall.Signal(0))
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// historyRow is a deploy as `history --json` prints it: the record with
-// its status and duration.
-type historyRow struct {
-	drover.DeployRecord
-	Status   string  `json:"status"`
-	Duration float64 `json:"duration_s,omitempty"`
-}
-
 func (a *app) historyCmd() *cobra.Command {
 	var f specFlags
 	var asJSON bool
@@ -311,20 +164,16 @@ interrupted until the next deploy or resume recovers it.`,
 			}
 			defer e.close()
 			key := runner.Key(e.spec)
-			hr := reader(e.store)
+			hr, err := historyReader(e.store)
+			if err != nil {
+				return err
+			}
 			recs, err := hr.Deploys(c.Context(), drover.DeployQuery{Key: key, Host: host, Since: t, Limit: limit})
 			if err != nil {
 				return err
 			}
 			holder, herr := hr.LockHolder(c.Context(), key)
-			rows := make([]historyRow, 0, len(recs))
-			for _, r := range recs {
-				row := historyRow{DeployRecord: r, Status: deployStatus(r, holder, herr)}
-				if !r.Finished.IsZero() {
-					row.Duration = r.Finished.Sub(r.Started).Seconds()
-				}
-				rows = append(rows, row)
-			}
+			rows := report.History(recs, holder, herr)
 			if asJSON {
 				return writeJSON(a.stdout, rows)
 			}
@@ -339,21 +188,11 @@ interrupted until the next deploy or resume recovers it.`,
 	return c
 }
 
-// kindLabel is the KIND column of history: a deploy that skipped checks,
-// analyses or gates is marked "deploy!" so that it stands out in a list
-// where a plain "deploy" would hide that nothing checked it.
-func kindLabel(d drover.DeployRecord) string {
-	if len(d.Overrides) > 0 {
-		return d.Kind + "!"
-	}
-	return d.Kind
-}
-
 // printHistory writes history's table: one line per deploy whatever its
 // message or summary holds (a multi-line validate error, a tab, a
 // terminal escape), so columns stay columns; `drover show` has the whole
 // text.
-func printHistory(w io.Writer, rows []historyRow) error {
+func printHistory(w io.Writer, rows []report.HistoryRow) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tRELEASE\tSTATUS\tSTARTED\tTOOK\tBY\tMESSAGE\tSUMMARY")
 	for _, r := range rows {
@@ -361,7 +200,7 @@ func printHistory(w io.Writer, rows []historyRow) error {
 		if !r.Finished.IsZero() {
 			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(kindLabel(r.DeployRecord), 0), dash(oneLine(r.Version, 0)), dash(oneLine(r.Release, 0)), r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.ID, 0), oneLine(report.KindLabel(r.DeployRecord), 0), dash(oneLine(r.Version, 0)), dash(oneLine(r.Release, 0)), r.Status,
 			r.Started.Local().Format("2006-01-02 15:04:05"), took, oneLine(r.User+"@"+r.Machine, 0), dash(oneLine(r.Message, 40)), oneLine(r.Summary, 100))
 	}
 	return tw.Flush()
@@ -415,84 +254,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, &usageError{fmt.Errorf("--since %q: want a date (2006-01-02), a time (2006-01-02T15:04:05Z07:00) or an age (90m, 36h, 7d)", s)}
 }
 
-// stepView is one step of one host in `drover show`: its start and done
-// entries joined.
-type stepView struct {
-	Step     string        `json:"step"`
-	Started  time.Time     `json:"started"`
-	Finished time.Time     `json:"finished,omitempty"`
-	Elapsed  time.Duration `json:"elapsed_ns,omitempty"`
-	Outcome  string        `json:"outcome"`
-	Reason   string        `json:"reason,omitempty"`
-	Output   string        `json:"output,omitempty"`
-}
-
-type hostView struct {
-	Name    string          `json:"name"`
-	Group   string          `json:"group"`
-	Before  drover.Snapshot `json:"before"`
-	Skipped bool            `json:"skipped,omitempty"`
-	Steps   []stepView      `json:"steps"`
-}
-
-type deployView struct {
-	Deploy drover.DeployRecord `json:"deploy"`
-	Status string              `json:"status"`
-	Hosts  []hostView          `json:"hosts"`
-}
-
-// timeline joins a journal into per-host step lists, hosts in the record's
-// order. A start with no done is a step whose process died (or is still
-// running): its outcome says so rather than leaving a blank.
-func timeline(d drover.DeployRecord, j []drover.JournalEntry, status string) []hostView {
-	var hosts []hostView
-	index := map[string]int{}
-	for _, h := range d.Hosts {
-		index[h.Name] = len(hosts)
-		hosts = append(hosts, hostView{Name: h.Name, Group: h.Group, Before: h.Before, Skipped: h.Skipped, Steps: []stepView{}})
-	}
-	open := map[string]int{} // host/step -> index of the step without a done yet
-	for _, e := range j {
-		i, ok := index[e.Host]
-		if !ok {
-			index[e.Host] = len(hosts)
-			i = len(hosts)
-			hosts = append(hosts, hostView{Name: e.Host, Steps: []stepView{}})
-		}
-		h := &hosts[i]
-		k := e.Host + "/" + e.Step
-		switch e.Phase {
-		case "start":
-			open[k] = len(h.Steps)
-			h.Steps = append(h.Steps, stepView{Step: e.Step, Started: e.At})
-		default:
-			si, ok := open[k]
-			if !ok {
-				h.Steps = append(h.Steps, stepView{Step: e.Step, Started: e.At})
-				si = len(h.Steps) - 1
-			}
-			delete(open, k)
-			s := &h.Steps[si]
-			s.Finished, s.Outcome, s.Reason, s.Output, s.Elapsed = e.At, e.Outcome, e.Reason, e.Output, e.Elapsed
-			if s.Elapsed == 0 {
-				s.Elapsed = e.At.Sub(s.Started)
-			}
-		}
-	}
-	unfinished := "no result: " + status
-	if status != statusRunning {
-		unfinished = "no result: the process died"
-	}
-	for i := range hosts {
-		for k := range hosts[i].Steps {
-			if hosts[i].Steps[k].Finished.IsZero() {
-				hosts[i].Steps[k].Outcome = unfinished
-			}
-		}
-	}
-	return hosts
-}
-
 func (a *app) showCmd() *cobra.Command {
 	var f specFlags
 	var asJSON bool
@@ -518,9 +279,8 @@ func (a *app) showCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			holder, herr := reader(e.store).LockHolder(c.Context(), d.Key)
-			status := deployStatus(d, holder, herr)
-			v := deployView{Deploy: d, Status: status, Hosts: timeline(d, j, status)}
+			holder, herr := report.LockHolder(c.Context(), e.store, d.Key)
+			v := report.Show(d, j, report.DeployStatus(d, holder, herr))
 			if asJSON {
 				return writeJSON(a.stdout, v)
 			}
@@ -533,7 +293,7 @@ func (a *app) showCmd() *cobra.Command {
 	return c
 }
 
-func printDeploy(w io.Writer, v deployView) {
+func printDeploy(w io.Writer, v report.DeployView) {
 	d := v.Deploy
 	fmt.Fprintf(w, "%s %s  %s", d.Kind, d.ID, d.Service)
 	if d.Env != "" {
@@ -639,7 +399,11 @@ keeps only steps that failed or found their host unreachable.`,
 				return err
 			}
 			defer e.close()
-			steps, err := reader(e.store).Steps(c.Context(), drover.StepQuery{Key: runner.Key(e.spec), DeployID: deploy, Host: host, Step: step, Since: t, Failed: failed, Limit: limit})
+			hr, err := historyReader(e.store)
+			if err != nil {
+				return err
+			}
+			steps, err := hr.Steps(c.Context(), drover.StepQuery{Key: runner.Key(e.spec), DeployID: deploy, Host: host, Step: step, Since: t, Failed: failed, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -676,72 +440,6 @@ keeps only steps that failed or found their host unreachable.`,
 	return c
 }
 
-// straggler is one host `status --stragglers` lists, with why.
-type straggler struct {
-	runner.HostStatus
-	Reasons []string `json:"reasons"`
-}
-
-type stragglerReport struct {
-	Service string `json:"service"`
-	Env     string `json:"env,omitempty"`
-	// Desired is the release the fleet should be on, and Basis says how it
-	// was chosen.
-	Desired string      `json:"desired"`
-	Basis   string      `json:"basis"`
-	Since   time.Time   `json:"since,omitempty"`
-	Hosts   []straggler `json:"hosts"`
-}
-
-// releaseOf is the release ID of a slot: <release-id>[+<config hash>].
-func releaseOf(slot string) string {
-	id, _, _ := strings.Cut(slot, "+")
-	return id
-}
-
-// desiredRelease decides which release the fleet should be on: the one
-// the operator last rolled out successfully (a deploy that succeeded, or
-// finished within its failure limit). Not the most common release: after
-// `deploy --limit` to a third of the fleet, the most common release is the
-// old one, and the hosts that were upgraded would be called stragglers.
-// When the last successful change was a rollback (which targets each
-// host's own previous release, not one release) or there is no history,
-// the most common release among reachable hosts is taken.
-func desiredRelease(ctx context.Context, st drover.Store, key string, hosts []runner.HostStatus) (release, basis string, err error) {
-	recs, err := st.History(ctx, key, 0)
-	if err != nil {
-		return "", "", err
-	}
-	for _, r := range recs {
-		if r.Finished.IsZero() || (r.Outcome != drover.OutcomeSucceeded && r.Outcome != drover.OutcomePartial) {
-			continue
-		}
-		if r.Kind == drover.KindDeploy && r.Release != "" {
-			return r.Release, fmt.Sprintf("the last successful deploy, %s (%s)", r.ID, r.Started.Local().Format("2006-01-02 15:04")), nil
-		}
-		if r.Kind == drover.KindRollback {
-			break
-		}
-	}
-	count := map[string]int{}
-	for _, h := range hosts {
-		if h.Reachable && h.Release != "" {
-			count[releaseOf(h.Release)]++
-		}
-	}
-	best := ""
-	for rel, n := range count {
-		if n > count[best] || n == count[best] && rel > best {
-			best = rel
-		}
-	}
-	if best == "" {
-		return "", "", drover.Errorf(drover.ENOTFOUND, "no desired release: no successful deploy in the history and no host has a release").
-			WithHint("name one with --release RELEASE-ID")
-	}
-	return best, "the most common release on the fleet (the last change was a rollback, or there is no deploy history)", nil
-}
-
 // stragglers lists hosts not on the desired release or, with since, not
 // deployed since then; unreachable hosts are listed as unknown.
 func (a *app) stragglers(ctx context.Context, e *env, since time.Time, want string, asJSON bool) error {
@@ -749,36 +447,14 @@ func (a *app) stragglers(ctx context.Context, e *env, since time.Time, want stri
 	if err != nil {
 		return err
 	}
-	rep := stragglerReport{Service: st.Service, Env: st.Env, Since: since, Hosts: []straggler{}}
-	if want != "" {
-		rep.Desired, rep.Basis = want, "given with --release"
-	} else if rep.Desired, rep.Basis, err = desiredRelease(ctx, e.store, runner.Key(e.spec), st.Hosts); err != nil {
-		return err
-	}
-	unreachable := 0
-	for _, h := range st.Hosts {
-		var why []string
-		switch {
-		case !h.Reachable:
-			unreachable++
-			why = append(why, "unreachable: "+h.Error)
-		case h.Release == "":
-			why = append(why, "no release deployed")
-		case releaseOf(h.Release) != rep.Desired:
-			why = append(why, fmt.Sprintf("on %s, not %s", dash(h.Version)+" ("+releaseOf(h.Release)+")", rep.Desired))
-		}
-		if h.Reachable && !since.IsZero() && h.DeployedAt.Before(since) {
-			last := "never deployed"
-			if !h.DeployedAt.IsZero() {
-				last = "last deployed " + h.DeployedAt.Local().Format("2006-01-02 15:04:05")
-			}
-			why = append(why, fmt.Sprintf("%s, before %s", last, since.Local().Format("2006-01-02 15:04:05")))
-		}
-		if len(why) > 0 {
-			rep.Hosts = append(rep.Hosts, straggler{HostStatus: h, Reasons: why})
+	desired, basis := want, "given with --release"
+	if want == "" {
+		if desired, basis, err = report.DesiredRelease(ctx, e.store, runner.Key(e.spec), st.Hosts); err != nil {
+			return err
 		}
 	}
-	if unreachable > 0 {
+	rep := report.FindStragglers(st, desired, basis, since)
+	if rep.Unreachable > 0 {
 		a.exit(drover.ExitNeedsPerson)
 	}
 	if asJSON {
@@ -800,94 +476,26 @@ func (a *app) stragglers(ctx context.Context, e *env, since time.Time, want stri
 		if !h.DeployedAt.IsZero() {
 			deployed = h.DeployedAt.Local().Format("2006-01-02 15:04:05")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, dash(h.Version), deployed, dash(h.DeployID), strings.Join(h.Reasons, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, dash(h.Version), deployed, dash(h.DeployID), termSafe(strings.Join(h.Reasons, "; ")))
 	}
 	tw.Flush()
 	fmt.Fprintf(a.stdout, "%d of %d hosts are stragglers\n", len(rep.Hosts), len(st.Hosts))
 	return nil
 }
 
-// envSide is one environment's hosts of one group, as `drover diff`
-// compares them.
-type envSide struct {
-	Hosts        int            `json:"hosts"`
-	Unreachable  int            `json:"unreachable,omitempty"`
-	Releases     map[string]int `json:"releases"`
-	Versions     map[string]int `json:"versions"`
-	ConfigHashes map[string]int `json:"config_hashes"`
-}
-
-type groupDiff struct {
-	Group string `json:"group"`
-	// A and B are nil when the environment has no such group.
-	A *envSide `json:"a"`
-	B *envSide `json:"b"`
-	// Differs names what is not the same: group, release, version, config.
-	Differs []string `json:"differs"`
-}
-
-type envDiff struct {
-	Service string      `json:"service"`
-	A       string      `json:"env_a"`
-	B       string      `json:"env_b"`
-	Groups  []groupDiff `json:"groups"`
-}
-
-func sameCounts(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func keysOf(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// survey reads every host of one environment, group by group, in the
-// groups' order.
-func (a *app) surveyEnv(ctx context.Context, f specFlags, envName string) (*drover.Spec, []string, map[string]*envSide, error) {
+// surveyEnv reads every host of one environment, group by group.
+func (a *app) surveyEnv(ctx context.Context, f specFlags, envName string) (*drover.Spec, report.EnvSurvey, error) {
 	f.env = envName
 	e, err := a.open(f, nil)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, report.EnvSurvey{}, err
 	}
 	defer e.close()
 	st, err := e.runner.Status(ctx)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, report.EnvSurvey{}, err
 	}
-	var order []string
-	sides := map[string]*envSide{}
-	for _, g := range e.spec.Groups {
-		order = append(order, g.Name)
-		sides[g.Name] = &envSide{Releases: map[string]int{}, Versions: map[string]int{}, ConfigHashes: map[string]int{}}
-	}
-	for _, h := range st.Hosts {
-		s := sides[h.Group]
-		if s == nil {
-			continue
-		}
-		s.Hosts++
-		if !h.Reachable {
-			s.Unreachable++
-			continue
-		}
-		s.Releases[dash(releaseOf(h.Release))]++
-		s.Versions[dash(h.Version)]++
-		s.ConfigHashes[dash(h.ConfigHash)]++
-	}
-	return e.spec, order, sides, nil
+	return e.spec, report.Survey(e.spec.Groups, st.Hosts), nil
 }
 
 func (a *app) diffCmd() *cobra.Command {
@@ -910,61 +518,34 @@ the top-level fleet without an environment.`,
 			if f.env != "" {
 				return &usageError{fmt.Errorf("diff takes its environments as arguments, not --env")}
 			}
-			specA, orderA, a1, err := a.surveyEnv(c.Context(), f, args[0])
+			specA, surveyA, err := a.surveyEnv(c.Context(), f, args[0])
 			if err != nil {
 				return err
 			}
-			_, orderB, b1, err := a.surveyEnv(c.Context(), f, args[1])
+			_, surveyB, err := a.surveyEnv(c.Context(), f, args[1])
 			if err != nil {
 				return err
 			}
-			d := envDiff{Service: specA.Service, A: args[0], B: args[1], Groups: []groupDiff{}}
-			seen := map[string]bool{}
-			unreachable := 0
-			for _, g := range append(orderA, orderB...) {
-				if seen[g] {
-					continue
-				}
-				seen[g] = true
-				gd := groupDiff{Group: g, A: a1[g], B: b1[g], Differs: []string{}}
-				for _, s := range []*envSide{gd.A, gd.B} {
-					if s != nil {
-						unreachable += s.Unreachable
-					}
-				}
-				switch {
-				case gd.A == nil || gd.B == nil:
-					gd.Differs = append(gd.Differs, "group")
-				default:
-					if !sameCounts(gd.A.Releases, gd.B.Releases) {
-						gd.Differs = append(gd.Differs, "release")
-					}
-					if !sameCounts(gd.A.Versions, gd.B.Versions) {
-						gd.Differs = append(gd.Differs, "version")
-					}
-					if !sameCounts(gd.A.ConfigHashes, gd.B.ConfigHashes) {
-						gd.Differs = append(gd.Differs, "config")
-					}
-				}
-				d.Groups = append(d.Groups, gd)
-			}
-			if unreachable > 0 {
+			d := report.Diff(specA.Service, args[0], args[1], surveyA, surveyB)
+			if d.Unreachable > 0 {
 				a.exit(drover.ExitNeedsPerson)
 			}
 			if asJSON {
 				return writeJSON(a.stdout, d)
 			}
-			side := func(s *envSide, m func(*envSide) map[string]int) string {
+			side := func(s *report.EnvSide, m func(*report.EnvSide) map[string]int) string {
 				if s == nil {
 					return "(no such group)"
 				}
 				var parts []string
 				for _, k := range keysOf(m(s)) {
+					n := m(s)[k]
+					k = termSafe(k)
 					if k != "-" && len(k) > 20 && !strings.Contains(k, ".") {
-						parts = append(parts, fmt.Sprintf("%s…×%d", k[:8], m(s)[k]))
+						parts = append(parts, fmt.Sprintf("%s…×%d", k[:8], n))
 						continue
 					}
-					parts = append(parts, fmt.Sprintf("%s×%d", k, m(s)[k]))
+					parts = append(parts, fmt.Sprintf("%s×%d", k, n))
 				}
 				if s.Unreachable > 0 {
 					parts = append(parts, fmt.Sprintf("%d unreachable", s.Unreachable))
@@ -975,9 +556,9 @@ the top-level fleet without an environment.`,
 			fmt.Fprintf(tw, "GROUP\tVERSION %s\tVERSION %s\tRELEASE %s\tRELEASE %s\tCONFIG %s\tCONFIG %s\tDIFFERS\n", args[0], args[1], args[0], args[1], args[0], args[1])
 			differ := 0
 			for _, g := range d.Groups {
-				versions := func(s *envSide) map[string]int { return s.Versions }
-				releases := func(s *envSide) map[string]int { return s.Releases }
-				configs := func(s *envSide) map[string]int { return s.ConfigHashes }
+				versions := func(s *report.EnvSide) map[string]int { return s.Versions }
+				releases := func(s *report.EnvSide) map[string]int { return s.Releases }
+				configs := func(s *report.EnvSide) map[string]int { return s.ConfigHashes }
 				what := "same"
 				if len(g.Differs) > 0 {
 					what = strings.Join(g.Differs, ", ")
@@ -994,4 +575,23 @@ the top-level fleet without an environment.`,
 	f.add(c)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
+}
+
+func keysOf(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// historyReader is st's drover.HistoryReader; every store drover opens is
+// one.
+func historyReader(st drover.Store) (drover.HistoryReader, error) {
+	hr, ok := st.(drover.HistoryReader)
+	if !ok {
+		return nil, drover.Errorf(drover.EINTERNAL, "store %T cannot answer history queries", st)
+	}
+	return hr, nil
 }
