@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/release"
 )
 
 // Operations, as keys of Config.Ops and Record.Op. An exec is keyed
@@ -319,7 +320,7 @@ func (f *Fleet) templates(rel *drover.Release, files []drover.ConfigFile) (map[s
 	t := map[string][]byte{}
 	if len(names) > 0 {
 		var err error
-		if t, err = rel.ReadFiles(names); err != nil {
+		if t, err = release.ReadFiles(rel, names); err != nil {
 			return nil, err
 		}
 	}
