@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/config"
 	"drover/notify"
 	"drover/store/etcd"
 	"drover/store/file"
@@ -23,22 +24,16 @@ import (
 
 // openStore opens the spec's store in dir: sqlite (state_dir/drover.db)
 // unless drover.yaml says store: file, or store: {etcd: ...} (dir unused).
-func openStore(spec *drover.Spec, dir string) (drover.Store, error) {
+func openStore(spec *drover.Spec, eo etcd.Options, dir string) (drover.Store, error) {
 	switch spec.Store {
 	case drover.StoreFile:
 		return file.Open(dir)
 	case "", drover.StoreSQLite:
 		return sqlite.Open(filepath.Join(dir, sqlite.FileName))
 	case drover.StoreEtcd:
-		return etcd.Open(etcdOptions(spec.Etcd))
+		return etcd.Open(eo)
 	}
 	return nil, drover.Errorf(drover.EINVALID, "store %q is not available in this build", spec.Store).At(spec.Source).WithHint("use store: sqlite, store: file or store: {etcd: ...}")
-}
-
-// etcdOptions is the store/etcd connection of a spec's etcd block.
-func etcdOptions(e drover.EtcdSpec) etcd.Options {
-	return etcd.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, CA: e.CA, Cert: e.Cert, Key: e.Key,
-		Username: e.Username, Password: e.Password, AllowInsecure: e.AllowInsecure, LeaseTTL: e.LeaseTTL, DialTimeout: e.DialTimeout}
 }
 
 // webhookCloseTimeout bounds how long the end of a run waits for webhook
@@ -49,7 +44,7 @@ const webhookCloseTimeout = 15 * time.Second
 // command that reports no events (sink nil: status, plan, history) logs
 // and notifies nothing. The returned func flushes and closes them; call it
 // once the run is over.
-func (a *app) observe(spec *drover.Spec, sink drover.EventSink) (drover.EventSink, func(), error) {
+func (a *app) observe(spec *drover.Spec, ad config.Adapters, sink drover.EventSink) (drover.EventSink, func(), error) {
 	if sink == nil {
 		return nil, func() {}, nil
 	}
@@ -60,7 +55,7 @@ func (a *app) observe(spec *drover.Spec, sink drover.EventSink) (drover.EventSin
 			closers[i]()
 		}
 	}
-	logFile, format := spec.Log.File, spec.Log.Format
+	logFile, format := ad.Log.File, ad.Log.Format
 	if a.logFile != "" {
 		logFile = a.logFile
 	}
@@ -77,8 +72,8 @@ func (a *app) observe(spec *drover.Spec, sink drover.EventSink) (drover.EventSin
 		}
 		sinks = append(sinks, notify.NewLog(w, format, spec.Service, spec.Env))
 	}
-	if len(spec.Webhooks) > 0 {
-		hooks, err := notify.New(spec.Webhooks, notify.Options{
+	if len(ad.Webhooks) > 0 {
+		hooks, err := notify.New(ad.Webhooks, notify.Options{
 			Service: spec.Service, Env: spec.Env,
 			OnError: func(hook string, err error) {
 				fmt.Fprintf(a.stderr, "drover: warning: webhook %s: %v\n", hook, err)
