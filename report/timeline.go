@@ -60,7 +60,7 @@ func Timeline(d drover.DeployRecord, j []drover.JournalEntry, status string) []H
 		h := &hosts[i]
 		k := e.Host + "/" + e.Step
 		switch e.Phase {
-		case "start":
+		case drover.PhaseStart:
 			open[k] = len(h.Steps)
 			h.Steps = append(h.Steps, StepView{Step: e.Step, Started: e.At})
 		default:

@@ -38,8 +38,8 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 	restoring := map[string]bool{}
 
 	// Journal writes go through one writer goroutine, one write at a
-	// time. A write holds the "done" entries of the steps that finished
-	// since the last one and the "start" entries of the steps their
+	// time. A write holds the PhaseDone entries of the steps that finished
+	// since the last one and the PhaseStart entries of the steps their
 	// results let begin: a hundred hosts finishing a step together cost
 	// one write (one fsync), not two hundred. What depends on a write —
 	// its steps starting, the step_done, note and step_start events,
@@ -148,7 +148,7 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		key := res.Host + "/" + string(res.Step)
 		elapsed := r.now().Sub(started[key])
 		delete(started, key)
-		next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
+		next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
 		next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Group: groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
 		return m.Report(r.now(), res)
 	}
@@ -166,10 +166,10 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 	for {
 		rd := m.Ready(r.now())
 		for _, n := range rd.Notes {
-			next.events = append(next.events, r.noteEvent(deployID, n))
+			next.events = r.appendNote(next.events, deployID, n)
 		}
 		for _, a := range rd.Actions {
-			next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: "start"})
+			next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart})
 			next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
 			next.launch = append(next.launch, a)
 			groupOf[a.Host] = a.Group
@@ -305,7 +305,7 @@ func (r *Runner) abandon(ctx context.Context, deployID string, cause error, infl
 	r.emit(drover.Event{Deploy: deployID, Kind: drover.EventNotice, Message: "internal error: " + err.Error() + "; starting no more steps, the hosts need a person"})
 	for ; inflight > 0; inflight-- {
 		res := <-results
-		r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason})
+		r.journal(ctx, deployID, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason})
 		r.emit(drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Host: res.Host, Step: string(res.Step), Outcome: string(res.Outcome), Message: res.Reason})
 	}
 	return err
@@ -346,8 +346,9 @@ func (r *Runner) journal(ctx context.Context, deployID string, e drover.JournalE
 // noteEvents maps the core's note kinds to event kinds. Event kinds are a
 // versioned contract (drover.EventSchema); a note kind the runner does not
 // know becomes a notice instead of leaking into the JSON as a kind no
-// consumer was told about.
-var noteEvents = map[string]string{
+// consumer was told about. The core's verdict note is not passed on:
+// finish reports the run's verdict once, with its outcome and summary.
+var noteEvents = map[rollout.NoteKind]string{
 	rollout.NoteStageStart:     drover.EventStageStart,
 	rollout.NoteStageDone:      drover.EventStageDone,
 	rollout.NoteGroupStart:     drover.EventGroupStart,
@@ -360,7 +361,6 @@ var noteEvents = map[string]string{
 	rollout.NoteAbort:          drover.EventAbort,
 	rollout.NoteRollbackStart:  drover.EventRollback,
 	rollout.NoteHostRolledBack: drover.EventHostRolledBack,
-	rollout.NoteVerdict:        drover.EventVerdict,
 	rollout.NoteGateStart:      drover.EventGateStart,
 	rollout.NoteGateDone:       drover.EventGateDone,
 	rollout.NoteGateFailed:     drover.EventGateFailed,
@@ -368,7 +368,17 @@ var noteEvents = map[string]string{
 }
 
 func (r *Runner) emitNote(deployID string, n rollout.Note) {
-	r.emit(r.noteEvent(deployID, n))
+	if n.Kind != rollout.NoteVerdict {
+		r.emit(r.noteEvent(deployID, n))
+	}
+}
+
+// appendNote appends the event of a core's note to evs.
+func (r *Runner) appendNote(evs []drover.Event, deployID string, n rollout.Note) []drover.Event {
+	if n.Kind == rollout.NoteVerdict {
+		return evs
+	}
+	return append(evs, r.noteEvent(deployID, n))
 }
 
 // noteEvent is the event of a core's note.
@@ -377,7 +387,7 @@ func (r *Runner) noteEvent(deployID string, n rollout.Note) drover.Event {
 	if !ok {
 		kind = drover.EventNotice
 	}
-	return drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Message: n.Message}
+	return drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Gate: n.Gate, Message: n.Message}
 }
 
 // outcomeOf maps an error from a host operation to a step outcome: a lost

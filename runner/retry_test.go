@@ -29,7 +29,7 @@ func TestRetryStepUntilItPasses(t *testing.T) {
 	var phases []string
 	for _, j := range e.journal(out.DeployID) {
 		if j.Host == "h02" && j.Step == "check" {
-			phases = append(phases, j.Phase+":"+j.Outcome)
+			phases = append(phases, string(j.Phase)+":"+j.Outcome)
 		}
 	}
 	if got, want := strings.Join(phases, " "), "start: done:failed start: done:failed start: done:ok"; got != want {

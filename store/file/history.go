@@ -71,7 +71,7 @@ func (s *Store) Steps(ctx context.Context, q drover.StepQuery) ([]drover.StepRec
 			case q.Host != "" && e.Host != q.Host,
 				q.Step != "" && e.Step != q.Step,
 				!q.Since.IsZero() && e.At.Before(q.Since),
-				q.Failed && (e.Phase != "done" || e.Outcome == "" || e.Outcome == "ok"):
+				q.Failed && (e.Phase != drover.PhaseDone || e.Outcome == "" || e.Outcome == "ok"):
 				continue
 			}
 			out = append(out, drover.StepRecord{DeployID: d.ID, JournalEntry: e})
