@@ -46,6 +46,9 @@ type Spec struct {
 	Env          string // "" when no --env was given
 	DeployRoot   string
 	KeepReleases int
+	// PruneForeign lets pruning remove foreign releases (another tool's
+	// directories under releases/) that are neither current nor previous.
+	PruneForeign bool
 	Transport    string // "local" or "ssh"
 	// StateDir holds the lock, journal and history; "" means the default
 	// under the user's state directory.
@@ -54,7 +57,10 @@ type Spec struct {
 	Groups   []Group
 	// ConfigFiles are rendered per host into the release directory.
 	ConfigFiles []ConfigFile
-	Hooks       Hooks
+	// SharedDirs are paths inside every release linked to
+	// <deploy_root>/shared/<path> (see shareddirs.go).
+	SharedDirs []string
+	Hooks      Hooks
 	// Rotation holds native load balancer integrations (HAProxy).
 	Rotation RotationSpec
 	// Strategy is StrategyRolling (the default) or StrategyBlueGreen;
@@ -98,6 +104,12 @@ type Spec struct {
 	// Distribution is how release bundles reach the hosts: pushed from
 	// this machine (the zero value) or relayed host to host (distribution.go).
 	Distribution Distribution
+	// Requires is this environment's requires: (promotion.go); nil when
+	// any release may be deployed here.
+	Requires *Requirement
+	// RequiredBy names the environments whose requires: name this one: a
+	// deploy here keeps its bundle (BundleStore) for `drover promote`.
+	RequiredBy []string
 }
 
 // State stores.

@@ -59,6 +59,11 @@ type File struct {
 	BlueGreen *BlueGreenFile `yaml:"blue_green"`
 	// Distribution is how bundles reach hosts (distribution.go).
 	Distribution DistributionFile `yaml:"distribution"`
+	// SharedDirs are linked into every release (shareddirs.go).
+	SharedDirs []string `yaml:"shared_dirs"`
+	// PruneForeign lets pruning remove another tool's releases once they
+	// are neither current nor previous.
+	PruneForeign bool `yaml:"prune_foreign"`
 
 	// filename names the file in errors; dir resolves relative paths.
 	filename string
@@ -199,6 +204,9 @@ type Environment struct {
 	// Vars are merged into every host's vars; a host's own vars win.
 	Vars       map[string]any `yaml:"vars"`
 	DeployRoot string         `yaml:"deploy_root"`
+	// Requires names the environment this one's releases must come from
+	// (promotion.go).
+	Requires *RequiresFile `yaml:"requires"`
 }
 
 // Load reads the file at path and returns the spec for environment env

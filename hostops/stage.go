@@ -36,12 +36,13 @@ func (h *Host) StageFile(ctx context.Context, bundlePath string, req drover.Stag
 //  1. unpack into releases/.stage-<random> with release.Unpack, checking
 //     the stream's sha256 and size against req.Release when it has them
 //     (the bundle crossed a network; what arrived must be what was built);
-//  2. render each config file from its template inside the release, with
+//  2. link each shared dir into it (shared.go), so validate sees them;
+//  3. render each config file from its template inside the release, with
 //     req.Data exactly as given (see renderConfig), to its Dest inside the
 //     staging directory;
-//  3. run each config file's validate command there; a non-zero exit is
+//  4. run each config file's validate command there; a non-zero exit is
 //     EFAILED with the output's tail;
-//  4. choose the slot (see chooseSlot), write .drover-slot.json and rename
+//  5. choose the slot (see chooseSlot), write .drover-slot.json and rename
 //     the staging directory into place.
 //
 // Any failure removes the staging directory, so a failed stage leaves no
@@ -102,6 +103,9 @@ func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 		return res, drover.Errorf(drover.EINVALID, "stage: bundle holds release %s, expected %s", m.ID, rel.ID())
 	}
 
+	if err := h.linkShared(stage, m.ID, req.SharedDirs); err != nil {
+		return res, err
+	}
 	configHash, rendered, err := h.renderConfig(stage, req)
 	if err != nil {
 		return res, err
@@ -132,7 +136,7 @@ func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 
 // renderConfig renders every config file with drover.RenderConfigFiles
 // and writes it into the staging directory, and returns the config hash,
-// drover.ConfigHash of the rendered files. The controller computes the same
+// drover.SlotHash of the rendered files and the shared dirs. The controller computes the same
 // hash from the same functions and data to tell which hosts are already up
 // to date; rendering here any differently (another .Path, another order)
 // would make every host look out of date, or worse, up to date when not.
@@ -147,6 +151,10 @@ func (h *Host) renderConfig(stage string, req drover.StageRequest) (string, []dr
 		where := "config file " + cf.Dest
 		if err := checkDest(cf.Dest); err != nil {
 			return "", nil, drover.Errorf(drover.EINVALID, "%s: %v", where, err)
+		}
+		if sd := drover.InSharedDir(filepath.ToSlash(cf.Dest), req.SharedDirs); sd != "" {
+			return "", nil, drover.Errorf(drover.EINVALID, "%s: inside shared dir %s, which every release shares", where, sd).
+				WithHint("render config files into the release itself, outside shared_dirs")
 		}
 		d := filepath.Clean(cf.Dest)
 		if seen[d] {
@@ -173,7 +181,7 @@ func (h *Host) renderConfig(stage string, req drover.StageRequest) (string, []dr
 			return "", nil, configFileError(f.Dest, err)
 		}
 	}
-	return drover.ConfigHash(files), files, nil
+	return drover.SlotHash(files, req.SharedDirs), files, nil
 }
 
 // checkDest refuses a config file destination outside the release

@@ -31,6 +31,13 @@ type EnvDiff struct {
 	A       string      `json:"env_a"`
 	B       string      `json:"env_b"`
 	Groups  []GroupDiff `json:"groups"`
+	// ReleaseA and ReleaseB are the one release every host of each runs
+	// ("" when its hosts run several, or one is unreachable); SameRelease
+	// says both run the same one, by release ID, which carries the
+	// content hash: the same version built twice is not the same release.
+	ReleaseA    string `json:"release_a"`
+	ReleaseB    string `json:"release_b"`
+	SameRelease bool   `json:"same_release"`
 	// Unreachable counts the hosts of both sides whose state could not be
 	// read.
 	Unreachable int `json:"-"`
@@ -102,7 +109,27 @@ func Diff(service, nameA, nameB string, a, b EnvSurvey) EnvDiff {
 		}
 		d.Groups = append(d.Groups, gd)
 	}
+	d.ReleaseA, d.ReleaseB = oneRelease(a.Sides), oneRelease(b.Sides)
+	d.SameRelease = d.ReleaseA != "" && d.ReleaseA == d.ReleaseB
 	return d
+}
+
+// oneRelease is the release every host of sides runs, "" when they run
+// several, one runs none or one did not answer.
+func oneRelease(sides map[string]*EnvSide) string {
+	one := ""
+	for _, s := range sides {
+		if s.Unreachable > 0 {
+			return ""
+		}
+		for rel := range s.Releases {
+			if rel == "-" || (one != "" && rel != one) {
+				return ""
+			}
+			one = rel
+		}
+	}
+	return one
 }
 
 // sameKeys reports whether a and b hold the same values, whatever their

@@ -209,3 +209,30 @@ func TestActivityPhase(t *testing.T) {
 		}
 	}
 }
+
+// TestOneRelease: diff's "the same release" needs one release on every
+// host of each side; a host on none, another release or not answering
+// makes it "no one release".
+func TestOneRelease(t *testing.T) {
+	side := func(unreachable int, rels ...string) *EnvSide {
+		s := &EnvSide{Releases: map[string]int{}, Unreachable: unreachable}
+		for _, r := range rels {
+			s.Releases[r]++
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		sides map[string]*EnvSide
+		want  string
+	}{
+		{map[string]*EnvSide{"web": side(0, "1.0-a", "1.0-a"), "db": side(0, "1.0-a")}, "1.0-a"},
+		{map[string]*EnvSide{"web": side(0, "1.0-a"), "db": side(0, "1.0-b")}, ""},
+		{map[string]*EnvSide{"web": side(0, "1.0-a", "-")}, ""},
+		{map[string]*EnvSide{"web": side(1, "1.0-a")}, ""},
+		{map[string]*EnvSide{}, ""},
+	} {
+		if got := oneRelease(tc.sides); got != tc.want {
+			t.Errorf("oneRelease(%v) = %q, want %q", tc.sides, got, tc.want)
+		}
+	}
+}

@@ -162,7 +162,7 @@ func (r *Runner) prepareBlueGreen(ctx context.Context, cs *conns, id string, vie
 		if err != nil {
 			return nil, nil, fmt.Errorf("host %s: %w", name, err)
 		}
-		desired[name] = drover.ConfigHash(files)
+		desired[name] = drover.SlotHash(files, r.Spec.SharedDirs)
 	}
 	return bg, desired, nil
 }

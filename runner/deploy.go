@@ -37,6 +37,11 @@ type Outcome struct {
 	// Recovered lists interrupted deploys this run found and rolled back
 	// before doing its own work.
 	Recovered []*Outcome
+	// Targets is, per host, the release a restore takes it to: its
+	// pre-deploy snapshot in a deploy, the rollback's target in a
+	// rollback or recovery. A foreign one carries its link and hash, so
+	// JSON output can say exactly where a host went back to.
+	Targets map[string]drover.Snapshot
 }
 
 // Name is the run's outcome (drover.Outcome*): its verdict, which is named
@@ -61,6 +66,10 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 		return nil, err
 	}
 	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
+		return nil, err
+	}
+	promoted, err := r.checkPromotion(ctx, o.Release)
+	if err != nil {
 		return nil, err
 	}
 	// The spec of this deploy only: r.Spec keeps every check, so the next
@@ -166,6 +175,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err := x.captureInvariants(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.keepBundle(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
 	if err := r.Store.Begin(ctx, rec); err != nil {
@@ -173,6 +185,9 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(len(targets), "host"), pending),
 		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan), Overrides: o.Overrides})
+	if promoted != "" {
+		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: promoted})
+	}
 	for _, ov := range o.Overrides {
 		if ov.Kind != drover.OverrideGate {
 			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
@@ -186,6 +201,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	canary.stop()
 	x.stopDistribution()
 	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)
+	out.Targets = before
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
 	}
@@ -288,7 +304,7 @@ func (r *Runner) prune(ctx context.Context, cs *conns, id string, rep rollout.Re
 		defer cancel()
 		conn, err := cs.get(pctx, name)
 		if err == nil {
-			_, err = conn.Prune(pctx, r.Spec.KeepReleases)
+			_, err = pruneConn(pctx, conn, r.Spec)
 		}
 		if err != nil {
 			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Host: name, Step: "prune", Message: "prune failed: " + err.Error()})
@@ -304,4 +320,14 @@ func fromLabel(snap drover.Snapshot) string {
 		return ""
 	}
 	return snap.Label()
+}
+
+// pruneConn prunes a host, foreign releases too when the operator set
+// prune_foreign (drover.ForeignPruner): another tool's release is kept
+// by default, since it may be all a team has to go back to.
+func pruneConn(ctx context.Context, conn drover.HostConn, spec *drover.Spec) ([]string, error) {
+	if fp, ok := conn.(drover.ForeignPruner); ok && spec.PruneForeign {
+		return fp.PruneForeign(ctx, spec.KeepReleases)
+	}
+	return conn.Prune(ctx, spec.KeepReleases)
 }

@@ -53,6 +53,10 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 	if err != nil {
 		return nil, err
 	}
+	// A release the deploy would refuse (requires:) has no plan.
+	if _, err := r.checkPromotion(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	rd, err := newRenderer(r.Spec, o.Release)
 	if err != nil {
 		return nil, err
@@ -80,7 +84,7 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 			case v.Err != nil:
 				ph.Action = "unreachable"
 				ph.Error = v.Err.Error()
-			case !o.Force && v.State.Release == o.Release.ID() && v.State.ConfigHash == drover.ConfigHash(files):
+			case !o.Force && v.State.Release == o.Release.ID() && v.State.ConfigHash == drover.SlotHash(files, r.Spec.SharedDirs):
 				ph.Action = "skip"
 			default:
 				ph.Action = "deploy"

@@ -65,7 +65,7 @@ func (r *Runner) desiredConfig(rel *drover.Release, targets map[string]bool) (ma
 			}
 			return nil, err
 		}
-		out[h.Name] = drover.ConfigHash(files)
+		out[h.Name] = drover.SlotHash(files, r.Spec.SharedDirs)
 	}
 	return out, nil
 }

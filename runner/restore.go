@@ -67,7 +67,9 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: err.Error()}
 	}
 	err = r.drive(ctx, id, m, x.run, x.timeout)
-	return r.finish(ctx, id, kind, report(m, err), start)
+	out := r.finish(ctx, id, kind, report(m, err), start)
+	out.Targets = to
+	return out
 }
 
 // recoverUnfinished finds deploys of this spec that began and never

@@ -198,6 +198,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+v1+"/services/{key}/deploys", s.authed(false, s.handleHistory))
 	m.HandleFunc("POST "+v1+"/services/{key}/deploys", s.authed(false, s.handleDeploy))
 	m.HandleFunc("POST "+v1+"/services/{key}/rollback", s.authed(false, s.handleRollback))
+	m.HandleFunc("POST "+v1+"/services/{key}/adopt", s.authed(false, s.handleAdopt)) // adopt.go
 	m.HandleFunc("GET "+v1+"/deploys/{id}", s.authed(false, s.handleDeployInfo))
 	m.HandleFunc("POST "+v1+"/deploys/{id}/approve", s.authed(false, s.handleApprove))
 	m.HandleFunc("POST "+v1+"/deploys/{id}/abort", s.authed(false, s.handleAbort))

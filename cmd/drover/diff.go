@@ -39,8 +39,10 @@ func (a *app) diffCmd() *cobra.Command {
 		Long: `diff surveys the hosts of two environments of one drover.yaml (environments:)
 and compares, group by group, which releases, versions and config hashes they
 run. Config is rendered per host, so hosts with their own vars differ in config
-hash by design; the comparison says whether the sets are the same. Use "" for
-the top-level fleet without an environment.`,
+hash by design; the comparison says whether the sets are the same. The last
+line says whether both run one and the same release on every host, by release
+ID (the content hash: the same version built twice is not the same release).
+Use "" for the top-level fleet without an environment.`,
 		Example: `  drover diff staging production
   drover diff staging production --json | jq '.groups[] | select(.differs != [])'`,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -101,6 +103,7 @@ the top-level fleet without an environment.`,
 			}
 			tw.Flush()
 			fmt.Fprintf(a.stdout, "%d of %d groups differ between %s and %s\n", differ, len(d.Groups), args[0], args[1])
+			fmt.Fprintln(a.stdout, sameReleaseLine(d))
 			return nil
 		},
 	}
@@ -116,4 +119,18 @@ func keysOf(m map[string]int) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// sameReleaseLine says whether a and b run the same release.
+func sameReleaseLine(d report.EnvDiff) string {
+	side := func(env, rel string) string {
+		if rel == "" {
+			return env + " runs no one release"
+		}
+		return env + " runs " + rel
+	}
+	if d.SameRelease {
+		return fmt.Sprintf("%s and %s run the same release, %s", d.A, d.B, d.ReleaseA)
+	}
+	return fmt.Sprintf("not the same release: %s, %s", side(d.A, d.ReleaseA), side(d.B, d.ReleaseB))
 }
