@@ -27,6 +27,10 @@ type Event struct {
 	Message string `json:"message,omitempty"`
 	// Elapsed is the step's duration, for step_done.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// Timeout, on step_start, bounds the step (every attempt of it): it
+	// ends by Time + Timeout. After Ctrl-C the running steps are let
+	// finish, and the operator is shown how long each may still take.
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
 	// Operation, Release, Version and Groups are set on deploy_start only.
 	// Operation is what the run does: deploy, rollback or recover.
 	Operation string `json:"operation,omitempty"`
@@ -36,6 +40,9 @@ type Event struct {
 	// terminal progress view, a CI dashboard) knows every host and batch
 	// before the first step reports.
 	Groups []EventGroup `json:"groups,omitempty"`
+	// Analysis, on analysis events only, is one evaluation of a canary
+	// analysis.
+	Analysis *AnalysisEval `json:"analysis,omitempty"`
 	// Overrides, on deploy_start only, are the checks, analyses and gates
 	// an operator skipped for this deploy, with the reason (override.go).
 	Overrides []Override `json:"overrides,omitempty"`
@@ -86,6 +93,9 @@ const (
 	// An operator skipped a gate (--skip-gate -m): Message names the gate
 	// and the reason.
 	EventGateSkipped = "gate_skipped"
+	// One evaluation of a canary analysis (Analysis holds it): every one,
+	// passed or not, so that a chart can mark each verdict.
+	EventAnalysis = "analysis"
 )
 
 // EventKinds lists every event kind, for consumers and the test that
@@ -95,6 +105,7 @@ var EventKinds = []string{
 	EventHostFailed, EventHalt, EventRollback, EventNotice, EventVerdict,
 	EventStageStart, EventStageDone, EventHostDone, EventHostRestored, EventHostStuck,
 	EventHostRolledBack, EventAbort, EventGateStart, EventGateDone, EventGateFailed, EventGateSkipped,
+	EventAnalysis,
 }
 
 // GateApprove is the gate at which a group waits for a person (approve:

@@ -32,11 +32,25 @@ type DeployView struct {
 	Deploy drover.DeployRecord `json:"deploy"`
 	Status string              `json:"status"`
 	Hosts  []HostView          `json:"hosts"`
+	// Analyses are the deploy's canary analysis evaluations, in order.
+	Analyses []drover.AnalysisEval `json:"analyses,omitempty"`
 }
 
 // Show is the view of deploy d with journal j and status (DeployStatus).
 func Show(d drover.DeployRecord, j []drover.JournalEntry, status string) DeployView {
-	return DeployView{Deploy: d, Status: status, Hosts: Timeline(d, j, status)}
+	return DeployView{Deploy: d, Status: status, Hosts: Timeline(d, j, status), Analyses: AnalysisEvals(j)}
+}
+
+// AnalysisEvals are the canary analysis evaluations a journal holds, in
+// order.
+func AnalysisEvals(journal []drover.JournalEntry) []drover.AnalysisEval {
+	var out []drover.AnalysisEval
+	for _, j := range journal {
+		if j.Analysis != nil {
+			out = append(out, *j.Analysis)
+		}
+	}
+	return out
 }
 
 // Timeline joins a journal into per-host step lists, hosts in the record's
@@ -51,6 +65,9 @@ func Timeline(d drover.DeployRecord, j []drover.JournalEntry, status string) []H
 	}
 	open := map[string]int{} // host/step -> index of the step without a done yet
 	for _, e := range j {
+		if e.Analysis != nil {
+			continue // an analysis evaluation: its own table (AnalysisEvals)
+		}
 		i, ok := index[e.Host]
 		if !ok {
 			index[e.Host] = len(hosts)

@@ -180,6 +180,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
+	rec.Groups = planGroups(plan)
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -221,6 +222,15 @@ func eventGroups(p rollout.Plan) []drover.EventGroup {
 			}
 		}
 		out = append(out, eg)
+	}
+	return out
+}
+
+// planGroups is the plan's groups as the deploy record keeps them.
+func planGroups(p rollout.Plan) []drover.PlanGroup {
+	out := make([]drover.PlanGroup, 0, len(p.Groups))
+	for _, g := range p.Groups {
+		out = append(out, drover.PlanGroup{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit})
 	}
 	return out
 }

@@ -148,7 +148,7 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 		key := res.Host + "/" + string(res.Step)
 		elapsed := r.now().Sub(started[key])
 		delete(started, key)
-		next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
+		next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res), Restoring: restoring[res.Host]})
 		next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepDone, Group: groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
 		return m.Report(r.now(), res)
 	}
@@ -169,8 +169,8 @@ func (r *Runner) drive(ctx context.Context, deployID string, m *rollout.Machine,
 			next.events = r.appendNote(next.events, deployID, n)
 		}
 		for _, a := range rd.Actions {
-			next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart})
-			next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
+			next.entries = append(next.entries, drover.JournalEntry{At: r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart, Restoring: a.Restoring})
+			next.events = append(next.events, drover.Event{Deploy: deployID, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring, Timeout: timeoutOf(a)})
 			next.launch = append(next.launch, a)
 			groupOf[a.Host] = a.Group
 			restoring[a.Host] = a.Restoring

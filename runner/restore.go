@@ -57,6 +57,7 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	if err != nil {
 		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "internal error: " + err.Error()}
 	}
+	rec.Groups = planGroups(plan)
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "journal: " + err.Error()}
 	}

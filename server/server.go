@@ -19,6 +19,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -63,6 +64,12 @@ type Config struct {
 	// reason with newlines) is quoted and cannot forge a log line. nil
 	// logs nothing.
 	Log *slog.Logger
+	// Activity, when set, answers for GET /status which deploy holds the
+	// service's lock and which never finished (hosts left switched,
+	// `drover resume` to run), as JSON; nil values are left out. Without
+	// it `drover status --server` could not say what the lock error's
+	// "see `drover status`" promises.
+	Activity func(ctx context.Context, st drover.Store, key string) (running, unfinished json.RawMessage, err error)
 }
 
 // DefaultMaxUpload bounds an uploaded bundle.
@@ -97,6 +104,8 @@ type Server struct {
 	active   map[string]*run // by service key, while running
 	finished []*run          // oldest first, at most keepRuns
 	closed   bool
+	// viewSubs are the view streams (view.go).
+	viewSubs map[*viewSub]struct{}
 
 	mux *http.ServeMux
 }
@@ -203,6 +212,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+v1+"/deploys/{id}/approve", s.authed(false, s.handleApprove))
 	m.HandleFunc("POST "+v1+"/deploys/{id}/abort", s.authed(false, s.handleAbort))
 	m.HandleFunc("GET "+v1+"/events", s.authed(true, s.handleEvents))
+	m.HandleFunc("GET "+v1+"/deploys/{id}/view", s.authed(false, s.handleViewOne))
+	m.HandleFunc("GET "+v1+"/view", s.authed(true, s.handleViewStream))
+	m.HandleFunc("GET "+v1+"/deploys/{id}/analyses/{group}/{name}", s.authed(false, s.handleAnalysisSeries))
 	m.HandleFunc(v1+"/", s.authed(false, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, drover.Errorf(drover.ENOTFOUND, "no API %s %s", r.Method, r.URL.Path).WithHint("see the README's drover server section for the API"))
 	}))

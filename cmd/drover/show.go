@@ -45,6 +45,7 @@ func (a *app) showCmd() *cobra.Command {
 				return writeJSON(a.stdout, v)
 			}
 			printDeploy(a.stdout, v)
+			printAnalyses(a.stdout, v.Analyses)
 			return nil
 		},
 	}
