@@ -32,6 +32,7 @@ func (a *app) planCmd() *cobra.Command {
 				return err
 			}
 			defer e.close()
+			f.changesNothing = true
 			rel, cleanup, err := resolveRelease(c.Context(), &f, e)
 			if err != nil {
 				return err
