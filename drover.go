@@ -34,15 +34,6 @@ const (
 	DefaultLogWindow    = 5 * time.Second
 	DefaultHookTimeout  = 2 * time.Minute
 	DefaultStageRetries = 2
-
-	DefaultSSHPort           = 22
-	DefaultSSHConnectTimeout = 10 * time.Second
-	// A host that stops answering is found within
-	// DefaultSSHKeepaliveInterval × (DefaultSSHKeepaliveCount + 1) = 20 s
-	// (transport/ssh keepalive).
-	DefaultSSHKeepaliveInterval  = 5 * time.Second
-	DefaultSSHKeepaliveCount     = 3
-	DefaultSSHConnectParallelism = 32
 )
 
 // Spec is a validated, fully resolved drover.yaml for one environment: the
@@ -59,7 +50,6 @@ type Spec struct {
 	// directories under releases/) that are neither current nor previous.
 	PruneForeign bool
 	Transport    string // "local" or "ssh"
-	SSH          SSHConfig
 	// StateDir holds the lock, journal and history; "" means the default
 	// under the user's state directory.
 	StateDir string
@@ -88,18 +78,12 @@ type Spec struct {
 	// Seed makes jitter reproducible; 0 means seeded from the deploy id.
 	Seed int64
 	// Store is the state store: StoreSQLite (the default,
-	// StateDir/drover.db), StoreFile (under StateDir) or StoreEtcd (Etcd).
+	// StateDir/drover.db), StoreFile (under StateDir) or StoreEtcd (whose
+	// connection is store/etcd's Options, filled by config).
 	Store string
-	// Etcd is the etcd store's connection when Store is StoreEtcd.
-	Etcd EtcdSpec
-	// Log configures the structured event log for log shippers.
-	Log LogConfig
 	// AskMessage asks for a deploy message on a terminal when -m is not
 	// given. Never asked without a terminal.
 	AskMessage bool
-	// Webhooks are told about deploys starting, finishing, halting and
-	// rolling back.
-	Webhooks []Webhook
 	// Smoke are checks run from this machine once, after the last group
 	// (the deploy-level smoke test); see Group.Smoke and gate.go.
 	Smoke []CheckSpec
@@ -136,65 +120,6 @@ const (
 	DefaultStore = StoreSQLite
 )
 
-// EtcdSpec is store: {etcd: {...}}: where the shared store is (store/etcd).
-type EtcdSpec struct {
-	Endpoints []string
-	// Prefix is where drover's keys live ("/drover").
-	Prefix string
-	// CA, Cert and Key are PEM files for TLS; "" when unused. Cert and
-	// Key authenticate drover to etcd (client-certificate auth).
-	CA, Cert, Key string
-	// Username and Password authenticate drover to etcd (etcd's RBAC);
-	// the password comes from the environment variable the config names
-	// and is never printed.
-	Username string
-	Password string `json:"-"`
-	// AllowInsecure accepts plain-http endpoints off loopback, where
-	// anyone on the path reads and rewrites the locks and the journal.
-	AllowInsecure bool
-	// LeaseTTL is how long a dead holder keeps a lock or leadership.
-	LeaseTTL time.Duration
-	// DialTimeout bounds connecting to etcd.
-	DialTimeout time.Duration
-}
-
-// LogConfig is the structured event log: every Event as one line.
-type LogConfig struct {
-	// File is the path to append to; "-" is standard output; "" is none.
-	File string
-	// Format is "json" (the default) or "text".
-	Format string
-}
-
-// Webhook is an HTTP endpoint told about deploy events with a JSON POST.
-type Webhook struct {
-	URL string
-	// Events are the webhook event names to send (WebhookEvents); empty
-	// means all of them.
-	Events []string
-	// Timeout bounds one delivery attempt.
-	Timeout time.Duration
-	// Headers are sent with every request (e.g. Authorization). Values
-	// may hold secrets: they are never logged.
-	Headers map[string]string
-	// Secret, when set, signs every body: X-Hub-Signature-256 is
-	// "sha256=" and the hex HMAC-SHA256 of the body under it (GitHub's
-	// scheme). It may name environment variables (${VAR}) and is never
-	// logged.
-	Secret string
-}
-
-// Webhook event names and the Event kinds they stand for.
-var WebhookEvents = map[string]string{
-	"start":    EventDeployStart,
-	"finish":   EventVerdict,
-	"halt":     EventHalt,
-	"rollback": EventRollback,
-}
-
-// DefaultWebhookTimeout bounds one webhook delivery attempt.
-const DefaultWebhookTimeout = 5 * time.Second
-
 // Host returns the host with the given name.
 func (s *Spec) Host(name string) (Host, bool) {
 	for _, h := range s.Hosts {
@@ -203,41 +128,6 @@ func (s *Spec) Host(name string) (Host, bool) {
 		}
 	}
 	return Host{}, false
-}
-
-// SSHConfig configures transport/ssh.
-type SSHConfig struct {
-	// User logs in; "" means the user running drover.
-	User string
-	// Identity is a private key file; "" means only the ssh-agent at
-	// $SSH_AUTH_SOCK (which is also tried when Identity is set).
-	Identity string
-	// KnownHosts is the known_hosts file host keys are verified against;
-	// "" means ~/.ssh/known_hosts.
-	KnownHosts string
-	// Port is used for addresses without one.
-	Port int
-	// ProxyJump is host[:port] of a jump host every connection goes
-	// through (OpenSSH's ProxyJump); "" connects directly.
-	ProxyJump string
-	// TrustOnFirstUse records the key of a host missing from KnownHosts
-	// instead of refusing it. A key that differs from a recorded one is
-	// refused either way.
-	TrustOnFirstUse bool
-	// ConnectTimeout bounds the TCP connect and the SSH handshake.
-	ConnectTimeout time.Duration
-	// KeepaliveInterval is how often a connection is probed, busy or
-	// idle; KeepaliveCount is how many intervals in a row a probe may go
-	// unanswered before the connection is closed and its host (and the
-	// step running on it) is unreachable. A host that stops answering is
-	// so found within KeepaliveInterval × (KeepaliveCount + 1).
-	KeepaliveInterval time.Duration
-	KeepaliveCount    int
-	// ConnectParallelism bounds how many hosts are connecting at once.
-	ConnectParallelism int
-	// HostBinary is a drover binary built for hosts whose OS or
-	// architecture differ from this machine's; "" uploads this binary.
-	HostBinary string
 }
 
 // Host is one target machine (or, with transport local, a directory).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"text/template"
 	"text/template/parse"
 	"unicode/utf8"
@@ -44,12 +43,6 @@ type commandShapeError struct {
 // {{if}} doubles them.
 const maxShapes = 256
 
-// commandTemplate is a parsed, checked and rewritten command template.
-type commandTemplate struct {
-	t   *template.Template
-	err error
-}
-
 // CheckCommandTemplate parses text as a command template and reports, as
 // an EINVALID *Error with a hint, a template that does not parse or that
 // puts a value where quoting cannot keep it one word. Config loading calls
@@ -61,35 +54,14 @@ func CheckCommandTemplate(text string) error {
 	return err
 }
 
-// commands caches compiled command templates (and their refusals): a
-// deploy renders the same few for every host and step.
-var commands struct {
-	sync.Mutex
-	m map[parsedKey]commandTemplate
-}
-
 // compileCommand parses, checks and rewrites a command template: every
 // printing action gets a final quoting command appended to its pipeline
 // (what html/template does for HTML), so no action output reaches the
 // shell unquoted.
 func compileCommand(name, text string) (*template.Template, error) {
-	key := parsedKey{name: name, text: text, command: true}
-	commands.Lock()
-	c, ok := commands.m[key]
-	commands.Unlock()
-	if ok {
-		return c.t, c.err
-	}
-	t, err := compileCommandUncached(name, text)
-	commands.Lock()
-	if commands.m == nil {
-		commands.m = map[parsedKey]commandTemplate{}
-	}
-	if len(commands.m) < 4096 {
-		commands.m[key] = commandTemplate{t, err}
-	}
-	commands.Unlock()
-	return t, err
+	return templates.get(parsedKey{name: name, text: text, command: true}, func() (*template.Template, error) {
+		return compileCommandUncached(name, text)
+	})
 }
 
 func compileCommandUncached(name, text string) (*template.Template, error) {

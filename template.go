@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"sync"
 	"text/template"
 
 	"mvdan.cc/sh/v3/syntax"
@@ -211,40 +210,10 @@ func RenderConfigFiles(files []ConfigFile, template func(path string) ([]byte, e
 	return out, nil
 }
 
-// parsed caches parsed templates: a deploy renders the same few hook and
-// check templates for every host and step, and parsing, not executing,
-// was most of that cost. A parsed template may be executed concurrently.
-var parsed struct {
-	sync.Mutex
-	m map[parsedKey]*template.Template
-}
-
-type parsedKey struct {
-	name, text string
-	command    bool // a command template (shellcommand.go)
-}
-
 // parseCached parses text as template name, whose quote func is
-// ShellQuote. At most 4096 templates are kept.
+// ShellQuote.
 func parseCached(name, text string) (*template.Template, error) {
-	k := parsedKey{name, text, false}
-	parsed.Lock()
-	t := parsed.m[k]
-	parsed.Unlock()
-	if t != nil {
-		return t, nil
-	}
-	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": ShellQuote}).Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	parsed.Lock()
-	if parsed.m == nil {
-		parsed.m = map[parsedKey]*template.Template{}
-	}
-	if len(parsed.m) < 4096 {
-		parsed.m[k] = t
-	}
-	parsed.Unlock()
-	return t, nil
+	return templates.get(parsedKey{name: name, text: text}, func() (*template.Template, error) {
+		return template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": ShellQuote}).Parse(text)
+	})
 }

@@ -118,7 +118,7 @@ func TestAnsibleInventoryParity(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			spec, err := Load(cfg, "")
+			spec, err := LoadConfig(cfg, "")
 			if err != nil {
 				t.Fatal(err)
 			}

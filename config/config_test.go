@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"drover"
+	"drover/notify"
+	sshtransport "drover/transport/ssh"
 )
 
 // marker marks the line a case expects its error on.
@@ -348,9 +350,18 @@ environments:
 
 func TestConfig_Parse_DesignExample(t *testing.T) {
 	t.Setenv("HOME", "/home/op")
-	got, err := Parse("/etc/drover/drover.yaml", []byte(designExample), "")
+	cfg, err := ParseConfig("/etc/drover/drover.yaml", []byte(designExample), "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	got := cfg.Spec
+	wantAdapters := Adapters{
+		SSH: sshtransport.Config{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/home/op/.ssh/known_hosts", Port: 22,
+			ConnectTimeout: sshtransport.DefaultConnectTimeout, KeepaliveInterval: sshtransport.DefaultKeepaliveInterval, KeepaliveCount: sshtransport.DefaultKeepaliveCount, ConnectParallelism: sshtransport.DefaultConnectParallelism},
+		Log: notify.LogConfig{Format: "json"},
+	}
+	if !reflect.DeepEqual(cfg.Adapters, wantAdapters) {
+		t.Fatalf("adapters:\n got %+v\nwant %+v", cfg.Adapters, wantAdapters)
 	}
 	want := &drover.Spec{
 		Source:       "/etc/drover/drover.yaml",
@@ -358,8 +369,6 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 		DeployRoot:   "/srv/hello",
 		KeepReleases: 5,
 		Transport:    "local",
-		SSH: drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/home/op/.ssh/known_hosts", Port: 22,
-			ConnectTimeout: drover.DefaultSSHConnectTimeout, KeepaliveInterval: drover.DefaultSSHKeepaliveInterval, KeepaliveCount: drover.DefaultSSHKeepaliveCount, ConnectParallelism: drover.DefaultSSHConnectParallelism},
 		Hosts: []drover.Host{
 			{Name: "h01", Address: "/srv/fleet/h01", DeployRoot: "/srv/fleet/h01/srv/hello", Vars: map[string]any{"port": uint64(18001)}, Group: "canary"},
 			{Name: "h02", Address: "/etc/drover/fleet/h02", DeployRoot: "/etc/drover/fleet/h02/srv/hello", Vars: map[string]any{"port": uint64(18002)}, Group: "default"},
@@ -379,7 +388,6 @@ func TestConfig_Parse_DesignExample(t *testing.T) {
 		StepTimeout:      drover.DefaultStepTimeout,
 		StageRetries:     drover.DefaultStageRetries,
 		Store:            drover.DefaultStore,
-		Log:              drover.LogConfig{Format: "json"},
 		AskMessage:       true,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -604,11 +612,12 @@ groups: [{name: all, hosts: ['*']}]
 
 	// With ssh, addresses are host[:port] and left alone.
 	doc = top + "transport: ssh\nssh: {port: 2222}\nhosts: [{name: a, address: 'web1.example.com:22'}, {name: b, address: '[::1]:22'}, {name: c, address: web3}]\ngroups: [{name: all, hosts: ['*']}]\n"
-	s, err = Parse("/cfg/drover.yaml", []byte(doc), "")
+	cfg, err := ParseConfig("/cfg/drover.yaml", []byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Hosts[0].Address != "web1.example.com:22" || s.Hosts[1].Address != "[::1]:22" || s.Hosts[2].Address != "web3" || s.SSH.Port != 2222 {
+	s = cfg.Spec
+	if s.Hosts[0].Address != "web1.example.com:22" || s.Hosts[1].Address != "[::1]:22" || s.Hosts[2].Address != "web3" || cfg.SSH.Port != 2222 {
 		t.Fatalf("ssh %+v", s)
 	}
 
@@ -630,15 +639,15 @@ ssh:
 hosts: [{name: a, address: web1}]
 groups: [{name: all, hosts: ['*']}]
 `
-	s, err = Parse("/etc/drover/drover.yaml", []byte(doc), "")
+	cfg, err = ParseConfig("/etc/drover/drover.yaml", []byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSSH := drover.SSHConfig{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/etc/drover/keys/known_hosts", Port: 2200,
-		ProxyJump: "bastion.example.com:2222", TrustOnFirstUse: true, ConnectTimeout: 3 * time.Second, KeepaliveInterval: time.Minute, KeepaliveCount: drover.DefaultSSHKeepaliveCount,
+	wantSSH := sshtransport.Config{User: "deploy", Identity: "/home/op/.ssh/id_ed25519", KnownHosts: "/etc/drover/keys/known_hosts", Port: 2200,
+		ProxyJump: "bastion.example.com:2222", TrustOnFirstUse: true, ConnectTimeout: 3 * time.Second, KeepaliveInterval: time.Minute, KeepaliveCount: sshtransport.DefaultKeepaliveCount,
 		ConnectParallelism: 8, HostBinary: "/etc/drover/bin/drover-linux-arm64"}
-	if s.SSH != wantSSH {
-		t.Fatalf("ssh\n got %+v\nwant %+v", s.SSH, wantSSH)
+	if cfg.SSH != wantSSH {
+		t.Fatalf("ssh\n got %+v\nwant %+v", cfg.SSH, wantSSH)
 	}
 }
 

@@ -68,6 +68,8 @@ type File struct {
 	// filename names the file in errors; dir resolves relative paths.
 	filename string
 	dir      string
+	// adapters are the adapter settings check found (adapters.go).
+	adapters Adapters
 	loc      *locator
 }
 
@@ -210,6 +212,14 @@ type Environment struct {
 // Load reads the file at path and returns the spec for environment env
 // ("" for none).
 func Load(path, env string) (*drover.Spec, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, env)
+}
+
+func readFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &drover.Error{
@@ -220,13 +230,21 @@ func Load(path, env string) (*drover.Spec, error) {
 			Err:     err,
 		}
 	}
-	return Parse(path, data, env)
+	return data, nil
 }
 
 // Parse decodes data, read from filename, and returns the spec for
 // environment env ("" for none). filename names the file in errors and
 // relative paths in it resolve against its directory.
 func Parse(filename string, data []byte, env string) (*drover.Spec, error) {
+	f, err := decodeWithInventory(filename, data)
+	if err != nil {
+		return nil, err
+	}
+	return f.Spec(env)
+}
+
+func decodeWithInventory(filename string, data []byte) (*File, error) {
 	f, err := Decode(filename, data)
 	if err != nil {
 		return nil, err
@@ -236,7 +254,7 @@ func Parse(filename string, data []byte, env string) (*drover.Spec, error) {
 	if err := f.readInventory(context.Background()); err != nil {
 		return nil, err
 	}
-	return f.Spec(env)
+	return f, nil
 }
 
 // Decode parses and strictly decodes data without validating it. The

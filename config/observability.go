@@ -7,27 +7,28 @@ import (
 	"strings"
 
 	"drover"
+	"drover/notify"
 )
 
 // checkObservability validates the keys that say where a deploy's record
-// goes — store, log, ask_message, webhooks — and sets them on s with
-// defaults applied.
+// goes — store, log, ask_message, webhooks — and sets them, with defaults
+// applied, on s or on the file's adapters.
 func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 	f.checkStore(ps, s) // store.go
 
-	s.Log = drover.LogConfig{Format: "json"}
+	f.adapters.Log = notify.LogConfig{Format: "json"}
 	switch f.Log.Format {
 	case "":
 	case "json", "text":
-		s.Log.Format = f.Log.Format
+		f.adapters.Log.Format = f.Log.Format
 	default:
 		ps.add(p("log", "format"), `use "json" (one object per line, for log shippers) or "text"`, "log.format: %q is not a log format", f.Log.Format)
 	}
 	switch f.Log.File {
 	case "", "-":
-		s.Log.File = f.Log.File
+		f.adapters.Log.File = f.Log.File
 	default:
-		s.Log.File = f.fromConfigDir(f.homePath(ps, p("log", "file"), f.Log.File))
+		f.adapters.Log.File = f.fromConfigDir(f.homePath(ps, p("log", "file"), f.Log.File))
 	}
 
 	s.AskMessage = true
@@ -35,14 +36,14 @@ func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 		s.AskMessage = *f.AskMessage
 	}
 
-	names := make([]string, 0, len(drover.WebhookEvents))
-	for n := range drover.WebhookEvents {
+	names := make([]string, 0, len(notify.Events))
+	for n := range notify.Events {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for i, w := range f.Webhooks {
 		at := p("webhooks", i)
-		hook := drover.Webhook{URL: w.URL, Headers: w.Headers, Secret: w.Secret}
+		hook := notify.Webhook{URL: w.URL, Headers: w.Headers, Secret: w.Secret}
 		u, err := url.Parse(w.URL)
 		switch {
 		case w.URL == "":
@@ -56,7 +57,7 @@ func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 		}
 		seen := map[string]bool{}
 		for j, e := range w.Events {
-			if _, ok := drover.WebhookEvents[e]; !ok {
+			if _, ok := notify.Events[e]; !ok {
 				ps.add(at.with("events", j), "use "+strings.Join(names, ", ")+"; leave events out for all of them",
 					"webhooks[%d].events[%d]: %q is not a webhook event", i, j, e)
 				continue
@@ -66,7 +67,7 @@ func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 			}
 			seen[e] = true
 		}
-		hook.Timeout = f.duration(ps, at.with("timeout"), w.Timeout, drover.DefaultWebhookTimeout)
+		hook.Timeout = f.duration(ps, at.with("timeout"), w.Timeout, notify.DefaultTimeout)
 		for k := range w.Headers {
 			if !validHeaderName(k) {
 				ps.add(at.with("headers"), "use a header name of letters, digits and '-'", "webhooks[%d].headers: %q is not an HTTP header name", i, k)
@@ -75,7 +76,7 @@ func (f *File) checkObservability(ps *problems, s *drover.Spec) {
 				ps.add(at.with("headers"), "leave "+ck+" to drover", "webhooks[%d].headers: %s is set by drover", i, ck)
 			}
 		}
-		s.Webhooks = append(s.Webhooks, hook)
+		f.adapters.Webhooks = append(f.adapters.Webhooks, hook)
 	}
 }
 

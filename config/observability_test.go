@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/notify"
 )
 
 const obsFleet = "hosts: [{name: h01, address: /f/h01}]\ngroups: [{name: all, hosts: [\"*\"]}]\n"
@@ -31,11 +32,11 @@ func TestConfig_Validate_Observability(t *testing.T) {
 }
 
 func TestConfig_ObservabilityDefaults(t *testing.T) {
-	s, err := Parse("drover.yaml", []byte(top+obsFleet), "")
+	s, err := ParseConfig("drover.yaml", []byte(top+obsFleet), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Store != drover.StoreSQLite || !s.AskMessage || s.Log != (drover.LogConfig{Format: "json"}) || len(s.Webhooks) != 0 {
+	if s.Store != drover.StoreSQLite || !s.AskMessage || s.Log != (notify.LogConfig{Format: "json"}) || len(s.Webhooks) != 0 {
 		t.Errorf("defaults: store %q ask_message %v log %+v webhooks %+v", s.Store, s.AskMessage, s.Log, s.Webhooks)
 	}
 }
@@ -52,25 +53,25 @@ webhooks:
     headers: {Authorization: "Bearer ${TOKEN}"}
   - url: http://127.0.0.1:9/all
 ` + obsFleet
-	s, err := Parse(filepath.Join(dir, "drover.yaml"), []byte(doc), "")
+	s, err := ParseConfig(filepath.Join(dir, "drover.yaml"), []byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Store != drover.StoreFile || s.AskMessage {
 		t.Errorf("store %q ask_message %v", s.Store, s.AskMessage)
 	}
-	if want := (drover.LogConfig{File: filepath.Join(dir, "logs/drover.log"), Format: "text"}); s.Log != want {
+	if want := (notify.LogConfig{File: filepath.Join(dir, "logs/drover.log"), Format: "text"}); s.Log != want {
 		t.Errorf("log %+v, want %+v (relative to the config file)", s.Log, want)
 	}
-	want := []drover.Webhook{
+	want := []notify.Webhook{
 		{URL: "https://hooks.example.com/drover?x=1", Events: []string{"finish", "halt"}, Timeout: 2 * time.Second, Headers: map[string]string{"Authorization": "Bearer ${TOKEN}"}},
-		{URL: "http://127.0.0.1:9/all", Timeout: drover.DefaultWebhookTimeout},
+		{URL: "http://127.0.0.1:9/all", Timeout: notify.DefaultTimeout},
 	}
 	if !reflect.DeepEqual(s.Webhooks, want) {
 		t.Errorf("webhooks\n got %+v\nwant %+v", s.Webhooks, want)
 	}
 	// log.file "-" is standard output, not a file named "-".
-	s, err = Parse(filepath.Join(dir, "drover.yaml"), []byte(top+"log: {file: \"-\"}\n"+obsFleet), "")
+	s, err = ParseConfig(filepath.Join(dir, "drover.yaml"), []byte(top+"log: {file: \"-\"}\n"+obsFleet), "")
 	if err != nil || s.Log.File != "-" {
 		t.Errorf("log.file -: %+v, %v", s.Log, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/store/etcd"
 )
 
 // StoreFile is the store key. It takes either a name, as it always has —
@@ -86,13 +87,13 @@ const (
 
 const storeHint = `use "sqlite" (the default: state_dir/drover.db), "file" (plain files under state_dir), or an etcd block: store: {etcd: {endpoints: [http://127.0.0.1:2379]}}`
 
-// checkStore validates store and sets s.Store (and s.Etcd).
+// checkStore validates store and sets s.Store (and the etcd connection).
 func (f *File) checkStore(ps *problems, s *drover.Spec) {
 	s.Store = drover.DefaultStore
 	switch name := f.Store.name; {
 	case f.Store.Etcd != nil:
 		s.Store = drover.StoreEtcd
-		s.Etcd = f.checkEtcd(ps, *f.Store.Etcd)
+		f.adapters.Etcd = f.checkEtcd(ps, *f.Store.Etcd)
 	case name == "":
 	case name == drover.StoreSQLite, name == drover.StoreFile:
 		s.Store = name
@@ -104,9 +105,9 @@ func (f *File) checkStore(ps *problems, s *drover.Spec) {
 	}
 }
 
-func (f *File) checkEtcd(ps *problems, e EtcdFile) drover.EtcdSpec {
+func (f *File) checkEtcd(ps *problems, e EtcdFile) etcd.Options {
 	at := p("store", "etcd")
-	out := drover.EtcdSpec{Prefix: DefaultEtcdPrefix}
+	out := etcd.Options{Prefix: DefaultEtcdPrefix}
 	if len(e.Endpoints) == 0 {
 		ps.add(at, "list the etcd members' client URLs: endpoints: [http://127.0.0.1:2379]", "store.etcd.endpoints: required")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/store/etcd"
 )
 
 func TestConfig_Validate_Store(t *testing.T) {
@@ -43,11 +44,11 @@ func TestConfig_StoreEtcd(t *testing.T) {
     tls: {ca: tls/ca.pem, cert: tls/drover.pem, key: /etc/drover/key.pem}
     lease_ttl: 4s
 ` + obsFleet
-	s, err := Parse(filepath.Join(dir, "drover.yaml"), []byte(doc), "")
+	s, err := ParseConfig(filepath.Join(dir, "drover.yaml"), []byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := drover.EtcdSpec{
+	want := etcd.Options{
 		Endpoints: []string{"https://etcd1:2379", "etcd2:2379"},
 		Prefix:    "/teams/web/drover",
 		CA:        filepath.Join(dir, "tls/ca.pem"), Cert: filepath.Join(dir, "tls/drover.pem"), Key: "/etc/drover/key.pem",
@@ -57,11 +58,11 @@ func TestConfig_StoreEtcd(t *testing.T) {
 		t.Errorf("store %q etcd\n got %+v\nwant %+v", s.Store, s.Etcd, want)
 	}
 
-	s, err = Parse("drover.yaml", []byte(top+"store:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n"+obsFleet), "")
+	s, err = ParseConfig("drover.yaml", []byte(top+"store:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n"+obsFleet), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = drover.EtcdSpec{Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: DefaultEtcdPrefix, LeaseTTL: DefaultEtcdLeaseTTL, DialTimeout: DefaultEtcdDialTimeout}
+	want = etcd.Options{Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: DefaultEtcdPrefix, LeaseTTL: DefaultEtcdLeaseTTL, DialTimeout: DefaultEtcdDialTimeout}
 	if s.Store != drover.StoreEtcd || !reflect.DeepEqual(s.Etcd, want) {
 		t.Errorf("defaults: store %q etcd %+v, want %+v", s.Store, s.Etcd, want)
 	}
@@ -78,7 +79,7 @@ func TestConfig_StoreEtcdAuth(t *testing.T) {
     username: drover
     password_env: DROVER_TEST_ETCD_PW
 ` + obsFleet
-	s, err := Parse("drover.yaml", []byte(doc), "")
+	s, err := ParseConfig("drover.yaml", []byte(doc), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,11 +91,11 @@ func TestConfig_StoreEtcdAuth(t *testing.T) {
 // The scalar form keeps working, and says nothing of etcd.
 func TestConfig_StoreNames(t *testing.T) {
 	for doc, want := range map[string]string{"": drover.StoreSQLite, "store: sqlite\n": drover.StoreSQLite, "store: file\n": drover.StoreFile} {
-		s, err := Parse("drover.yaml", []byte(top+doc+obsFleet), "")
+		s, err := ParseConfig("drover.yaml", []byte(top+doc+obsFleet), "")
 		if err != nil {
 			t.Fatalf("%q: %v", doc, err)
 		}
-		if s.Store != want || !reflect.DeepEqual(s.Etcd, drover.EtcdSpec{}) {
+		if s.Store != want || !reflect.DeepEqual(s.Etcd, etcd.Options{}) {
 			t.Errorf("%q: store %q etcd %+v, want %q", doc, s.Store, s.Etcd, want)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"drover"
+	sshtransport "drover/transport/ssh"
 )
 
 // validName is the shape of service, host, group and environment names:
@@ -95,6 +96,7 @@ func (f *File) envNames() []string {
 // that is a deploy target, keyed by environment ("" = top level).
 func (f *File) check() (map[string]*drover.Spec, error) {
 	ps := &problems{f: f}
+	f.adapters = Adapters{}
 	base := f.checkScalars(ps)
 	f.checkHosts(ps, p("hosts"), f.Hosts)
 	f.checkGroups(ps, p("groups"), f.Groups)
@@ -193,7 +195,7 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 	default:
 		ps.add(p("transport"), `use "local" (directories on this machine) or "ssh"`, "transport: %q is not a transport", f.Transport)
 	}
-	s.SSH = f.checkSSH(ps)
+	f.adapters.SSH = f.checkSSH(ps)
 	if f.StateDir != "" {
 		dir := f.homePath(ps, p("state_dir"), f.StateDir)
 		s.StateDir = f.fromConfigDir(dir)
@@ -577,12 +579,12 @@ func expandHome(s string) (string, error) {
 // checkSSH validates the ssh block and returns it with defaults applied.
 // Paths are expanded (~/) and made absolute against the config file's
 // directory, so drover run from another directory reads the same keys.
-func (f *File) checkSSH(ps *problems) drover.SSHConfig {
-	c := drover.SSHConfig{
+func (f *File) checkSSH(ps *problems) sshtransport.Config {
+	c := sshtransport.Config{
 		User:               f.SSH.User,
-		Port:               drover.DefaultSSHPort,
+		Port:               sshtransport.DefaultPort,
 		TrustOnFirstUse:    f.SSH.TrustOnFirstUse,
-		ConnectParallelism: drover.DefaultSSHConnectParallelism,
+		ConnectParallelism: sshtransport.DefaultConnectParallelism,
 	}
 	path := func(key, v string) string {
 		if v == "" {
@@ -606,20 +608,20 @@ func (f *File) checkSSH(ps *problems) drover.SSHConfig {
 				"ssh.proxy_jump: %q is not host[:port]: %s", j, why)
 		}
 	}
-	c.ConnectTimeout = f.duration(ps, p("ssh", "connect_timeout"), f.SSH.ConnectTimeout, drover.DefaultSSHConnectTimeout)
-	c.KeepaliveInterval = f.duration(ps, p("ssh", "keepalive_interval"), f.SSH.KeepaliveInterval, drover.DefaultSSHKeepaliveInterval)
-	c.KeepaliveCount = drover.DefaultSSHKeepaliveCount
+	c.ConnectTimeout = f.duration(ps, p("ssh", "connect_timeout"), f.SSH.ConnectTimeout, sshtransport.DefaultConnectTimeout)
+	c.KeepaliveInterval = f.duration(ps, p("ssh", "keepalive_interval"), f.SSH.KeepaliveInterval, sshtransport.DefaultKeepaliveInterval)
+	c.KeepaliveCount = sshtransport.DefaultKeepaliveCount
 	if f.SSH.KeepaliveCount != nil {
 		c.KeepaliveCount = *f.SSH.KeepaliveCount
 		if c.KeepaliveCount < 1 {
-			ps.add(p("ssh", "keepalive_count"), "use 1 or more; leave it out for "+strconv.Itoa(drover.DefaultSSHKeepaliveCount),
+			ps.add(p("ssh", "keepalive_count"), "use 1 or more; leave it out for "+strconv.Itoa(sshtransport.DefaultKeepaliveCount),
 				"ssh.keepalive_count: %d, must be at least 1", c.KeepaliveCount)
 		}
 	}
 	if f.SSH.ConnectParallelism != nil {
 		c.ConnectParallelism = *f.SSH.ConnectParallelism
 		if c.ConnectParallelism < 1 {
-			ps.add(p("ssh", "connect_parallelism"), "use 1 or more; leave it out for "+strconv.Itoa(drover.DefaultSSHConnectParallelism),
+			ps.add(p("ssh", "connect_parallelism"), "use 1 or more; leave it out for "+strconv.Itoa(sshtransport.DefaultConnectParallelism),
 				"ssh.connect_parallelism: %d, must be at least 1", c.ConnectParallelism)
 		}
 	}

@@ -255,7 +255,7 @@ func (h *Host) chooseSlot(ctx context.Context, id, configHash string) (slot stri
 		return "", false, err
 	}
 	live := map[string]bool{st.Current: true, st.Previous: true, h.currentTarget(): true}
-	for _, cand := range []string{id, id + "+" + configHash[:8]} {
+	for _, cand := range drover.SlotCandidates(id, configHash) {
 		if err := checkSlot(cand); err != nil {
 			return "", false, err
 		}
@@ -271,7 +271,7 @@ func (h *Host) chooseSlot(ctx context.Context, id, configHash string) (slot stri
 			return cand, false, nil
 		}
 	}
-	return "", false, drover.Errorf(drover.EFAILED, "stage %s: releases/%s and releases/%s+%s are both live with other content", id, id, id, configHash[:8]).
+	return "", false, drover.Errorf(drover.EFAILED, "stage %s: releases/%s and releases/%s are both live with other content", id, id, drover.ConfigSlot(id, configHash)).
 		WithHint("check releases/ on the host by hand")
 }
 

@@ -47,7 +47,7 @@ func TestWebhookSignsBodies(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	w, err := notify.New([]drover.Webhook{{URL: srv.URL, Secret: "${HOOK_SECRET}"}}, notify.Options{Sleep: noSleep,
+	w, err := notify.New([]notify.Webhook{{URL: srv.URL, Secret: "${HOOK_SECRET}"}}, notify.Options{Sleep: noSleep,
 		LookupEnv: func(k string) (string, bool) { return "hook-secret-1", k == "HOOK_SECRET" }})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestWebhookSignsBodies(t *testing.T) {
 	// A secret naming an unset variable, or expanding to nothing, is an
 	// error at start, not an unsigned stream of posts.
 	for _, env := range []map[string]string{{}, {"HOOK_SECRET": ""}} {
-		_, err := notify.New([]drover.Webhook{{URL: srv.URL, Secret: "${HOOK_SECRET}"}}, notify.Options{
+		_, err := notify.New([]notify.Webhook{{URL: srv.URL, Secret: "${HOOK_SECRET}"}}, notify.Options{
 			LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 		if drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "webhooks[0].secret") {
 			t.Errorf("secret from %v: %v", env, err)
@@ -93,7 +93,7 @@ func TestWebhookRefusesRedirects(t *testing.T) {
 	}))
 	defer hookSrv.Close()
 	var reported []string
-	w, err := notify.New([]drover.Webhook{{URL: hookSrv.URL, Events: []string{"start"}, Headers: map[string]string{"Authorization": "Bearer tok"}}},
+	w, err := notify.New([]notify.Webhook{{URL: hookSrv.URL, Events: []string{"start"}, Headers: map[string]string{"Authorization": "Bearer tok"}}},
 		notify.Options{Sleep: noSleep, Client: &http.Client{}, OnError: func(_ string, err error) { reported = append(reported, err.Error()) }})
 	if err != nil {
 		t.Fatal(err)

@@ -141,7 +141,7 @@ func Sign(secret, body []byte) string {
 var errRedirect = errors.New("the hook answered with a redirect, which drover does not follow (it would resend the headers elsewhere): configure the final URL")
 
 type hook struct {
-	cfg     drover.Webhook
+	cfg     Webhook
 	name    string // scheme://host/path, safe to print
 	secret  []byte // expanded; nil signs nothing
 	headers http.Header
@@ -159,7 +159,7 @@ type hook struct {
 // hook; Close stops them. A header naming an unset environment variable
 // is EINVALID: sending "Bearer " with an empty token would fail every
 // delivery with a 401 nobody reads.
-func New(hooks []drover.Webhook, o Options) (*Webhooks, error) {
+func New(hooks []Webhook, o Options) (*Webhooks, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
 	}
@@ -226,19 +226,19 @@ func New(hooks []drover.Webhook, o Options) (*Webhooks, error) {
 		}
 		events := cfg.Events
 		if len(events) == 0 {
-			for name := range drover.WebhookEvents {
+			for name := range Events {
 				events = append(events, name)
 			}
 		}
 		for _, name := range events {
-			kind, ok := drover.WebhookEvents[name]
+			kind, ok := Events[name]
 			if !ok {
 				return nil, drover.Errorf(drover.EINVALID, "webhooks[%d]: %q is not a webhook event", i, name)
 			}
 			h.kinds[kind] = name
 		}
 		if h.cfg.Timeout <= 0 {
-			h.cfg.Timeout = drover.DefaultWebhookTimeout
+			h.cfg.Timeout = DefaultTimeout
 		}
 		w.hooks = append(w.hooks, h)
 	}

@@ -89,7 +89,7 @@ func TestWebhookExactlyOnceWithRetries(t *testing.T) {
 	srv := newReceiver(t, rec)
 	var slept []time.Duration
 	var mu sync.Mutex
-	w, err := notify.New([]drover.Webhook{{URL: srv.URL + "/hook?token=s3cret", Timeout: 5 * time.Second,
+	w, err := notify.New([]notify.Webhook{{URL: srv.URL + "/hook?token=s3cret", Timeout: 5 * time.Second,
 		Headers: map[string]string{"Authorization": "Bearer ${HOOK_TOKEN}"}}},
 		notify.Options{Service: "hello", Env: "prod", Seed: 1,
 			LookupEnv: func(k string) (string, bool) { return map[string]string{"HOOK_TOKEN": "tok-123"}[k], k == "HOOK_TOKEN" },
@@ -157,7 +157,7 @@ func TestWebhookExactlyOnceWithRetries(t *testing.T) {
 func TestWebhookCarriesOverrides(t *testing.T) {
 	rec := &receiver{}
 	srv := newReceiver(t, rec)
-	w, err := notify.New([]drover.Webhook{{URL: srv.URL}}, notify.Options{Sleep: noSleep})
+	w, err := notify.New([]notify.Webhook{{URL: srv.URL}}, notify.Options{Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestWebhookCarriesOverrides(t *testing.T) {
 func TestWebhookEventFilter(t *testing.T) {
 	rec := &receiver{}
 	srv := newReceiver(t, rec)
-	w, err := notify.New([]drover.Webhook{{URL: srv.URL, Events: []string{"finish"}}}, notify.Options{Sleep: noSleep})
+	w, err := notify.New([]notify.Webhook{{URL: srv.URL, Events: []string{"finish"}}}, notify.Options{Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestWebhookGivesUpAndReportsSafely(t *testing.T) {
 	srv := newReceiver(t, rec)
 	var slept []time.Duration
 	var reported []string
-	w, err := notify.New([]drover.Webhook{{URL: srv.URL + "/x?token=s3cret", Events: []string{"start"}}}, notify.Options{
+	w, err := notify.New([]notify.Webhook{{URL: srv.URL + "/x?token=s3cret", Events: []string{"start"}}}, notify.Options{
 		Attempts: 6, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
 		Sleep:   func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil },
 		OnError: func(hook string, err error) { reported = append(reported, hook+": "+err.Error()) },
@@ -261,7 +261,7 @@ func (r *receiver) keys() []string {
 func TestWebhookClientErrorNotRetried(t *testing.T) {
 	rec := &receiver{status: http.StatusUnauthorized}
 	srv := newReceiver(t, rec)
-	w, _ := notify.New([]drover.Webhook{{URL: srv.URL, Events: []string{"start"}}}, notify.Options{Sleep: noSleep})
+	w, _ := notify.New([]notify.Webhook{{URL: srv.URL, Events: []string{"start"}}}, notify.Options{Sleep: noSleep})
 	w.Emit(events()[0])
 	if err := w.Close(context.Background()); err == nil {
 		t.Fatal("Close: no error for an undelivered event")
@@ -279,7 +279,7 @@ func TestWebhookNeverBlocksTheDeploy(t *testing.T) {
 	rec := &receiver{block: make(chan struct{})}
 	srv := newReceiver(t, rec)
 	defer close(rec.block)
-	w, err := notify.New([]drover.Webhook{{URL: srv.URL, Timeout: time.Minute}}, notify.Options{QueueSize: 3, Sleep: noSleep})
+	w, err := notify.New([]notify.Webhook{{URL: srv.URL, Timeout: time.Minute}}, notify.Options{QueueSize: 3, Sleep: noSleep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestWebhookNeverBlocksTheDeploy(t *testing.T) {
 }
 
 func TestWebhookMissingEnvIsBadInput(t *testing.T) {
-	_, err := notify.New([]drover.Webhook{{URL: "https://x/hook", Headers: map[string]string{"Authorization": "Bearer ${NOPE_TOKEN}"}}},
+	_, err := notify.New([]notify.Webhook{{URL: "https://x/hook", Headers: map[string]string{"Authorization": "Bearer ${NOPE_TOKEN}"}}},
 		notify.Options{LookupEnv: func(string) (string, bool) { return "", false }})
 	if drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "NOPE_TOKEN") || !strings.Contains(err.Error(), "webhooks[0].headers.Authorization") {
 		t.Fatalf("New: %v, want EINVALID naming the variable and the header", err)

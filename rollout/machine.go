@@ -76,7 +76,27 @@ type Machine struct {
 	out     []Action // decided, not yet handed out by Ready
 	notes   []Note   // not yet handed out by Ready
 	verdict Verdict
+
+	// mutant breaks one rolling rule on purpose. New leaves it zero;
+	// only TestPropertiesFindBugs sets it, to prove that the invariant
+	// model would catch that bug if a change brought it in.
+	mutant mutant
 }
+
+// mutant names a rule TestPropertiesFindBugs breaks.
+type mutant uint8
+
+const (
+	noMutant mutant = iota
+	// mutantForwardRollback restores groups in plan order.
+	mutantForwardRollback
+	// mutantSpareFinished leaves the hosts of groups that finished (the
+	// canaries) on the new release after a halt.
+	mutantSpareFinished
+	// mutantFailedSwitchUnswitched takes a failed switch for one that
+	// changed nothing, so the host is repooled on whatever it was left on.
+	mutantFailedSwitchUnswitched
+)
 
 // group is one group of the plan and its progress.
 type group struct {
@@ -256,7 +276,7 @@ func (m *Machine) Report(now time.Time, r Result) error {
 	case r.Step == StepStage && r.Outcome == OK:
 		h.staged = true
 	case r.Step == StepSwitch:
-		h.switched = r.Outcome == OK || !r.Unchanged
+		h.switched = r.Outcome == OK || !r.Unchanged && m.mutant != mutantFailedSwitchUnswitched
 	case r.Step == StepRestore && r.Outcome == OK:
 		h.restored = true
 	case r.Step == StepStartIdle:

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -91,6 +92,9 @@ func (m *Machine) startRollback(now time.Time) {
 	var parts []string
 	for gi := min(m.cur, len(m.groups)-1); gi >= 0; gi-- {
 		g := m.groups[gi]
+		if m.mutant == mutantSpareFinished && gi < m.cur {
+			continue
+		}
 		// Hosts out of rotation come first so that, with at most Batch
 		// hosts restoring at once, the group never has more than Batch
 		// hosts out of rotation.
@@ -117,6 +121,9 @@ func (m *Machine) startRollback(now time.Time) {
 			total += len(g.rbQueue)
 			parts = append(parts, fmt.Sprintf("%s %d", g.plan.Name, len(g.rbQueue)))
 		}
+	}
+	if m.mutant == mutantForwardRollback {
+		slices.Reverse(m.rbOrder)
 	}
 	if total == 0 {
 		m.finish(now)

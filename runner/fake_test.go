@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/release"
 )
 
 // Operations recorded in the call log: host calls, then store writes.
@@ -319,7 +320,7 @@ func (f *fakeFleet) templates(rel *drover.Release, names []string) (map[string][
 	if ok {
 		return t, nil
 	}
-	t, err := rel.ReadFiles(names)
+	t, err := release.ReadFiles(rel, names)
 	if err != nil {
 		return nil, err
 	}

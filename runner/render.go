@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"drover"
+	"drover/release"
 )
 
 // renderer renders config files for hosts from one release.
@@ -22,7 +23,7 @@ func newRenderer(s *drover.Spec, rel *drover.Release) (*renderer, error) {
 	for _, f := range s.ConfigFiles {
 		names = append(names, f.Template)
 	}
-	t, err := rel.ReadFiles(names)
+	t, err := release.ReadFiles(rel, names)
 	if err != nil {
 		return nil, err
 	}

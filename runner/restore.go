@@ -235,7 +235,7 @@ func (r *Runner) rollbackTarget(ctx context.Context, cs *conns, host string, st 
 		for i := len(st.History) - 1; i >= 0 && target == ""; i-- {
 			e := st.History[i]
 			for _, s := range []string{e.To, e.From} {
-				if s != "" && (s == to || strings.HasPrefix(s, to+"+")) {
+				if drover.SlotHolds(s, to) {
 					target = s
 					break
 				}

@@ -8,30 +8,21 @@ import (
 	"drover"
 )
 
-// releaseOfSlot is the release ID a slot holds: a slot is the release ID,
-// or <id>+<config hash> after a config-only change.
-func releaseOfSlot(slot string) string {
-	if i := strings.IndexByte(slot, '+'); i >= 0 {
-		return slot[:i]
-	}
-	return slot
-}
-
 // hostReleases maps each release ID the host has been on to its version.
 func hostReleases(st drover.HostState) map[string]string {
 	out := map[string]string{}
 	for _, e := range st.History {
 		if e.To != "" {
-			out[releaseOfSlot(e.To)] = e.Version
+			out[drover.SlotRelease(e.To)] = e.Version
 		}
 		if e.From != "" {
-			if _, ok := out[releaseOfSlot(e.From)]; !ok {
-				out[releaseOfSlot(e.From)] = ""
+			if _, ok := out[drover.SlotRelease(e.From)]; !ok {
+				out[drover.SlotRelease(e.From)] = ""
 			}
 		}
 	}
 	if st.Current != "" {
-		id := releaseOfSlot(st.Current)
+		id := drover.SlotRelease(st.Current)
 		if st.Release != "" {
 			id = st.Release
 		}
@@ -102,7 +93,7 @@ func firstReleaseError(st drover.HostState) *drover.Error {
 		return drover.Errorf(drover.ENOTFOUND, "no previous release to roll back to (current %s)", st.ReleaseLabel(st.Current)).
 			WithHint("the host is on the release another tool deployed; to change it, deploy the release you want (`drover deploy --release DIR`)")
 	}
-	cur := releaseOfSlot(st.Current)
+	cur := drover.SlotRelease(st.Current)
 	if st.Release != "" {
 		cur = st.Release
 	}

@@ -148,3 +148,29 @@ func hostList(s *drover.Spec) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// ConfirmGroups names the groups with confirm: true that a deploy limited
+// by limit reaches, in file order: the questions it will ask a person. The
+// CLI without a terminal and the server (which has none) refuse such a
+// deploy before it starts unless it was confirmed in advance: finding out
+// after the canary was switched would leave the fleet half-deployed,
+// waiting on a prompt nobody sees.
+func ConfirmGroups(s *drover.Spec, limit string) ([]string, error) {
+	targets, err := SelectHosts(s, limit)
+	if err != nil {
+		return nil, err
+	}
+	var asks []string
+	for _, g := range s.Groups {
+		if !g.Confirm {
+			continue
+		}
+		for _, h := range g.Hosts {
+			if targets[h] {
+				asks = append(asks, g.Name)
+				break
+			}
+		}
+	}
+	return asks, nil
+}

@@ -147,3 +147,31 @@ func TestPlanTouchesNothing(t *testing.T) {
 		t.Errorf("h01 diffs: %+v", h01.Diffs)
 	}
 }
+
+// ConfirmGroups names only the confirm groups a --limit reaches: the CLI
+// and the server refuse those deploys without a way to ask.
+func TestConfirmGroups(t *testing.T) {
+	spec := testSpec(4) // canary h01, default h02..h04
+	spec.Groups[0].Confirm = true
+	spec.Groups[1].Confirm = true
+	for _, tt := range []struct {
+		limit string
+		want  []string
+	}{
+		{"", []string{"canary", "default"}},
+		{"h01", []string{"canary"}},
+		{"h0[2-4]", []string{"default"}},
+	} {
+		got, err := ConfirmGroups(spec, tt.limit)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ConfirmGroups(%q) = %v, %v; want %v", tt.limit, got, err, tt.want)
+		}
+	}
+	spec.Groups[1].Confirm = false
+	if got, err := ConfirmGroups(spec, "h02"); err != nil || got != nil {
+		t.Errorf("no confirm group reached: %v, %v", got, err)
+	}
+	if _, err := ConfirmGroups(spec, "nosuchhost"); err == nil {
+		t.Error("a --limit that matches nothing: no error")
+	}
+}

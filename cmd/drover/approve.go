@@ -94,15 +94,16 @@ type decisionEnv struct {
 }
 
 func (a *app) openDecisions(f specFlags) (*decisionEnv, error) {
-	spec, err := config.Load(f.config, f.env)
+	cfg, err := config.LoadConfig(f.config, f.env)
 	if err != nil {
 		return nil, err
 	}
+	spec := cfg.Spec
 	dir, err := stateDir(spec)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(spec, dir)
+	st, err := openStore(spec, cfg.Etcd, dir)
 	if err != nil {
 		return nil, err
 	}

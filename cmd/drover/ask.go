@@ -28,21 +28,9 @@ func (a *app) checkConfirm(spec *drover.Spec, limit string, yes bool) error {
 	if yes || isTerminal(a.stdin) {
 		return nil
 	}
-	targets, err := runner.SelectHosts(spec, limit)
+	asks, err := runner.ConfirmGroups(spec, limit)
 	if err != nil {
 		return err
-	}
-	var asks []string
-	for _, g := range spec.Groups {
-		if !g.Confirm {
-			continue
-		}
-		for _, h := range g.Hosts {
-			if targets[h] {
-				asks = append(asks, g.Name)
-				break
-			}
-		}
 	}
 	if len(asks) == 0 {
 		return nil

@@ -153,16 +153,17 @@ type env struct {
 }
 
 func (a *app) open(f specFlags, sink drover.EventSink) (*env, error) {
-	spec, err := config.Load(f.config, f.env)
+	cfg, err := config.LoadConfig(f.config, f.env)
 	if err != nil {
 		return nil, err
 	}
-	return a.openSpec(spec, f, sink)
+	return a.openSpec(cfg, f, sink)
 }
 
-// openSpec is open for a spec already loaded (drover server opens one per
-// run of a service it loaded at start).
-func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*env, error) {
+// openSpec is open for a config already loaded (drover server opens one
+// per run of a service it loaded at start).
+func (a *app) openSpec(cfg *config.Config, f specFlags, sink drover.EventSink) (*env, error) {
+	spec := cfg.Spec
 	if p, ok := sink.(*printer); ok {
 		p.quietRotation = !spec.HasRotation()
 	}
@@ -170,7 +171,7 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(spec, dir)
+	st, err := openStore(spec, cfg.Etcd, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +182,7 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 	case "local":
 		tr = newLocalTransport(a.stderr)
 	case "ssh":
-		ssht := newSSHTransport(spec, f, a.stderr)
+		ssht := newSSHTransport(cfg.SSH, f, a.stderr)
 		tr, closeTransport = ssht, ssht.Close
 		if w := fileLimitWarning(len(spec.Hosts), a.fileSoft, a.fileHard); w != "" {
 			fmt.Fprintln(a.stderr, w)
@@ -190,7 +191,7 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 		st.Close()
 		return nil, drover.Errorf(drover.EINVALID, "transport %q is not available in this build", spec.Transport).At(spec.Source).WithHint("use transport: local")
 	}
-	sink, closeObserve, err := a.observe(spec, sink)
+	sink, closeObserve, err := a.observe(spec, cfg.Adapters, sink)
 	if err != nil {
 		if closeTransport != nil {
 			closeTransport()

@@ -16,6 +16,7 @@ import (
 	"drover"
 	"drover/config"
 	"drover/release"
+	"drover/report"
 	"drover/rollout"
 	"drover/runner"
 	"drover/server"
@@ -209,8 +210,8 @@ func (a *app) remoteStatus(ctx context.Context, f specFlags, asJSON bool) error 
 	tw.Flush()
 	// The deploy running and those that never finished, as the server
 	// sees them: what the lock error's "see `drover status`" promises.
-	var running *runningDeploy
-	var unfinished []unfinishedDeploy
+	var running *report.RunningDeploy
+	var unfinished []report.UnfinishedDeploy
 	if len(st.Running) > 0 {
 		if err := json.Unmarshal(st.Running, &running); err != nil {
 			return drover.Errorf(drover.EINTERNAL, "%s: status: the running deploy: %v", a.remote.url, err)
@@ -242,11 +243,11 @@ func (a *app) remoteHistory(ctx context.Context, f specFlags, limit int, asJSON 
 	if err != nil {
 		return err
 	}
-	rows := make([]historyRow, 0, len(recs))
+	rows := make([]report.HistoryRow, 0, len(recs))
 	for _, r := range recs {
-		row := historyRow{DeployRecord: r, Status: r.Outcome}
+		row := report.HistoryRow{DeployRecord: r, Status: r.Outcome}
 		if r.Finished.IsZero() {
-			row.Status = statusUnknown
+			row.Status = report.StatusUnknown
 		} else {
 			row.Duration = r.Finished.Sub(r.Started).Seconds()
 		}

@@ -149,10 +149,11 @@ func completeEnv(c *cobra.Command, _ []string, toComplete string) ([]string, cob
 // A TAB creates nothing: a state directory without a database stays so.
 func completionHistory(c *cobra.Command) []drover.DeployRecord {
 	path, env := configFlag(c)
-	spec, err := config.Load(path, env)
+	cfg, err := config.LoadConfig(path, env)
 	if err != nil {
 		return nil
 	}
+	spec := cfg.Spec
 	dir, err := stateDir(spec)
 	if err != nil {
 		return nil
@@ -162,7 +163,7 @@ func completionHistory(c *cobra.Command) []drover.DeployRecord {
 			return nil
 		}
 	}
-	st, err := openStore(spec, dir)
+	st, err := openStore(spec, cfg.Etcd, dir)
 	if err != nil {
 		return nil
 	}
@@ -170,7 +171,11 @@ func completionHistory(c *cobra.Command) []drover.DeployRecord {
 	// A shell waits for this: an unreachable store answers nothing, soon.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	recs, err := reader(st).Deploys(ctx, drover.DeployQuery{Key: runner.Key(spec), Limit: 50})
+	hr, err := historyReader(st)
+	if err != nil {
+		return nil
+	}
+	recs, err := hr.Deploys(ctx, drover.DeployQuery{Key: runner.Key(spec), Limit: 50})
 	if err != nil {
 		return nil
 	}

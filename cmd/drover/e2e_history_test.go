@@ -28,6 +28,7 @@ import (
 	"drover"
 	"drover/internal/localfleet"
 	"drover/notify"
+	"drover/report"
 	"drover/store/sqlite"
 )
 
@@ -42,11 +43,11 @@ func newFleetWith(t *testing.T, hosts int, extra string) *localfleet.Fleet {
 }
 
 // historyRows runs `drover history --json` and decodes it.
-func historyRows(t *testing.T, f *localfleet.Fleet, args ...string) []historyRow {
+func historyRows(t *testing.T, f *localfleet.Fleet, args ...string) []report.HistoryRow {
 	t.Helper()
 	r := runDrover(t, append([]string{"history", "-c", f.Config, "--json", "-n", "0"}, args...)...)
 	mustExit(t, r, 0)
-	var rows []historyRow
+	var rows []report.HistoryRow
 	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
 		t.Fatalf("history --json: %v\n%s", err, r.stdout)
 	}
@@ -161,7 +162,7 @@ func TestHistorySqliteReadersWhileDeploying(t *testing.T) {
 		if len(rows) != 2 || rows[0].ID != id {
 			t.Fatalf("history while deploying: %+v", rows)
 		}
-		if rows[0].Status == statusRunning {
+		if rows[0].Status == report.StatusRunning {
 			running = true
 		}
 		r := runDrover(t, "show", "-c", f.Config, id)
@@ -199,7 +200,7 @@ func TestHistorySqliteReadersWhileDeploying(t *testing.T) {
 	// show: a timeline per host with every step's outcome and duration.
 	r := runDrover(t, "show", "-c", f.Config, id, "--json")
 	mustExit(t, r, 0)
-	var v deployView
+	var v report.DeployView
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +291,7 @@ func TestHistoryKilledDeployIsInterruptedThenResumed(t *testing.T) {
 	}
 
 	rows := historyRows(t, f)
-	if len(rows) != 2 || rows[0].ID != id || rows[0].Status != statusInterrupted || rows[0].Outcome != "" || !rows[0].Finished.IsZero() {
+	if len(rows) != 2 || rows[0].ID != id || rows[0].Status != report.StatusInterrupted || rows[0].Outcome != "" || !rows[0].Finished.IsZero() {
 		t.Fatalf("history after kill -9: %+v", rows)
 	}
 	r := runDrover(t, "history", "-c", f.Config)
@@ -333,18 +334,18 @@ func TestHistoryKilledDeployIsInterruptedThenResumed(t *testing.T) {
 }
 
 // stragglerJSON runs status --stragglers --json.
-func stragglerJSON(t *testing.T, f *localfleet.Fleet, args ...string) stragglerReport {
+func stragglerJSON(t *testing.T, f *localfleet.Fleet, args ...string) report.Stragglers {
 	t.Helper()
 	r := runDrover(t, append([]string{"status", "-c", f.Config, "--stragglers", "--json"}, args...)...)
 	mustExit(t, r, 0)
-	var rep stragglerReport
+	var rep report.Stragglers
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("status --stragglers --json: %v\n%s", err, r.stdout)
 	}
 	return rep
 }
 
-func stragglerNames(rep stragglerReport) []string {
+func stragglerNames(rep report.Stragglers) []string {
 	out := []string{}
 	for _, h := range rep.Hosts {
 		out = append(out, h.Name)
@@ -434,11 +435,11 @@ func TestHistoryDiffEnvironments(t *testing.T) {
 	mustExit(t, deploy(t, f, v1, "--env", "production"), 0)
 	mustExit(t, deploy(t, f, v2, "--env", "staging"), 0)
 
-	diff := func() envDiff {
+	diff := func() report.EnvDiff {
 		t.Helper()
 		r := runDrover(t, "diff", "-c", f.Config, "staging", "production", "--json")
 		mustExit(t, r, 0)
-		var d envDiff
+		var d report.EnvDiff
 		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
 			t.Fatalf("diff --json: %v\n%s", err, r.stdout)
 		}
@@ -688,37 +689,6 @@ func TestHistoryParseSince(t *testing.T) {
 	for _, bad := range []string{"yesterday", "7 days", "-5m", "1.5d", "2026-13-01"} {
 		if _, err := parseSince(bad, now); err == nil {
 			t.Errorf("parseSince(%q): no error", bad)
-		}
-	}
-}
-
-// A deploy that never finished is running only while the lock's recorded
-// holder is that deploy and its process lives on this machine.
-func TestHistoryDeployStatus(t *testing.T) {
-	t.Parallel()
-	host, _ := os.Hostname()
-	open := drover.DeployRecord{ID: "d-1"}
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		name   string
-		d      drover.DeployRecord
-		holder *drover.LockOwner
-		err    error
-		want   string
-	}{
-		{"finished", drover.DeployRecord{ID: "d-1", Finished: time.Now(), Outcome: drover.OutcomeRolledBack}, nil, nil, drover.OutcomeRolledBack},
-		{"no holder", open, nil, nil, statusInterrupted},
-		{"holder is another deploy", open, &drover.LockOwner{PID: os.Getpid(), Machine: host, DeployID: "d-2"}, nil, statusInterrupted},
-		{"live holder", open, &drover.LockOwner{PID: os.Getpid(), Machine: host, DeployID: "d-1"}, nil, statusRunning},
-		{"dead holder", open, &drover.LockOwner{PID: dead.ProcessState.Pid(), Machine: host, DeployID: "d-1"}, nil, statusInterrupted},
-		{"other machine", open, &drover.LockOwner{PID: 1, Machine: host + "-elsewhere", DeployID: "d-1"}, nil, statusUnknown},
-		{"store cannot tell", open, nil, errNoLockHolder, statusUnknown},
-	} {
-		if got := deployStatus(tt.d, tt.holder, tt.err); got != tt.want {
-			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

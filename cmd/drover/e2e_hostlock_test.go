@@ -149,7 +149,7 @@ func TestE2EResumeWaitsForDeadRunsHook(t *testing.T) {
 func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
 	t.Parallel()
 	f := newSSHFleet(t, 2)
-	spec, err := config.Load(f.Config, "")
+	spec, err := config.LoadConfig(f.Config, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"drover"
 	"drover/config"
 	"drover/internal/localfleet"
+	"drover/report"
 )
 
 // normalize replaces what changes from run to run (deploy IDs, times,
@@ -127,16 +128,16 @@ func TestE2EStatusShowsRunningAndInterruptedDeploy(t *testing.T) {
 		}
 	}
 	var sv struct {
-		Running    *runningDeploy     `json:"running"`
-		Unfinished []unfinishedDeploy `json:"unfinished"`
-		Hosts      []json.RawMessage  `json:"hosts"`
+		Running    *report.RunningDeploy     `json:"running"`
+		Unfinished []report.UnfinishedDeploy `json:"unfinished"`
+		Hosts      []json.RawMessage         `json:"hosts"`
 	}
 	r = runDrover(t, "status", "-c", f.Config, "--json")
 	mustExit(t, r, 0)
 	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, r.stdout)
 	}
-	if sv.Running == nil || sv.Running.ID != id || sv.Running.Status != statusRunning || sv.Running.Holder.PID != cmd.Process.Pid || sv.Running.Phase == "" || len(sv.Hosts) != 2 {
+	if sv.Running == nil || sv.Running.ID != id || sv.Running.Status != report.StatusRunning || sv.Running.Holder.PID != cmd.Process.Pid || sv.Running.Phase == "" || len(sv.Hosts) != 2 {
 		t.Errorf("status --json while deploying: %+v\n%s", sv.Running, r.stdout)
 	}
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"drover/report"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -103,11 +104,11 @@ func TestE2EPromote(t *testing.T) {
 			t.Errorf("%s runs %q, want staging's %q", h, got, id)
 		}
 	}
-	diff := func() envDiff {
+	diff := func() report.EnvDiff {
 		t.Helper()
 		r := runDrover(t, "diff", "-c", f.Config, "staging", "prod", "--json")
 		mustExit(t, r, 0)
-		var d envDiff
+		var d report.EnvDiff
 		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
 			t.Fatalf("diff --json: %v\n%s", err, r.stdout)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"drover"
 	"drover/internal/localfleet"
+	"drover/report"
 )
 
 func TestE2EServerStatusShowsRunningAndUnfinished(t *testing.T) {
@@ -55,14 +56,14 @@ func TestE2EServerStatusShowsRunningAndUnfinished(t *testing.T) {
 	}
 	r = runDrover(t, append([]string{"status", "--json"}, remote...)...)
 	var sv struct {
-		Running    *runningDeploy     `json:"running"`
-		Unfinished []unfinishedDeploy `json:"unfinished"`
-		Hosts      []json.RawMessage  `json:"hosts"`
+		Running    *report.RunningDeploy     `json:"running"`
+		Unfinished []report.UnfinishedDeploy `json:"unfinished"`
+		Hosts      []json.RawMessage         `json:"hosts"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &sv); err != nil {
 		t.Fatalf("status --server --json: %v\n%s", err, r)
 	}
-	if sv.Running == nil || sv.Running.Status != statusRunning || sv.Running.Version != "1.0.0" || len(sv.Hosts) != 3 {
+	if sv.Running == nil || sv.Running.Status != report.StatusRunning || sv.Running.Version != "1.0.0" || len(sv.Hosts) != 3 {
 		t.Errorf("status --server --json while a deploy runs: %+v\n%s", sv.Running, r.stdout)
 	}
 	mustExit(t, runDrover(t, append([]string{"approve"}, remote...)...), 0)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/report"
 )
 
 // TestHistoryTableOneLinePerRow: messages and summaries with newlines,
@@ -15,7 +16,7 @@ import (
 func TestHistoryTableOneLinePerRow(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.Local)
-	rows := []historyRow{
+	rows := []report.HistoryRow{
 		{DeployRecord: drover.DeployRecord{ID: "d-1", Kind: "deploy", Version: "2.0.0", User: "ann", Machine: "m1", Started: at,
 			Finished: at.Add(3 * time.Second), Message: "fix\nthe\tthing\r\x1b[2J",
 			Summary: "halted: h01: validate failed:\nnginx: [emerg] unknown directive \"foo\" in /etc/nginx.conf:3\nnginx: configuration file test failed\n" + strings.Repeat("x", 200)},

@@ -40,10 +40,9 @@ OP ` + sshtransport.OpServe + ` serves many requests, one after another, on the 
 	return c
 }
 
-// newSSHTransport is transport ssh for spec, with the command line's
-// --host-binary and --ssh-accept-new over the config's.
-func newSSHTransport(spec *drover.Spec, f specFlags, stderr interface{ Write([]byte) (int, error) }) *sshtransport.Transport {
-	cfg := spec.SSH
+// newSSHTransport is transport ssh with the config's ssh: settings, the
+// command line's --host-binary and --ssh-accept-new over them.
+func newSSHTransport(cfg sshtransport.Config, f specFlags, stderr interface{ Write([]byte) (int, error) }) *sshtransport.Transport {
 	if f.hostBinary != "" {
 		cfg.HostBinary = f.hostBinary
 	}

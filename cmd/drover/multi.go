@@ -195,34 +195,12 @@ func (a *app) multiRun(ctx context.Context, files []string, f specFlags, output 
 		}
 		codes = append(codes, s.code)
 	}
-	worst := worstExit(codes)
+	worst := drover.WorstExit(codes)
 	if output != "json" {
 		fmt.Fprintf(a.stdout, "\n%d services: exit %d\n", len(svcs), worst)
 	}
 	a.exit(worst)
 	return nil
-}
-
-// exitSeverity orders exit codes from worst to best for a run of several
-// services: a fleet that needs a person first, then one rolled back, one
-// with failed hosts, one that did not run because of the lock, one with
-// bad input.
-var exitSeverity = []int{drover.ExitNeedsPerson, drover.ExitRolledBack, drover.ExitPartial, drover.ExitLocked, drover.ExitUsage, drover.ExitOK}
-
-func worstExit(codes []int) int {
-	worst := drover.ExitOK
-	rank := func(c int) int {
-		if i := slices.Index(exitSeverity, c); i >= 0 {
-			return i
-		}
-		return 0 // unknown codes are the worst
-	}
-	for _, c := range codes {
-		if rank(c) < rank(worst) {
-			worst = c
-		}
-	}
-	return worst
 }
 
 // deployMulti is `drover deploy` with several configs.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"drover/report"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,37 +35,15 @@ func TestPromoteUsage(t *testing.T) {
 	}
 }
 
-// TestOneRelease: diff's "the same release" needs one release on every
-// host of each side; a host on none, another release or not answering
-// makes it "no one release".
-func TestOneRelease(t *testing.T) {
-	side := func(unreachable int, rels ...string) *envSide {
-		s := &envSide{Releases: map[string]int{}, Unreachable: unreachable}
-		for _, r := range rels {
-			s.Releases[r]++
-		}
-		return s
-	}
-	for _, tc := range []struct {
-		sides map[string]*envSide
-		want  string
-	}{
-		{map[string]*envSide{"web": side(0, "1.0-a", "1.0-a"), "db": side(0, "1.0-a")}, "1.0-a"},
-		{map[string]*envSide{"web": side(0, "1.0-a"), "db": side(0, "1.0-b")}, ""},
-		{map[string]*envSide{"web": side(0, "1.0-a", "-")}, ""},
-		{map[string]*envSide{"web": side(1, "1.0-a")}, ""},
-		{map[string]*envSide{}, ""},
-	} {
-		if got := oneRelease(tc.sides); got != tc.want {
-			t.Errorf("oneRelease(%v) = %q, want %q", tc.sides, got, tc.want)
-		}
-	}
-	d := envDiff{A: "staging", B: "prod", ReleaseA: "1.0-a", ReleaseB: "1.0-a", SameRelease: true}
-	if got := d.sameReleaseLine(); got != "staging and prod run the same release, 1.0-a" {
+// TestSameReleaseLine: diff's last line names both sides' one release, or
+// says a side runs no one release (report.TestOneRelease decides which).
+func TestSameReleaseLine(t *testing.T) {
+	d := report.EnvDiff{A: "staging", B: "prod", ReleaseA: "1.0-a", ReleaseB: "1.0-a", SameRelease: true}
+	if got := sameReleaseLine(d); got != "staging and prod run the same release, 1.0-a" {
 		t.Errorf("same: %q", got)
 	}
-	d = envDiff{A: "staging", B: "prod", ReleaseA: "2.0-c"}
-	if got := d.sameReleaseLine(); got != "not the same release: staging runs 2.0-c, prod runs no one release" {
+	d = report.EnvDiff{A: "staging", B: "prod", ReleaseA: "2.0-c"}
+	if got := sameReleaseLine(d); got != "not the same release: staging runs 2.0-c, prod runs no one release" {
 		t.Errorf("differ: %q", got)
 	}
 }

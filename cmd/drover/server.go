@@ -16,6 +16,7 @@ import (
 
 	"drover"
 	"drover/config"
+	"drover/report"
 	"drover/runner"
 	"drover/server"
 )
@@ -80,18 +81,20 @@ Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
 				configs = []string{"drover.yaml"}
 			}
 			var services []server.Service
+			var loaded []*config.Config
 			for _, cf := range configs {
 				sf := f
 				sf.config = cf
 				if file, env, ok := strings.Cut(cf, "#"); ok {
 					sf.config, sf.env = file, env
 				}
-				spec, err := config.Load(sf.config, sf.env)
+				cfg, err := config.LoadConfig(sf.config, sf.env)
 				if err != nil {
 					return err
 				}
-				services = append(services, server.Service{Spec: spec, Open: func(sink drover.EventSink) (*runner.Runner, func(), error) {
-					e, err := a.openSpec(spec, sf, sink)
+				loaded = append(loaded, cfg)
+				services = append(services, server.Service{Spec: cfg.Spec, Open: func(sink drover.EventSink) (*runner.Runner, func(), error) {
+					e, err := a.openSpec(cfg, sf, sink)
 					if err != nil {
 						return nil, nil, err
 					}
@@ -106,7 +109,7 @@ Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
 				return err
 			}
 			// Services in etcd: this server is one of its replicas (server_ha.go).
-			rep, closeRep, err := serverReplica(srv, services, a.stderr)
+			rep, closeRep, err := serverReplica(srv, loaded, a.stderr)
 			if err != nil {
 				return err
 			}
@@ -260,7 +263,7 @@ A running server picks the new token up at once.`,
 // prints under the host table: the deploy running now and the deploys
 // that never finished (status_deploys.go).
 func activityJSON(ctx context.Context, st drover.Store, key string) (running, unfinished json.RawMessage, err error) {
-	r, u, err := deployActivity(ctx, st, key)
+	r, u, err := report.Activity(ctx, st, key)
 	if err != nil {
 		return nil, nil, err
 	}

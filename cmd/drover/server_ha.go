@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"drover"
+	"drover/config"
 	"drover/runner"
 	"drover/server"
 	"drover/store/etcd"
@@ -26,13 +27,13 @@ import (
 // The election is named after the set of services served, so replicas of
 // one set elect one leader and other sets under the same prefix do not
 // compete with them. close releases the election's connection.
-func serverReplica(srv *server.Server, services []server.Service, log io.Writer) (rep *server.Replica, close func(), err error) {
+func serverReplica(srv *server.Server, services []*config.Config, log io.Writer) (rep *server.Replica, close func(), err error) {
 	var keys []string
-	var first *drover.Spec
+	var first *config.Config
 	for _, s := range services {
 		keys = append(keys, runner.Key(s.Spec))
 		if s.Spec.Store == drover.StoreEtcd && first == nil {
-			first = s.Spec
+			first = s
 		}
 	}
 	if first == nil {
@@ -46,7 +47,7 @@ func serverReplica(srv *server.Server, services []server.Service, log io.Writer)
 		}
 	}
 	e := first.Etcd
-	st, err := etcd.Open(etcdOptions(e))
+	st, err := etcd.Open(e)
 	if err != nil {
 		return nil, nil, err
 	}

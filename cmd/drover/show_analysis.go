@@ -9,17 +9,6 @@ import (
 	"drover"
 )
 
-// analysisEvals are the evaluations a journal holds, in order.
-func analysisEvals(journal []drover.JournalEntry) []drover.AnalysisEval {
-	var out []drover.AnalysisEval
-	for _, j := range journal {
-		if j.Analysis != nil {
-			out = append(out, *j.Analysis)
-		}
-	}
-	return out
-}
-
 // printAnalyses prints a deploy's canary analysis evaluations, as the
 // journal kept them, as one table: when, which group and analysis, how it
 // came out, and whether it was the group's verdict or the result that

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/report"
 )
 
 // drover show's evaluations table: every evaluation in journal order, the
@@ -26,7 +27,7 @@ func TestPrintAnalyses(t *testing.T) {
 		ev(3, drover.AnalysisFail, true, true, "h01=0.21 above max 0.05\nsecond line"),
 	}
 	var b bytes.Buffer
-	printAnalyses(&b, analysisEvals(j))
+	printAnalyses(&b, report.AnalysisEvals(j))
 	out := b.String()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 5 || !strings.Contains(lines[0], "canary analysis: 3 evaluations") {
@@ -46,11 +47,11 @@ func TestPrintAnalyses(t *testing.T) {
 	// The per-host timeline leaves them out: no host "" with steps
 	// "analysis".
 	d := drover.DeployRecord{Hosts: []drover.DeployHost{{Name: "h01", Group: "canary"}}}
-	if hs := timeline(d, j, "rolled_back"); len(hs) != 1 || len(hs[0].Steps) != 1 {
+	if hs := report.Timeline(d, j, "rolled_back"); len(hs) != 1 || len(hs[0].Steps) != 1 {
 		t.Errorf("timeline %+v, want h01 with its one step", hs)
 	}
 	b.Reset()
-	printAnalyses(&b, analysisEvals(j[:1]))
+	printAnalyses(&b, report.AnalysisEvals(j[:1]))
 	if b.Len() != 0 {
 		t.Errorf("a deploy without analyses prints %q", b.String())
 	}

@@ -30,7 +30,7 @@ func newFleet(t *testing.T, n int) *Fleet {
 // drover itself reads it.
 func state(t *testing.T, f *Fleet, name string) error {
 	t.Helper()
-	spec, err := config.Load(f.Config, "")
+	spec, err := config.LoadConfig(f.Config, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestFleetOverRealSSH(t *testing.T) {
 // gone too, as when a machine dies.
 func TestDownKillsConnections(t *testing.T) {
 	f := newFleet(t, 2)
-	spec, err := config.Load(f.Config, "")
+	spec, err := config.LoadConfig(f.Config, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,9 @@
 package etcd_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv(helperEnv) != "" {
+	if os.Getenv(storetest.LockTakeoverEnv) != "" {
 		return m.Run() // the helper process uses its parent's etcd
 	}
 	dir, err := os.MkdirTemp("", "drover-etcd-test-")
@@ -192,122 +190,33 @@ func TestEtcdAppendOrder(t *testing.T) {
 	}
 }
 
-const helperEnv = "DROVER_STORE_ETCD_LOCK_HELPER"
-
 // TestEtcdLockHelperProcess is not a test: TestEtcdLockTakeoverAfterDeath
-// runs the test binary again with helperEnv set (endpoint and prefix), and
-// this takes the lock and begins a deploy in that child, then waits to be
-// killed.
+// runs the test binary again (with the parent's endpoint and a prefix) to
+// hold the lock in this function.
 func TestEtcdLockHelperProcess(t *testing.T) {
-	v := os.Getenv(helperEnv)
-	if v == "" {
-		t.Skip("helper process for TestEtcdLockTakeoverAfterDeath")
-	}
-	ep, prefix, _ := strings.Cut(v, " ")
-	ctx := context.Background()
-	s, err := etcd.Open(etcd.Options{Endpoints: []string{ep}, Prefix: prefix, LeaseTTL: 2 * time.Second})
-	if err == nil {
-		_, err = s.Lock(ctx, "hello", drover.LockOwner{PID: os.Getpid(), User: "child", Machine: "m", DeployID: "d-child"})
-	}
-	if err == nil {
-		err = s.Begin(ctx, storetest.Record("d-child", "hello", 0))
-	}
-	if err == nil {
-		err = s.Append(ctx, "d-child", drover.JournalEntry{Host: "h01", Step: "depool", Phase: "start"})
-	}
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("locked")
-	time.Sleep(time.Minute)
-	os.Exit(1) // not killed: the parent fails on its own
+	storetest.LockTakeoverHelper(t, openLocation)
 }
 
-// The lock holds across processes while the holder lives (its lease is
-// kept alive past the TTL); after SIGKILL the lease expires within the
-// TTL, the next Lock takes the lock and reports the dead holder, and the
-// dead process's deploy and journal are there for recovery.
+// etcdTakeoverTTL is the lease TTL of the takeover test's stores.
+const etcdTakeoverTTL = 2 * time.Second
+
+// openLocation opens the store at "<endpoint> <prefix>".
+func openLocation(loc string) (drover.Store, error) {
+	ep, prefix, _ := strings.Cut(loc, " ")
+	return etcd.Open(etcd.Options{Endpoints: []string{ep}, Prefix: prefix, LeaseTTL: etcdTakeoverTTL})
+}
+
+// The live child keeps its lease alive past the TTL; after SIGKILL the
+// lease expires within the TTL, plus up to one election timeout (1 s)
+// etcd may add.
 func TestEtcdLockTakeoverAfterDeath(t *testing.T) {
-	ctx := context.Background()
-	prefix := newPrefix()
-	const ttl = 2 * time.Second
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEtcdLockHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+endpoint+" "+prefix)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Scan()
-		line <- sc.Text()
-	}()
-	select {
-	case l := <-line:
-		if l != "locked" {
-			t.Fatalf("child: %q", l)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("child did not take the lock")
-	}
-	child := cmd.Process.Pid
-
-	s := openAt(t, prefix, ttl)
-	// Past the TTL, the live child still holds it.
-	time.Sleep(ttl + time.Second)
-	_, err = s.Lock(ctx, "hello", drover.LockOwner{})
-	if drover.ErrorCode(err) != drover.ELOCKED || !strings.Contains(err.Error(), fmt.Sprintf("pid %d user child", child)) {
-		t.Fatalf("Lock while the child holds it: %v", err)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	killed := time.Now()
-
-	if h, err := s.LockHolder(ctx, "hello"); err != nil || h == nil || h.PID != child {
-		t.Errorf("LockHolder after the holder died: %+v, %v; want the dead child", h, err)
-	}
-	var l drover.Lock
-	for {
-		l, err = s.Lock(ctx, "hello", drover.LockOwner{DeployID: "d-parent"})
-		if err == nil {
-			break
-		}
-		if drover.ErrorCode(err) != drover.ELOCKED {
-			t.Fatalf("Lock after the holder died: %v", err)
-		}
-		// etcd may add up to one election timeout (1 s) to the TTL.
-		if time.Since(killed) > ttl+2*time.Second {
-			t.Fatalf("lock still held %s after its holder died (TTL %s): %v", time.Since(killed), ttl, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("lock free %s after the holder died", time.Since(killed).Round(10*time.Millisecond))
-	prev := l.TakenOver()
-	if prev == nil || prev.PID != child || prev.DeployID != "d-child" || prev.User != "child" {
-		t.Fatalf("TakenOver() = %+v, want the dead child (pid %d)", prev, child)
-	}
-	un, err := s.Unfinished(ctx, "hello")
-	if err != nil || len(un) != 1 || un[0].ID != "d-child" {
-		t.Fatalf("Unfinished after the child died: %+v, %v", un, err)
-	}
-	if j, err := s.Journal(ctx, "d-child"); err != nil || len(j) != 1 || j[0].Step != "depool" {
-		t.Fatalf("the dead child's journal: %+v, %v", j, err)
-	}
-	l.Release()
-	l, err = s.Lock(ctx, "hello", drover.LockOwner{})
-	if err != nil || l.TakenOver() != nil {
-		t.Fatalf("Lock after a clean release: %v, taken over %+v", err, l.TakenOver())
-	}
-	l.Release()
+	storetest.RunLockTakeoverContract(t, storetest.LockTakeover{
+		HelperTest: "TestEtcdLockHelperProcess",
+		Location:   endpoint + " " + newPrefix(),
+		Open:       openLocation,
+		Expiry:     etcdTakeoverTTL + 2*time.Second,
+		HeldPast:   etcdTakeoverTTL + time.Second,
+	})
 }
 
 // A held lock whose lease is gone says so: the holder can stop.

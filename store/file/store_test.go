@@ -1,12 +1,10 @@
 package file_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +27,10 @@ func open(t *testing.T) *file.Store {
 
 func TestContract(t *testing.T) {
 	storetest.RunStoreContract(t, func(t *testing.T) drover.Store { return open(t) })
+}
+
+func TestContractHistoryReader(t *testing.T) {
+	storetest.RunHistoryReaderContract(t, func(t *testing.T) drover.Store { return open(t) })
 }
 
 func TestContractBatch(t *testing.T) {
@@ -155,96 +157,20 @@ func TestLock_SameProcessSeparateFiles(t *testing.T) {
 	l2.Release()
 }
 
-const helperEnv = "DROVER_STORE_FILE_LOCK_HELPER"
-
 // TestLockHelperProcess is not a test: TestLock_TakeoverAfterDeath runs
-// the test binary again with helperEnv set, and this takes the lock in
-// that child and waits to be killed.
+// the test binary again to hold the lock in this function.
 func TestLockHelperProcess(t *testing.T) {
-	dir := os.Getenv(helperEnv)
-	if dir == "" {
-		t.Skip("helper process for TestLock_TakeoverAfterDeath")
-	}
-	s, err := file.Open(dir)
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	if _, err := s.Lock(context.Background(), "hello", drover.LockOwner{PID: os.Getpid(), User: "child", Machine: "m", DeployID: "d-child"}); err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("locked")
-	time.Sleep(time.Minute)
-	os.Exit(1) // not killed: the parent fails on its own
+	storetest.LockTakeoverHelper(t, func(dir string) (drover.Store, error) { return file.Open(dir) })
 }
 
+// The kernel drops a flock when its holder dies; the lock file's content
+// still names the holder, which is how the next Lock reports it.
 func TestLock_TakeoverAfterDeath(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Scan()
-		line <- sc.Text()
-	}()
-	select {
-	case l := <-line:
-		if l != "locked" {
-			t.Fatalf("child: %q", l)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("child did not take the lock")
-	}
-	child := cmd.Process.Pid
-
-	s, err := file.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The child is alive: its lock holds across processes.
-	_, err = s.Lock(ctx, "hello", drover.LockOwner{})
-	if drover.ErrorCode(err) != drover.ELOCKED || !strings.Contains(err.Error(), fmt.Sprintf("pid %d user child", child)) {
-		t.Fatalf("Lock while the child holds it: %v", err)
-	}
-
-	// SIGKILL: no deferred Release, no cleanup; only the kernel drops
-	// the flock.
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-
-	l, err := s.Lock(ctx, "hello", drover.LockOwner{DeployID: "d-parent"})
-	if err != nil {
-		t.Fatalf("Lock after the holder died: %v", err)
-	}
-	defer l.Release()
-	prev := l.TakenOver()
-	if prev == nil || prev.PID != child || prev.DeployID != "d-child" || prev.User != "child" {
-		t.Fatalf("TakenOver() = %+v, want the dead child (pid %d)", prev, child)
-	}
-	if l.Owner().DeployID != "d-parent" {
-		t.Errorf("Owner() = %+v", l.Owner())
-	}
-	// Taken over once: after a clean release nobody is reported again.
-	l.Release()
-	l, err = s.Lock(ctx, "hello", drover.LockOwner{})
-	if err != nil || l.TakenOver() != nil {
-		t.Fatalf("Lock after a clean release: %v, taken over %+v", err, l.TakenOver())
-	}
-	l.Release()
+	storetest.RunLockTakeoverContract(t, storetest.LockTakeover{
+		HelperTest: "TestLockHelperProcess",
+		Location:   t.TempDir(),
+		Open:       func(dir string) (drover.Store, error) { return file.Open(dir) },
+	})
 }
 
 func journalPath(s *file.Store, key, id string) string {

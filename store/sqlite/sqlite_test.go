@@ -1,12 +1,9 @@
 package sqlite_test
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -324,107 +321,18 @@ func TestSqliteLockSeparateHandles(t *testing.T) {
 	l2.Release()
 }
 
-const helperEnv = "DROVER_STORE_SQLITE_LOCK_HELPER"
-
 // TestSqliteLockHelperProcess is not a test: TestSqliteLockTakeoverAfterDeath
-// runs the test binary again with helperEnv set, and this takes the lock
-// and begins a deploy in that child, then waits to be killed.
+// runs the test binary again to hold the lock in this function.
 func TestSqliteLockHelperProcess(t *testing.T) {
-	path := os.Getenv(helperEnv)
-	if path == "" {
-		t.Skip("helper process for TestSqliteLockTakeoverAfterDeath")
-	}
-	ctx := context.Background()
-	s, err := sqlite.Open(path)
-	if err == nil {
-		_, err = s.Lock(ctx, "hello", drover.LockOwner{PID: os.Getpid(), User: "child", Machine: "m", DeployID: "d-child"})
-	}
-	if err == nil {
-		err = s.Begin(ctx, storetest.Record("d-child", "hello", 0))
-	}
-	if err == nil {
-		err = s.Append(ctx, "d-child", drover.JournalEntry{Host: "h01", Step: "depool", Phase: "start"})
-	}
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(1)
-	}
-	fmt.Println("locked")
-	time.Sleep(time.Minute)
-	os.Exit(1) // not killed: the parent fails on its own
+	storetest.LockTakeoverHelper(t, func(path string) (drover.Store, error) { return sqlite.Open(path) })
 }
 
-// The lock holds across processes; after SIGKILL (no Release, no Close)
-// the next Lock takes it and reports the dead holder, and the dead
-// process's journal is intact for recovery.
 func TestSqliteLockTakeoverAfterDeath(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), sqlite.FileName)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSqliteLockHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+path)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Scan()
-		line <- sc.Text()
-	}()
-	select {
-	case l := <-line:
-		if l != "locked" {
-			t.Fatalf("child: %q", l)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("child did not take the lock")
-	}
-	child := cmd.Process.Pid
-
-	s, err := sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	_, err = s.Lock(ctx, "hello", drover.LockOwner{})
-	if drover.ErrorCode(err) != drover.ELOCKED || !strings.Contains(err.Error(), fmt.Sprintf("pid %d user child", child)) {
-		t.Fatalf("Lock while the child holds it: %v", err)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-
-	if h, err := s.LockHolder(ctx, "hello"); err != nil || h == nil || h.PID != child {
-		t.Errorf("LockHolder after the holder died: %+v, %v; want the dead child", h, err)
-	}
-	l, err := s.Lock(ctx, "hello", drover.LockOwner{DeployID: "d-parent"})
-	if err != nil {
-		t.Fatalf("Lock after the holder died: %v", err)
-	}
-	prev := l.TakenOver()
-	if prev == nil || prev.PID != child || prev.DeployID != "d-child" || prev.User != "child" {
-		t.Fatalf("TakenOver() = %+v, want the dead child (pid %d)", prev, child)
-	}
-	un, err := s.Unfinished(ctx, "hello")
-	if err != nil || len(un) != 1 || un[0].ID != "d-child" {
-		t.Fatalf("Unfinished after the child died: %+v, %v", un, err)
-	}
-	if j, err := s.Journal(ctx, "d-child"); err != nil || len(j) != 1 || j[0].Step != "depool" {
-		t.Fatalf("the dead child's journal: %+v, %v", j, err)
-	}
-	l.Release()
-	l, err = s.Lock(ctx, "hello", drover.LockOwner{})
-	if err != nil || l.TakenOver() != nil {
-		t.Fatalf("Lock after a clean release: %v, taken over %+v", err, l.TakenOver())
-	}
-	l.Release()
+	storetest.RunLockTakeoverContract(t, storetest.LockTakeover{
+		HelperTest: "TestSqliteLockHelperProcess",
+		Location:   filepath.Join(t.TempDir(), sqlite.FileName),
+		Open:       func(path string) (drover.Store, error) { return sqlite.Open(path) },
+	})
 }
 
 func TestSqliteNow(t *testing.T) {

@@ -4,9 +4,11 @@
 // rather than on one implementation's habits (the shape of litestream's
 // replica_client_test.go).
 //
-// What only one implementation can show — how a dead holder's lock is
-// detected, how a torn journal write looks on disk — stays in that
-// implementation's own tests.
+// How a holder that died is told from a live one differs by store (a
+// flock, an SQLite lock, an etcd lease) but what callers see does not:
+// RunLockTakeoverContract runs the same crash against each. What only one
+// implementation can show — how a torn journal write looks on disk — stays
+// in that implementation's own tests.
 package storetest
 
 import (

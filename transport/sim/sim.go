@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/release"
 )
 
 // Operations, as keys of Config.Ops and Record.Op. An exec is keyed
@@ -319,7 +320,7 @@ func (f *Fleet) templates(rel *drover.Release, files []drover.ConfigFile) (map[s
 	t := map[string][]byte{}
 	if len(names) > 0 {
 		var err error
-		if t, err = rel.ReadFiles(names); err != nil {
+		if t, err = release.ReadFiles(rel, names); err != nil {
 			return nil, err
 		}
 	}
@@ -374,7 +375,7 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	live := map[string]bool{h.state.Current: true, h.state.Previous: true}
-	for _, name := range []string{id, id + "+" + hash[:8]} {
+	for _, name := range drover.SlotCandidates(id, hash) {
 		s, exists := h.slots[name]
 		if exists && s.meta.Release == id && s.meta.ConfigHash == hash {
 			return drover.StageResult{Slot: name, ConfigHash: hash, Reused: true}, nil

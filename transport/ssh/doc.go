@@ -31,7 +31,7 @@
 // exec'ing `drover host serve` when drover is there: a host that already
 // holds this drover costs a single session for the whole command. A host whose OS or
 // architecture (uname -sm) differs from this machine's is refused with a
-// clear message unless SSHConfig.HostBinary (--host-binary) provides a
+// clear message unless Config.HostBinary (--host-binary) provides a
 // drover built for it.
 //
 // # The wire protocol
@@ -58,7 +58,7 @@
 // with an error naming it, the key's fingerprint and the command that fixes
 // it; the code is EINVALID, so a deploy touching such a host is refused
 // before anything is staged. Trust on first use is only ever done when
-// asked for (SSHConfig.TrustOnFirstUse, --ssh-accept-new): the new key is
+// asked for (Config.TrustOnFirstUse, --ssh-accept-new): the new key is
 // appended to known_hosts and the operator is told. A changed key is never
 // accepted silently — that is exactly what a man in the middle looks like.
 package ssh

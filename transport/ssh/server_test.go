@@ -365,12 +365,12 @@ func (f *fixture) trust(s *testServer) {
 	fh.Close()
 }
 
-func (f *fixture) config() drover.SSHConfig {
-	return drover.SSHConfig{Identity: f.identity, KnownHosts: f.knownHosts, Port: 22, ConnectTimeout: 5e9, KeepaliveInterval: 5e9}
+func (f *fixture) config() Config {
+	return Config{Identity: f.identity, KnownHosts: f.knownHosts, Port: 22, ConnectTimeout: 5e9, KeepaliveInterval: 5e9}
 }
 
 // transport returns a Transport for cfg, closed at the end of the test.
-func (f *fixture) transport(cfg drover.SSHConfig) *Transport {
+func (f *fixture) transport(cfg Config) *Transport {
 	tr := &Transport{Config: cfg, AgentSocket: "/nonexistent-agent", Notice: func(host, msg string) { f.t.Logf("notice %s: %s", host, msg) }}
 	f.t.Cleanup(func() { tr.Close() })
 	return tr

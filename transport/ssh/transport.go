@@ -24,7 +24,7 @@ import (
 // Config (defaults fill what is zero). Safe for concurrent use; Close it
 // when the command ends.
 type Transport struct {
-	Config drover.SSHConfig
+	Config Config
 	// Self is the drover binary uploaded to hosts whose OS and
 	// architecture are this machine's; "" means os.Executable().
 	Self string
@@ -62,7 +62,7 @@ func (t *Transport) init() {
 	t.initOnce.Do(func() {
 		n := t.Config.ConnectParallelism
 		if n <= 0 {
-			n = drover.DefaultSSHConnectParallelism
+			n = DefaultConnectParallelism
 		}
 		t.sem = make(chan struct{}, n)
 		t.hosts = map[string]*hostSlot{}
@@ -301,7 +301,7 @@ func (t *Transport) connect(ctx context.Context, name, address string) (*client,
 
 	timeout := t.Config.ConnectTimeout
 	if timeout <= 0 {
-		timeout = drover.DefaultSSHConnectTimeout
+		timeout = DefaultConnectTimeout
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -461,7 +461,7 @@ func (t *Transport) addr(address string) string {
 	}
 	port := t.Config.Port
 	if port <= 0 {
-		port = drover.DefaultSSHPort
+		port = DefaultPort
 	}
 	return net.JoinHostPort(address, strconv.Itoa(port))
 }
@@ -503,10 +503,10 @@ type keepalivePolicy struct {
 func (t *Transport) keepalive() keepalivePolicy {
 	k := keepalivePolicy{interval: t.Config.KeepaliveInterval, count: t.Config.KeepaliveCount}
 	if k.interval <= 0 {
-		k.interval = drover.DefaultSSHKeepaliveInterval
+		k.interval = DefaultKeepaliveInterval
 	}
 	if k.count <= 0 {
-		k.count = drover.DefaultSSHKeepaliveCount
+		k.count = DefaultKeepaliveCount
 	}
 	return k
 }

@@ -1,4 +1,4 @@
-package drover
+package release
 
 import (
 	"archive/tar"
@@ -6,18 +6,20 @@ import (
 	"io"
 	"os"
 	"path"
+
+	"drover"
 )
 
 // maxBundleFile bounds one file read out of a bundle by ReadFiles: config
 // templates, never payloads.
 const maxBundleFile = 16 << 20
 
-// ReadFiles reads the named regular files out of the release's bundle, so
+// ReadFiles reads the named regular files out of r's bundle, so
 // the controller (and a simulated host) can render each host's config
 // without touching a host: to tell which hosts are already up to date, and
 // to show config diffs in plan. A name missing from the bundle is missing
 // from the result.
-func (r *Release) ReadFiles(names []string) (map[string][]byte, error) {
+func ReadFiles(r *drover.Release, names []string) (map[string][]byte, error) {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[path.Clean(n)] = true
@@ -25,12 +27,12 @@ func (r *Release) ReadFiles(names []string) (map[string][]byte, error) {
 	bundle := r.BundlePath
 	f, err := os.Open(bundle)
 	if err != nil {
-		return nil, Errorf(ENOTFOUND, "release bundle %s: %v", bundle, err)
+		return nil, drover.Errorf(drover.ENOTFOUND, "release bundle %s: %v", bundle, err)
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		return nil, Errorf(EINVALID, "release bundle %s: %v", bundle, err)
+		return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
 	}
 	tr := tar.NewReader(zr)
 	out := map[string][]byte{}
@@ -40,7 +42,7 @@ func (r *Release) ReadFiles(names []string) (map[string][]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, Errorf(EINVALID, "release bundle %s: %v", bundle, err)
+			return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %v", bundle, err)
 		}
 		name := path.Clean(hdr.Name)
 		if !want[name] || hdr.Typeflag != tar.TypeReg {
@@ -48,7 +50,7 @@ func (r *Release) ReadFiles(names []string) (map[string][]byte, error) {
 		}
 		b, err := io.ReadAll(io.LimitReader(tr, maxBundleFile))
 		if err != nil {
-			return nil, Errorf(EINVALID, "release bundle %s: %s: %v", bundle, name, err)
+			return nil, drover.Errorf(drover.EINVALID, "release bundle %s: %s: %v", bundle, name, err)
 		}
 		out[name] = b
 	}
