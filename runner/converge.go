@@ -372,28 +372,21 @@ func (r *Runner) convergeSummary(out *ConvergeOutcome, rel *drover.Release, tota
 // behind surveys targets and returns the hosts on another release or
 // config than rel's, and those that did not answer with why.
 func (r *Runner) behind(ctx context.Context, rel *drover.Release, targets map[string]bool) ([]string, map[string]string, error) {
-	desired, err := r.desiredConfig(rel, targets)
+	cs := newConns(r.Transport, r.Spec)
+	defer cs.closeAll()
+	// The deploy's own planner: a host the deploy would skip is not
+	// behind, or a converge would deploy to it round after round.
+	fp, err := r.planFleet(ctx, cs, rel, targets, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	cs := newConns(r.Transport, r.Spec)
-	defer cs.closeAll()
-	views := r.survey(ctx, cs, targets)
-	if err := refusedHosts(views); err != nil {
-		return nil, nil, err
-	}
-	var out []string
 	down := map[string]string{}
-	for name, v := range views {
-		switch {
-		case v.Err != nil:
+	for name, v := range fp.views {
+		if v.Err != nil {
 			down[name] = v.Err.Error()
-		case v.State.Release != rel.ID() || v.State.ConfigHash != desired[name]:
-			out = append(out, name)
 		}
 	}
-	slices.Sort(out)
-	return out, down, nil
+	return fp.behind(), down, nil
 }
 
 // replace runs the replace hook for host on this machine, in the config

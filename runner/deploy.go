@@ -109,69 +109,40 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 
-	views := r.survey(ctx, cs, targets)
-	if err := refusedHosts(views); err != nil {
-		return nil, err
+	fp, err := r.planFleet(ctx, cs, o.Release, targets, o.Force)
+	if err == nil {
+		err = fp.refused
 	}
-	desired, err := r.desiredConfig(o.Release, targets)
 	if err != nil {
 		return nil, err
 	}
-	var bg *bgRun
-	if r.blueGreen() {
-		// Each host's idle colour; the old colour finalized once its
-		// keep_old passed (bluegreen.go).
-		if bg, desired, err = r.prepareBlueGreen(ctx, cs, id, views, o.Release); err != nil {
-			return nil, err
-		}
+	if err := r.finalizeExpired(ctx, cs, id, fp); err != nil {
+		return nil, err
 	}
-
-	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
-	rec.Overrides = o.Overrides
-	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism, Strategy: r.strategy()}
 	before := map[string]drover.Snapshot{}
+	for name := range targets {
+		before[name] = fp.views[name].State.Snapshot()
+	}
+	run := r.layout(rollout.ModeDeploy, before, fp.skip)
+	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
+	rec.Overrides, rec.Hosts = o.Overrides, run.hosts
+	plan := run.plan
 	x := newExecutor(r, cs, o.Release, id, before)
 	x.spec, x.overrides = spec, o.Overrides
-	x.bg = bg
-	canary := x.newCanaryWatch()
+	x.bg = fp.bg
+	for name, v := range fp.views {
+		if v.Err != nil {
+			x.unknown[name] = v.Err
+		}
+	}
 	pending := 0
-	// The deploy-level gates go after the last group that has a targeted
-	// host: with --limit, the last group of the file may not be deployed
-	// at all, and its deploy-level smoke tests must not be skipped.
-	last := -1
-	for gi, g := range spec.Groups {
-		for _, name := range g.Hosts {
-			if targets[name] {
-				last = gi
-			}
+	for _, h := range run.hosts {
+		if !h.Skipped {
+			pending++
 		}
 	}
-	for gi, g := range spec.Groups {
-		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
-		for _, name := range g.Hosts {
-			if !targets[name] {
-				continue
-			}
-			v := views[name]
-			snap := v.State.Snapshot()
-			before[name] = snap
-			if v.Err != nil {
-				x.unknown[name] = v.Err
-			}
-			skip := !o.Force && v.Err == nil && v.State.Release == o.Release.ID() && v.State.ConfigHash == desired[name]
-			if !skip {
-				pending++
-			}
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(snap), Skip: skip})
-			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip})
-		}
-		if len(gp.Hosts) > 0 {
-			x.addGates(&gp, x.specGates(g, gi == last))
-			x.addGates(&gp, canary.gates(g, planHosts(gp)))
-			x.addGates(&gp, r.groupGates(g, gi == last))
-			plan.Groups = append(plan.Groups, gp)
-		}
-	}
+	canary := x.newCanaryWatch()
+	x.planGates(&plan, run.groups, canary)
 	m, err := rollout.New(plan)
 	if err != nil {
 		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
@@ -210,6 +181,30 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 	out.Recovered = recovered
 	return out, nil
+}
+
+// planGates adds the gates after each group of plan (groups: each plan
+// group's index in the spec). The deploy-level gates go after the last
+// group that has a targeted host: with --limit, the last group of the file
+// may not be deployed at all, and its deploy-level smoke tests must not be
+// skipped.
+func (x *executor) planGates(plan *rollout.Plan, groups []int, canary *canaryWatch) {
+	last := -1
+	for i, gi := range groups {
+		if gi >= 0 {
+			last = i
+		}
+	}
+	for i := range plan.Groups {
+		gp := &plan.Groups[i]
+		if groups[i] < 0 {
+			continue
+		}
+		g, last := x.spec.Groups[groups[i]], i == last
+		x.addGates(gp, x.specGates(g, last))
+		x.addGates(gp, canary.gates(g, planHosts(*gp)))
+		x.addGates(gp, x.r.groupGates(g, last))
+	}
 }
 
 // eventGroups is the plan as deploy_start carries it to event consumers.

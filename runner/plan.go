@@ -53,14 +53,13 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := newRenderer(r.Spec, o.Release)
-	if err != nil {
-		return nil, err
-	}
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
-	views := r.survey(ctx, cs, targets)
-	if err := refusedHosts(views); err != nil {
+	fp, err := r.planFleet(ctx, cs, o.Release, targets, o.Force)
+	if err == nil {
+		err = fp.refused // the deploy would refuse: so does its plan
+	}
+	if err != nil {
 		return nil, err
 	}
 	res := &PlanResult{Service: r.Spec.Service, Env: r.Spec.Env, Release: o.Release.ID(), Version: o.Release.Version()}
@@ -70,21 +69,17 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 			if !targets[name] {
 				continue
 			}
-			v := views[name]
+			v := fp.views[name]
 			ph := PlanHost{Name: name, Address: v.Host.Address, Reachable: v.Err == nil, Current: v.State.Current, Version: v.State.Version, Foreign: v.State.Snapshot().Foreign}
-			files, err := rd.render(v.Host)
-			if err != nil {
-				return nil, err
-			}
 			switch {
 			case v.Err != nil:
 				ph.Action = "unreachable"
 				ph.Error = v.Err.Error()
-			case !o.Force && v.State.Release == o.Release.ID() && v.State.ConfigHash == drover.ConfigHash(files):
+			case fp.skip[name]:
 				ph.Action = "skip"
 			default:
 				ph.Action = "deploy"
-				ph.Diffs = r.configDiffs(ctx, cs, name, v.State, files)
+				ph.Diffs = r.configDiffs(ctx, cs, name, v.State, fp.files[name])
 			}
 			pg.Hosts = append(pg.Hosts, ph)
 		}
