@@ -172,7 +172,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	x.dist.announce()
 
 	start := r.now()
-	err = r.drive(canary.start(ctx), id, m, x.run, x.timeout)
+	err = r.drive(ctx, id, m, x.run, x.timeout, canary.start(ctx))
 	canary.stop()
 	x.stopDistribution()
 	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)

@@ -97,7 +97,7 @@ func upToDate(st drover.HostState, rel *drover.Release, desiredHash string) bool
 // moves it into a colour.
 func (p *fleetPlan) desired(rd *renderer, v *hostView) (string, bool, error) {
 	if p.bg == nil {
-		return drover.ConfigHash(p.files[v.Host.Name]), true, nil
+		return p.hash(p.files[v.Host.Name]), true, nil
 	}
 	if v.State.Live == "" {
 		return "", false, nil
@@ -106,7 +106,12 @@ func (p *fleetPlan) desired(rd *renderer, v *hostView) (string, bool, error) {
 	if err != nil {
 		return "", false, err
 	}
-	return drover.ConfigHash(files), true, nil
+	return p.hash(files), true, nil
+}
+
+// hash is the config hash a host records for files (HostState.ConfigHash).
+func (p *fleetPlan) hash(files []drover.RenderedFile) string {
+	return drover.ConfigHash(files)
 }
 
 // behind lists the reachable hosts the deploy would change.

@@ -40,7 +40,7 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	}
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %s to restore", kind, r.Spec.Service, plural(len(to), "host")),
 		Operation: kind, Groups: eventGroups(run.plan)})
-	err = r.drive(ctx, id, m, x.run, x.timeout)
+	err = r.drive(ctx, id, m, x.run, x.timeout, nil)
 	return r.finish(ctx, id, kind, report(m, err), start), nil
 }
 
