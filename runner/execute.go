@@ -89,8 +89,7 @@ func (x *executor) baseTimeout(a rollout.Action) time.Duration {
 		}
 		return total + 5*time.Second
 	case rollout.StepStage:
-		// Transfer retries share the stage step's budget.
-		return x.spec.StepTimeout*time.Duration(1+x.spec.StageRetries) + x.lifecycleTimeout(x.spec.Hooks.BeforeStage, x.spec.Hooks.AfterStage)
+		return x.spec.StepTimeout + x.lifecycleTimeout(x.spec.Hooks.BeforeStage, x.spec.Hooks.AfterStage)
 	case rollout.StepDepool, rollout.StepRepool:
 		return x.rotationTimeout(a.Step == rollout.StepDepool)
 	case rollout.StepRestart:
@@ -112,6 +111,11 @@ func (x *executor) hookTimeout() time.Duration {
 
 func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
 	res := rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.OK}
+	if a.Step == rollout.StepStage {
+		// Hosts that relay from this one wait for all its attempts
+		// (distribute.go).
+		defer x.dist.begin(a.Host)()
+	}
 	err := x.retrying(ctx, a) // x.step, under the spec's retry policy
 	if err != nil {
 		res.Outcome = outcomeOf(err)
@@ -139,7 +143,6 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 	}
 	switch a.Step {
 	case rollout.StepStage:
-		defer x.dist.begin(h.Name)()
 		err := x.stageStep(ctx, h)
 		if err == nil {
 			x.dist.relayFrom(ctx, h.Name) // distribute.go
@@ -200,64 +203,26 @@ func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
 	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())
 }
 
+// stage stages the release on h, once: retries are the step's (retry.go).
 func (x *executor) stage(ctx context.Context, h drover.Host) error {
 	if err := x.unknown[h.Name]; err != nil {
 		return fmt.Errorf("state before the deploy unknown, not deploying to it: %w", err)
 	}
-	var last error
-	for attempt := 0; attempt <= x.spec.StageRetries; attempt++ {
-		if attempt > 0 {
-			if err := x.r.sleep(ctx, x.backoff(attempt)); err != nil {
-				return last
-			}
-			x.r.emit(drover.Event{Deploy: x.deployID, Kind: drover.EventNotice, Host: h.Name, Step: "stage", Message: fmt.Sprintf("retrying stage (attempt %d/%d) after: %v", attempt+1, x.spec.StageRetries+1, last)})
-		}
-		conn, err := x.conns.get(ctx, h.Name)
-		if err == nil {
-			var res drover.StageResult
-			res, err = x.stageVia(ctx, h, conn, drover.StageRequest{
-				DeployID: x.deployID, Release: x.release,
-				ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
-			})
-			if err == nil {
-				x.mu.Lock()
-				x.slots[h.Name] = res
-				x.mu.Unlock()
-				return nil
-			}
-		}
-		last = err
-		// Only transfer problems are worth retrying: a release that fails
-		// validation will fail it again, and retrying hides the reason.
-		if !retryable(err) || ctx.Err() != nil {
-			break
-		}
-		x.conns.drop(h.Name)
+	conn, err := x.conns.get(ctx, h.Name)
+	if err != nil {
+		return err
 	}
-	return last
-}
-
-func retryable(err error) bool {
-	switch drover.ErrorCode(err) {
-	case drover.EUNREACHABLE, drover.ETIMEOUT:
-		return true
-	}
-	return false
-}
-
-// backoff is exponential with full jitter, so hosts that failed together do
-// not retry in lockstep against the same bottleneck.
-func (x *executor) backoff(attempt int) time.Duration {
-	// Capped before shifting: stage_retries has no upper bound, and
-	// 200ms<<36 overflows into a negative base that makes Int64N panic.
-	base := 10 * time.Second
-	if attempt <= 6 {
-		base = min(200*time.Millisecond<<(attempt-1), base)
+	res, err := x.stageVia(ctx, h, conn, drover.StageRequest{
+		DeployID: x.deployID, Release: x.release,
+		ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
+	})
+	if err != nil {
+		return err
 	}
 	x.mu.Lock()
-	j := time.Duration(x.rng.Int64N(int64(base)))
+	x.slots[h.Name] = res
 	x.mu.Unlock()
-	return base/2 + j/2
+	return nil
 }
 
 func (x *executor) promote(ctx context.Context, h drover.Host) error {
