@@ -38,6 +38,27 @@ type bgRun struct {
 	ports map[string]map[string]string
 }
 
+// blueGreen is strategy blue-green's stepStrategy: the steps of this file,
+// and templates that see the colour as .Slot.
+type blueGreen struct{ x *executor }
+
+func (s blueGreen) timeout(a rollout.Action) (time.Duration, bool) { return s.x.bgTimeout(a) }
+
+func (s blueGreen) step(ctx context.Context, a rollout.Action, h drover.Host) (bool, error) {
+	return s.x.bgStep(ctx, a, h)
+}
+
+func (s blueGreen) data(h drover.Host, restoring bool) drover.TemplateData {
+	return s.x.bgData(h, restoring)
+}
+
+// useBlueGreen makes x run strategy blue-green with bg (nil: rolling).
+func (x *executor) useBlueGreen(bg *bgRun) {
+	if bg != nil {
+		x.bg, x.strategy = bg, blueGreen{x}
+	}
+}
+
 func (r *Runner) blueGreen() bool { return r.Spec.Strategy == drover.StrategyBlueGreen }
 
 func (r *Runner) strategy() rollout.Strategy {

@@ -129,7 +129,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	plan := run.plan
 	x := newExecutor(r, cs, o.Release, id, before)
 	x.spec, x.overrides = spec, o.Overrides
-	x.bg = fp.bg
+	x.useBlueGreen(fp.bg)
 	for name, v := range fp.views {
 		if v.Err != nil {
 			x.unknown[name] = v.Err

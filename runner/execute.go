@@ -49,8 +49,11 @@ type executor struct {
 	// dist is relay distribution (distribute.go); nil pushes bundles
 	// from this machine.
 	dist *distribution
-	// bg is the blue/green part of the run (bluegreen.go); nil when rolling.
-	bg *bgRun
+	// strategy runs the steps of the deploy strategy: rolling, or
+	// blue/green (bluegreen.go), whose part of the run is bg (nil when
+	// rolling). Set with useBlueGreen.
+	strategy stepStrategy
+	bg       *bgRun
 	// logMarks is where each log check's file stood before the host's
 	// last restart, by host and check name (logmark.go).
 	logMarks map[string]*drover.LogPosition
@@ -63,21 +66,58 @@ func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, bef
 			seed = seed*31 + uint64(c)
 		}
 	}
-	return &executor{
+	x := &executor{
 		r: r, spec: r.Spec, conns: cs, release: rel, deployID: deployID,
 		before: before, slots: map[string]drover.StageResult{}, restoredFrom: map[string]string{}, current: map[string]string{}, unknown: map[string]error{}, gates: map[string]groupGate{}, baseline: map[string]any{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
+	x.strategy = rolling{x}
+	return x
+}
+
+// stepStrategy is what a deploy strategy does its own way. The steps every
+// strategy runs alike (stage, check, depool, repool, gates) are the
+// executor's; a strategy takes the others and says what templates see.
+type stepStrategy interface {
+	// timeout bounds one attempt of a step the strategy runs itself; ok
+	// is false for the others.
+	timeout(a rollout.Action) (d time.Duration, ok bool)
+	// step runs a on h; handled is false for the steps it leaves to the
+	// executor.
+	step(ctx context.Context, a rollout.Action, h drover.Host) (handled bool, err error)
+	// data is what templates see on h: the target release while
+	// deploying, the release being restored while restoring.
+	data(h drover.Host, restoring bool) drover.TemplateData
+}
+
+// rolling is strategy rolling: one release directory switched in place,
+// every step the executor's.
+type rolling struct{ x *executor }
+
+func (rolling) timeout(rollout.Action) (time.Duration, bool) { return 0, false }
+
+func (rolling) step(context.Context, rollout.Action, drover.Host) (bool, error) { return false, nil }
+
+func (s rolling) data(h drover.Host, restoring bool) drover.TemplateData {
+	x := s.x
+	if restoring || x.release == nil {
+		snap := x.snapshot(h.Name)
+		if snap.Foreign != nil && snap.Release == "" && len(snap.Foreign.Hash) >= 12 {
+			// Another tool's release has no drover ID: name it by its
+			// content, as `drover adopt` names the directory.
+			return drover.NewTemplateData(x.spec, h, drover.ForeignPrefix+snap.Foreign.Hash[:12], snap.Version)
+		}
+		return drover.NewTemplateData(x.spec, h, snap.Release, snap.Version)
+	}
+	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())
 }
 
 // baseTimeout bounds one attempt of a step (retry.go: timeout bounds all
 // of its attempts). A check step runs every check, each retried until its
 // own timeout, so its bound is their sum plus slack.
 func (x *executor) baseTimeout(a rollout.Action) time.Duration {
-	if x.bg != nil {
-		if d, ok := x.bgTimeout(a); ok {
-			return d
-		}
+	if d, ok := x.strategy.timeout(a); ok {
+		return d
 	}
 	switch a.Step {
 	case rollout.StepGate:
@@ -136,10 +176,8 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 	if !ok {
 		return drover.Errorf(drover.EINTERNAL, "unknown host %s", a.Host)
 	}
-	if x.bg != nil {
-		if handled, err := x.bgStep(ctx, a, h); handled {
-			return err
-		}
+	if handled, err := x.strategy.step(ctx, a, h); handled {
+		return err
 	}
 	switch a.Step {
 	case rollout.StepStage:
@@ -167,7 +205,7 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 			if from == "" {
 				return nil // nothing was running from a release
 			}
-			return x.hook(ctx, h, "stop", x.spec.Hooks.Stop, "releases/"+from)
+			return x.runHook(ctx, h, "stop", x.spec.Hooks.Stop, "releases/"+from, true)
 		}
 		return x.restartStep(ctx, h, a.Restoring)
 	case rollout.StepCheck:
@@ -188,22 +226,9 @@ func (x *executor) snapshot(host string) drover.Snapshot {
 // data is what templates see on host h during this run: the target release
 // while deploying, the release being restored while restoring.
 func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
-	if x.bg != nil {
-		return x.bgData(h, restoring)
-	}
-	if restoring || x.release == nil {
-		s := x.snapshot(h.Name)
-		if s.Foreign != nil && s.Release == "" && len(s.Foreign.Hash) >= 12 {
-			// Another tool's release has no drover ID: name it by its
-			// content, as `drover adopt` names the directory.
-			return drover.NewTemplateData(x.spec, h, drover.ForeignPrefix+s.Foreign.Hash[:12], s.Version)
-		}
-		return drover.NewTemplateData(x.spec, h, s.Release, s.Version)
-	}
-	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())
+	return x.strategy.data(h, restoring)
 }
 
-// stage stages the release on h, once: retries are the step's (retry.go).
 func (x *executor) stage(ctx context.Context, h drover.Host) error {
 	if err := x.unknown[h.Name]; err != nil {
 		return fmt.Errorf("state before the deploy unknown, not deploying to it: %w", err)
@@ -265,31 +290,6 @@ func (x *executor) restore(ctx context.Context, h drover.Host) error {
 		DeployID: x.deployID, To: x.snapshot(h.Name), Action: action, Reason: reason, At: x.r.now(),
 	})
 	return err
-}
-
-// hook runs a command hook on the host. An empty hook passes: not every
-// service has a load balancer to depool from.
-func (x *executor) hook(ctx context.Context, h drover.Host, name, tmpl, dir string) error {
-	if tmpl == "" {
-		return nil
-	}
-	restoring := name == "stop"
-	cmd, err := drover.RenderCommand("hooks."+name, tmpl, x.data(h, restoring))
-	if err != nil {
-		return err
-	}
-	conn, err := x.conns.get(ctx, h.Name)
-	if err != nil {
-		return err
-	}
-	res, err := conn.Exec(ctx, drover.ExecRequest{Command: cmd, Dir: dir, Timeout: x.hookTimeout()})
-	if err != nil {
-		return fmt.Errorf("%s hook: %w", name, err)
-	}
-	if res.ExitCode != 0 {
-		return &drover.Error{Code: drover.EFAILED, Message: fmt.Sprintf("%s hook exited %d: %s", name, res.ExitCode, tail(res.Output, 300))}
-	}
-	return nil
 }
 
 // check runs every check in order; the first that fails fails the step,

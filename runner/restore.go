@@ -32,9 +32,11 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 	// Everything that can fail is set up before Begin: a run that fails
 	// after it and returns leaves a deploy "unfinished", which the next
 	// run recovers — rolling back hosts this run never touched.
-	if x.bg, err = r.newBGRun(); err != nil {
+	bg, err := r.newBGRun()
+	if err != nil {
 		return nil, err
 	}
+	x.useBlueGreen(bg)
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
