@@ -69,22 +69,10 @@ func outcomeName(v rollout.Verdict) string {
 // It returns an error only when nothing was touched (bad input, the lock is
 // held); once hosts may have changed, the Outcome carries the verdict.
 func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) {
-	if o.Release == nil {
-		return nil, drover.Errorf(drover.EINVALID, "no release given").WithHint("pass --release DIR or --release BUNDLE.tar.gz")
-	}
-	targets, err := SelectHosts(r.Spec, o.Limit)
+	targets, err := r.checkDeploy(o)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.checkRotation(); err != nil {
-		return nil, err
-	}
-	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
-		return nil, err
-	}
-	// The spec of this deploy only: r.Spec keeps every check, so the next
-	// deploy (and a recovery of this one) runs them again.
-	spec := r.Spec.WithOverrides(o.Overrides)
 	id := r.newID()
 	lock, err := r.lock(ctx, id)
 	if err != nil {
@@ -108,79 +96,125 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
-
 	fp, err := r.planFleet(ctx, cs, o.Release, targets, o.Force)
 	if err == nil {
 		err = fp.refused
 	}
+	if err == nil {
+		err = r.finalizeExpired(ctx, cs, id, fp)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := r.finalizeExpired(ctx, cs, id, fp); err != nil {
-		return nil, err
-	}
-	before := map[string]drover.Snapshot{}
-	for name := range targets {
-		before[name] = fp.views[name].State.Snapshot()
-	}
-	run := r.layout(rollout.ModeDeploy, before, fp.skip)
-	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
-	rec.Overrides, rec.Hosts = o.Overrides, run.hosts
-	plan := run.plan
-	x := newExecutor(r, cs, o.Release, id, before)
-	x.spec, x.overrides = spec, o.Overrides
-	x.useBlueGreen(fp.bg)
-	for name, v := range fp.views {
-		if v.Err != nil {
-			x.unknown[name] = v.Err
-		}
-	}
-	pending := 0
-	for _, h := range run.hosts {
-		if !h.Skipped {
-			pending++
-		}
-	}
-	canary := x.newCanaryWatch()
-	x.planGates(&plan, run.groups, canary)
-	m, err := rollout.New(plan)
+	d, err := r.setUpDeploy(ctx, cs, id, o, fp)
+	defer d.x.stopDistribution()
 	if err != nil {
-		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
-	}
-	if err := x.startDistribution(ctx, plan); err != nil {
-		return nil, err
-	}
-	defer x.stopDistribution()
-	// Invariants are captured before anything changes; without a
-	// baseline the deploy does not start.
-	if err := x.captureInvariants(ctx); err != nil {
 		return nil, err
 	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
-	if err := r.Store.Begin(ctx, rec); err != nil {
+	if err := r.Store.Begin(ctx, d.rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(len(targets), "host"), pending),
-		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan), Overrides: o.Overrides})
-	for _, ov := range o.Overrides {
-		if ov.Kind != drover.OverrideGate {
-			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
-		}
-	}
-	x.emitBaseline()
-	x.dist.announce()
+	d.announce(o, len(targets))
 
 	start := r.now()
-	err = r.drive(ctx, id, m, x.run, x.timeout, canary.start(ctx))
-	canary.stop()
-	x.stopDistribution()
-	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)
+	err = r.drive(ctx, id, d.m, d.x.run, d.x.timeout, d.canary.start(ctx))
+	d.canary.stop()
+	d.x.stopDistribution()
+	out := r.finish(ctx, id, drover.KindDeploy, report(d.m, err), start)
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
 	}
 	out.Recovered = recovered
 	return out, nil
+}
+
+// checkDeploy refuses bad input before anything is locked or read, and
+// returns the targets.
+func (r *Runner) checkDeploy(o DeployOptions) (map[string]bool, error) {
+	if o.Release == nil {
+		return nil, drover.Errorf(drover.EINVALID, "no release given").WithHint("pass --release DIR or --release BUNDLE.tar.gz")
+	}
+	targets, err := SelectHosts(r.Spec, o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkRotation(); err != nil {
+		return nil, err
+	}
+	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
+		return nil, err
+	}
+	return targets, nil
+}
+
+// deployRun is one deploy, set up and ready to begin.
+type deployRun struct {
+	id     string
+	r      *Runner
+	x      *executor
+	rec    drover.DeployRecord
+	plan   rollout.Plan
+	m      *rollout.Machine
+	canary *canaryWatch
+}
+
+// setUpDeploy builds everything a deploy needs before Store.Begin: its
+// record, executor, machine, distribution and invariant baseline. Every
+// failure here is returned with nothing recorded; stop the distribution
+// in any case (d.x is never nil).
+func (r *Runner) setUpDeploy(ctx context.Context, cs *conns, id string, o DeployOptions, fp *fleetPlan) (*deployRun, error) {
+	before := map[string]drover.Snapshot{}
+	for name, v := range fp.views {
+		before[name] = v.State.Snapshot()
+	}
+	run := r.layout(rollout.ModeDeploy, before, fp.skip)
+	d := &deployRun{id: id, r: r, rec: r.record(id, drover.KindDeploy, o.Release, o.Message), plan: run.plan}
+	d.rec.Overrides, d.rec.Hosts = o.Overrides, run.hosts
+	d.x = newExecutor(r, cs, o.Release, id, before)
+	// The spec of this deploy only: r.Spec keeps every check, so the next
+	// deploy (and a recovery of this one) runs them again.
+	d.x.spec, d.x.overrides = r.Spec.WithOverrides(o.Overrides), o.Overrides
+	d.x.useBlueGreen(fp.bg)
+	for name, v := range fp.views {
+		if v.Err != nil {
+			d.x.unknown[name] = v.Err
+		}
+	}
+	d.canary = d.x.newCanaryWatch()
+	d.x.planGates(&d.plan, run.groups, d.canary)
+	var err error
+	if d.m, err = rollout.New(d.plan); err != nil {
+		return d, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
+	}
+	if err := d.x.startDistribution(ctx, d.plan); err != nil {
+		return d, err
+	}
+	// Invariants are captured before anything changes; without a
+	// baseline the deploy does not start.
+	return d, d.x.captureInvariants(ctx)
+}
+
+// announce emits the start of a deploy that began: its plan, the checks
+// it overrides, the invariant baseline, the distribution.
+func (d *deployRun) announce(o DeployOptions, targets int) {
+	r := d.r
+	pending := 0
+	for _, h := range d.rec.Hosts {
+		if !h.Skipped {
+			pending++
+		}
+	}
+	r.emit(drover.Event{Deploy: d.id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(targets, "host"), pending),
+		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(d.plan), Overrides: o.Overrides})
+	for _, ov := range o.Overrides {
+		if ov.Kind != drover.OverrideGate {
+			r.emit(drover.Event{Deploy: d.id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
+		}
+	}
+	d.x.emitBaseline()
+	d.x.dist.announce()
 }
 
 // planGates adds the gates after each group of plan (groups: each plan
