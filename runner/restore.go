@@ -143,12 +143,22 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 	if o.To, err = resolveTo(views, o.To); err != nil {
 		return nil, err
 	}
+	to, skip, err := r.rollbackTargets(ctx, cs, sortedKeys(targets), views, o.To)
+	if err != nil {
+		return nil, err
+	}
+	return r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
+}
+
+// rollbackTargets is where an operator's rollback takes each named host
+// (to), and which of them are already there (skip). A host that cannot be
+// rolled back refuses the whole rollback, with every such host named.
+func (r *Runner) rollbackTargets(ctx context.Context, cs *conns, names []string, views map[string]*hostView, dest string) (map[string]drover.Snapshot, map[string]bool, error) {
 	to := map[string]drover.Snapshot{}
 	skip := map[string]bool{}
 	var problems []string
 	hint := "use --limit to leave those hosts out, or --to RELEASE-ID"
 	hints := map[string]bool{}
-	names := sortedKeys(targets)
 	for _, name := range names {
 		v := views[name]
 		if v.Err != nil {
@@ -159,7 +169,7 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 			problems = append(problems, unadopted(name, v.State).Error()+" (run `drover adopt` first)")
 			continue
 		}
-		snap, err := r.rollbackTarget(ctx, cs, name, v.State, o.To)
+		snap, err := r.rollbackTarget(ctx, cs, name, v.State, dest)
 		if err == nil && r.blueGreen() {
 			snap, err = bgRollbackTarget(v.State, snap)
 		}
@@ -187,9 +197,9 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 				}
 			}
 		}
-		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: hint}
+		return nil, nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: hint}
 	}
-	return r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
+	return to, skip, nil
 }
 
 // slotMeta is releases/<slot>/.drover-slot.json, written by hostops.
