@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -23,6 +24,11 @@ type DeployOptions struct {
 	// Overrides skip checks, analyses and gates for this deploy only
 	// (drover.NewOverrides); they are recorded with it.
 	Overrides []drover.Override
+	// Expect is the fingerprint of the plan this deploy was approved from
+	// (PlanResult.Fingerprint, `deploy --plan`): the deploy refuses, with
+	// nothing changed, when its own plan differs. "" deploys the fleet as
+	// it is.
+	Expect string
 }
 
 // Outcome is how a deploy, rollback or recovery ended.
@@ -98,7 +104,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	defer cs.closeAll()
 	fp, err := r.planFleet(ctx, cs, o.Release, targets, o.Force)
 	if err == nil {
-		err = fp.refused
+		err = cmp.Or(fp.refused, fp.checkFingerprint(o.Expect))
 	}
 	if err == nil {
 		err = r.finalizeExpired(ctx, cs, id, fp)

@@ -2,7 +2,10 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"path"
+	"sort"
 
 	"drover"
 	"drover/internal/textdiff"
@@ -15,6 +18,9 @@ type PlanResult struct {
 	Release string      `json:"release"`
 	Version string      `json:"version"`
 	Groups  []PlanGroup `json:"groups"`
+	// Fingerprint identifies the fleet as the plan saw it and what it
+	// decided; `deploy --plan` refuses when the fleet no longer matches.
+	Fingerprint string `json:"fingerprint"`
 }
 
 // PlanGroup is one group of a plan.
@@ -38,6 +44,21 @@ type PlanHost struct {
 	// Action is deploy, skip (already on the release) or unreachable.
 	Action string     `json:"action"`
 	Diffs  []FileDiff `json:"diffs,omitempty"`
+	// Files is how the release's files change against the live release
+	// (its manifest against the new one); nil when not deploying.
+	Files *ReleaseFiles `json:"files,omitempty"`
+}
+
+// ReleaseFiles is how a deploy changes a host's release files: paths
+// added, removed and changed (content, mode or link target), from the
+// live release's manifest to the new one's.
+type ReleaseFiles struct {
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+	// Unknown says why the live release's files could not be compared
+	// (another tool's release has no manifest).
+	Unknown string `json:"unknown,omitempty"`
 }
 
 // FileDiff is one config file's unified diff against what is live.
@@ -62,7 +83,8 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 	if err != nil {
 		return nil, err
 	}
-	res := &PlanResult{Service: r.Spec.Service, Env: r.Spec.Env, Release: o.Release.ID(), Version: o.Release.Version()}
+	manifests := liveManifests{}
+	res := &PlanResult{Service: r.Spec.Service, Env: r.Spec.Env, Release: o.Release.ID(), Version: o.Release.Version(), Fingerprint: fp.fingerprint()}
 	for _, g := range r.Spec.Groups {
 		pg := PlanGroup{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
 		for _, name := range g.Hosts {
@@ -80,6 +102,7 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 			default:
 				ph.Action = "deploy"
 				ph.Diffs = r.configDiffs(ctx, cs, name, v.State, fp.files[name])
+				ph.Files = manifests.diff(ctx, cs, name, v.State, o.Release.Manifest)
 			}
 			pg.Hosts = append(pg.Hosts, ph)
 		}
@@ -110,4 +133,63 @@ func (r *Runner) configDiffs(ctx context.Context, cs *conns, host string, st dro
 		}
 	}
 	return out
+}
+
+// liveManifests caches the manifests of live releases by slot: a fleet on
+// one release is read once per host only until the first answer.
+type liveManifests map[string]*drover.Manifest
+
+// diff compares host's live release manifest with m.
+func (lm liveManifests) diff(ctx context.Context, cs *conns, host string, st drover.HostState, m drover.Manifest) *ReleaseFiles {
+	if st.Current == "" {
+		rf := &ReleaseFiles{}
+		for _, f := range m.Files {
+			rf.Added = append(rf.Added, f.Path)
+		}
+		return rf
+	}
+	if st.IsForeign(st.Current) {
+		return &ReleaseFiles{Unknown: "the live release is another tool's, without a manifest"}
+	}
+	live, ok := lm[st.Current]
+	if !ok {
+		conn, err := cs.get(ctx, host)
+		var b []byte
+		if err == nil {
+			b, err = conn.ReadFile(ctx, path.Join("releases", st.Current, drover.ManifestName))
+		}
+		var man drover.Manifest
+		if err == nil {
+			err = json.Unmarshal(b, &man)
+		}
+		if err != nil {
+			return &ReleaseFiles{Unknown: fmt.Sprintf("reading the live release's manifest: %v", err)}
+		}
+		live, lm[st.Current] = &man, &man
+	}
+	return diffManifests(*live, m)
+}
+
+// diffManifests lists the files that differ between two releases.
+func diffManifests(from, to drover.Manifest) *ReleaseFiles {
+	old := map[string]drover.ManifestFile{}
+	for _, f := range from.Files {
+		old[f.Path] = f
+	}
+	rf := &ReleaseFiles{}
+	for _, f := range to.Files {
+		o, ok := old[f.Path]
+		switch {
+		case !ok:
+			rf.Added = append(rf.Added, f.Path)
+		case o.SHA256 != f.SHA256 || o.Mode != f.Mode || o.Link != f.Link || o.Size != f.Size:
+			rf.Changed = append(rf.Changed, f.Path)
+		}
+		delete(old, f.Path)
+	}
+	for p := range old {
+		rf.Removed = append(rf.Removed, p)
+	}
+	sort.Strings(rf.Removed)
+	return rf
 }

@@ -2,6 +2,9 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -112,6 +115,53 @@ func (p *fleetPlan) desired(rd *renderer, v *hostView) (string, bool, error) {
 // hash is the config hash a host records for files (HostState.ConfigHash).
 func (p *fleetPlan) hash(files []drover.RenderedFile) string {
 	return drover.ConfigHash(files)
+}
+
+// fingerprint identifies what this plan saw and decided: the release, and
+// per target its state (links, release, config, colours), whether it
+// answered, whether it is skipped and the config it would get. A deploy
+// made from a saved plan (deploy --plan) refuses when its own plan has
+// another fingerprint: a host changed, went away or came back, or
+// drover.yaml now renders other config, since the plan was approved — as
+// a Terraform plan file or `nomad job run -check-index` refuse.
+func (p *fleetPlan) fingerprint() string {
+	type hostPrint struct {
+		Name                               string
+		Reachable, Skip                    bool
+		Current, Previous, Release, Config string
+		Live, LiveDir, IdleColor, IdleSlot string
+		IdleRunning                        bool
+		Desired                            string
+	}
+	var hs []hostPrint
+	for _, name := range sortedViewNames(p.views) {
+		v := p.views[name]
+		st := v.State
+		hp := hostPrint{Name: name, Reachable: v.Err == nil, Skip: p.skip[name], Current: st.Current, Previous: st.Previous,
+			Release: st.Release, Config: st.ConfigHash, Live: st.Live, LiveDir: st.LiveDir}
+		if st.Idle != nil {
+			hp.IdleColor, hp.IdleSlot, hp.IdleRunning = st.Idle.Color, st.Idle.Slot, st.Idle.Running
+		}
+		if v.Err == nil {
+			hp.Desired = p.hash(p.files[name])
+		}
+		hs = append(hs, hp)
+	}
+	b, _ := json.Marshal(struct {
+		Release string
+		Hosts   []hostPrint
+	}{p.rel.ID(), hs})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// checkFingerprint refuses a deploy from a saved plan whose fleet changed.
+func (p *fleetPlan) checkFingerprint(want string) error {
+	if want == "" || want == p.fingerprint() {
+		return nil
+	}
+	return drover.Errorf(drover.EINVALID, "the fleet changed since the plan was made (a host's release, config or reachability, or drover.yaml), nothing was changed").
+		WithHint("run `drover plan -o plan.json` again, review it, then deploy with --plan plan.json")
 }
 
 // behind lists the reachable hosts the deploy would change.

@@ -151,3 +151,44 @@ func TestRollbackSetupFailureLeavesNoUnfinishedDeploy(t *testing.T) {
 	}
 	e.wantSnapshots(before)
 }
+
+// TestDeployFromPlanRefusesChangedFleet: a deploy made from a saved plan
+// (Expect) goes ahead while the fleet is as planned, and refuses with
+// nothing changed once a host moved since.
+func TestDeployFromPlanRefusesChangedFleet(t *testing.T) {
+	e := newEnv(t, testSpec(3))
+	v1, v2, v3 := mkRelease(t, "1.0.0"), mkRelease(t, "2.0.0"), mkRelease(t, "3.0.0")
+	e.mustDeploy(v1, "")
+	p, err := e.r.Plan(context.Background(), DeployOptions{Release: v2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := e.r.Plan(context.Background(), DeployOptions{Release: v2}); again.Fingerprint != p.Fingerprint || p.Fingerprint == "" {
+		t.Fatalf("two plans of an unchanged fleet: fingerprints %q and %q", p.Fingerprint, again.Fingerprint)
+	}
+	e.mustDeploy(v3, "h02") // someone else deploys meanwhile
+	before := e.states()
+	_, err = e.r.Deploy(context.Background(), DeployOptions{Release: v2, Expect: p.Fingerprint})
+	if drover.ErrorCode(err) != drover.EINVALID || !strings.Contains(err.Error(), "changed since the plan") {
+		t.Fatalf("deploy from a stale plan: %v, want EINVALID naming the change", err)
+	}
+	e.wantSnapshots(before)
+
+	p, err = e.r.Plan(context.Background(), DeployOptions{Release: v2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := e.deploy(context.Background(), DeployOptions{Release: v2, Expect: p.Fingerprint}); out.ExitCode != 0 {
+		t.Fatalf("deploy from a fresh plan: exit %d: %s", out.ExitCode, out.Summary)
+	}
+}
+
+func TestDiffManifests(t *testing.T) {
+	f := func(p, sum string) drover.ManifestFile { return drover.ManifestFile{Path: p, SHA256: sum, Mode: 0o644} }
+	from := drover.Manifest{Files: []drover.ManifestFile{f("a", "1"), f("b", "2"), f("c", "3"), {Path: "d", Mode: 0o755, SHA256: "4"}}}
+	to := drover.Manifest{Files: []drover.ManifestFile{f("a", "1"), f("b", "9"), {Path: "d", Mode: 0o644, SHA256: "4"}, f("e", "5")}}
+	got := diffManifests(from, to)
+	if strings.Join(got.Changed, ",") != "b,d" || strings.Join(got.Added, ",") != "e" || strings.Join(got.Removed, ",") != "c" {
+		t.Errorf("diff %+v, want changed b,d added e removed c", got)
+	}
+}
