@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
+	"sync"
 
 	"drover"
 	"drover/internal/textdiff"
@@ -47,6 +49,12 @@ type PlanHost struct {
 	// Files is how the release's files change against the live release
 	// (its manifest against the new one); nil when not deploying.
 	Files *ReleaseFiles `json:"files,omitempty"`
+	// Validated says the host ran the config files' validate commands on
+	// the new release in a scratch directory (drover.Validator);
+	// ValidateError is why they failed: the deploy would fail staging
+	// there.
+	Validated     bool   `json:"validated,omitempty"`
+	ValidateError string `json:"validate_error,omitempty"`
 }
 
 // ReleaseFiles is how a deploy changes a host's release files: paths
@@ -84,6 +92,7 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 		return nil, err
 	}
 	manifests := liveManifests{}
+	validated := r.validateAll(ctx, cs, fp)
 	res := &PlanResult{Service: r.Spec.Service, Env: r.Spec.Env, Release: o.Release.ID(), Version: o.Release.Version(), Fingerprint: fp.fingerprint()}
 	for _, g := range r.Spec.Groups {
 		pg := PlanGroup{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
@@ -103,6 +112,12 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 				ph.Action = "deploy"
 				ph.Diffs = r.configDiffs(ctx, cs, name, v.State, fp.files[name])
 				ph.Files = manifests.diff(ctx, cs, name, v.State, o.Release.Manifest)
+				if err, ok := validated[name]; ok {
+					ph.Validated = true
+					if err != nil {
+						ph.ValidateError = err.Error()
+					}
+				}
 			}
 			pg.Hosts = append(pg.Hosts, ph)
 		}
@@ -192,4 +207,38 @@ func diffManifests(from, to drover.Manifest) *ReleaseFiles {
 	}
 	sort.Strings(rf.Removed)
 	return rf
+}
+
+// validateAll runs the validate commands of the release's config files on
+// every host the deploy would change, each in a scratch directory its host
+// removes (drover.Validator), as many hosts at once as staging does. It
+// returns each validated host's error (nil: passed); a host whose
+// transport cannot validate without staging is left out.
+func (r *Runner) validateAll(ctx context.Context, cs *conns, fp *fleetPlan) map[string]error {
+	out := map[string]error{}
+	validates := false
+	for _, cf := range r.Spec.ConfigFiles {
+		validates = validates || strings.TrimSpace(cf.Validate) != ""
+	}
+	if !validates {
+		return out
+	}
+	var mu sync.Mutex
+	forEach(fp.behind(), r.Spec.StageParallelism, func(name string) {
+		vctx, cancel := context.WithTimeout(ctx, r.Spec.StepTimeout)
+		defer cancel()
+		conn, err := cs.get(vctx, name)
+		if err != nil {
+			return
+		}
+		v, ok := conn.(drover.Validator)
+		if !ok {
+			return
+		}
+		_, err = v.Validate(vctx, drover.StageRequest{DeployID: "plan", Release: fp.rel, ConfigFiles: r.Spec.ConfigFiles, Data: fp.data(r.Spec, name)})
+		mu.Lock()
+		out[name] = err
+		mu.Unlock()
+	})
+	return out
 }

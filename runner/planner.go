@@ -71,11 +71,7 @@ func (r *Runner) planFleet(ctx context.Context, cs *conns, rel *drover.Release, 
 		if v.Err != nil {
 			continue
 		}
-		var slot drover.TemplateSlot
-		if p.bg != nil {
-			slot = p.bg.slot(name, p.bg.target(name))
-		}
-		if p.files[name], err = rd.renderSlot(v.Host, slot); err != nil {
+		if p.files[name], err = rd.renderSlot(v.Host, p.data(r.Spec, name).Slot); err != nil {
 			return nil, err
 		}
 		desired, known, err := p.desired(rd, v)
@@ -85,6 +81,16 @@ func (r *Runner) planFleet(ctx context.Context, cs *conns, rel *drover.Release, 
 		p.skip[name] = !force && known && upToDate(v.State, rel, desired)
 	}
 	return p, nil
+}
+
+// data is what templates see on host name when the deploy stages it: the
+// new release, in blue/green the colour it goes to.
+func (p *fleetPlan) data(spec *drover.Spec, name string) drover.TemplateData {
+	d := drover.NewTemplateData(spec, p.views[name].Host, p.rel.ID(), p.rel.Version())
+	if p.bg != nil {
+		d.Slot = p.bg.slot(name, p.bg.target(name))
+	}
+	return d
 }
 
 // upToDate is the rule by which a deploy skips a host: it is on the
