@@ -207,10 +207,19 @@ func TestE2EFencePausedDeployer(t *testing.T) {
 
 // (b) The etcd leader is killed mid-deploy: the client fails over to the
 // other members, the lease survives the election, the deploy goes on.
+//
+// The TTL is the default one on purpose. The lock's own deadline is the
+// last acknowledged refresh + TTL − margin, and refreshes go every TTL/3,
+// so after a kill the client has between 2/3·TTL − margin and TTL − margin
+// to reach a new leader: an election (1 s election timeout here) plus the
+// reconnect. With a 5 s TTL that is 2.8 s, which a loaded 2-core CI machine
+// overran once (the deployer froze, exit 3: safe, but not what this test is
+// about); 10 s leaves 5.7 s. README "Lost locks and network faults" says
+// how to size lease_ttl against the cluster's failover time.
 func TestE2EFenceEtcdLeaderKilled(t *testing.T) {
 	t.Parallel()
 	c := etcdtest.StartCluster(t, 3)
-	f := fencedFleet(t, c, 5*time.Second)
+	f := fencedFleet(t, c, 10*time.Second)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)
 
