@@ -3,11 +3,13 @@ package drover
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
 // Error codes: the one vocabulary every package uses for failures, mapped
-// once to exit codes (ExitCode) and, later, HTTP statuses.
+// once (errorCodes) to exit codes (ExitCode), HTTP statuses (HTTPStatus)
+// and the names drover server's answers carry (WireCode).
 const (
 	// EINVALID: bad input or usage; nothing was touched. Exit 2.
 	EINVALID = "invalid"
@@ -110,17 +112,64 @@ func ErrorHint(err error) string {
 	return ""
 }
 
+// errorCodes maps every error code, once, to its exit code, its HTTP
+// status and its name on the wire.
+var errorCodes = []struct {
+	code, wire string
+	exit       int
+	status     int
+}{
+	{EINVALID, "EINVALID", ExitUsage, http.StatusBadRequest},
+	{ENOTFOUND, "ENOTFOUND", ExitUsage, http.StatusNotFound},
+	{ELOCKED, "ELOCKED", ExitLocked, http.StatusConflict},
+	{EUNAUTHORIZED, "EUNAUTHORIZED", ExitUsage, http.StatusUnauthorized},
+	{EFORBIDDEN, "EFORBIDDEN", ExitUsage, http.StatusForbidden},
+	{EFAILED, "EFAILED", ExitNeedsPerson, http.StatusBadGateway},
+	{EUNREACHABLE, "EUNREACHABLE", ExitNeedsPerson, http.StatusBadGateway},
+	{ETIMEOUT, "ETIMEOUT", ExitNeedsPerson, http.StatusGatewayTimeout},
+	{EINTERNAL, "EINTERNAL", ExitNeedsPerson, http.StatusInternalServerError},
+}
+
+// errorCodeRow is code's row; EINTERNAL's for a code this build does not
+// know.
+func errorCodeRow(code string) (wire string, exit, status int) {
+	for _, c := range errorCodes {
+		if c.code == code {
+			return c.wire, c.exit, c.status
+		}
+	}
+	return "EINTERNAL", ExitNeedsPerson, http.StatusInternalServerError
+}
+
 // ExitCode maps an error returned before or instead of a deploy verdict to
 // the command's exit code.
 func ExitCode(err error) int {
-	switch ErrorCode(err) {
-	case "":
+	if err == nil {
 		return ExitOK
-	case EINVALID, ENOTFOUND, EUNAUTHORIZED, EFORBIDDEN:
-		return ExitUsage
-	case ELOCKED:
-		return ExitLocked
-	default:
-		return ExitNeedsPerson
 	}
+	_, exit, _ := errorCodeRow(ErrorCode(err))
+	return exit
+}
+
+// HTTPStatus is the status drover server answers an error code with.
+func HTTPStatus(code string) int {
+	_, _, status := errorCodeRow(code)
+	return status
+}
+
+// WireCode is code's name in drover server's error answers.
+func WireCode(code string) string {
+	wire, _, _ := errorCodeRow(code)
+	return wire
+}
+
+// CodeOfWire is the error code of a wire name; EINTERNAL for one this
+// build does not know.
+func CodeOfWire(wire string) string {
+	for _, c := range errorCodes {
+		if c.wire == wire {
+			return c.code
+		}
+	}
+	return EINTERNAL
 }

@@ -15,9 +15,16 @@ type Event struct {
 	Step   string    `json:"step,omitempty"`
 	// Restoring marks a step of the restore path (undoing a failed host,
 	// a rollback, a recovery) rather than of the path to the new release.
-	Restoring bool   `json:"restoring,omitempty"`
-	Outcome   string `json:"outcome,omitempty"`
-	Message   string `json:"message,omitempty"`
+	Restoring bool `json:"restoring,omitempty"`
+	// Outcome is a step's outcome on step_done (ok, failed, unreachable)
+	// and how the run ended on verdict (an Outcome* of outcome.go).
+	// Consumers switch on it and never parse Message, which is for people.
+	Outcome string `json:"outcome,omitempty"`
+	// Gate names the gate of gate_start, gate_done, gate_failed and
+	// gate_skipped: GateApprove while a group waits for a person, "bake",
+	// "smoke NAME", ...
+	Gate    string `json:"gate,omitempty"`
+	Message string `json:"message,omitempty"`
 	// Elapsed is the step's duration, for step_done.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
 	// Operation, Release, Version and Groups are set on deploy_start only.
@@ -72,7 +79,7 @@ const (
 	EventHostRolledBack = "host_rolled_back"
 	EventAbort          = "abort"
 	// A group's gate (bake time, smoke test, approval) began, passed or
-	// failed; Group names the group and Message the gate.
+	// failed; Group names the group and Gate the gate.
 	EventGateStart  = "gate_start"
 	EventGateDone   = "gate_done"
 	EventGateFailed = "gate_failed"
@@ -80,6 +87,19 @@ const (
 	// and the reason.
 	EventGateSkipped = "gate_skipped"
 )
+
+// EventKinds lists every event kind, for consumers and the test that
+// keeps docs/events.md complete.
+var EventKinds = []string{
+	EventDeployStart, EventStepStart, EventStepDone, EventGroupStart, EventGroupDone,
+	EventHostFailed, EventHalt, EventRollback, EventNotice, EventVerdict,
+	EventStageStart, EventStageDone, EventHostDone, EventHostRestored, EventHostStuck,
+	EventHostRolledBack, EventAbort, EventGateStart, EventGateDone, EventGateFailed, EventGateSkipped,
+}
+
+// GateApprove is the gate at which a group waits for a person (approve:
+// manual): a gate_start with this Gate means "waiting for approval".
+const GateApprove = "approve"
 
 // EventSink receives events. Implementations must not block for long.
 type EventSink interface {

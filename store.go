@@ -91,16 +91,6 @@ const (
 	KindRecover  = "recover"
 )
 
-// Deploy outcomes, as recorded in history.
-const (
-	OutcomeSucceeded   = "succeeded"    // exit 0
-	OutcomeRolledBack  = "rolled_back"  // exit 1
-	OutcomeNeedsPerson = "needs_person" // exit 3
-	OutcomePartial     = "partial"      // exit 4
-	OutcomeInterrupted = "interrupted"  // the process died; recovered later
-	OutcomeNothing     = "nothing_to_do"
-)
-
 // DeployRecord is one deploy, rollback or recovery.
 type DeployRecord struct {
 	ID       string       `json:"id"`
@@ -144,22 +134,33 @@ type FinishRecord struct {
 }
 
 // JournalEntry is one step of one host, journaled before it runs
-// (Phase "start") and after (Phase "done").
+// (PhaseStart) and after (PhaseDone).
 type JournalEntry struct {
-	At      time.Time `json:"at"`
-	Host    string    `json:"host"`
-	Step    string    `json:"step"`
-	Phase   string    `json:"phase"` // start | done
-	Outcome string    `json:"outcome,omitempty"`
-	Reason  string    `json:"reason,omitempty"`
-	Slot    string    `json:"slot,omitempty"`
+	At      time.Time    `json:"at"`
+	Host    string       `json:"host"`
+	Step    string       `json:"step"`
+	Phase   JournalPhase `json:"phase"`
+	Outcome string       `json:"outcome,omitempty"`
+	Reason  string       `json:"reason,omitempty"`
+	Slot    string       `json:"slot,omitempty"`
 	// Output is the tail (at most MaxOutputTail bytes) of what the step
-	// printed or reported, on "done" entries: enough to see why a hook or a
+	// printed or reported, on PhaseDone entries: enough to see why a hook or a
 	// check failed without keeping whole logs in the journal.
 	Output string `json:"output,omitempty"`
-	// Elapsed is how long the step took, on "done" entries.
+	// Elapsed is how long the step took, on PhaseDone entries.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
 }
+
+// JournalPhase says whether a journal entry was written before its step
+// ran or after.
+type JournalPhase string
+
+// Journal phases. A step with a PhaseStart entry and no PhaseDone one was
+// running when its process died: recovery treats its host as touched.
+const (
+	PhaseStart JournalPhase = "start"
+	PhaseDone  JournalPhase = "done"
+)
 
 // MaxOutputTail bounds JournalEntry.Output.
 const MaxOutputTail = 4096
@@ -216,7 +217,7 @@ type StepQuery struct {
 	Step     string
 	// Since keeps entries at or after it.
 	Since time.Time
-	// Failed keeps only "done" entries whose outcome is not "ok".
+	// Failed keeps only PhaseDone entries whose outcome is not "ok".
 	Failed bool
 	Limit  int
 }

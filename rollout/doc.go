@@ -99,8 +99,9 @@
 //
 // ModeDeploy: NeedsPerson when any host is unreachable or stuck, left out of
 // rotation, or left on the new release after a halt (a second interrupt
-// stopped the rollback); else RolledBack when the deploy halted; else
-// Partial when any host failed (and was restored); else Succeeded. ModeRollback:
+// stopped the rollback); else, when the deploy halted, Halted if no host
+// had switched (nothing changed: every host failed staging, an interrupt
+// while staging) and RolledBack if one had; else Partial when any host failed (and was restored); else Succeeded. ModeRollback:
 // Succeeded when every non-skipped host is rolled back, else NeedsPerson.
 //
 // # Notes

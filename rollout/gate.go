@@ -31,7 +31,7 @@ func (m *Machine) stepGates(now time.Time, g *group) bool {
 	for g.gatePos < len(g.plan.Gates) {
 		gate := g.plan.Gates[g.gatePos]
 		if gate.Skip != "" {
-			m.groupNote(now, NoteGateSkipped, g, "%s skipped: %s", gate.Name, gate.Skip)
+			m.gateNote(now, NoteGateSkipped, g, gate.Name, "%s skipped: %s", gate.Name, gate.Skip)
 			g.gatePos++
 			continue
 		}
@@ -39,19 +39,19 @@ func (m *Machine) stepGates(now time.Time, g *group) bool {
 		case GateWait:
 			if g.gate == gateIdle {
 				g.gate, g.waitUntil = gateWaiting, now.Add(gate.Wait)
-				m.groupNote(now, NoteGateStart, g, "%s: waiting %s, until %s", gate.Name, gate.Wait, g.waitUntil.UTC().Format(time.RFC3339))
+				m.gateNote(now, NoteGateStart, g, gate.Name, "%s: waiting %s, until %s", gate.Name, gate.Wait, g.waitUntil.UTC().Format(time.RFC3339))
 			}
 			if now.Before(g.waitUntil) {
 				return false
 			}
-			m.groupNote(now, NoteGateDone, g, "%s: waited %s", gate.Name, gate.Wait)
+			m.gateNote(now, NoteGateDone, g, gate.Name, "%s: waited %s", gate.Name, gate.Wait)
 		default:
 			switch g.gate {
 			case gateIdle:
 				g.gate = gateIssued
 				m.issued++
 				m.out = append(m.out, Action{Group: g.plan.Name, Step: StepGate, Gate: gate.Name})
-				m.groupNote(now, NoteGateStart, g, "%s", gate.Name)
+				m.gateNote(now, NoteGateStart, g, gate.Name, "%s", gate.Name)
 				return false
 			case gateIssued:
 				return false
@@ -86,7 +86,7 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 	if r.Outcome == NotRun {
 		g.gate = gateIdle
 	} else if r.Outcome == OK {
-		m.groupNote(now, NoteGateDone, g, "%s passed", r.Gate)
+		m.gateNote(now, NoteGateDone, g, r.Gate, "%s passed", r.Gate)
 		g.gate, g.waitUntil = gateIdle, time.Time{}
 		g.gatePos++
 	} else {
@@ -94,7 +94,7 @@ func (m *Machine) reportGate(now time.Time, r Result) error {
 		if r.Reason != "" {
 			what += ": " + r.Reason
 		}
-		m.groupNote(now, NoteGateFailed, g, "%s", what)
+		m.gateNote(now, NoteGateFailed, g, r.Gate, "%s", what)
 		g.gate = gateIdle
 		if !m.halted && !m.frozen {
 			m.halt(now, fmt.Sprintf("group %s: gate %s", g.plan.Name, what))

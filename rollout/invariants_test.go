@@ -394,6 +394,7 @@ func (h *harness) final() {
 	}
 	needsPerson := false
 	anyFailed := false
+	anySwitched := false
 	for i, hr := range rep.Hosts {
 		t := h.hosts[h.order[i]]
 		if hr.Name != t.plan.Name || hr.Group != h.plan.Groups[t.group].Name {
@@ -409,6 +410,7 @@ func (h *harness) final() {
 		if h.plan.Mode == ModeDeploy && hr.Switched != t.switched {
 			h.errorf("final: %s switched=%v, saw a switch: %v", hr.Name, hr.Switched, t.switched)
 		}
+		anySwitched = anySwitched || t.switched
 		if t.out && !t.lost {
 			if !h.stopped {
 				h.errorf("final: %s left out of rotation", hr.Name)
@@ -460,6 +462,9 @@ func (h *harness) final() {
 		want = NeedsPerson
 	case h.plan.Mode == ModeRollback:
 		want = Succeeded
+	case h.halted && !anySwitched:
+		// Halted before any host switched: nothing to roll back.
+		want = Halted
 	case h.halted:
 		want = RolledBack
 	case anyFailed:

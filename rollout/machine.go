@@ -534,7 +534,7 @@ func (h *host) from() string {
 	return h.plan.From
 }
 
-func (m *Machine) note(now time.Time, kind string, h *host, msg string) {
+func (m *Machine) note(now time.Time, kind NoteKind, h *host, msg string) {
 	n := Note{Time: now, Kind: kind, Message: msg}
 	if h != nil {
 		n.Host, n.Group = h.plan.Name, h.group.plan.Name
@@ -542,6 +542,11 @@ func (m *Machine) note(now time.Time, kind string, h *host, msg string) {
 	m.notes = append(m.notes, n)
 }
 
-func (m *Machine) groupNote(now time.Time, kind string, g *group, format string, args ...any) {
+func (m *Machine) groupNote(now time.Time, kind NoteKind, g *group, format string, args ...any) {
 	m.notes = append(m.notes, Note{Time: now, Kind: kind, Group: g.plan.Name, Message: fmt.Sprintf(format, args...)})
+}
+
+// gateNote is a note about gate of group g.
+func (m *Machine) gateNote(now time.Time, kind NoteKind, g *group, gate, format string, args ...any) {
+	m.notes = append(m.notes, Note{Time: now, Kind: kind, Group: g.plan.Name, Gate: gate, Message: fmt.Sprintf(format, args...)})
 }

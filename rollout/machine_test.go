@@ -148,7 +148,7 @@ func TestHaltWithdrawsUnhandedActions(t *testing.T) {
 	}
 	m.Ready(now)
 	rep := m.Outcome()
-	if !m.Done() || rep.Verdict != RolledBack || rep.HaltReason != "interrupted" || rep.Hosts[0].Switched {
+	if !m.Done() || rep.Verdict != Halted || rep.HaltReason != "interrupted" || rep.Hosts[0].Switched {
 		t.Errorf("done %v, report %+v", m.Done(), rep)
 	}
 }
@@ -168,12 +168,12 @@ func TestNoteTimes(t *testing.T) {
 	rd := m.Ready(t2)
 	var kinds []string
 	for _, n := range rd.Notes {
-		kinds = append(kinds, n.Kind)
+		kinds = append(kinds, string(n.Kind))
 		if !n.Time.Equal(t1) {
 			t.Errorf("note %s at %v, want %v", n.Kind, n.Time, t1)
 		}
 	}
-	if want := []string{NoteHostFailed, NoteHalt, NoteVerdict}; strings.Join(kinds, ",") != strings.Join(want, ",") {
+	if want := []string{string(NoteHostFailed), string(NoteHalt), string(NoteVerdict)}; strings.Join(kinds, ",") != strings.Join(want, ",") {
 		t.Errorf("notes %v, want %v", kinds, want)
 	}
 	if !m.Done() {

@@ -547,7 +547,7 @@ func (s *scenario) formatAction(a Action) string {
 }
 
 func formatNote(n Note) string {
-	line := "note " + n.Kind
+	line := "note " + string(n.Kind)
 	switch {
 	case n.Host != "":
 		line += " " + n.Host

@@ -1,6 +1,10 @@
 package rollout
 
-import "time"
+import (
+	"time"
+
+	"drover"
+)
 
 // Step is one thing done to one host.
 type Step string
@@ -135,35 +139,50 @@ type Result struct {
 
 // Note is something that happened, for people and the trace.
 type Note struct {
-	Time    time.Time
-	Kind    string // group_start, group_done, host_done, host_failed, halt, rollback_start, ...
-	Group   string
-	Host    string
+	Time  time.Time
+	Kind  NoteKind
+	Group string
+	Host  string
+	// Gate names the gate of a gate note (NoteGateStart, ...), so that no
+	// consumer has to find it in Message.
+	Gate string
+	// Verdict is the verdict of NoteVerdict.
+	Verdict Verdict
 	Message string
 }
+
+// NoteKind says what a Note reports.
+type NoteKind string
 
 // Note kinds. The runner maps the ones it knows to drover.Event kinds and
 // passes the rest on as notices.
 const (
-	NoteStageStart     = "stage_start"      // staging begins: how many hosts, how many at once
-	NoteStageDone      = "stage_done"       // every host staged (or failed within the limits)
-	NoteGroupStart     = "group_start"      // a group's promotion begins
-	NoteGroupDone      = "group_done"       // every host of the group finished its path
-	NoteHostDone       = "host_done"        // a host is on the new release, checked and repooled
-	NoteHostFailed     = "host_failed"      // a counted failure: reason and "n/limit failures in group"
-	NoteHostRestored   = "host_restored"    // a failed host is back on its snapshot (or repooled, never switched)
-	NoteHostStuck      = "host_stuck"       // a restore-path step failed or the host was lost: needs a person
-	NoteHalt           = "halt"             // failure limit exceeded or operator interrupt
-	NoteAbort          = "abort"            // a second interrupt: the rollback starts no more hosts
-	NoteFreeze         = "freeze"           // the deploy lock was lost: no step starts, nothing is rolled back
-	NoteRollbackStart  = "rollback_start"   // rollback of every switched host begins
-	NoteHostRolledBack = "host_rolled_back" // a host is back on its snapshot after a rollback
-	NoteVerdict        = "verdict"          // the end
-	NoteGateStart      = "gate_start"       // a group's gate begins (a bake: until when)
-	NoteGateDone       = "gate_done"        // a gate passed
-	NoteGateFailed     = "gate_failed"      // a gate failed: the deploy halts
-	NoteGateSkipped    = "gate_skipped"     // an operator skipped the gate (Gate.Skip): the reason
+	NoteStageStart     NoteKind = "stage_start"      // staging begins: how many hosts, how many at once
+	NoteStageDone      NoteKind = "stage_done"       // every host staged (or failed within the limits)
+	NoteGroupStart     NoteKind = "group_start"      // a group's promotion begins
+	NoteGroupDone      NoteKind = "group_done"       // every host of the group finished its path
+	NoteHostDone       NoteKind = "host_done"        // a host is on the new release, checked and repooled
+	NoteHostFailed     NoteKind = "host_failed"      // a counted failure: reason and "n/limit failures in group"
+	NoteHostRestored   NoteKind = "host_restored"    // a failed host is back on its snapshot (or repooled, never switched)
+	NoteHostStuck      NoteKind = "host_stuck"       // a restore-path step failed or the host was lost: needs a person
+	NoteHalt           NoteKind = "halt"             // failure limit exceeded or operator interrupt
+	NoteAbort          NoteKind = "abort"            // a second interrupt: the rollback starts no more hosts
+	NoteFreeze         NoteKind = "freeze"           // the deploy lock was lost: no step starts, nothing is rolled back
+	NoteRollbackStart  NoteKind = "rollback_start"   // rollback of every switched host begins
+	NoteHostRolledBack NoteKind = "host_rolled_back" // a host is back on its snapshot after a rollback
+	NoteVerdict        NoteKind = "verdict"          // the end
+	NoteGateStart      NoteKind = "gate_start"       // a group's gate begins (a bake: until when)
+	NoteGateDone       NoteKind = "gate_done"        // a gate passed
+	NoteGateFailed     NoteKind = "gate_failed"      // a gate failed: the deploy halts
+	NoteGateSkipped    NoteKind = "gate_skipped"     // an operator skipped the gate (Gate.Skip): the reason
 )
+
+// NoteKinds lists every note kind the Machine reports.
+var NoteKinds = []NoteKind{
+	NoteStageStart, NoteStageDone, NoteGroupStart, NoteGroupDone, NoteHostDone, NoteHostFailed,
+	NoteHostRestored, NoteHostStuck, NoteHalt, NoteAbort, NoteFreeze, NoteRollbackStart,
+	NoteHostRolledBack, NoteVerdict, NoteGateStart, NoteGateDone, NoteGateFailed, NoteGateSkipped,
+}
 
 // Ready is what a Machine hands out from one call to Ready: actions to
 // start now and notes produced since the previous call.
@@ -178,14 +197,19 @@ type Ready struct {
 // Verdict is how a deploy ended.
 type Verdict string
 
-// Verdicts, each mapped to an exit code by the command.
+// Verdicts. Each is the drover outcome of the same name, which maps it to
+// an exit code and words (outcome.go at the root).
 const (
 	Running     Verdict = ""
-	Succeeded   Verdict = "succeeded"    // exit 0
-	RolledBack  Verdict = "rolled_back"  // exit 1
-	NeedsPerson Verdict = "needs_person" // exit 3
-	Partial     Verdict = "partial"      // exit 4
+	Succeeded   Verdict = drover.OutcomeSucceeded   // exit 0
+	RolledBack  Verdict = drover.OutcomeRolledBack  // exit 1: switched hosts went back
+	Halted      Verdict = drover.OutcomeHalted      // exit 1: halted before any host switched
+	NeedsPerson Verdict = drover.OutcomeNeedsPerson // exit 3
+	Partial     Verdict = drover.OutcomePartial     // exit 4
 )
+
+// Verdicts lists every verdict a finished Machine reaches.
+var Verdicts = []Verdict{Succeeded, RolledBack, Halted, NeedsPerson, Partial}
 
 // HostStatus is a host's final standing.
 type HostStatus string

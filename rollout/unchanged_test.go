@@ -76,8 +76,8 @@ func TestSwitchFailedUnchanged(t *testing.T) {
 	if !slices.Equal(trace, want) {
 		t.Fatalf("trace\n got %v\nwant %v", trace, want)
 	}
-	if v := m.Outcome().Verdict; v != RolledBack {
-		t.Errorf("verdict %s, want rolled_back", v)
+	if v := m.Outcome().Verdict; v != Halted {
+		t.Errorf("verdict %s, want halted: nothing was switched", v)
 	}
 
 	// Without Unchanged a failed switch may have swapped the link: the

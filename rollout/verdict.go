@@ -32,7 +32,7 @@ func (m *Machine) finish(now time.Time) {
 		}
 	}
 	m.verdict = m.decideVerdict()
-	m.notes = append(m.notes, Note{Time: now, Kind: NoteVerdict, Message: string(m.verdict) + ": " + m.summary(m.hosts)})
+	m.notes = append(m.notes, Note{Time: now, Kind: NoteVerdict, Verdict: m.verdict, Message: string(m.verdict) + ": " + m.summary(m.hosts)})
 }
 
 // decideVerdict maps the hosts' standing to a verdict. Needing a person
@@ -53,8 +53,9 @@ func (m *Machine) decideVerdict() Verdict {
 		}
 		return Succeeded
 	}
-	failed := false
+	failed, switched := false, false
 	for _, h := range m.hosts {
+		switched = switched || h.switched
 		switch {
 		case h.lost():
 			return NeedsPerson
@@ -67,6 +68,11 @@ func (m *Machine) decideVerdict() Verdict {
 		}
 	}
 	switch {
+	case m.halted && !switched:
+		// Nothing to roll back: saying "rolled back" about hosts that
+		// only failed staging, on a first deploy with no previous
+		// release, sends a person looking for a rollback that never was.
+		return Halted
 	case m.halted:
 		return RolledBack
 	case failed:

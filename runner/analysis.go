@@ -113,7 +113,7 @@ const (
 	GateAnalysisStart = "analysis start"
 	GateBake          = "bake"
 	GateAnalysis      = "analysis"
-	GateApprove       = "approve"
+	GateApprove       = drover.GateApprove
 )
 
 // gateSlack is added to the bound of a run gate that evaluates analyses:

@@ -45,31 +45,12 @@ type Outcome struct {
 	Recovered []*Outcome
 }
 
-// ExitCodeOf maps a verdict to the command's exit code.
-func ExitCodeOf(v rollout.Verdict) int {
-	switch v {
-	case rollout.Succeeded:
-		return drover.ExitOK
-	case rollout.RolledBack:
-		return drover.ExitRolledBack
-	case rollout.Partial:
-		return drover.ExitPartial
-	}
-	// NeedsPerson, and a machine that never reached a verdict.
-	return drover.ExitNeedsPerson
-}
+// Name is the run's outcome (drover.Outcome*): its verdict, which is named
+// after one; needs_person for a run that never reached a verdict.
+func (o *Outcome) Name() string { return drover.OutcomeOf(string(o.Verdict)).Outcome }
 
-func outcomeName(v rollout.Verdict) string {
-	switch v {
-	case rollout.Succeeded:
-		return drover.OutcomeSucceeded
-	case rollout.RolledBack:
-		return drover.OutcomeRolledBack
-	case rollout.Partial:
-		return drover.OutcomePartial
-	}
-	return drover.OutcomeNeedsPerson
-}
+// ExitCodeOf maps a verdict to the command's exit code (outcome.go).
+func ExitCodeOf(v rollout.Verdict) int { return drover.OutcomeOf(string(v)).Exit }
 
 // Deploy rolls o.Release out to the spec's hosts (or those o.Limit selects).
 // It returns an error only when nothing was touched (bad input, the lock is
@@ -294,11 +275,14 @@ func (r *Runner) finish(ctx context.Context, id, kind string, rep rollout.Report
 	out := &Outcome{DeployID: id, Kind: kind, Verdict: rep.Verdict, Report: rep, ExitCode: ExitCodeOf(rep.Verdict)}
 	out.Summary = summarize(kind, rep, r.now().Sub(start))
 	err := r.Store.Finish(context.WithoutCancel(ctx), id, drover.FinishRecord{
-		Finished: r.now(), Outcome: outcomeName(rep.Verdict), ExitCode: out.ExitCode, Summary: out.Summary,
+		Finished: r.now(), Outcome: out.Name(), ExitCode: out.ExitCode, Summary: out.Summary,
 	})
 	if err != nil {
 		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: "could not record the outcome: " + err.Error()})
 	}
+	// The one verdict event of the run, after the record is finished so
+	// that a consumer reading history on it finds the outcome there too.
+	r.emit(drover.Event{Deploy: id, Kind: drover.EventVerdict, Operation: kind, Outcome: out.Name(), Message: out.Summary})
 	return out
 }
 
@@ -318,25 +302,11 @@ func summarize(kind string, rep rollout.Report, took time.Duration) string {
 			parts = append(parts, fmt.Sprintf("%d %s", len(n), label))
 		}
 	}
-	s := fmt.Sprintf("%s %s in %s: %s", kind, verdictWords(rep.Verdict), took.Round(100*time.Millisecond), strings.Join(parts, ", "))
+	s := fmt.Sprintf("%s %s in %s: %s", kind, drover.OutcomeOf(string(rep.Verdict)).Verdict, took.Round(100*time.Millisecond), strings.Join(parts, ", "))
 	if rep.HaltReason != "" {
 		s += "; halted: " + rep.HaltReason
 	}
 	return s
-}
-
-func verdictWords(v rollout.Verdict) string {
-	switch v {
-	case rollout.Succeeded:
-		return "succeeded"
-	case rollout.RolledBack:
-		return "halted and rolled back"
-	case rollout.Partial:
-		return "finished with failed hosts restored"
-	case rollout.NeedsPerson:
-		return "needs a person"
-	}
-	return "stopped without a verdict (needs a person)"
 }
 
 // prune removes old releases on hosts that finished on the new release.

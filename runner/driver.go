@@ -41,8 +41,9 @@ type driver struct {
 	restoring map[string]bool
 
 	// Journal writes go through one writer, one write at a time. A write
-	// holds the "done" entries of the steps that finished since the last
-	// one and the "start" entries of the steps their results let begin: a
+	// holds the PhaseDone entries of the steps that finished since the
+	// last one and the PhaseStart entries of the steps their results let
+	// begin: a
 	// hundred hosts finishing a step together cost one write (one fsync),
 	// not two hundred. What depends on a write — its steps starting, the
 	// step_done, note and step_start events, in that order — waits until
@@ -145,10 +146,10 @@ func (d *driver) loop() error {
 func (d *driver) decide() time.Time {
 	rd := d.m.Ready(d.r.now())
 	for _, n := range rd.Notes {
-		d.next.events = append(d.next.events, d.r.noteEvent(d.id, n))
+		d.next.events = d.r.appendNote(d.next.events, d.id, n)
 	}
 	for _, a := range rd.Actions {
-		d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: a.Host, Step: string(a.Step), Phase: "start"})
+		d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart})
 		d.next.events = append(d.next.events, drover.Event{Deploy: d.id, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
 		d.next.launch = append(d.next.launch, a)
 		d.groupOf[a.Host] = a.Group
@@ -267,7 +268,7 @@ func (d *driver) collect(res rollout.Result) error {
 	key := res.Host + "/" + string(res.Step)
 	elapsed := d.r.now().Sub(d.started[key])
 	delete(d.started, key)
-	d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
+	d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
 	d.next.events = append(d.next.events, drover.Event{Deploy: d.id, Kind: drover.EventStepDone, Group: d.groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: d.restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
 	return d.m.Report(d.r.now(), res)
 }
@@ -317,7 +318,7 @@ func (d *driver) abandon(cause error) error {
 	d.r.emit(drover.Event{Deploy: d.id, Kind: drover.EventNotice, Message: "internal error: " + err.Error() + "; starting no more steps, the hosts need a person"})
 	for ; d.running > 0; d.running-- {
 		res := <-d.results
-		d.r.journal(d.ctx, d.id, drover.JournalEntry{At: d.r.now(), Host: res.Host, Step: string(res.Step), Phase: "done", Outcome: string(res.Outcome), Reason: res.Reason})
+		d.r.journal(d.ctx, d.id, drover.JournalEntry{At: d.r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason})
 		d.r.emit(drover.Event{Deploy: d.id, Kind: drover.EventStepDone, Host: res.Host, Step: string(res.Step), Outcome: string(res.Outcome), Message: res.Reason})
 	}
 	return err

@@ -39,8 +39,9 @@ func safeRun(ctx context.Context, run stepFunc, a rollout.Action) (res rollout.R
 // noteEvents maps the core's note kinds to event kinds. Event kinds are a
 // versioned contract (drover.EventSchema); a note kind the runner does not
 // know becomes a notice instead of leaking into the JSON as a kind no
-// consumer was told about.
-var noteEvents = map[string]string{
+// consumer was told about. The core's verdict note is not passed on:
+// finish reports the run's verdict once, with its outcome and summary.
+var noteEvents = map[rollout.NoteKind]string{
 	rollout.NoteStageStart:     drover.EventStageStart,
 	rollout.NoteStageDone:      drover.EventStageDone,
 	rollout.NoteGroupStart:     drover.EventGroupStart,
@@ -53,7 +54,6 @@ var noteEvents = map[string]string{
 	rollout.NoteAbort:          drover.EventAbort,
 	rollout.NoteRollbackStart:  drover.EventRollback,
 	rollout.NoteHostRolledBack: drover.EventHostRolledBack,
-	rollout.NoteVerdict:        drover.EventVerdict,
 	rollout.NoteGateStart:      drover.EventGateStart,
 	rollout.NoteGateDone:       drover.EventGateDone,
 	rollout.NoteGateFailed:     drover.EventGateFailed,
@@ -61,7 +61,17 @@ var noteEvents = map[string]string{
 }
 
 func (r *Runner) emitNote(deployID string, n rollout.Note) {
-	r.emit(r.noteEvent(deployID, n))
+	if n.Kind != rollout.NoteVerdict {
+		r.emit(r.noteEvent(deployID, n))
+	}
+}
+
+// appendNote appends the event of a core's note to evs.
+func (r *Runner) appendNote(evs []drover.Event, deployID string, n rollout.Note) []drover.Event {
+	if n.Kind == rollout.NoteVerdict {
+		return evs
+	}
+	return append(evs, r.noteEvent(deployID, n))
 }
 
 // noteEvent is the event of a core's note.
@@ -70,7 +80,7 @@ func (r *Runner) noteEvent(deployID string, n rollout.Note) drover.Event {
 	if !ok {
 		kind = drover.EventNotice
 	}
-	return drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Message: n.Message}
+	return drover.Event{Time: n.Time, Deploy: deployID, Kind: kind, Group: n.Group, Host: n.Host, Gate: n.Gate, Message: n.Message}
 }
 
 // outcomeOf maps an error from a host operation to a step outcome: a lost

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,47 +11,57 @@ import (
 	"drover/rollout"
 )
 
+// TestEmitNoteKinds: every note kind the core reports (rollout.NoteKinds,
+// which rollout's own test keeps complete) becomes an event of a kind
+// package drover declares, a kind of its own — no two notes share one —
+// or a notice; the verdict note becomes nothing, because finish reports
+// the verdict with its outcome. Fields go over unchanged. The expected
+// kinds come from the declared lists, not from a copy of noteEvents: a
+// note kind added to the core without an event fails here.
 func TestEmitNoteKinds(t *testing.T) {
-	want := map[string]string{
-		rollout.NoteStageStart:     drover.EventStageStart,
-		rollout.NoteStageDone:      drover.EventStageDone,
-		rollout.NoteGroupStart:     drover.EventGroupStart,
-		rollout.NoteGroupDone:      drover.EventGroupDone,
-		rollout.NoteHostDone:       drover.EventHostDone,
-		rollout.NoteHostFailed:     drover.EventHostFailed,
-		rollout.NoteHostRestored:   drover.EventHostRestored,
-		rollout.NoteHostStuck:      drover.EventHostStuck,
-		rollout.NoteHalt:           drover.EventHalt,
-		rollout.NoteAbort:          drover.EventAbort,
-		rollout.NoteRollbackStart:  drover.EventRollback,
-		rollout.NoteHostRolledBack: drover.EventHostRolledBack,
-		rollout.NoteVerdict:        drover.EventVerdict,
-		rollout.NoteGateStart:      drover.EventGateStart,
-		rollout.NoteGateDone:       drover.EventGateDone,
-		rollout.NoteGateFailed:     drover.EventGateFailed,
-		"something_new":            drover.EventNotice,
+	declared := map[string]bool{}
+	for _, k := range drover.EventKinds {
+		declared[k] = true
 	}
+	// The note kinds that are notices by design: a frozen deploy is told
+	// in words, and consumers get its verdict (needs_person).
+	notices := map[rollout.NoteKind]bool{rollout.NoteFreeze: true}
 	ev := &eventRec{}
 	r := &Runner{Events: ev}
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	for kind, w := range want {
-		r.emitNote("d-1", rollout.Note{Time: at, Kind: kind, Group: "g", Host: "h01", Message: "m " + kind})
+	owner := map[string]rollout.NoteKind{}
+	for _, kind := range append(slices.Clone(rollout.NoteKinds), "something_new") {
+		before := len(ev.all())
+		r.emitNote("d-1", rollout.Note{Time: at, Kind: kind, Group: "g", Host: "h01", Gate: "approve", Message: "m " + string(kind)})
 		got := ev.all()
+		if kind == rollout.NoteVerdict {
+			if len(got) != before {
+				t.Errorf("the core's verdict note became %+v; finish reports the verdict", got[before:])
+			}
+			continue
+		}
+		if len(got) != before+1 {
+			t.Fatalf("note %s became %d events", kind, len(got)-before)
+		}
 		e := got[len(got)-1]
-		if e.Kind != w || e.Message != "m "+kind || e.Host != "h01" || e.Group != "g" || !e.Time.Equal(at) || e.Schema != drover.EventSchema {
-			t.Errorf("note %s became %+v, want kind %s", kind, e, w)
+		if e.Message != "m "+string(kind) || e.Host != "h01" || e.Group != "g" || e.Gate != "approve" || !e.Time.Equal(at) || e.Schema != drover.EventSchema {
+			t.Errorf("note %s lost a field: %+v", kind, e)
+		}
+		switch {
+		case !declared[e.Kind]:
+			t.Errorf("note %s became undeclared kind %q", kind, e.Kind)
+		case kind == "something_new" || notices[kind]:
+			if e.Kind != drover.EventNotice {
+				t.Errorf("note %s became %s, want a notice", kind, e.Kind)
+			}
+		case e.Kind == drover.EventNotice:
+			t.Errorf("note %s became a notice: map it to an event kind in noteEvents (and drover.EventKinds, docs/events.md)", kind)
+		case owner[e.Kind] != "":
+			t.Errorf("notes %s and %s both became %s", owner[e.Kind], kind, e.Kind)
+		default:
+			owner[e.Kind] = kind
 		}
 	}
-}
-
-// eventKinds are the kinds package drover declares.
-var eventKinds = map[string]bool{
-	drover.EventDeployStart: true, drover.EventStepStart: true, drover.EventStepDone: true,
-	drover.EventGroupStart: true, drover.EventGroupDone: true, drover.EventHostFailed: true,
-	drover.EventHalt: true, drover.EventRollback: true, drover.EventNotice: true, drover.EventVerdict: true,
-	drover.EventStageStart: true, drover.EventStageDone: true, drover.EventHostDone: true,
-	drover.EventHostRestored: true, drover.EventHostStuck: true, drover.EventHostRolledBack: true,
-	drover.EventAbort: true, drover.EventGateStart: true, drover.EventGateDone: true, drover.EventGateFailed: true,
 }
 
 // TestEventsUseDeclaredKinds: a deploy with a failure, a halt and a
@@ -66,7 +77,7 @@ func TestEventsUseDeclaredKinds(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, ev := range e.events.all() {
-		if !eventKinds[ev.Kind] {
+		if !slices.Contains(drover.EventKinds, ev.Kind) {
 			t.Errorf("undeclared event kind %q: %+v", ev.Kind, ev)
 		}
 		seen[ev.Kind] = true
@@ -121,7 +132,7 @@ func TestDriveSurvivesRejectedResult(t *testing.T) {
 	}
 	var phases []string
 	for _, j := range e.journal("d-bug") {
-		phases = append(phases, j.Host+" "+j.Step+" "+j.Phase)
+		phases = append(phases, j.Host+" "+j.Step+" "+string(j.Phase))
 	}
 	if got := strings.Join(phases, ", "); strings.Count(got, "start") != 2 || strings.Count(got, "done") != 2 {
 		t.Errorf("journal %s: want both steps started and done", got)

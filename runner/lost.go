@@ -39,7 +39,7 @@ func (r *Runner) recoverLost(ctx context.Context) ([]*Outcome, error) {
 		if e.Step != string(rollout.StepStage) {
 			touched[e.Host] = true
 		}
-		if e.Phase == "done" {
+		if e.Phase == drover.PhaseDone {
 			last[e.Host] = e.Outcome
 		}
 	}

@@ -26,10 +26,10 @@ func (e *env) crash(id string, rel *drover.Release) map[string]drover.HostState 
 		e.t.Fatal(err)
 	}
 	at := rec.Started
-	j := func(host, step, phase string) {
+	j := func(host, step string, phase drover.JournalPhase) {
 		at = at.Add(time.Second)
 		out := ""
-		if phase == "done" {
+		if phase == drover.PhaseDone {
 			out = "ok"
 		}
 		if err := e.store.Append(ctx, id, drover.JournalEntry{At: at, Host: host, Step: step, Phase: phase, Outcome: out}); err != nil {

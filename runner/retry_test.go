@@ -29,7 +29,7 @@ func TestRetryStepUntilItPasses(t *testing.T) {
 	var phases []string
 	for _, j := range e.journal(out.DeployID) {
 		if j.Host == "h02" && j.Step == "check" {
-			phases = append(phases, j.Phase+":"+j.Outcome)
+			phases = append(phases, string(j.Phase)+":"+j.Outcome)
 		}
 	}
 	if got, want := strings.Join(phases, " "), "start: done:failed start: done:failed start: done:ok"; got != want {
@@ -130,7 +130,7 @@ func TestStageRetriesDoNotMultiply(t *testing.T) {
 	var phases []string
 	for _, j := range e.journal(out.DeployID) {
 		if j.Host == "h03" && j.Step == "stage" {
-			phases = append(phases, j.Phase+":"+j.Outcome)
+			phases = append(phases, string(j.Phase)+":"+j.Outcome)
 		}
 	}
 	if got, want := strings.Join(phases, " "), "start: done:unreachable start: done:unreachable start: done:unreachable"; got != want {

@@ -29,6 +29,13 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// handleOutcomes answers the outcome vocabulary (outcome.go): each
+// outcome's exit code and words, so the dashboard labels a verdict with
+// the words the CLI prints instead of a copy of them.
+func (s *Server) handleOutcomes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, drover.Outcomes())
+}
+
 // ServiceInfo is one entry of GET /services.
 type ServiceInfo struct {
 	Key     string   `json:"key"`

@@ -314,7 +314,7 @@ func notLeader(w http.ResponseWriter, leader, why string) {
 	}
 	w.Header().Set("Retry-After", "2")
 	writeJSON(w, http.StatusServiceUnavailable, ErrorBody{Error: ErrorJSON{
-		Code:    wireCode(drover.EUNREACHABLE),
+		Code:    drover.WireCode(drover.EUNREACHABLE),
 		Message: "this replica does not lead and cannot forward the request: " + why,
 		Hint:    hint,
 	}})

@@ -29,21 +29,28 @@ type run struct {
 	begun, done chan struct{}
 	err         error
 	tracker     *hostTracker
+	// verdicts are the runner's verdict events, held until the run has
+	// returned: a client that starts the next deploy on a verdict must
+	// find the lock free and the run gone from the active set.
+	verdicts []drover.Event
+	// published are the deploys (the run's own, those it recovered) whose
+	// verdict is published: one each, whoever reports it.
+	published map[string]bool
 }
 
-// emit is the run's event sink. The runner's own verdict event carries no
-// outcome; it is replaced by the one finish emits, which does.
+// emit is the run's event sink.
 func (s *Server) emitter(rn *run) drover.EventSink {
 	return drover.EventFunc(func(e drover.Event) {
 		s.runsMu.Lock()
 		defer s.runsMu.Unlock()
-		if e.Kind == drover.EventVerdict && e.Outcome == "" {
-			return
-		}
 		if e.Kind == drover.EventDeployStart && rn.id == "" && e.Operation == rn.kind {
 			rn.id = e.Deploy
 			s.runs[rn.id] = rn
 			close(rn.begun)
+		}
+		if e.Kind == drover.EventVerdict {
+			rn.verdicts = append(rn.verdicts, e)
+			return
 		}
 		s.publishLocked(rn, e)
 	})
@@ -180,31 +187,34 @@ func (s *Server) start(ctx context.Context, p *Principal, svc *Service, o startO
 	}
 }
 
-// finish records how a run ended: a verdict event per outcome (with the
-// outcome the runner's own verdict lacks), the metrics, and the run
+// finish records how a run ended: the runner's verdicts, then one for
+// every outcome the runner reported none for (a run that failed after it
+// began, a recovery that touched no host), the metrics, and the run
 // leaves the active set.
 func (s *Server) finish(rn *run, out *runner.Outcome, err error) {
 	s.runsMu.Lock()
 	defer s.runsMu.Unlock()
+	for _, e := range rn.verdicts {
+		s.verdictLocked(rn, e)
+	}
 	switch {
 	case err != nil:
 		rn.err = err
 		if rn.id != "" {
 			// Begun, then failed without a verdict: a person looks.
-			s.publishLocked(rn, drover.Event{Deploy: rn.id, Kind: drover.EventVerdict, Operation: rn.kind, Outcome: drover.OutcomeNeedsPerson, Message: err.Error()})
-			s.metrics.deploys.WithLabelValues(rn.key, drover.OutcomeNeedsPerson).Inc()
+			s.verdictLocked(rn, drover.Event{Deploy: rn.id, Kind: drover.EventVerdict, Operation: rn.kind, Outcome: drover.OutcomeNeedsPerson, Message: err.Error()})
 		}
 	case out != nil:
 		for _, o := range out.Recovered {
 			if o != out {
-				s.verdictLocked(rn, o)
+				s.verdictLocked(rn, verdictEvent(o))
 			}
 		}
 		if rn.id == "" {
 			rn.id = out.DeployID
 			s.runs[rn.id] = rn
 		}
-		s.verdictLocked(rn, out)
+		s.verdictLocked(rn, verdictEvent(out))
 	}
 	rn.running = false
 	if s.active[rn.key] == rn {
@@ -224,37 +234,24 @@ func (s *Server) finish(rn *run, out *runner.Outcome, err error) {
 	close(rn.done)
 }
 
-func (s *Server) verdictLocked(rn *run, o *runner.Outcome) {
-	outcome := OutcomeOfExit(o.ExitCode)
-	s.audit("finished", "kind", o.Kind, "deploy", o.DeployID, "service", rn.key, "by", rn.user, "outcome", outcome, "summary", o.Summary)
-	s.publishLocked(rn, drover.Event{Deploy: o.DeployID, Kind: drover.EventVerdict, Operation: o.Kind, Outcome: outcome, Message: o.Summary})
-	s.metrics.deploys.WithLabelValues(rn.key, outcome).Inc()
+// verdictEvent is the verdict of an outcome the runner returned.
+func verdictEvent(o *runner.Outcome) drover.Event {
+	return drover.Event{Deploy: o.DeployID, Kind: drover.EventVerdict, Operation: o.Kind, Outcome: o.Name(), Message: o.Summary}
 }
 
-// OutcomeOfExit is the recorded outcome of a run's exit code.
-func OutcomeOfExit(code int) string {
-	switch code {
-	case drover.ExitOK:
-		return drover.OutcomeSucceeded
-	case drover.ExitRolledBack:
-		return drover.OutcomeRolledBack
-	case drover.ExitPartial:
-		return drover.OutcomePartial
+// verdictLocked publishes the verdict of deploy e.Deploy, once, audits and
+// counts it.
+func (s *Server) verdictLocked(rn *run, e drover.Event) {
+	if rn.published[e.Deploy] {
+		return
 	}
-	return drover.OutcomeNeedsPerson
-}
-
-// ExitOfOutcome is the exit code of a recorded outcome.
-func ExitOfOutcome(outcome string) int {
-	switch outcome {
-	case drover.OutcomeSucceeded, drover.OutcomeNothing:
-		return drover.ExitOK
-	case drover.OutcomeRolledBack:
-		return drover.ExitRolledBack
-	case drover.OutcomePartial:
-		return drover.ExitPartial
+	if rn.published == nil {
+		rn.published = map[string]bool{}
 	}
-	return drover.ExitNeedsPerson
+	rn.published[e.Deploy] = true
+	s.audit("finished", "kind", e.Operation, "deploy", e.Deploy, "service", rn.key, "by", rn.user, "outcome", e.Outcome, "summary", e.Message)
+	s.publishLocked(rn, e)
+	s.metrics.deploys.WithLabelValues(rn.key, e.Outcome).Inc()
 }
 
 // runInfo is a copy of what GET /deploys/{id} shows of a run.

@@ -193,6 +193,7 @@ func (s *Server) routes() {
 	const v1 = "/api/v1"
 	m.HandleFunc("GET "+v1+"/whoami", s.authed(false, s.handleWhoami))
 	m.HandleFunc("GET "+v1+"/services", s.authed(false, s.handleServices))
+	m.HandleFunc("GET "+v1+"/outcomes", s.authed(false, s.handleOutcomes))
 	m.HandleFunc("GET "+v1+"/services/{key}/status", s.authed(false, s.handleStatus))
 	m.HandleFunc("GET "+v1+"/services/{key}/deploys", s.authed(false, s.handleHistory))
 	m.HandleFunc("POST "+v1+"/services/{key}/deploys", s.authed(false, s.handleDeploy))

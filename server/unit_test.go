@@ -139,8 +139,8 @@ func TestEventData(t *testing.T) {
 func TestErrorMapping(t *testing.T) {
 	for code, status := range map[string]int{drover.EINVALID: 400, drover.EUNAUTHORIZED: 401, drover.EFORBIDDEN: 403, drover.ENOTFOUND: 404,
 		drover.ELOCKED: 409, drover.EINTERNAL: 500, drover.EFAILED: 502, drover.EUNREACHABLE: 502, drover.ETIMEOUT: 504} {
-		if HTTPStatus(code) != status {
-			t.Errorf("%s -> %d, want %d", code, HTTPStatus(code), status)
+		if drover.HTTPStatus(code) != status {
+			t.Errorf("%s -> %d, want %d", code, drover.HTTPStatus(code), status)
 		}
 		e := FromErrorJSON(toError(drover.Errorf(code, "x").At("f:1").WithHint("h")))
 		if e.Code != code || e.Where != "f:1" || e.Hint != "h" || e.Message != "x" {

@@ -144,7 +144,7 @@ func (a *app) follow(ctx context.Context, cl *server.Client, id string, p eventO
 	if err != nil {
 		return err
 	}
-	code := server.ExitOfOutcome(v.Outcome)
+	code := drover.OutcomeOf(v.Outcome).Exit
 	p.verdict(&runner.Outcome{DeployID: v.Deploy, Kind: v.Operation, Verdict: rollout.Verdict(v.Outcome), ExitCode: code, Summary: v.Message})
 	a.exit(code)
 	return nil
@@ -239,17 +239,9 @@ func (a *app) remoteHistory(ctx context.Context, f specFlags, limit int, asJSON 
 	if asJSON {
 		return writeJSON(a.stdout, rows)
 	}
-	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEPLOY\tKIND\tVERSION\tSTATUS\tSTARTED\tTOOK\tBY\tMESSAGE\tSUMMARY")
-	for _, r := range rows {
-		took := ""
-		if !r.Finished.IsZero() {
-			took = r.Finished.Sub(r.Started).Round(100 * time.Millisecond).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, kindLabel(r.DeployRecord), dash(r.Version), r.Status,
-			r.Started.Local().Format("2006-01-02 15:04:05"), took, r.User+"@"+r.Machine, dash(oneLine(r.Message, 40)), r.Summary)
-	}
-	return tw.Flush()
+	// The local history's table: one line a deploy whatever its summary
+	// holds (a validate error's lines).
+	return printHistory(a.stdout, rows)
 }
 
 // remoteDecide approves or aborts through the server: the named deploy,

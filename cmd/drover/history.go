@@ -209,7 +209,7 @@ func (r scanReader) Steps(ctx context.Context, q drover.StepQuery) ([]drover.Ste
 			case q.Host != "" && e.Host != q.Host,
 				q.Step != "" && e.Step != q.Step,
 				!q.Since.IsZero() && e.At.Before(q.Since),
-				q.Failed && (e.Phase != "done" || e.Outcome == "" || e.Outcome == "ok"):
+				q.Failed && (e.Phase != drover.PhaseDone || e.Outcome == "" || e.Outcome == "ok"):
 				continue
 			}
 			out = append(out, drover.StepRecord{DeployID: d.ID, JournalEntry: e})
@@ -462,7 +462,7 @@ func timeline(d drover.DeployRecord, j []drover.JournalEntry, status string) []h
 		h := &hosts[i]
 		k := e.Host + "/" + e.Step
 		switch e.Phase {
-		case "start":
+		case drover.PhaseStart:
 			open[k] = len(h.Steps)
 			h.Steps = append(h.Steps, stepView{Step: e.Step, Started: e.At})
 		default:

@@ -289,27 +289,17 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 				rollout.HostStuck:       "could not be restored — needs a person",
 			}[h.Status]
 			if h.Status == rollout.HostFailed && !h.Switched {
-				// Never switched: it stayed where it was.
-				what = "failed, still on " + orNone(h.From)
+				// Never switched: nothing was restored, it stayed where
+				// it was — on a first deploy, with no release at all.
+				what = "failed, not switched (still on " + h.From + ")"
+				if h.From == "" {
+					what = "failed, not switched (it has no release yet)"
+				}
 			}
 			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, termSafe(what), termSafe(strings.TrimSpace(h.Reason)))
 		}
 	}
-	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, exitWords(out.ExitCode))
-}
-
-func exitWords(code int) string {
-	switch code {
-	case drover.ExitOK:
-		return "every targeted host is on the target release"
-	case drover.ExitRolledBack:
-		return "halted; the fleet is back where it started"
-	case drover.ExitNeedsPerson:
-		return "needs a person: see the hosts above"
-	case drover.ExitPartial:
-		return "finished within the failure limit; the hosts above failed and were restored"
-	}
-	return ""
+	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, drover.OutcomeOf(out.Name()).ExitWords)
 }
 
 // writeError prints err for a person: what went wrong and where, then what

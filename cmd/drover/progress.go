@@ -74,7 +74,7 @@ type progress struct {
 	// rollingBack is set from rollback_start: the ETA no longer applies.
 	rollingBack bool
 	halt        string
-	verdict     string
+	outcome     string // of the verdict event
 	finished    bool
 	end         time.Time
 	// durations are the promotion paths of hosts that finished them.
@@ -208,7 +208,7 @@ func (p *progress) apply(e drover.Event) {
 		for _, h := range p.hosts {
 			h.step = ""
 		}
-		p.verdict = e.Message
+		p.outcome = e.Outcome
 	}
 }
 
@@ -309,8 +309,8 @@ func (p *progress) lines(width, height int, now time.Time) []string {
 	info := "elapsed " + fmtDur(elapsed)
 	switch eta, ok := p.eta(now); {
 	case p.finished:
-		word, _, _ := strings.Cut(p.verdict, ":")
-		if word == string(rollout.Succeeded) {
+		word := p.outcome
+		if drover.OutcomeOf(word).Exit == drover.ExitOK {
 			word = s.green(word)
 		} else {
 			word = s.red(word)

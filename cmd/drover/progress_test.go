@@ -198,7 +198,7 @@ func TestProgressHaltAndRollback(t *testing.T) {
 	}
 	s.add(10, drover.Event{Kind: drover.EventStepDone, Host: "h01", Group: "canary", Step: "restore", Outcome: "ok", Restoring: true})
 	s.add(11, drover.Event{Kind: drover.EventHostRolledBack, Host: "h01", Group: "canary", Message: "back on 1.0.0"})
-	s.add(11, drover.Event{Kind: drover.EventVerdict, Message: "rolled_back: 2 failed, 1 rolled back"})
+	s.add(11, drover.Event{Kind: drover.EventVerdict, Outcome: drover.OutcomeRolledBack, Message: "deploy halted and rolled back in 11s: 1 rolled back, 2 failed"})
 	feed(p, s.events[len(s.events)-3:])
 	final := p.lines(100, 0, at(500))
 	if l := lineWith(t, final, "elapsed"); !strings.Contains(l, "elapsed 11.0s") || !strings.Contains(l, "rolled_back") {
@@ -367,7 +367,7 @@ func TestProgressRedraws(t *testing.T) {
 	}
 
 	buf.Reset()
-	v.Emit(drover.Event{Time: at(20), Kind: drover.EventVerdict, Message: "succeeded: 5 done"})
+	v.Emit(drover.Event{Time: at(20), Kind: drover.EventVerdict, Outcome: drover.OutcomeSucceeded, Message: "deploy succeeded in 20s: 5 done"})
 	v.verdict(&runner.Outcome{Verdict: rollout.Succeeded, ExitCode: 0, Summary: "deploy succeeded in 20s: 5 done"})
 	out := buf.String()
 	iFinal, iVerdict := strings.LastIndex(out, "succeeded: "), strings.Index(out, "deploy succeeded in 20s")

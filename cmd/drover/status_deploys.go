@@ -117,7 +117,7 @@ func unfinishedView(d drover.DeployRecord, j []drover.JournalEntry) unfinishedDe
 		if e.Step != string(rollout.StepStage) {
 			touched[e.Host] = true
 		}
-		if e.Step == string(rollout.StepSwitch) && e.Phase == "done" && e.Outcome == "ok" {
+		if e.Step == string(rollout.StepSwitch) && e.Phase == drover.PhaseDone && e.Outcome == "ok" {
 			switched[e.Host] = true
 		}
 	}
@@ -145,12 +145,12 @@ func phase(j []drover.JournalEntry) string {
 	for _, e := range j {
 		k := key{e.Host, e.Step}
 		switch e.Phase {
-		case "start":
+		case drover.PhaseStart:
 			if !open[k] {
 				order = append(order, k)
 			}
 			open[k] = true
-		case "done":
+		case drover.PhaseDone:
 			delete(open, k)
 		}
 	}

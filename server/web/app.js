@@ -28,14 +28,9 @@ const STATE_LABEL = {
 };
 // Hosts in these states have finished their path in this run.
 const FINAL = new Set(['skipped', 'ok', 'failed', 'restored', 'rolled-back', 'stuck']);
-const OUTCOME_LABEL = {
-  succeeded: 'Succeeded',
-  rolled_back: 'Rolled back',
-  partial: 'Partial: failed hosts restored',
-  needs_person: 'Needs a person',
-  interrupted: 'Interrupted',
-  nothing_to_do: 'Nothing to do',
-};
+// How a run can end, in the words the CLI prints: filled from GET
+// /outcomes (the one table, outcome.go) at sign-in.
+let OUTCOME_LABEL = {};
 // Above this many batches a group is drawn as one grid of tiles.
 const MAX_BATCH_ROWS = 12;
 
@@ -165,6 +160,11 @@ async function signIn(token) {
   }
   localStorage.setItem(TOKEN_KEY, token);
   state.me = me;
+  try {
+    OUTCOME_LABEL = Object.fromEntries(((await api('/outcomes')) || []).map((o) => [o.outcome, o.label]));
+  } catch (err) {
+    // Without the words the badges show the outcome's name.
+  }
   const who = $('whoami');
   who.replaceChildren(el('span', { class: 'name', text: me.name }), el('span', { class: 'role', text: me.role }));
   who.title = me.services && me.services.length ? 'services: ' + me.services.join(', ') : 'every service';
@@ -324,12 +324,6 @@ function hostOf(run, ev) {
   return h;
 }
 
-function outcomeOfVerdict(ev) {
-  if (ev.outcome) return ev.outcome;
-  const m = /^([a-z_]+)/.exec(ev.message || '');
-  return m ? m[1] : '';
-}
-
 // applyEvent folds one event into run; it returns the run it changed.
 function fold(run, ev) {
   const h = hostOf(run, ev);
@@ -388,7 +382,7 @@ function fold(run, ev) {
     case 'gate_start':
       if (!g) break;
       g.gate = ev.message || 'gate';
-      g.awaitingApproval = /^approve\b/.test(ev.message || '');
+      g.awaitingApproval = ev.gate === 'approve';
       break;
     case 'gate_done':
     case 'gate_failed':
@@ -417,7 +411,7 @@ function fold(run, ev) {
       if (run.notices.length > 20) run.notices.shift();
       break;
     case 'verdict':
-      run.verdict = { outcome: outcomeOfVerdict(ev), message: ev.message || '' };
+      run.verdict = { outcome: ev.outcome || '', message: ev.message || '' };
       run.running = false;
       run.end = ev.time ? Date.parse(ev.time) : Date.now();
       for (const x of run.groups) x.awaitingApproval = false;
@@ -891,7 +885,7 @@ function renderHistory() {
         : ''),
       el('td', { text: d.version || '' }),
       el('td', { text: d.user || '' }),
-      el('td', {}, el('span', { class: 'outcome ' + outcome, text: (OUTCOME_LABEL[outcome] || outcome).replace(/:.*/, '') })),
+      el('td', {}, el('span', { class: 'outcome ' + outcome, text: OUTCOME_LABEL[outcome] || outcome })),
       el('td', { text: d.summary || d.message || '' }));
   });
   $('history-rows').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'No deploy yet.' }))]));

@@ -150,7 +150,24 @@ func (s *Store) Deploy(ctx context.Context, deployID string) (drover.DeployRecor
 		return drover.DeployRecord{}, err
 	}
 	d, _, err := s.record(ctx, r)
-	return d, err
+	if err != nil {
+		return d, err
+	}
+	return s.relabel(ctx, d), nil
+}
+
+// relabel applies drover.RelabelHalted to a record written before the
+// halted outcome existed (outcome.go); a journal that cannot be read
+// leaves the record as written.
+func (s *Store) relabel(ctx context.Context, d drover.DeployRecord) drover.DeployRecord {
+	if !drover.MayBeLegacyHalted(d) {
+		return d
+	}
+	j, err := s.Journal(ctx, d.ID)
+	if err != nil {
+		return d
+	}
+	return drover.RelabelHalted(d, j)
 }
 
 // Unfinished lists the deploys of key that began and never finished,
@@ -223,7 +240,7 @@ func (s *Store) records(ctx context.Context, what, dir, from string, newestFirst
 			continue
 		}
 		s.remember(ref{k: esc(d.Key), name: strings.TrimPrefix(string(kv.Key), dir), id: d.ID})
-		out = append(out, d)
+		out = append(out, s.relabel(ctx, d))
 		if limit > 0 && len(out) == limit {
 			break
 		}

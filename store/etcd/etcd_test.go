@@ -72,6 +72,10 @@ func TestEtcdHistoryReaderContract(t *testing.T) {
 	storetest.RunHistoryReaderContract(t, func(t *testing.T) drover.Store { return open(t) })
 }
 
+func TestEtcdLegacyHalted(t *testing.T) {
+	storetest.RunLegacyHaltedContract(t, func(t *testing.T) drover.Store { return open(t) })
+}
+
 func TestEtcdApprovalsContract(t *testing.T) {
 	storetest.RunApprovalsContract(t, func(t *testing.T) drover.Store { return open(t) })
 }

@@ -130,7 +130,7 @@ func (s *Store) Steps(ctx context.Context, q drover.StepQuery) ([]drover.StepRec
 		case q.Host != "" && st.Host != q.Host,
 			q.Step != "" && st.Step != q.Step,
 			!q.Since.IsZero() && st.At.Before(q.Since),
-			q.Failed && (st.Phase != "done" || st.Outcome == "" || st.Outcome == "ok"):
+			q.Failed && (st.Phase != drover.PhaseDone || st.Outcome == "" || st.Outcome == "ok"):
 			continue
 		}
 		out = append(out, st)

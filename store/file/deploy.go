@@ -222,6 +222,16 @@ func readRecord(dd, id string) (drover.DeployRecord, error) {
 		return drover.DeployRecord{}, (&drover.Error{Code: drover.EINTERNAL, Where: path, Message: "deploy record is corrupt", Err: err}).
 			WithHint("records are replaced atomically, so this file was damaged outside drover; inspect it and restore it from a backup")
 	}
+	if drover.MayBeLegacyHalted(d) {
+		// Written before the halted outcome existed (outcome.go). A
+		// journal that cannot be read leaves the record as written.
+		jpath := filepath.Join(dd, id+journalExt)
+		if data, err := os.ReadFile(jpath); err == nil {
+			if j, err := parseJournal(jpath, data); err == nil {
+				d = drover.RelabelHalted(d, j)
+			}
+		}
+	}
 	return d, nil
 }
 

@@ -35,6 +35,10 @@ func TestContractBatch(t *testing.T) {
 	storetest.RunBatchAppenderContract(t, func(t *testing.T) drover.Store { return open(t) })
 }
 
+func TestFileLegacyHalted(t *testing.T) {
+	storetest.RunLegacyHaltedContract(t, func(t *testing.T) drover.Store { return open(t) })
+}
+
 func TestOpen_CreatesPrivateDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "drover")
 	if _, err := file.Open(dir); err != nil {

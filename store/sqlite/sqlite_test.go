@@ -129,10 +129,57 @@ func TestSqliteSurvivesReopen(t *testing.T) {
 	var n int
 	db := rawDB(t, path)
 	// One row per migration file (0001_init, 0002_approvals,
-	// 0003_foreign_before, 0004_before_live, 0005_overrides): more would
-	// mean reopening migrated again.
-	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 5 {
-		t.Errorf("schema_version has %d rows (%v), want 5: reopening must not migrate again", n, err)
+	// 0003_foreign_before, 0004_before_live, 0005_overrides, 0006_halted):
+	// more would mean reopening migrated again.
+	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 6 {
+		t.Errorf("schema_version has %d rows (%v), want 6: reopening must not migrate again", n, err)
+	}
+}
+
+// TestSqliteMigratesHalted: deploys recorded rolled_back before the halted
+// outcome existed, whose journal has no switch step, read back halted with
+// the summary's verb corrected (migration 0006); one that switched a host
+// stays rolled back.
+func TestSqliteMigratesHalted(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for id, steps := range map[string][]string{"d-staged": {"stage"}, "d-switched": {"stage", "depool", "switch", "restore"}} {
+		if err := s.Begin(ctx, storetest.Record(id, "hello", 0)); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range steps {
+			if err := s.Append(ctx, id, drover.JournalEntry{At: at, Host: "h01", Step: st, Phase: drover.PhaseStart}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Finish(ctx, id, drover.FinishRecord{Finished: at, Outcome: drover.OutcomeRolledBack, ExitCode: 1,
+			Summary: "deploy halted and rolled back in 1s: 2 failed (h01, h02); halted: group web: 2 failed > failure limit 1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	// As a database written before 0006: the migration runs on open.
+	if _, err := rawDB(t, path).Exec(`DELETE FROM schema_version WHERE version = 6`); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Deploy(ctx, "d-staged")
+	if err != nil || got.Outcome != drover.OutcomeHalted || got.ExitCode != 1 ||
+		got.Summary != "deploy halted before any host switched in 1s: 2 failed (h01, h02); halted: group web: 2 failed > failure limit 1" {
+		t.Errorf("staged-only deploy after migration: %q %q (%v)", got.Outcome, got.Summary, err)
+	}
+	got, err = s.Deploy(ctx, "d-switched")
+	if err != nil || got.Outcome != drover.OutcomeRolledBack || !strings.HasPrefix(got.Summary, "deploy halted and rolled back") {
+		t.Errorf("deploy that switched a host after migration: %q %q (%v)", got.Outcome, got.Summary, err)
 	}
 }
 

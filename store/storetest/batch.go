@@ -109,7 +109,7 @@ func testBatchConcurrent(t *testing.T, s drover.Store, b drover.BatchAppender) {
 			for i := range batches {
 				es := make([]drover.JournalEntry, per)
 				for j := range es {
-					es[j] = drover.JournalEntry{At: base, Host: fmt.Sprintf("w%d", w), Step: fmt.Sprintf("%d", i*per+j), Phase: "start"}
+					es[j] = drover.JournalEntry{At: base, Host: fmt.Sprintf("w%d", w), Step: fmt.Sprintf("%d", i*per+j), Phase: drover.PhaseStart}
 				}
 				if err := b.AppendBatch(ctx, "d-1", es); err != nil {
 					errs <- err

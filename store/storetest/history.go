@@ -59,12 +59,12 @@ func seedHistory(t *testing.T, s drover.Store) {
 		for i, h := range hs {
 			at := d.Started.Add(time.Duration(i+1) * time.Minute)
 			for _, e := range []drover.JournalEntry{
-				{At: at, Host: h, Step: "switch", Phase: "start"},
-				{At: at.Add(time.Second), Host: h, Step: "switch", Phase: "done", Outcome: "ok", Elapsed: time.Second},
-				{At: at.Add(2 * time.Second), Host: h, Step: "check", Phase: "start"},
-				{At: at.Add(5 * time.Second), Host: h, Step: "check", Phase: "done", Outcome: "ok", Elapsed: 3 * time.Second},
+				{At: at, Host: h, Step: "switch", Phase: drover.PhaseStart},
+				{At: at.Add(time.Second), Host: h, Step: "switch", Phase: drover.PhaseDone, Outcome: "ok", Elapsed: time.Second},
+				{At: at.Add(2 * time.Second), Host: h, Step: "check", Phase: drover.PhaseStart},
+				{At: at.Add(5 * time.Second), Host: h, Step: "check", Phase: drover.PhaseDone, Outcome: "ok", Elapsed: 3 * time.Second},
 			} {
-				if n == 2 && h == "h03" && e.Step == "check" && e.Phase == "done" {
+				if n == 2 && h == "h03" && e.Step == "check" && e.Phase == drover.PhaseDone {
 					e.Outcome, e.Reason, e.Output = "failed", "health: status 500", "HTTP 500: unhealthy"
 				}
 				if err := s.Append(ctx, d.ID, e); err != nil {
@@ -80,7 +80,7 @@ func seedHistory(t *testing.T, s drover.Store) {
 	if err := s.Begin(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Append(ctx, "d-s", drover.JournalEntry{At: other.Started, Host: "h01", Step: "switch", Phase: "start"}); err != nil {
+	if err := s.Append(ctx, "d-s", drover.JournalEntry{At: other.Started, Host: "h01", Step: "switch", Phase: drover.PhaseStart}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -210,7 +210,7 @@ func testUnknownDeploy(t *testing.T, s drover.Store) {
 	if _, err := s.Journal(ctx, "d-nope"); drover.ErrorCode(err) != drover.ENOTFOUND {
 		t.Errorf("Journal: %v, want ENOTFOUND", err)
 	}
-	if err := s.Append(ctx, "d-nope", drover.JournalEntry{At: base, Host: "h01", Step: "depool", Phase: "start"}); drover.ErrorCode(err) != drover.ENOTFOUND {
+	if err := s.Append(ctx, "d-nope", drover.JournalEntry{At: base, Host: "h01", Step: "depool", Phase: drover.PhaseStart}); drover.ErrorCode(err) != drover.ENOTFOUND {
 		t.Errorf("Append: %v, want ENOTFOUND", err)
 	}
 	if err := s.Finish(ctx, "d-nope", drover.FinishRecord{Finished: base, Outcome: drover.OutcomeSucceeded}); drover.ErrorCode(err) != drover.ENOTFOUND {
@@ -222,9 +222,9 @@ func testUnknownDeploy(t *testing.T, s drover.Store) {
 func Entries(n int) []drover.JournalEntry {
 	out := make([]drover.JournalEntry, n)
 	for i := range out {
-		e := drover.JournalEntry{At: base.Add(time.Duration(i) * time.Second), Host: fmt.Sprintf("h%02d", i/4), Step: fmt.Sprintf("step-%d", i/2), Phase: "start", Slot: "v2-0123456789ab"}
+		e := drover.JournalEntry{At: base.Add(time.Duration(i) * time.Second), Host: fmt.Sprintf("h%02d", i/4), Step: fmt.Sprintf("step-%d", i/2), Phase: drover.PhaseStart, Slot: "v2-0123456789ab"}
 		if i%2 == 1 {
-			e.Phase, e.Outcome = "done", "ok"
+			e.Phase, e.Outcome = drover.PhaseDone, "ok"
 			e.Elapsed = time.Duration(i) * 150 * time.Millisecond
 			if i%3 == 0 {
 				e.Outcome, e.Reason = "failed", "tcp 127.0.0.1:18001: connection refused"
