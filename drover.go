@@ -114,6 +114,12 @@ type Spec struct {
 	// Distribution is how release bundles reach the hosts: pushed from
 	// this machine (the zero value) or relayed host to host (distribution.go).
 	Distribution Distribution
+	// Requires is this environment's requires: (promotion.go); nil when
+	// any release may be deployed here.
+	Requires *Requirement
+	// RequiredBy names the environments whose requires: name this one: a
+	// deploy here keeps its bundle (BundleStore) for `drover promote`.
+	RequiredBy []string
 }
 
 // State stores.

@@ -21,6 +21,9 @@
 // Environments overlay the file: an environment's hosts and groups replace
 // the top-level ones when present, its vars are merged into every host's vars
 // (a host's own vars win) and its deploy_root replaces the top-level one.
+// Its requires names the environment its releases must come from; the spec
+// carries it with that environment's hosts, and the required one's spec
+// lists who requires it (promotion.go).
 //
 // Groups are deployed in file order. A group's hosts list holds host names
 // or path.Match globs; a host belongs to the first group that names it, so a

@@ -197,6 +197,9 @@ type Environment struct {
 	// Vars are merged into every host's vars; a host's own vars win.
 	Vars       map[string]any `yaml:"vars"`
 	DeployRoot string         `yaml:"deploy_root"`
+	// Requires names the environment this one's releases must come from
+	// (promotion.go).
+	Requires *RequiresFile `yaml:"requires"`
 }
 
 // Load reads the file at path and returns the spec for environment env

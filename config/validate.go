@@ -141,6 +141,7 @@ func (f *File) check() (map[string]*drover.Spec, error) {
 		fleets = append(fleets, fl)
 	}
 
+	reqs := f.checkRequires(ps)
 	specs := map[string]*drover.Spec{}
 	for _, fl := range fleets {
 		specs[fl.env] = f.resolve(base, fl, ps, tmpls)
@@ -148,6 +149,7 @@ func (f *File) check() (map[string]*drover.Spec, error) {
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
+	withRequires(specs, reqs)
 	return specs, nil
 }
 

@@ -104,6 +104,10 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 	if _, err := SelectHosts(r.Spec, o.Limit); err != nil {
 		return nil, err
 	}
+	// Refused (requires:) before the first round, as deploy refuses it.
+	if _, err := r.checkPromotion(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	conv := rollout.NewConverge(r.convergePolicy())
 	out := &ConvergeOutcome{}
 	start := r.now()

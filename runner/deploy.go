@@ -60,6 +60,10 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
+	promoted, err := r.checkPromotion(ctx, o.Release)
+	if err != nil {
+		return nil, err
+	}
 	id := r.newID()
 	lock, err := r.lock(ctx, id)
 	if err != nil {
@@ -98,12 +102,15 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := r.keepBundle(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
 	if err := r.Store.Begin(ctx, d.rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	d.announce(o, len(targets))
+	d.announce(o, len(targets), promoted)
 
 	start := r.now()
 	err = r.drive(ctx, id, d.m, d.x.run, d.x.timeout, d.canary.start(ctx))
@@ -183,9 +190,10 @@ func (r *Runner) setUpDeploy(ctx context.Context, cs *conns, id string, o Deploy
 	return d, d.x.captureInvariants(ctx)
 }
 
-// announce emits the start of a deploy that began: its plan, the checks
-// it overrides, the invariant baseline, the distribution.
-func (d *deployRun) announce(o DeployOptions, targets int) {
+// announce emits the start of a deploy that began: its plan, the release
+// it was promoted from (promoted, "" for none), the checks it overrides,
+// the invariant baseline, the distribution.
+func (d *deployRun) announce(o DeployOptions, targets int, promoted string) {
 	r := d.r
 	pending := 0
 	for _, h := range d.rec.Hosts {
@@ -195,6 +203,9 @@ func (d *deployRun) announce(o DeployOptions, targets int) {
 	}
 	r.emit(drover.Event{Deploy: d.id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(targets, "host"), pending),
 		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(d.plan), Overrides: o.Overrides})
+	if promoted != "" {
+		r.emit(drover.Event{Deploy: d.id, Kind: drover.EventNotice, Message: promoted})
+	}
 	for _, ov := range o.Overrides {
 		if ov.Kind != drover.OverrideGate {
 			r.emit(drover.Event{Deploy: d.id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})

@@ -82,6 +82,10 @@ func (r *Runner) Plan(ctx context.Context, o DeployOptions) (*PlanResult, error)
 	if err != nil {
 		return nil, err
 	}
+	// A release the deploy would refuse (requires:) has no plan.
+	if _, err := r.checkPromotion(ctx, o.Release); err != nil {
+		return nil, err
+	}
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
 	fp, err := r.planFleet(ctx, cs, o.Release, targets, o.Force)

@@ -59,6 +59,10 @@ type Runner struct {
 	// honour ctx (another process may answer first) and return
 	// ErrNoTerminal when there is no one to ask. nil asks no one.
 	AskApproval func(ctx context.Context, question string) (bool, error)
+	// Bundles keeps the bundles of deploys to an environment that others
+	// require (environments.NAME.requires), for `drover promote`; nil
+	// keeps none. See promotion.go.
+	Bundles drover.BundleStore
 	// User names who runs the deploys in locks and history instead of
 	// the operating-system user; drover server sets it to the token's
 	// name ("token:alice"), so a change made through the API is recorded

@@ -13,6 +13,7 @@ import (
 
 	"drover"
 	"drover/config"
+	"drover/release"
 	"drover/rotation"
 	"drover/runner"
 	"drover/transport/local"
@@ -98,6 +99,7 @@ the lock.`,
 		a.convergeCmd(),
 		a.finalizeCmd(),
 		a.adoptCmd(),
+		a.promoteCmd(),
 	)
 	root.PersistentFlags().StringVar(&a.logFile, "log-file", "", `append every event as a JSON line to this file ("-": standard output), for log shippers; overrides log.file`)
 	a.addOutputFlags(root)
@@ -188,7 +190,8 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 		st.Close()
 		return nil, err
 	}
-	rn := &runner.Runner{Spec: spec, Transport: tr, Store: st, Events: sink, Rotation: rotation.New(spec)}
+	rn := &runner.Runner{Spec: spec, Transport: tr, Store: st, Events: sink, Rotation: rotation.New(spec),
+		Bundles: release.Dir{Root: filepath.Join(dir, "bundles")}}
 	a.wireCanary(rn, st)
 	return &env{spec: spec, store: st, runner: rn, closeTransport: closeTransport, closeObserve: closeObserve}, nil
 }

@@ -145,7 +145,7 @@ func TestCompletionHelpHasExamples(t *testing.T) {
 // rollback, so scripts pass it uniformly; resume runs with it.
 func TestHostChangingCommandsAcceptYes(t *testing.T) {
 	root := (&app{}).rootCmd()
-	for _, name := range []string{"deploy", "rollback", "converge", "finalize", "resume", "abort"} {
+	for _, name := range []string{"deploy", "rollback", "converge", "finalize", "resume", "abort", "promote"} {
 		c, _, err := root.Find([]string{name})
 		if err != nil || c.Name() != name {
 			t.Fatalf("no command %s: %v", name, err)

@@ -831,6 +831,45 @@ type envDiff struct {
 	A       string      `json:"env_a"`
 	B       string      `json:"env_b"`
 	Groups  []groupDiff `json:"groups"`
+	// ReleaseA and ReleaseB are the one release every host of each runs
+	// ("" when its hosts run several, or one is unreachable); SameRelease
+	// says both run the same one, by release ID, which carries the
+	// content hash: the same version built twice is not the same release.
+	ReleaseA    string `json:"release_a"`
+	ReleaseB    string `json:"release_b"`
+	SameRelease bool   `json:"same_release"`
+}
+
+// oneRelease is the release every host of sides runs, "" when they run
+// several, one runs none or one did not answer.
+func oneRelease(sides map[string]*envSide) string {
+	one := ""
+	for _, s := range sides {
+		if s.Unreachable > 0 {
+			return ""
+		}
+		for rel := range s.Releases {
+			if rel == "-" || (one != "" && rel != one) {
+				return ""
+			}
+			one = rel
+		}
+	}
+	return one
+}
+
+// sameReleaseLine says whether a and b run the same release.
+func (d envDiff) sameReleaseLine() string {
+	side := func(env, rel string) string {
+		if rel == "" {
+			return env + " runs no one release"
+		}
+		return env + " runs " + rel
+	}
+	if d.SameRelease {
+		return fmt.Sprintf("%s and %s run the same release, %s", d.A, d.B, d.ReleaseA)
+	}
+	return fmt.Sprintf("not the same release: %s, %s", side(d.A, d.ReleaseA), side(d.B, d.ReleaseB))
 }
 
 func sameCounts(a, b map[string]int) bool {
@@ -899,8 +938,10 @@ func (a *app) diffCmd() *cobra.Command {
 		Long: `diff surveys the hosts of two environments of one drover.yaml (environments:)
 and compares, group by group, which releases, versions and config hashes they
 run. Config is rendered per host, so hosts with their own vars differ in config
-hash by design; the comparison says whether the sets are the same. Use "" for
-the top-level fleet without an environment.`,
+hash by design; the comparison says whether the sets are the same. The last
+line says whether both run one and the same release on every host, by release
+ID (the content hash: the same version built twice is not the same release).
+Use "" for the top-level fleet without an environment.`,
 		Example: `  drover diff staging production
   drover diff staging production --json | jq '.groups[] | select(.differs != [])'`,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -948,6 +989,8 @@ the top-level fleet without an environment.`,
 				}
 				d.Groups = append(d.Groups, gd)
 			}
+			d.ReleaseA, d.ReleaseB = oneRelease(a1), oneRelease(b1)
+			d.SameRelease = d.ReleaseA != "" && d.ReleaseA == d.ReleaseB
 			if unreachable > 0 {
 				a.exit(drover.ExitNeedsPerson)
 			}
@@ -988,6 +1031,7 @@ the top-level fleet without an environment.`,
 			}
 			tw.Flush()
 			fmt.Fprintf(a.stdout, "%d of %d groups differ between %s and %s\n", differ, len(d.Groups), args[0], args[1])
+			fmt.Fprintln(a.stdout, d.sameReleaseLine())
 			return nil
 		},
 	}
