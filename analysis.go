@@ -131,6 +131,57 @@ type AnalysisResult struct {
 	Message string
 }
 
+// AnalysisEval is one evaluation of an analysis during a deploy, as events
+// (EventAnalysis) carry it and the journal keeps it: what was judged, when,
+// and how it came out.
+type AnalysisEval struct {
+	At    time.Time `json:"at"`
+	Name  string    `json:"name"`
+	Group string    `json:"group"`
+	Kind  string    `json:"kind"`
+	// Status is AnalysisPass, AnalysisFail or AnalysisNoData.
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+	// Verdict: evaluated as the group's analysis gate rather than in the
+	// background.
+	Verdict bool `json:"verdict,omitempty"`
+	// Halted: this evaluation stopped the deploy.
+	Halted bool `json:"halted,omitempty"`
+	// Canary are the hosts judged, Baseline the hosts not switched yet;
+	// Since is when the canary hosts were done (the window's earliest
+	// start).
+	Canary   []string  `json:"canary"`
+	Baseline []string  `json:"baseline,omitempty"`
+	Since    time.Time `json:"since"`
+	// Window is the range of range queries (baseline, trend), 0 for
+	// instant ones.
+	Window time.Duration `json:"window_ns,omitempty"`
+	// Max and Min are a threshold analysis's bounds.
+	Max *float64 `json:"max,omitempty"`
+	Min *float64 `json:"min,omitempty"`
+}
+
+// AnalysisSeries is one host's metric over a range, for a chart.
+type AnalysisSeries struct {
+	Host   string        `json:"host"`
+	Points []SeriesPoint `json:"points"`
+}
+
+// SeriesPoint is one sample: Unix milliseconds and a value.
+type SeriesPoint struct {
+	T int64   `json:"t"`
+	V float64 `json:"v"`
+}
+
+// SeriesReader reads an analysis's metric over a range, per host: the
+// dashboard's canary chart. check/prometheus's Analyzer implements it.
+type SeriesReader interface {
+	// Series runs the queries over [start, end] every step and returns
+	// each series that names a host (by a.HostLabel, or the query's own
+	// host). EFAILED/ETIMEOUT when the metrics cannot be read.
+	Series(ctx context.Context, a AnalysisSpec, queries []AnalysisQuery, start, end time.Time, step time.Duration) ([]AnalysisSeries, error)
+}
+
 // Analyzer evaluates analyses; check/prometheus implements it against a
 // Prometheus server's HTTP API.
 type Analyzer interface {

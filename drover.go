@@ -55,6 +55,9 @@ type Spec struct {
 	Env          string // "" when no --env was given
 	DeployRoot   string
 	KeepReleases int
+	// PruneForeign lets pruning remove foreign releases (another tool's
+	// directories under releases/) that are neither current nor previous.
+	PruneForeign bool
 	Transport    string // "local" or "ssh"
 	SSH          SSHConfig
 	// StateDir holds the lock, journal and history; "" means the default
@@ -64,7 +67,10 @@ type Spec struct {
 	Groups   []Group
 	// ConfigFiles are rendered per host into the release directory.
 	ConfigFiles []ConfigFile
-	Hooks       Hooks
+	// SharedDirs are paths inside every release linked to
+	// <deploy_root>/shared/<path> (see shareddirs.go).
+	SharedDirs []string
+	Hooks      Hooks
 	// Rotation holds native load balancer integrations (HAProxy).
 	Rotation RotationSpec
 	// Strategy is StrategyRolling (the default) or StrategyBlueGreen;

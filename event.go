@@ -36,6 +36,9 @@ type Event struct {
 	// terminal progress view, a CI dashboard) knows every host and batch
 	// before the first step reports.
 	Groups []EventGroup `json:"groups,omitempty"`
+	// Analysis, on analysis events only, is one evaluation of a canary
+	// analysis.
+	Analysis *AnalysisEval `json:"analysis,omitempty"`
 	// Overrides, on deploy_start only, are the checks, analyses and gates
 	// an operator skipped for this deploy, with the reason (override.go).
 	Overrides []Override `json:"overrides,omitempty"`
@@ -86,6 +89,9 @@ const (
 	// An operator skipped a gate (--skip-gate -m): Message names the gate
 	// and the reason.
 	EventGateSkipped = "gate_skipped"
+	// One evaluation of a canary analysis (Analysis holds it): every one,
+	// passed or not, so that a chart can mark each verdict.
+	EventAnalysis = "analysis"
 )
 
 // EventKinds lists every event kind, for consumers and the test that
@@ -95,6 +101,7 @@ var EventKinds = []string{
 	EventHostFailed, EventHalt, EventRollback, EventNotice, EventVerdict,
 	EventStageStart, EventStageDone, EventHostDone, EventHostRestored, EventHostStuck,
 	EventHostRolledBack, EventAbort, EventGateStart, EventGateDone, EventGateFailed, EventGateSkipped,
+	EventAnalysis,
 }
 
 // GateApprove is the gate at which a group waits for a person (approve:

@@ -109,6 +109,10 @@ type DeployRecord struct {
 	// Overrides are the checks, analyses and gates skipped for this deploy
 	// only, each with its reason (override.go).
 	Overrides []Override `json:"overrides,omitempty"`
+	// Groups are the run's groups in order with their batch size and
+	// failure limit as planned, so that a view of a finished deploy shows
+	// the batches it really ran (not today's drover.yaml).
+	Groups []PlanGroup `json:"groups,omitempty"`
 	// Set by Finish.
 	Finished time.Time `json:"finished,omitempty"`
 	Outcome  string    `json:"outcome,omitempty"`
@@ -123,6 +127,13 @@ type DeployHost struct {
 	Before Snapshot `json:"before"`
 	// Skipped is true when the host was already on the target.
 	Skipped bool `json:"skipped,omitempty"`
+}
+
+// PlanGroup is one group of a deploy's plan, as DeployRecord keeps it.
+type PlanGroup struct {
+	Name         string `json:"name"`
+	Batch        int    `json:"batch"`
+	FailureLimit int    `json:"failure_limit"`
 }
 
 // FinishRecord is what Finish stores.
@@ -149,7 +160,19 @@ type JournalEntry struct {
 	Output string `json:"output,omitempty"`
 	// Elapsed is how long the step took, on PhaseDone entries.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// Restoring marks a step of the restore path (as Event.Restoring): a
+	// view of the journal tells the way back from the way forward without
+	// guessing.
+	Restoring bool `json:"restoring,omitempty"`
+	// Analysis is set on the entries of canary analysis evaluations
+	// (Step StepAnalysis, Host ""), which `drover show` and the dashboard's
+	// canary chart read back.
+	Analysis *AnalysisEval `json:"analysis,omitempty"`
 }
+
+// StepAnalysis is the Step of a journal entry that records one evaluation
+// of a canary analysis.
+const StepAnalysis = "analysis"
 
 // JournalPhase says whether a journal entry was written before its step
 // ran or after.

@@ -48,6 +48,15 @@ type HostConn interface {
 	Close() error
 }
 
+// ForeignPruner is a HostConn that can also prune foreign releases
+// (another tool's directories under releases/), for prune_foreign: true.
+// Like Prune it never removes current, previous or a slot in protect: a
+// foreign release a failed deploy or a rollback would go back to stays.
+// A HostConn without it leaves foreign releases alone.
+type ForeignPruner interface {
+	PruneForeign(ctx context.Context, keep int, protect ...string) ([]string, error)
+}
+
 // StageRequest asks a host to stage a release.
 type StageRequest struct {
 	DeployID string
@@ -55,6 +64,9 @@ type StageRequest struct {
 	// ConfigFiles are rendered with Data (Data.Path set per file).
 	ConfigFiles []ConfigFile
 	Data        TemplateData
+	// SharedDirs are linked into the release to <root>/shared/<name>
+	// before validate runs (see shareddirs.go).
+	SharedDirs []string `json:",omitempty"`
 }
 
 // Validator is a HostConn that can try a release on its host without

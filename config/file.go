@@ -59,6 +59,11 @@ type File struct {
 	BlueGreen *BlueGreenFile `yaml:"blue_green"`
 	// Distribution is how bundles reach hosts (distribution.go).
 	Distribution DistributionFile `yaml:"distribution"`
+	// SharedDirs are linked into every release (shareddirs.go).
+	SharedDirs []string `yaml:"shared_dirs"`
+	// PruneForeign lets pruning remove another tool's releases once they
+	// are neither current nor previous.
+	PruneForeign bool `yaml:"prune_foreign"`
 
 	// filename names the file in errors; dir resolves relative paths.
 	filename string

@@ -178,6 +178,7 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 	} else {
 		f.checkRoot(ps, p("deploy_root"), f.DeployRoot)
 	}
+	s.PruneForeign = f.PruneForeign
 	if f.KeepReleases != nil {
 		s.KeepReleases = *f.KeepReleases
 		if *f.KeepReleases < 2 {
@@ -228,6 +229,7 @@ func (f *File) checkScalars(ps *problems) drover.Spec {
 		s.ConfigFiles = append(s.ConfigFiles, drover.ConfigFile{Template: c.Template, Dest: c.Dest, Validate: c.Validate,
 			Mode: checkFileMode(ps, at.with("mode"), c.Mode), Owner: checkOwner(ps, at.with("owner"), c.Owner), Group: checkOwner(ps, at.with("group"), c.Group)})
 	}
+	s.SharedDirs = f.checkSharedDirs(ps)
 
 	s.Hooks = drover.Hooks{
 		Restart:        f.Hooks.Restart,
@@ -683,3 +685,36 @@ func checkOwner(ps *problems, at keyPath, name string) string {
 }
 
 var validOwner = regexp.MustCompile(`^([a-z_][a-z0-9_.-]*\$?|[0-9]+)$`)
+
+// checkSharedDirs checks shared_dirs: each a clean relative path inside
+// the release (it becomes a link there and a directory under
+// <deploy_root>/shared), none inside another, and no config file rendered
+// into one — it would be written through the link into the directory
+// every release shares, and no rollback would take it back.
+func (f *File) checkSharedDirs(ps *problems) []string {
+	var out []string
+	hint := "name a directory inside the release, like logs or var/run; shared_dirs: [logs, run]"
+	for i, d := range f.SharedDirs {
+		at := p("shared_dirs", i)
+		if err := drover.CheckSharedDir(d); err != nil {
+			ps.add(at, hint, "shared_dirs[%d]: %v", i, err)
+			continue
+		}
+		if x, y, ok := drover.SharedDirsOverlap(append(out[:len(out):len(out)], d)); ok {
+			ps.add(at, "list a directory once, and not also one inside it",
+				"shared_dirs[%d]: %q and %q overlap", i, x, y)
+			continue
+		}
+		out = append(out, d)
+	}
+	for i, c := range f.ConfigFiles {
+		if c.Dest == "" {
+			continue
+		}
+		if s := drover.InSharedDir(c.Dest, out); s != "" {
+			ps.add(p("config_files", i, "dest"), "render config files into the release itself, outside the shared dirs",
+				"config_files[%d].dest: %q is inside shared dir %q, which every release shares", i, c.Dest, s)
+		}
+	}
+	return out
+}

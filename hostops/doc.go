@@ -17,7 +17,8 @@
 // When current points at one, it is the host's current release — never
 // "none" — and state.json records the link's exact text under "foreign",
 // so restoring it puts back that very link. Such directories are never
-// replaced or pruned. A live directory as current is moved under
+// replaced, and pruned only with PruneForeign (prune_foreign), never
+// while current or previous. A live directory as current is moved under
 // releases/foreign-<hash> by Adopt, in one atomic exchange.
 //
 // A slot is the release ID, or <release-id>+<8 hex of the config hash> when

@@ -240,3 +240,46 @@ func TestOlderStateFileStillReads(t *testing.T) {
 		t.Fatalf("a host with no foreign release encodes %s", b)
 	}
 }
+
+// PruneForeign (prune_foreign: true) removes foreign releases like
+// drover's own once they are neither current nor previous, and never
+// while they are.
+func TestPruneForeignOnlyWhenOperatorSaysSo(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	capLayout(t, f) // current -> 20260101120000, and an older 20251201120000
+	exists := func(slot string) bool {
+		_, err := os.Stat(filepath.Join(f.h.Root, "releases", slot))
+		return err == nil
+	}
+	// v1: the foreign current becomes previous; neither prune touches it.
+	v1 := f.build("v1", nil)
+	f.deploy(v1, 1)
+	if _, err := f.h.PruneForeign(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("20260101120000") {
+		t.Fatal("PruneForeign removed the foreign release that is previous")
+	}
+	if exists("20251201120000") {
+		t.Fatal("PruneForeign kept an old foreign release beyond keep")
+	}
+	// v2: the foreign release is neither current nor previous now.
+	f.deploy(f.build("v2", nil), 1)
+	if _, err := f.h.Prune(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if !exists("20260101120000") {
+		t.Fatal("Prune without the operator's word removed a foreign release")
+	}
+	removed, err := f.h.PruneForeign(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != "20260101120000" || exists("20260101120000") {
+		t.Fatalf("PruneForeign removed %v", removed)
+	}
+	if !exists(v1.ID()) {
+		t.Fatal("PruneForeign removed the previous release")
+	}
+}

@@ -703,3 +703,19 @@ func TestValidateLeavesNoTrace(t *testing.T) {
 		t.Errorf("scratch directory left behind after a failure")
 	}
 }
+
+// TestValidateSharedDirsInScratch: validate sees a release's shared dirs
+// (nginx -t needs its log directory) as empty directories of the scratch
+// release, and makes nothing under the deploy root's shared/.
+func TestValidateSharedDirsInScratch(t *testing.T) {
+	f := newFixture(t)
+	r := f.build("v1", nil)
+	req := f.req(r, 7, `test -d logs && test -d var/run && ! test -L logs`)
+	req.SharedDirs = []string{"logs", "var/run"}
+	if _, err := f.h.ValidateFile(context.Background(), r.BundlePath, req); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(f.h.Root); len(ents) != 0 {
+		t.Errorf("validate left %d entries in the deploy root, first %s", len(ents), ents[0].Name())
+	}
+}

@@ -20,8 +20,8 @@ const StaleStage = time.Hour
 //
 // Current, previous (from state.json and the live current link) and the
 // slots in protect are never removed, and count towards keep. Directories
-// drover did not stage (another tool's releases, foreign.go) are never
-// removed either. Of the other slots, the newest are kept (by staged_at in .drover-slot.json, then
+// drover did not stage (another tool's releases, foreign.go) are not
+// removed either (see PruneForeign). Of the other slots, the newest are kept (by staged_at in .drover-slot.json, then
 // modification time) until keep slots remain. Leftover .stage- directories
 // and temporary files older than StaleStage, from a stage or a write that
 // crashed, are removed too.
@@ -30,6 +30,20 @@ const StaleStage = time.Hour
 // place could crash half way and leave a directory whose metadata still
 // claims a release whose files are gone, which a later stage would reuse.
 func (h *Host) Prune(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	return h.prune(ctx, keep, false, protect)
+}
+
+// PruneForeign is Prune that also removes foreign releases (another
+// tool's directories under releases/), once the operator said so
+// (prune_foreign: true): they count towards keep like drover's own, the
+// oldest by modification time go first, and one that is current or
+// previous, from state.json or the live current link, is never removed —
+// it is what a failed deploy or a rollback goes back to.
+func (h *Host) PruneForeign(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	return h.prune(ctx, keep, true, protect)
+}
+
+func (h *Host) prune(ctx context.Context, keep int, foreign bool, protect []string) ([]string, error) {
 	st, err := h.State(ctx)
 	if err != nil {
 		return nil, err
@@ -55,9 +69,10 @@ func (h *Host) Prune(ctx context.Context, keep int, protect ...string) ([]string
 			kept++
 			continue
 		}
-		if !h.isDroverSlot(s) {
+		if !foreign && !h.isDroverSlot(s) {
 			// Another tool's release (foreign.go): the operator's to
-			// remove, by hand, once nothing needs to go back to it.
+			// remove, by hand or with prune_foreign, once nothing needs
+			// to go back to it.
 			continue
 		}
 		c := cand{slot: s}

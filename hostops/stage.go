@@ -36,12 +36,13 @@ func (h *Host) StageFile(ctx context.Context, bundlePath string, req drover.Stag
 //  1. unpack into releases/.stage-<random> with release.Unpack, checking
 //     the stream's sha256 and size against req.Release when it has them
 //     (the bundle crossed a network; what arrived must be what was built);
-//  2. render each config file from its template inside the release, with
+//  2. link each shared dir into it (shared.go), so validate sees them;
+//  3. render each config file from its template inside the release, with
 //     req.Data exactly as given (see renderConfig), to its Dest inside the
 //     staging directory;
-//  3. run each config file's validate command there; a non-zero exit is
+//  4. run each config file's validate command there; a non-zero exit is
 //     EFAILED with the output's tail;
-//  4. choose the slot (see chooseSlot), write .drover-slot.json and rename
+//  5. choose the slot (see chooseSlot), write .drover-slot.json and rename
 //     the staging directory into place.
 //
 // Any failure removes the staging directory, so a failed stage leaves no
@@ -93,7 +94,7 @@ func (h *Host) Validate(ctx context.Context, bundle io.Reader, req drover.StageR
 		return drover.StageResult{}, drover.Errorf(drover.EFAILED, "validate: scratch directory: %v", err)
 	}
 	defer os.RemoveAll(scratch)
-	_, configHash, err := h.prepare(ctx, bundle, req, scratch)
+	_, configHash, err := h.prepare(ctx, bundle, req, scratch, true)
 	if err != nil {
 		return drover.StageResult{}, err
 	}
@@ -102,7 +103,7 @@ func (h *Host) Validate(ctx context.Context, bundle io.Reader, req drover.StageR
 
 func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequest, stage string) (drover.StageResult, error) {
 	var res drover.StageResult
-	m, configHash, err := h.prepare(ctx, bundle, req, stage)
+	m, configHash, err := h.prepare(ctx, bundle, req, stage, false)
 	if err != nil {
 		return res, err
 	}
@@ -127,9 +128,12 @@ func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 }
 
 // prepare unpacks the bundle into stage, checking it against req.Release,
-// renders the config files there and runs their validate commands: every
-// step of staging that can refuse a release, before a slot is chosen.
-func (h *Host) prepare(ctx context.Context, bundle io.Reader, req drover.StageRequest, stage string) (drover.Manifest, string, error) {
+// links the shared dirs into it, renders the config files there and runs
+// their validate commands: every step of staging that can refuse a
+// release, before a slot is chosen. In a scratch directory (Validate) the
+// shared dirs are empty directories of the release: making them under the
+// deploy root would leave a trace of a plan.
+func (h *Host) prepare(ctx context.Context, bundle io.Reader, req drover.StageRequest, stage string, scratch bool) (drover.Manifest, string, error) {
 	rel := req.Release
 	var sum hash.Hash
 	counted := &countingReader{r: bundle}
@@ -162,6 +166,9 @@ func (h *Host) prepare(ctx context.Context, bundle io.Reader, req drover.StageRe
 	if m.ID != rel.ID() {
 		return m, "", drover.Errorf(drover.EINVALID, "stage: bundle holds release %s, expected %s", m.ID, rel.ID())
 	}
+	if err := h.linkShared(stage, m.ID, req.SharedDirs, scratch); err != nil {
+		return m, "", err
+	}
 	configHash, rendered, err := h.renderConfig(stage, req)
 	if err != nil {
 		return m, "", err
@@ -174,7 +181,7 @@ func (h *Host) prepare(ctx context.Context, bundle io.Reader, req drover.StageRe
 
 // renderConfig renders every config file with drover.RenderConfigFiles
 // and writes it into the staging directory, and returns the config hash,
-// drover.ConfigHash of the rendered files. The controller computes the same
+// drover.SlotHash of the rendered files and the shared dirs. The controller computes the same
 // hash from the same functions and data to tell which hosts are already up
 // to date; rendering here any differently (another .Path, another order)
 // would make every host look out of date, or worse, up to date when not.
@@ -189,6 +196,10 @@ func (h *Host) renderConfig(stage string, req drover.StageRequest) (string, []dr
 		where := "config file " + cf.Dest
 		if err := checkDest(cf.Dest); err != nil {
 			return "", nil, drover.Errorf(drover.EINVALID, "%s: %v", where, err)
+		}
+		if sd := drover.InSharedDir(filepath.ToSlash(cf.Dest), req.SharedDirs); sd != "" {
+			return "", nil, drover.Errorf(drover.EINVALID, "%s: inside shared dir %s, which every release shares", where, sd).
+				WithHint("render config files into the release itself, outside shared_dirs")
 		}
 		d := filepath.Clean(cf.Dest)
 		if seen[d] {
@@ -215,7 +226,7 @@ func (h *Host) renderConfig(stage string, req drover.StageRequest) (string, []dr
 			return "", nil, configFileError(f.Dest, err)
 		}
 	}
-	return drover.ConfigHash(files), files, nil
+	return drover.SlotHash(files, req.SharedDirs), files, nil
 }
 
 // checkDest refuses a config file destination outside the release

@@ -253,11 +253,14 @@ func (w *canaryWatch) watchAnalysis(ga *groupAnalysis, a drover.AnalysisSpec) {
 		case <-t.C:
 		}
 		// Missing data is "not yet" until the verdict, and fails after.
-		o, msg := w.evaluate(w.ctx, ga, a)
-		if o == judgedFail || (o == judgedMissing && isClosed(ga.verdict)) {
-			if w.ctx.Err() != nil {
-				return // the deploy ended while the query ran
-			}
+		o, msg, ev := w.evaluate(w.ctx, ga, a)
+		halting := o == judgedFail || (o == judgedMissing && isClosed(ga.verdict))
+		if w.ctx.Err() != nil {
+			return // the deploy ended while the query ran
+		}
+		ev.Halted = halting && !isClosed(w.halted)
+		w.record(ev)
+		if halting {
 			w.halt(msg)
 			return
 		}
@@ -322,15 +325,21 @@ func (w *canaryWatch) verdict(ctx context.Context, group string, analyses []drov
 		}
 		deadline := w.r.now().Add(verdictGrace * analysisInterval(a))
 		for {
-			o, msg := w.evaluate(ctx, ga, a)
+			o, msg, ev := w.evaluate(ctx, ga, a)
+			ev.Verdict = true
 			if o == judgedPass {
+				w.record(ev)
 				w.r.emit(drover.Event{Deploy: w.x.deployID, Kind: drover.EventNotice, Group: group, Message: "analysis passed: " + msg})
 				break
 			}
 			if o == judgedFail || !w.r.now().Before(deadline) {
+				// The gate fails with it: this result halts the deploy.
+				ev.Halted = !isClosed(w.halted)
+				w.record(ev)
 				fails = append(fails, msg)
 				break
 			}
+			w.record(ev)
 			select {
 			case <-ctx.Done():
 				return drover.Errorf(drover.ETIMEOUT, "analysis %s of group %s: the verdict ran out of time", a.Name, group)
@@ -358,8 +367,44 @@ const (
 
 // evaluate runs one analysis once. The message says why it failed, or
 // what was missing, or (a pass) what was seen. on_no_data: pass turns
-// missing data into a pass here.
-func (w *canaryWatch) evaluate(ctx context.Context, ga *groupAnalysis, a drover.AnalysisSpec) (judgement, string) {
+// missing data into a pass here. The evaluation is for the caller to
+// record once it knows whether it halts the deploy.
+func (w *canaryWatch) evaluate(ctx context.Context, ga *groupAnalysis, a drover.AnalysisSpec) (judgement, string, drover.AnalysisEval) {
+	ev := drover.AnalysisEval{At: w.r.now(), Name: a.Name, Group: ga.group.Name, Kind: a.Kind,
+		Canary: ga.canary, Baseline: ga.baseline, Since: ga.since, Max: a.Max, Min: a.Min}
+	if a.Kind == drover.AnalysisBaseline || a.Kind == drover.AnalysisTrend {
+		ev.Window = a.Window
+		if ev.Window <= 0 {
+			ev.Window = drover.DefaultAnalysisWindow
+		}
+	}
+	o, msg := w.judge(ctx, ga, a, ev.At)
+	ev.Status, ev.Message = drover.AnalysisPass, msg
+	switch o {
+	case judgedFail:
+		ev.Status = drover.AnalysisFail
+	case judgedMissing:
+		ev.Status = drover.AnalysisNoData
+	}
+	return o, msg, ev
+}
+
+// record journals one evaluation and reports it as an analysis event:
+// `drover show` and the dashboard's canary chart read them back.
+func (w *canaryWatch) record(ev drover.AnalysisEval) {
+	outcome := string(rollout.OK)
+	switch ev.Status {
+	case drover.AnalysisFail:
+		outcome = string(rollout.Failed)
+	case drover.AnalysisNoData:
+		outcome = drover.AnalysisNoData
+	}
+	w.r.journal(w.parent, w.x.deployID, drover.JournalEntry{At: ev.At, Step: drover.StepAnalysis, Phase: "done", Outcome: outcome, Reason: ev.Message, Analysis: &ev})
+	w.r.emit(drover.Event{Time: ev.At, Deploy: w.x.deployID, Kind: drover.EventAnalysis, Group: ev.Group, Message: ev.Message, Analysis: &ev})
+}
+
+// judge is one evaluation's outcome and message.
+func (w *canaryWatch) judge(ctx context.Context, ga *groupAnalysis, a drover.AnalysisSpec, now time.Time) (judgement, string) {
 	where := fmt.Sprintf("analysis %s of group %s", a.Name, ga.group.Name)
 	queries, err := w.queries(ga, a)
 	if err != nil {
@@ -367,7 +412,7 @@ func (w *canaryWatch) evaluate(ctx context.Context, ga *groupAnalysis, a drover.
 	}
 	actx, cancel := context.WithTimeout(ctx, analysisTimeout(a))
 	defer cancel()
-	in := drover.AnalysisInput{Queries: queries, Canary: ga.canary, Baseline: ga.baseline, Since: ga.since, Now: w.r.now()}
+	in := drover.AnalysisInput{Queries: queries, Canary: ga.canary, Baseline: ga.baseline, Since: ga.since, Now: now}
 	res, err := w.r.Analyzer.Analyze(actx, a, in)
 	if err != nil {
 		if drover.ErrorCode(err) == drover.EINVALID {

@@ -43,6 +43,11 @@ type Outcome struct {
 	// Recovered lists interrupted deploys this run found and rolled back
 	// before doing its own work.
 	Recovered []*Outcome
+	// Targets is, per host, the release a restore takes it to: its
+	// pre-deploy snapshot in a deploy, the rollback's target in a
+	// rollback or recovery. A foreign one carries its link and hash, so
+	// JSON output can say exactly where a host went back to.
+	Targets map[string]drover.Snapshot
 }
 
 // Name is the run's outcome (drover.Outcome*): its verdict, which is named
@@ -107,6 +112,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
+	d.rec.Groups = planGroups(d.plan)
 	if err := r.Store.Begin(ctx, d.rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
@@ -117,6 +123,7 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	d.canary.stop()
 	d.x.stopDistribution()
 	out := r.finish(ctx, id, drover.KindDeploy, report(d.m, err), start)
+	out.Targets = d.before
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
 	}
@@ -148,6 +155,7 @@ type deployRun struct {
 	id     string
 	r      *Runner
 	x      *executor
+	before map[string]drover.Snapshot
 	rec    drover.DeployRecord
 	plan   rollout.Plan
 	m      *rollout.Machine
@@ -164,7 +172,7 @@ func (r *Runner) setUpDeploy(ctx context.Context, cs *conns, id string, o Deploy
 		before[name] = v.State.Snapshot()
 	}
 	run := r.layout(rollout.ModeDeploy, before, fp.skip)
-	d := &deployRun{id: id, r: r, rec: r.record(id, drover.KindDeploy, o.Release, o.Message), plan: run.plan}
+	d := &deployRun{id: id, r: r, before: before, rec: r.record(id, drover.KindDeploy, o.Release, o.Message), plan: run.plan}
 	d.rec.Overrides, d.rec.Hosts = o.Overrides, run.hosts
 	d.x = newExecutor(r, cs, o.Release, id, before)
 	// The spec of this deploy only: r.Spec keeps every check, so the next
@@ -255,6 +263,15 @@ func eventGroups(p rollout.Plan) []drover.EventGroup {
 	return out
 }
 
+// planGroups is the plan's groups as the deploy record keeps them.
+func planGroups(p rollout.Plan) []drover.PlanGroup {
+	out := make([]drover.PlanGroup, 0, len(p.Groups))
+	for _, g := range p.Groups {
+		out = append(out, drover.PlanGroup{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit})
+	}
+	return out
+}
+
 func (r *Runner) record(id, kind string, rel *drover.Release, msg string) drover.DeployRecord {
 	userName, machine := r.who()
 	rec := drover.DeployRecord{
@@ -334,7 +351,7 @@ func (r *Runner) prune(ctx context.Context, cs *conns, id string, rep rollout.Re
 		defer cancel()
 		conn, err := cs.get(pctx, name)
 		if err == nil {
-			_, err = conn.Prune(pctx, r.Spec.KeepReleases)
+			_, err = pruneConn(pctx, conn, r.Spec)
 		}
 		if err != nil {
 			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Host: name, Step: "prune", Message: "prune failed: " + err.Error()})
@@ -350,4 +367,14 @@ func fromLabel(snap drover.Snapshot) string {
 		return ""
 	}
 	return snap.Label()
+}
+
+// pruneConn prunes a host, foreign releases too when the operator set
+// prune_foreign (drover.ForeignPruner): another tool's release is kept
+// by default, since it may be all a team has to go back to.
+func pruneConn(ctx context.Context, conn drover.HostConn, spec *drover.Spec) ([]string, error) {
+	if fp, ok := conn.(drover.ForeignPruner); ok && spec.PruneForeign {
+		return fp.PruneForeign(ctx, spec.KeepReleases)
+	}
+	return conn.Prune(ctx, spec.KeepReleases)
 }

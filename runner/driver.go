@@ -149,7 +149,7 @@ func (d *driver) decide() time.Time {
 		d.next.events = d.r.appendNote(d.next.events, d.id, n)
 	}
 	for _, a := range rd.Actions {
-		d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart})
+		d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart, Restoring: a.Restoring})
 		d.next.events = append(d.next.events, drover.Event{Deploy: d.id, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
 		d.next.launch = append(d.next.launch, a)
 		d.groupOf[a.Host] = a.Group
@@ -268,7 +268,7 @@ func (d *driver) collect(res rollout.Result) error {
 	key := res.Host + "/" + string(res.Step)
 	elapsed := d.r.now().Sub(d.started[key])
 	delete(d.started, key)
-	d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res)})
+	d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: res.Host, Step: string(res.Step), Phase: drover.PhaseDone, Outcome: string(res.Outcome), Reason: res.Reason, Elapsed: elapsed, Output: outputTail(res), Restoring: d.restoring[res.Host]})
 	d.next.events = append(d.next.events, drover.Event{Deploy: d.id, Kind: drover.EventStepDone, Group: d.groupOf[res.Host], Host: res.Host, Step: string(res.Step), Restoring: d.restoring[res.Host], Outcome: string(res.Outcome), Message: res.Reason, Elapsed: elapsed})
 	return d.m.Report(d.r.now(), res)
 }

@@ -240,6 +240,7 @@ func (x *executor) stage(ctx context.Context, h drover.Host) error {
 	res, err := x.stageVia(ctx, h, conn, drover.StageRequest{
 		DeployID: x.deployID, Release: x.release,
 		ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
+		SharedDirs: x.spec.SharedDirs,
 	})
 	if err != nil {
 		return err

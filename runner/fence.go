@@ -150,6 +150,18 @@ func (c fencedConn) Prune(ctx context.Context, keep int, protect ...string) ([]s
 	return c.HostConn.Prune(ctx, keep, protect...)
 }
 
+// PruneForeign is fenced like Prune; a connection that cannot prune
+// foreign releases prunes only drover's own.
+func (c fencedConn) PruneForeign(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	if err := c.held(); err != nil {
+		return nil, err
+	}
+	if fp, ok := c.HostConn.(drover.ForeignPruner); ok {
+		return fp.PruneForeign(ctx, keep, protect...)
+	}
+	return c.HostConn.Prune(ctx, keep, protect...)
+}
+
 // fencedFetcher keeps a Fetcher connection a Fetcher.
 type fencedFetcher struct {
 	fencedConn

@@ -239,7 +239,7 @@ func (r *Runner) validateAll(ctx context.Context, cs *conns, fp *fleetPlan) map[
 		if !ok {
 			return
 		}
-		_, err = v.Validate(vctx, drover.StageRequest{DeployID: "plan", Release: fp.rel, ConfigFiles: r.Spec.ConfigFiles, Data: fp.data(r.Spec, name)})
+		_, err = v.Validate(vctx, drover.StageRequest{DeployID: "plan", Release: fp.rel, ConfigFiles: r.Spec.ConfigFiles, Data: fp.data(r.Spec, name), SharedDirs: r.Spec.SharedDirs})
 		mu.Lock()
 		out[name] = err
 		mu.Unlock()

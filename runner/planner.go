@@ -24,8 +24,9 @@ import (
 
 // fleetPlan is what a deploy of one release would do on its targets.
 type fleetPlan struct {
-	rel   *drover.Release
-	views map[string]*hostView
+	rel        *drover.Release
+	sharedDirs []string
+	views      map[string]*hostView
 	// skip holds the reachable hosts already on the release with the
 	// config it would give them (false for all with --force).
 	skip map[string]bool
@@ -59,7 +60,7 @@ func (r *Runner) planFleet(ctx context.Context, cs *conns, rel *drover.Release, 
 	if err := refusedHosts(views); err != nil {
 		return nil, err
 	}
-	p := &fleetPlan{rel: rel, views: views, skip: map[string]bool{}, files: map[string][]drover.RenderedFile{}}
+	p := &fleetPlan{rel: rel, sharedDirs: r.Spec.SharedDirs, views: views, skip: map[string]bool{}, files: map[string][]drover.RenderedFile{}}
 	if r.blueGreen() {
 		if p.bg, err = r.newBGRun(); err != nil {
 			return nil, err
@@ -118,9 +119,10 @@ func (p *fleetPlan) desired(rd *renderer, v *hostView) (string, bool, error) {
 	return p.hash(files), true, nil
 }
 
-// hash is the config hash a host records for files (HostState.ConfigHash).
+// hash is the config hash a host records for files (HostState.ConfigHash):
+// the rendered files and the shared dirs linked into the slot.
 func (p *fleetPlan) hash(files []drover.RenderedFile) string {
-	return drover.ConfigHash(files)
+	return drover.SlotHash(files, p.sharedDirs)
 }
 
 // fingerprint identifies what this plan saw and decided: the release, and

@@ -37,13 +37,16 @@ func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message 
 		return nil, err
 	}
 	x.useBlueGreen(bg)
+	rec.Groups = planGroups(run.plan)
 	if err := r.Store.Begin(ctx, rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %s to restore", kind, r.Spec.Service, plural(len(to), "host")),
 		Operation: kind, Groups: eventGroups(run.plan)})
 	err = r.drive(ctx, id, m, x.run, x.timeout, nil)
-	return r.finish(ctx, id, kind, report(m, err), start), nil
+	out := r.finish(ctx, id, kind, report(m, err), start)
+	out.Targets = to
+	return out, nil
 }
 
 // recoverUnfinished finds deploys of this spec that began and never

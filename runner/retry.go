@@ -85,12 +85,12 @@ func (x *executor) retrying(ctx context.Context, a rollout.Action) error {
 		}
 		wait := x.backoff(rule, attempt)
 		reason := fmt.Sprintf("attempt %d of %d (%s): %v; retrying in %s", attempt, rule.Attempts, kind, err, wait.Round(time.Millisecond))
-		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseDone, Outcome: string(outcomeOf(err)), Reason: reason, Output: tail(err.Error(), drover.MaxOutputTail)})
+		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseDone, Outcome: string(outcomeOf(err)), Reason: reason, Output: tail(err.Error(), drover.MaxOutputTail), Restoring: a.Restoring})
 		x.notice(a.Host, string(a.Step), "retrying "+string(a.Step)+" after "+reason)
 		if x.r.sleep(ctx, wait) != nil {
 			return err
 		}
-		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart})
+		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart, Restoring: a.Restoring})
 	}
 }
 

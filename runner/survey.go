@@ -70,6 +70,10 @@ type HostStatus struct {
 	Foreign *drover.Foreign `json:"foreign,omitempty"`
 	// PreviousForeign says Previous is another tool's release.
 	PreviousForeign bool `json:"previous_foreign,omitempty"`
+	// PreviousForeignTarget is, for a foreign Previous (what `drover
+	// rollback` goes to), how current pointed at it and its content hash:
+	// the link a rollback puts back.
+	PreviousForeignTarget *drover.Foreign `json:"previous_foreign_target,omitempty"`
 	// Unadopted is set when current is a live directory (or a link out of
 	// releases/): deploys refuse the host until `drover adopt`.
 	Unadopted  bool      `json:"unadopted,omitempty"`
@@ -96,6 +100,10 @@ func (r *Runner) Status(ctx context.Context) (*FleetStatus, error) {
 		}
 		hs.Foreign = v.State.Snapshot().Foreign
 		hs.PreviousForeign = v.State.IsForeign(v.State.Previous)
+		if hs.PreviousForeign {
+			f := v.State.Foreign[v.State.Previous]
+			hs.PreviousForeignTarget = &f
+		}
 		hs.Unadopted = v.State.LiveDir != ""
 		st.Hosts = append(st.Hosts, hs)
 	}

@@ -29,6 +29,10 @@ type run struct {
 	begun, done chan struct{}
 	err         error
 	tracker     *hostTracker
+	// views are the run's views by deploy id (a recovery's, then its
+	// deploy's); viewID is the last begun (view.go).
+	views  map[string]*runView
+	viewID string
 	// verdicts are the runner's verdict events, held until the run has
 	// returned: a client that starts the next deploy on a verdict must
 	// find the lock free and the run gone from the active set.
@@ -69,6 +73,7 @@ func (s *Server) publishLocked(rn *run, e drover.Event) {
 		rn.events = append(rn.events, se)
 	}
 	rn.tracker.observe(e)
+	s.foldLocked(rn, e)
 	s.events.publish(se)
 }
 

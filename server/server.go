@@ -97,6 +97,8 @@ type Server struct {
 	active   map[string]*run // by service key, while running
 	finished []*run          // oldest first, at most keepRuns
 	closed   bool
+	// viewSubs are the view streams (view.go).
+	viewSubs map[*viewSub]struct{}
 
 	mux *http.ServeMux
 }
@@ -198,10 +200,14 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+v1+"/services/{key}/deploys", s.authed(false, s.handleHistory))
 	m.HandleFunc("POST "+v1+"/services/{key}/deploys", s.authed(false, s.handleDeploy))
 	m.HandleFunc("POST "+v1+"/services/{key}/rollback", s.authed(false, s.handleRollback))
+	m.HandleFunc("POST "+v1+"/services/{key}/adopt", s.authed(false, s.handleAdopt)) // adopt.go
 	m.HandleFunc("GET "+v1+"/deploys/{id}", s.authed(false, s.handleDeployInfo))
 	m.HandleFunc("POST "+v1+"/deploys/{id}/approve", s.authed(false, s.handleApprove))
 	m.HandleFunc("POST "+v1+"/deploys/{id}/abort", s.authed(false, s.handleAbort))
 	m.HandleFunc("GET "+v1+"/events", s.authed(true, s.handleEvents))
+	m.HandleFunc("GET "+v1+"/deploys/{id}/view", s.authed(false, s.handleViewOne))
+	m.HandleFunc("GET "+v1+"/view", s.authed(true, s.handleViewStream))
+	m.HandleFunc("GET "+v1+"/deploys/{id}/analyses/{group}/{name}", s.authed(false, s.handleAnalysisSeries))
 	m.HandleFunc(v1+"/", s.authed(false, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, drover.Errorf(drover.ENOTFOUND, "no API %s %s", r.Method, r.URL.Path).WithHint("see the README's drover server section for the API"))
 	}))

@@ -233,6 +233,9 @@ func TestAuthEveryEndpoint(t *testing.T) {
 		{"POST", "/api/v1/deploys/d-1/approve", true},
 		{"POST", "/api/v1/deploys/d-1/abort", true},
 		{"GET", "/api/v1/events", false},
+		{"GET", "/api/v1/view?service=hello", false},
+		{"GET", "/api/v1/deploys/d-1/view", false},
+		{"GET", "/api/v1/deploys/d-1/analyses/canary/errors", false},
 	}
 	body := map[string]any{}
 	for _, ep := range endpoints {

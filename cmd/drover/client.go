@@ -21,7 +21,7 @@ import (
 )
 
 // This file is the CLI acting through a drover server (--server URL,
-// --token): deploy, rollback, status, history, approve and abort call the
+// --token): deploy, rollback, adopt, status, history, approve and abort call the
 // API instead of touching the fleet, so a team shares the server's one
 // lock and one history. A deploy uploads the bundle (built here from a
 // directory) and follows the run's events, printing them as a local deploy
@@ -33,7 +33,7 @@ type remoteFlags struct {
 }
 
 func (a *app) addRemoteFlags(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&a.remote.url, "server", os.Getenv("DROVER_SERVER"), "act through this drover server (default $DROVER_SERVER): deploy, rollback, status, history, approve, abort")
+	root.PersistentFlags().StringVar(&a.remote.url, "server", os.Getenv("DROVER_SERVER"), "act through this drover server (default $DROVER_SERVER): deploy, rollback, adopt, status, history, approve, abort")
 	root.PersistentFlags().StringVar(&a.remote.token, "token", "", "the API token for --server (default $DROVER_TOKEN)")
 	root.PersistentFlags().StringVar(&a.remote.ca, "server-ca", os.Getenv("DROVER_SERVER_CA"), "a PEM CA certificate to verify an https --server with (default $DROVER_SERVER_CA)")
 }

@@ -85,6 +85,11 @@ func (a *app) demo(ctx context.Context, hosts int, keep bool) (bool, error) {
 		say = func(format string, args ...any) { fmt.Fprintf(a.stdout, "\n# "+format+"\n", args...) }
 	}
 	say("a fleet of %d hosts in %s (config: %s)", hosts, fleet.Dir, fleet.Config)
+	// A newcomer learns drover from what the demo used: the config and
+	// the release, printed, so they can write their own from them.
+	if err := a.demoShowFile("the drover.yaml every deploy below uses", fleet.Config, say); err != nil {
+		return false, err
+	}
 
 	type stage struct {
 		version  string
@@ -104,6 +109,11 @@ func (a *app) demo(ctx context.Context, hosts int, keep bool) (bool, error) {
 		src, err := fleet.WriteRelease(s.version, s.healthy)
 		if err != nil {
 			return false, err
+		}
+		if s.version == stages[0].version {
+			if err := a.demoShowRelease(src, say); err != nil {
+				return false, err
+			}
 		}
 		say("%s", s.story)
 		fmt.Fprintf(a.stdout, "$ drover deploy -c %s --release %s\n", fleet.Config, src)
@@ -142,7 +152,48 @@ func (a *app) demo(ctx context.Context, hosts int, keep bool) (bool, error) {
 	} else {
 		fmt.Fprintln(a.stdout, "\ndemo: FAILED — see above.")
 	}
+	if keep {
+		fmt.Fprintf(a.stdout, "kept %s: drover.yaml, the release sources (src/), the hosts (hosts/) and drover's state; the services are stopped.\n", fleet.Dir)
+		fmt.Fprintf(a.stdout, "look around: drover history -c %s; drover deploy -c %s --release %s\n", fleet.Config, fleet.Config, filepath.Join(fleet.Dir, "src", stages[1].version))
+	} else {
+		fmt.Fprintln(a.stdout, "the fleet was removed; `drover demo --keep` keeps it (config, releases, hosts, history) to try drover status, history, deploy and rollback on.")
+	}
 	return allOK, nil
+}
+
+// demoShowFile prints a file the demo made, indented under a heading.
+func (a *app) demoShowFile(title, path string, say func(string, ...any)) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	say("%s (%s)", title, path)
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		fmt.Fprintln(a.stdout, "  "+l)
+	}
+	return nil
+}
+
+// demoShowRelease lists a release source directory and prints its config
+// template: what a release is, and what drover renders per host.
+func (a *app) demoShowRelease(src string, say func(string, ...any)) error {
+	say("the release: a directory (drover bundles it on the fly; `drover release build` makes a bundle) — %s", src)
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "  %s %6d  %s\n", fi.Mode().Perm(), fi.Size(), rel)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return a.demoShowFile("its config template, rendered per host with .Host.Vars", filepath.Join(src, hello.ConfigTemplate), say)
 }
 
 // sampleServiceCmd runs the demo's sample service (examples/hello) from

@@ -439,6 +439,8 @@ type deployView struct {
 	Deploy drover.DeployRecord `json:"deploy"`
 	Status string              `json:"status"`
 	Hosts  []hostView          `json:"hosts"`
+	// Analyses are the deploy's canary analysis evaluations, in order.
+	Analyses []drover.AnalysisEval `json:"analyses,omitempty"`
 }
 
 // timeline joins a journal into per-host step lists, hosts in the record's
@@ -453,6 +455,9 @@ func timeline(d drover.DeployRecord, j []drover.JournalEntry, status string) []h
 	}
 	open := map[string]int{} // host/step -> index of the step without a done yet
 	for _, e := range j {
+		if e.Analysis != nil {
+			continue // an analysis evaluation: its own table (show_analysis.go)
+		}
 		i, ok := index[e.Host]
 		if !ok {
 			index[e.Host] = len(hosts)
@@ -520,11 +525,12 @@ func (a *app) showCmd() *cobra.Command {
 			}
 			holder, herr := reader(e.store).LockHolder(c.Context(), d.Key)
 			status := deployStatus(d, holder, herr)
-			v := deployView{Deploy: d, Status: status, Hosts: timeline(d, j, status)}
+			v := deployView{Deploy: d, Status: status, Hosts: timeline(d, j, status), Analyses: analysisEvals(j)}
 			if asJSON {
 				return writeJSON(a.stdout, v)
 			}
 			printDeploy(a.stdout, v)
+			printAnalyses(a.stdout, v.Analyses)
 			return nil
 		},
 	}

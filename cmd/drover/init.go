@@ -99,15 +99,55 @@ func (a *app) runInit(c *cobra.Command, f *initFlags) error {
 		return err
 	}
 	// Validate exactly what will be written, as the file it will be.
-	if _, err := config.Parse(abs, []byte(text), ""); err != nil {
+	spec, err := config.Parse(abs, []byte(text), "")
+	if err != nil {
 		return fmt.Errorf("the file init would write does not validate; nothing was written; fix the flag or answer behind: %w", err)
 	}
 	if err := os.WriteFile(f.path, []byte(text), 0o644); err != nil {
 		return drover.Errorf(drover.EINVALID, "%v", err).At(f.path).WithHint("check the directory exists and is writable")
 	}
 	fmt.Fprintf(a.stdout, "wrote %s: service %s, %s, transport %s\n", f.path, ans.service, plural(len(ans.hosts), "host"), ans.transport)
+	if spec.Transport == "local" {
+		a.makeLocalHosts(spec)
+	}
 	fmt.Fprintf(a.stdout, "next: edit the hooks and checks for your service, then `drover plan -c %s --release DIR`\n", f.path)
 	return nil
+}
+
+// makeLocalHosts makes the directory of every host of a local fleet:
+// transport local takes a missing host directory for a host that is down,
+// so a newcomer's first `drover deploy` after init found every host
+// unreachable (issue 17). Only the host directories are made — the deploy
+// root inside is made by the first deploy, as on a real host. One that
+// cannot be made is no error (the file is written): init prints the
+// command to run instead.
+func (a *app) makeLocalHosts(spec *drover.Spec) {
+	var made, failed []string
+	for _, h := range spec.Hosts {
+		if fi, err := os.Stat(h.Address); err == nil && fi.IsDir() {
+			continue
+		}
+		if err := os.MkdirAll(h.Address, 0o755); err != nil {
+			failed = append(failed, h.Address)
+			fmt.Fprintf(a.stderr, "drover: could not make host %s's directory: %v\n", h.Name, err)
+			continue
+		}
+		made = append(made, h.Address)
+	}
+	if len(made) > 0 {
+		what := "host directories"
+		if len(made) == 1 {
+			what = "host directory"
+		}
+		fmt.Fprintf(a.stdout, "made %s (transport local: a host is a directory): %s\n", what, strings.Join(made, " "))
+	}
+	if len(failed) > 0 {
+		quoted := make([]string, len(failed))
+		for i, d := range failed {
+			quoted[i] = drover.ShellQuote(d)
+		}
+		fmt.Fprintf(a.stdout, "make them before deploying: mkdir -p %s\n", strings.Join(quoted, " "))
+	}
 }
 
 var initName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -248,6 +288,9 @@ func renderInit(ans initAnswers) string {
 	w("#   - template: app.conf.tmpl\n")
 	w("#     dest: app.conf\n")
 	w("#     validate: \"bin/app -check -config {{.Path}}\"\n")
+	w("\n# Directories kept across releases (logs, pid files, uploads): made once as\n")
+	w("# <deploy_root>/shared/<dir> and linked into every release before validate.\n")
+	w("# shared_dirs: [logs, run]\n")
 	w("\n# Commands run on the host in the release directory; values are quoted.\n")
 	w("hooks:\n")
 	w("  # Starts the switched release; the checks, not this hook, wait for it.\n")

@@ -132,3 +132,49 @@ func TestInitNeverAsksWithoutATerminal(t *testing.T) {
 		t.Fatalf("spec %+v, %v", s, err)
 	}
 }
+
+// TestInitMakesLocalHostDirectories: transport local takes a missing host
+// directory for a host that is down, so init makes them, and the fleet it
+// wrote is reachable at once; ssh hosts are left alone; a directory that
+// cannot be made is printed as the mkdir to run.
+func TestInitMakesLocalHostDirectories(t *testing.T) {
+	t.Setenv("DROVER_STATE_DIR", t.TempDir())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "drover.yaml")
+	code, out, errOut := runInProcess(t, "", "init", "-c", path, "--service", "svc", "--hosts", "h01,h02", "--host", "h03=other/h03")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, d := range []string{"fleet/h01", "fleet/h02", "other/h03"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("host directory %s not made: %v", d, err)
+		}
+		if !strings.Contains(out, filepath.Join(dir, d)) {
+			t.Errorf("output does not name %s:\n%s", d, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fleet", "h01", "srv")); err == nil {
+		t.Error("init made the deploy root too; the first deploy does")
+	}
+	if code, out, errOut := runInProcess(t, "", "status", "-c", path); code != 0 || strings.Contains(out, "NO:") {
+		t.Fatalf("status right after init: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// ssh: nothing is made.
+	sdir := t.TempDir()
+	if code, out, errOut := runInProcess(t, "", "init", "-c", filepath.Join(sdir, "drover.yaml"), "--transport", "ssh", "--hosts", "web1"); code != 0 || strings.Contains(out, "made") {
+		t.Fatalf("ssh init: exit %d\n%s%s", code, out, errOut)
+	}
+	if ents, _ := os.ReadDir(sdir); len(ents) != 1 {
+		t.Fatalf("ssh init made %v", ents)
+	}
+
+	// A file where the fleet directory goes: the file is written, and the
+	// command to make the directories is printed.
+	bdir := t.TempDir()
+	os.WriteFile(filepath.Join(bdir, "fleet"), []byte("in the way"), 0o644)
+	code, out, errOut = runInProcess(t, "", "init", "-c", filepath.Join(bdir, "drover.yaml"), "--hosts", "h01")
+	if code != 0 || !strings.Contains(out, "mkdir -p "+filepath.Join(bdir, "fleet", "h01")) || !strings.Contains(errOut, "host h01") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"drover"
 	"drover/rollout"
 	"drover/runner"
+	"drover/runview"
 )
 
 // eventOutput is where a deploy, rollback or resume reports: the events
@@ -220,6 +221,9 @@ func (p *printer) Emit(e drover.Event) {
 		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.yellow("<< rollback:"), e.Message)
 	case drover.EventVerdict:
 		// The command prints the verdict with the host list at the end.
+	case drover.EventAnalysis:
+		// One a second per analysis: too many for a log. A failure shows
+		// as the halt; `drover show` prints every evaluation as a table.
 	default:
 		msg := e.Message
 		if e.Host != "" {
@@ -247,6 +251,9 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 			Group  string `json:"group"`
 			Status string `json:"status"`
 			Reason string `json:"reason,omitempty"`
+			// RestoreTarget is where the host went back (or, stuck or
+			// unreachable, must go back) to.
+			RestoreTarget *restoreTarget `json:"restore_target,omitempty"`
 		}
 		v := struct {
 			Schema   int    `json:"schema"`
@@ -259,7 +266,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 			Hosts    []host `json:"hosts"`
 		}{drover.EventSchema, "result", out.DeployID, string(out.Verdict), out.ExitCode, out.Summary, out.Report.HaltReason, nil}
 		for _, h := range out.Report.Hosts {
-			v.Hosts = append(v.Hosts, host{h.Name, h.Group, string(h.Status), h.Reason})
+			v.Hosts = append(v.Hosts, host{h.Name, h.Group, string(h.Status), h.Reason, targetOf(out, h)})
 		}
 		b, _ := json.Marshal(v)
 		w.Write(append(b, '\n'))
@@ -338,12 +345,7 @@ func errorLeaves(err error) []error {
 
 // stepLabel names an event's step for people: "restart", or "restart
 // (restoring)" on the way back to the previous release.
-func stepLabel(e drover.Event) string {
-	if e.Restoring && e.Step != string(rollout.StepRestore) {
-		return e.Step + " (restoring)"
-	}
-	return e.Step
-}
+func stepLabel(e drover.Event) string { return runview.StepLabel(e) }
 
 // errorHint is the error's own hint or, for a domain error that has none,
 // the advice that goes with its code: no error leaves a person without
@@ -375,4 +377,38 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// restoreTarget is a host's restore target in JSON output: label is the
+// words the text output uses ("none", "foreign releases/<slot>", a
+// version); a foreign release carries how current pointed at it and its
+// content hash, so a script can tell exactly what a host went back to.
+type restoreTarget struct {
+	Label   string          `json:"label"`
+	Release string          `json:"release,omitempty"` // the slot under releases/
+	Version string          `json:"version,omitempty"`
+	Foreign *drover.Foreign `json:"foreign,omitempty"`
+}
+
+// targetOf is h's restore target for the result line: in a rollback or a
+// recovery every host's; in a deploy, a host's that went back or needs to
+// (rolled back, stuck, or failed or unreachable after it was switched; a
+// host never switched was not restored). nil when unknown.
+func targetOf(out *runner.Outcome, h rollout.HostReport) *restoreTarget {
+	snap, ok := out.Targets[h.Name]
+	if !ok {
+		return nil
+	}
+	if out.Kind == drover.KindDeploy {
+		switch h.Status {
+		case rollout.HostRolledBack, rollout.HostStuck:
+		case rollout.HostFailed, rollout.HostUnreachable:
+			if !h.Switched {
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	return &restoreTarget{Label: snap.Label(), Release: snap.Current, Version: snap.Version, Foreign: snap.Foreign}
 }

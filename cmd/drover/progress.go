@@ -13,239 +13,53 @@ import (
 
 	"drover"
 	"drover/rollout"
+	"drover/runview"
 )
-
-// hostPhase is where one host stands, as far as the events tell.
-type hostPhase int
-
-const (
-	phasePending hostPhase = iota
-	phaseSkipped
-	phaseDone
-	phaseFailed     // counted failure; restored or being restored
-	phaseRolledBack // switched, then back on its snapshot
-	phaseStuck      // a restoring step failed: needs a person
-)
-
-type progHost struct {
-	name  string
-	group *progGroup
-	phase hostPhase
-	// step is the host's step in flight, or the one it just finished
-	// while its path goes on (idle), and since when: a host between two
-	// steps stays on screen instead of blinking out for a moment.
-	step      string
-	idle      bool
-	stepStart time.Time
-	// units counts finished steps of the host's path, for the bar.
-	units int
-	// pathStart is when the host's promotion (or restore) path began,
-	// for the durations the ETA is computed from.
-	pathStart   time.Time
-	staged      bool
-	failed      bool
-	unreachable bool
-}
-
-type progGroup struct {
-	name         string
-	hosts        []*progHost
-	batch, limit int
-	started      bool
-	done         bool
-	// gate is the gate the group waits on (a bake, an approval), if any.
-	gate string
-}
 
 // progress is the state of one run (deploy, rollback or recovery) as the
-// live view shows it.
+// live view shows it: the run's view (runview, the same fold the web
+// dashboard draws from) and the lines for above the live area.
 type progress struct {
-	begun     bool
-	deploy    string
-	operation string
-	title     string
-	start     time.Time
-	groups    []*progGroup
-	hosts     map[string]*progHost
-	// pathLen is how many steps a host's whole path has: stage plus five
-	// promotion steps for a deploy, five restore steps otherwise.
-	pathLen int
-	staging bool
-	// rollingBack is set from rollback_start: the ETA no longer applies.
-	rollingBack bool
-	halt        string
-	outcome     string // of the verdict event
-	finished    bool
-	end         time.Time
-	// durations are the promotion paths of hosts that finished them.
-	durations []time.Duration
+	v *runview.View
 	// log holds lines for above the live area, in order, until taken.
 	log   []string
 	style style
 }
 
 func newProgress(st style) *progress {
-	return &progress{hosts: map[string]*progHost{}, style: st, pathLen: 6}
+	return &progress{v: runview.New(), style: st}
 }
 
 // started reports whether a deploy_start arrived.
-func (p *progress) started() bool { return p.begun }
+func (p *progress) started() bool { return p.v.Started() }
 
 // apply feeds one event to the model.
 func (p *progress) apply(e drover.Event) {
-	s := p.style
-	switch e.Kind {
-	case drover.EventDeployStart:
-		p.begin(e)
+	n := p.v.Apply(e)
+	if n == nil {
 		return
+	}
+	s := p.style
+	switch n.Kind {
 	case drover.EventNotice:
-		msg := e.Message
-		if e.Host != "" {
-			msg = e.Host + ": " + msg
+		msg := n.Message
+		if n.Host != "" {
+			msg = n.Host + ": " + msg
 		}
 		p.logf("%s %s", s.yellow("!"), msg)
-		return
-	}
-	h := p.hosts[e.Host]
-	switch e.Kind {
-	case drover.EventStageStart:
-		p.staging = true
-	case drover.EventStageDone:
-		p.staging = false
-	case drover.EventGroupStart:
-		if g := p.group(e.Group); g != nil {
-			g.started = true
-		}
-	case drover.EventGroupDone:
-		if g := p.group(e.Group); g != nil {
-			g.done = true
-		}
-	case drover.EventGateStart:
-		if g := p.group(e.Group); g != nil {
-			g.gate = e.Message
-		}
-	case drover.EventGateDone:
-		if g := p.group(e.Group); g != nil {
-			g.gate = ""
-		}
 	case drover.EventGateFailed:
-		if g := p.group(e.Group); g != nil {
-			g.gate = ""
-		}
-		p.logf("%s group %s: gate failed: %s", s.red(s.cross()), e.Group, e.Message)
-	case drover.EventStepStart:
-		if h == nil {
-			return
-		}
-		if e.Step != string(rollout.StepStage) && h.pathStart.IsZero() {
-			h.pathStart = e.Time
-		}
-		h.step, h.idle, h.stepStart = stepLabel(e), false, e.Time
-	case drover.EventStepDone:
-		if h == nil {
-			return
-		}
-		h.idle = true
-		if e.Step == string(rollout.StepStage) {
-			// Staged hosts wait for their batch; off the screen.
-			h.step = ""
-		}
-		switch e.Outcome {
-		case string(rollout.OK):
-			if e.Step == string(rollout.StepStage) {
-				h.staged = true
-			}
-			// A bar never runs backwards: restoring steps after a
-			// failure or a halt count as going on, up to the end.
-			h.units = min(h.units+1, p.pathLen-1)
-		case string(rollout.Unreachable):
-			h.unreachable = true
-		}
-	case drover.EventHostDone:
-		if h != nil {
-			h.phase, h.units, h.step = phaseDone, p.pathLen, ""
-			if !h.pathStart.IsZero() {
-				p.durations = append(p.durations, e.Time.Sub(h.pathStart))
-			}
-		}
+		p.logf("%s group %s: gate failed: %s", s.red(s.cross()), n.Group, n.Message)
 	case drover.EventHostFailed:
-		if h != nil {
-			h.failed, h.phase, h.units = true, phaseFailed, p.pathLen
-			if h.unreachable {
-				h.step = "" // nothing more will be done to it
-			}
-		}
-		p.logf("%s %s failed: %s", s.red(s.cross()), e.Host, e.Message)
-	case drover.EventHostRestored:
-		if h != nil {
-			h.step = ""
-			if h.phase == phasePending {
-				h.units = p.pathLen
-			}
-		}
-	case drover.EventHostRolledBack:
-		if h != nil {
-			h.phase, h.units, h.step = phaseRolledBack, p.pathLen, ""
-			if p.operation != drover.KindDeploy && !h.pathStart.IsZero() {
-				p.durations = append(p.durations, e.Time.Sub(h.pathStart))
-			}
-		}
+		p.logf("%s %s failed: %s", s.red(s.cross()), n.Host, n.Message)
 	case drover.EventHostStuck:
-		if h != nil {
-			h.phase, h.units, h.step = phaseStuck, p.pathLen, ""
-		}
-		p.logf("%s %s needs a person: %s", s.red(s.cross()), e.Host, e.Message)
+		p.logf("%s %s needs a person: %s", s.red(s.cross()), n.Host, n.Message)
 	case drover.EventHalt:
-		p.halt = e.Message
-		p.logf("%s %s", s.red("HALT"), e.Message)
+		p.logf("%s %s", s.red("HALT"), n.Message)
 	case drover.EventAbort:
-		p.logf("%s %s", s.red("ABORT"), e.Message)
+		p.logf("%s %s", s.red("ABORT"), n.Message)
 	case drover.EventRollback:
-		p.rollingBack = true
-		p.logf("%s %s", s.yellow("<<"), e.Message)
-	case drover.EventVerdict:
-		p.finished, p.end = true, e.Time
-		for _, h := range p.hosts {
-			h.step = ""
-		}
-		p.outcome = e.Outcome
+		p.logf("%s %s", s.yellow("<<"), n.Message)
 	}
-}
-
-func (p *progress) begin(e drover.Event) {
-	p.begun, p.deploy, p.operation, p.start = true, e.Deploy, e.Operation, e.Time
-	if p.operation == "" {
-		p.operation = drover.KindDeploy
-	}
-	if p.operation != drover.KindDeploy {
-		p.pathLen = 5
-	}
-	p.title = e.Message
-	for _, eg := range e.Groups {
-		g := &progGroup{name: eg.Name, batch: max(eg.Batch, 1), limit: eg.FailureLimit}
-		skip := map[string]bool{}
-		for _, n := range eg.Skipped {
-			skip[n] = true
-		}
-		for _, n := range eg.Hosts {
-			h := &progHost{name: n, group: g}
-			if skip[n] {
-				h.phase, h.units = phaseSkipped, p.pathLen
-			}
-			g.hosts = append(g.hosts, h)
-			p.hosts[n] = h
-		}
-		p.groups = append(p.groups, g)
-	}
-}
-
-func (p *progress) group(name string) *progGroup {
-	for _, g := range p.groups {
-		if g.name == name {
-			return g
-		}
-	}
-	return nil
 }
 
 func (p *progress) logf(format string, args ...any) {
@@ -259,95 +73,64 @@ func (p *progress) takeLog() []string {
 	return l
 }
 
-// eta estimates the time left from the promotion paths finished so far:
-// the hosts in flight finish one average path after they started, then
-// each group's remaining hosts take one average path per batch. It is
-// unknown (ok false) before any host finished, and meaningless once a
-// rollback began.
-func (p *progress) eta(now time.Time) (time.Duration, bool) {
-	if len(p.durations) == 0 || p.rollingBack || p.finished {
-		return 0, false
-	}
-	var sum time.Duration
-	for _, d := range p.durations {
-		sum += d
-	}
-	avg := sum / time.Duration(len(p.durations))
-	var left time.Duration
-	for _, h := range p.hosts {
-		if h.phase == phasePending && !h.pathStart.IsZero() {
-			left = max(left, avg-now.Sub(h.pathStart))
-		}
-	}
-	for _, g := range p.groups {
-		queued := 0
-		for _, h := range g.hosts {
-			if h.phase == phasePending && h.pathStart.IsZero() && !h.failed {
-				queued++
-			}
-		}
-		left += time.Duration((queued+g.batch-1)/g.batch) * avg
-	}
-	return max(left, 0), true
-}
-
 // lines draws the view for a terminal width columns wide and at most
 // height lines high (0: no limit), at time now. No line is wider than width.
 func (p *progress) lines(width, height int, now time.Time) []string {
 	s := p.style
+	v := p.v
 	var out []string
 	if !p.started() {
 		return nil
 	}
 	// The header: what runs, how long it has, how long it may still take.
-	head := s.bold(p.title)
-	elapsed := now.Sub(p.start)
-	if p.finished {
+	head := s.bold(v.Title)
+	elapsed := now.Sub(v.Start)
+	if v.Verdict != nil {
 		// The final screen's clock stops at the verdict.
-		elapsed = p.end.Sub(p.start)
+		elapsed = v.End.Sub(v.Start)
 	}
 	info := "elapsed " + fmtDur(elapsed)
-	switch eta, ok := p.eta(now); {
-	case p.finished:
-		word := p.outcome
+	switch eta, ok := v.ETA(now); {
+	case v.Verdict != nil:
+		word := v.Verdict.Outcome
 		if drover.OutcomeOf(word).Exit == drover.ExitOK {
 			word = s.green(word)
 		} else {
 			word = s.red(word)
 		}
 		info += " · " + word
-	case p.rollingBack:
+	case v.RollingBack:
 		info += " · " + s.yellow("rolling back")
 	case ok:
 		info += " · ETA " + fmtDur(eta)
-	case p.staging:
+	case v.Staging:
 		info += " · staging"
 	}
 	out = append(out, head, "  "+info)
 
 	nameW := 6
-	for _, g := range p.groups {
-		nameW = max(nameW, utf8.RuneCountInString(g.name))
+	for _, g := range v.Groups {
+		nameW = max(nameW, utf8.RuneCountInString(g.Name))
 	}
 	nameW = min(nameW, 16)
 	// The bar takes what the counts leave, so they stay readable.
-	counts := make([]string, len(p.groups))
+	counts := make([]string, len(v.Groups))
 	countsW := 0
-	for i, g := range p.groups {
+	for i, g := range v.Groups {
 		counts[i] = p.groupCounts(g)
 		countsW = max(countsW, visibleWidth(counts[i]))
 	}
 	barW := max(8, min(30, width-nameW-countsW-13))
-	for i, g := range p.groups {
+	for i, g := range v.Groups {
 		out = append(out, p.groupLine(g, nameW, barW, counts[i]))
 	}
 
 	// The hosts in flight: the current batch (or, while staging, the hosts
 	// staging), each with its step and how long it has been at it.
-	var busy []*progHost
-	for _, g := range p.groups {
-		for _, h := range g.hosts {
-			if h.step != "" {
+	var busy []*runview.Host
+	for _, g := range v.Groups {
+		for _, h := range g.Hosts {
+			if h.Step != "" {
 				busy = append(busy, h)
 			}
 		}
@@ -361,13 +144,13 @@ func (p *progress) lines(width, height int, now time.Time) []string {
 			out = append(out, fmt.Sprintf("    … and %d more", len(busy)-i))
 			break
 		}
-		step := h.step
+		step := h.Step
 		if strings.HasPrefix(step, string(rollout.StepCheck)) {
 			step = s.yellow(fmt.Sprintf("%-9s", step))
 		} else {
 			step = fmt.Sprintf("%-9s", step)
 		}
-		out = append(out, fmt.Sprintf("    %-*s %s %s", nameW, h.name, step, s.dim(fmtDur(now.Sub(h.stepStart)))))
+		out = append(out, fmt.Sprintf("    %-*s %s %s", nameW, h.Name, step, s.dim(fmtDur(now.Sub(h.StepStart)))))
 	}
 	if height > 0 && len(out) > height {
 		out = out[:height]
@@ -378,32 +161,20 @@ func (p *progress) lines(width, height int, now time.Time) []string {
 	return out
 }
 
-// groupFrac is how far the group is: finished steps over all steps.
-func (p *progress) groupFrac(g *progGroup) float64 {
-	units := 0
-	for _, h := range g.hosts {
-		units += h.units
-	}
-	if len(g.hosts) == 0 {
-		return 0
-	}
-	return float64(units) / float64(len(g.hosts)*p.pathLen)
-}
-
-func (p *progress) groupLine(g *progGroup, nameW, barW int, counts string) string {
+func (p *progress) groupLine(g *runview.Group, nameW, barW int, counts string) string {
 	s := p.style
-	frac := p.groupFrac(g)
+	frac := p.v.Frac(g)
 	failing := false
-	for _, h := range g.hosts {
-		failing = failing || h.failed
+	for _, h := range g.Hosts {
+		failing = failing || h.Failed
 	}
-	name := fmt.Sprintf("%-*s", nameW, g.name)
-	if g.done {
+	name := fmt.Sprintf("%-*s", nameW, g.Name)
+	if g.Done {
 		name = s.green(name)
 	}
 	line := fmt.Sprintf("  %s %s %3d%%  %s", name, s.bar(frac, barW, failing), int(frac*100), counts)
-	if g.gate != "" {
-		line += "  " + s.yellow("gate: "+g.gate)
+	if g.Gate != "" {
+		line += "  " + s.yellow("gate: "+g.Gate)
 	}
 	return line
 }
@@ -411,50 +182,29 @@ func (p *progress) groupLine(g *progGroup, nameW, barW int, counts string) strin
 // groupCounts says how many hosts of g staged, were promoted, are being
 // checked, failed (out of the limit), and skipped, rolled back or stuck
 // when any are.
-func (p *progress) groupCounts(g *progGroup) string {
+func (p *progress) groupCounts(g *runview.Group) string {
 	s := p.style
-	var staged, promoted, checking, failed, skipped, rolledBack, stuck int
-	for _, h := range g.hosts {
-		if h.staged {
-			staged++
-		}
-		switch h.phase {
-		case phaseDone:
-			promoted++
-		case phaseSkipped:
-			skipped++
-		case phaseRolledBack:
-			rolledBack++
-		case phaseStuck:
-			stuck++
-		}
-		if h.failed {
-			failed++
-		}
-		if !h.idle && strings.HasPrefix(h.step, string(rollout.StepCheck)) {
-			checking++
-		}
-	}
+	c := runview.Count(g)
 	var counts []string
-	if p.operation == drover.KindDeploy {
-		counts = append(counts, fmt.Sprintf("staged %d", staged), fmt.Sprintf("promoted %d", promoted))
+	if p.v.Operation == drover.KindDeploy {
+		counts = append(counts, fmt.Sprintf("staged %d", c.Staged), fmt.Sprintf("promoted %d", c.Promoted))
 	}
-	counts = append(counts, fmt.Sprintf("checking %d", checking))
-	f := fmt.Sprintf("failed %d/%d", failed, g.limit)
-	if failed > g.limit {
+	counts = append(counts, fmt.Sprintf("checking %d", c.Checking))
+	f := fmt.Sprintf("failed %d/%d", c.Failed, g.FailureLimit)
+	if c.Failed > g.FailureLimit {
 		f = s.red(f)
-	} else if failed > 0 {
+	} else if c.Failed > 0 {
 		f = s.yellow(f)
 	}
 	counts = append(counts, f)
-	if skipped > 0 {
-		counts = append(counts, s.dim(fmt.Sprintf("skipped %d", skipped)))
+	if c.Skipped > 0 {
+		counts = append(counts, s.dim(fmt.Sprintf("skipped %d", c.Skipped)))
 	}
-	if rolledBack > 0 {
-		counts = append(counts, s.yellow(fmt.Sprintf("rolled back %d", rolledBack)))
+	if c.RolledBack > 0 {
+		counts = append(counts, s.yellow(fmt.Sprintf("rolled back %d", c.RolledBack)))
 	}
-	if stuck > 0 {
-		counts = append(counts, s.red(fmt.Sprintf("stuck %d", stuck)))
+	if c.Stuck > 0 {
+		counts = append(counts, s.red(fmt.Sprintf("stuck %d", c.Stuck)))
 	}
 	return strings.Join(counts, "  ")
 }

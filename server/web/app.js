@@ -1,11 +1,13 @@
 // drover dashboard: plain JavaScript, no framework, no build step.
 //
-// The model: the server's event stream (/api/v1/events, server-sent events
-// of drover.Event JSON, docs/events.md) is folded into one "run" per deploy
-// (applyEvent), and the page is drawn from that run (render). Drawing is
-// batched to one animation frame, and host tiles are kept and only updated,
-// so a fleet of hundreds of hosts stays cheap to follow. Everything that
-// comes from the server is put on the page as text, never as HTML.
+// The model lives on the server: it folds each run's events with the code
+// the terminal's progress view uses (package runview) and streams the
+// whole view (/api/v1/view, server-sent "view" events; a past run's view
+// from /api/v1/deploys/{id}/view). This page only draws it (render).
+// Drawing is batched to one animation frame, and host tiles are kept and
+// only updated, so a fleet of hundreds of hosts stays cheap to follow.
+// Everything that comes from the server is put on the page as text, never
+// as HTML.
 'use strict';
 
 const API = '/api/v1';
@@ -208,7 +210,7 @@ function selectService(key) {
   refreshHistory(true);
 }
 
-// ---- the event stream --------------------------------------------------
+// ---- the view stream ---------------------------------------------------
 
 function closeStream() {
   clearTimeout(state.retry);
@@ -223,17 +225,20 @@ function setConn(live, text) {
   c.textContent = text;
 }
 
+// The server folds the events (runview, the fold of the terminal's
+// progress view) and sends the whole view of the service's current run,
+// a few times a second while it changes; this page only draws it.
 function openStream() {
   closeStream();
-  const url = API + '/events?service=' + encodeURIComponent(state.key) + '&access_token=' + encodeURIComponent(state.token);
+  const url = API + '/view?service=' + encodeURIComponent(state.key) + '&access_token=' + encodeURIComponent(state.token);
   const src = new EventSource(url);
   state.source = src;
   src.onopen = () => setConn(true, 'live');
-  src.addEventListener('drover', (m) => {
-    let ev;
-    try { ev = JSON.parse(m.data); } catch { return; }
-    if (ev.service && ev.service !== state.key) return;
-    applyEvent(ev);
+  src.addEventListener('view', (m) => {
+    let v;
+    try { v = JSON.parse(m.data); } catch { return; }
+    if (src !== state.source || !v) return;
+    applyView(v);
   });
   src.onerror = () => {
     if (src !== state.source) return;
@@ -248,263 +253,89 @@ function openStream() {
   };
 }
 
-// ---- the run model -----------------------------------------------------
+// ---- the run, as the server's view says ---------------------------------
 
-function newRun(ev) {
+// runOf adapts a server view (runview.View as JSON) for drawing: times as
+// numbers, hosts by name, each host's failed steps. It decides nothing.
+function runOf(v) {
   const run = {
-    id: ev.deploy,
-    operation: ev.operation || 'deploy',
-    release: ev.release || '',
-    version: ev.version || '',
-    message: ev.message || '',
+    id: v.deploy,
+    operation: v.operation || 'deploy',
+    release: v.release || '',
+    version: v.version || '',
+    message: v.title || '',
     // Emergency overrides of this deploy (--skip-check and friends): shown
     // as a banner so that a green deploy does not hide that nothing checked it.
-    overrides: ev.overrides || [],
-    start: ev.time ? Date.parse(ev.time) : Date.now(),
-    end: 0,
-    running: true,
+    overrides: v.overrides || [],
+    start: v.start ? Date.parse(v.start) : Date.now(),
+    end: v.end ? Date.parse(v.end) : 0,
+    running: !!v.running,
     groups: [],
     hosts: new Map(),
-    halt: '',
-    rollingBack: false,
-    verdict: null,
-    notices: [],
-    source: 'live',
-    gen: 0, // bumped when the structure changes
+    halt: v.halt || '',
+    rollingBack: !!v.rolling_back,
+    verdict: v.verdict || null,
+    notices: (v.notes || []).map((n) => (n.host ? n.host + ': ' : '') + n.message),
+    analyses: v.analyses || [],
   };
-  for (const g of ev.groups || []) {
-    const skipped = new Set(g.skipped || []);
+  const shape = [];
+  for (const g of v.groups || []) {
     const group = {
       name: g.name,
-      batch: g.batch > 0 ? g.batch : 1,
+      batch: g.batch || 1,
       limit: g.failure_limit || 0,
+      batches: g.batches || 0,
+      started: !!g.started,
+      done: !!g.done,
+      gate: g.gate || '',
+      awaitingApproval: !!g.awaiting_approval,
+      gateFailed: g.gate_failed || '',
       hosts: [],
-      started: false,
-      done: false,
-      gate: '',
-      awaitingApproval: false,
-      gateFailed: '',
     };
-    let i = 0;
-    for (const name of g.hosts || []) {
-      const h = {
-        name,
+    for (const h of g.hosts || []) {
+      const steps = (h.steps || []).map((x) => ({ step: x.step, restoring: !!x.restoring, outcome: x.outcome || '', elapsed: x.elapsed_ns || 0, message: x.message || '' }));
+      const host = {
+        name: h.name,
         group: g.name,
-        state: skipped.has(name) ? 'skipped' : 'pending',
-        batch: skipped.has(name) ? -1 : Math.floor(i++ / group.batch),
-        step: '',
-        active: false,
-        steps: [],
-        failures: [],
+        state: h.state,
+        batch: h.batch,
+        step: h.step || '',
+        active: !!h.active,
+        steps,
+        failures: steps.filter((x) => x.outcome && x.outcome !== 'ok').map((x) => ({ step: x.step, message: x.message || x.outcome })),
+        failed: h.failed_message || '',
+        stuck: h.stuck_message || '',
       };
-      group.hosts.push(h);
-      run.hosts.set(name, h);
+      group.hosts.push(host);
+      run.hosts.set(h.name, host);
     }
-    group.batches = Math.ceil(i / group.batch);
+    shape.push(g.name + ':' + g.hosts.length + ':' + group.batches);
     run.groups.push(group);
   }
-  return run;
-}
-
-function hostOf(run, ev) {
-  if (!ev.host) return null;
-  let h = run.hosts.get(ev.host);
-  if (!h) {
-    // A host the plan did not name (a recovery's own hosts): add it.
-    let g = run.groups.find((x) => x.name === (ev.group || ''));
-    if (!g) {
-      g = { name: ev.group || '', batch: 1, limit: 0, hosts: [], batches: 0, gate: '', awaitingApproval: false, gateFailed: '' };
-      run.groups.push(g);
-    }
-    h = { name: ev.host, group: g.name, state: 'pending', batch: g.batches++, step: '', active: false, steps: [], failures: [] };
-    g.hosts.push(h);
-    run.hosts.set(ev.host, h);
-    run.gen++;
-  }
-  return h;
-}
-
-// applyEvent folds one event into run; it returns the run it changed.
-function fold(run, ev) {
-  const h = hostOf(run, ev);
-  const g = run.groups.find((x) => x.name === ev.group);
-  switch (ev.kind) {
-    case 'step_start':
-      if (!h) break;
-      h.step = ev.step + (ev.restoring && ev.step !== 'restore' ? ' (back)' : '');
-      h.active = true;
-      if (ev.step === 'stage') {
-        h.state = 'staging';
-      } else if (ev.restoring) {
-        if (h.state !== 'failed' && h.state !== 'stuck') h.state = 'rolling-back';
-      } else if (h.state === 'pending' || h.state === 'staged' || h.state === 'staging') {
-        h.state = 'running';
-      }
-      break;
-    case 'step_done': {
-      if (!h) break;
-      h.active = false;
-      h.steps.push({ step: ev.step, restoring: !!ev.restoring, outcome: ev.outcome || '', elapsed: ev.elapsed_ns || 0, message: ev.message || '' });
-      if (ev.outcome && ev.outcome !== 'ok') {
-        h.failures.push({ step: ev.step, restoring: !!ev.restoring, message: ev.message || ev.outcome });
-        if (ev.outcome === 'unreachable') h.unreachable = true;
-        if (h.state !== 'stuck') h.state = 'failed';
-      } else if (ev.step === 'stage' && h.state === 'staging') {
-        h.state = 'staged';
-      }
-      break;
-    }
-    case 'host_failed':
-      if (!h) break;
-      h.state = 'failed';
-      h.failed = ev.message || '';
-      break;
-    case 'host_done':
-      if (h) h.state = 'ok';
-      break;
-    case 'host_restored':
-      if (h) h.state = 'restored';
-      break;
-    case 'host_rolled_back':
-      if (h) h.state = 'rolled-back';
-      break;
-    case 'host_stuck':
-      if (!h) break;
-      h.state = 'stuck';
-      h.stuck = ev.message || '';
-      break;
-    case 'group_start':
-      if (g) g.started = true;
-      break;
-    case 'group_done':
-      if (g) g.done = true;
-      break;
-    case 'gate_start':
-      if (!g) break;
-      g.gate = ev.message || 'gate';
-      g.awaitingApproval = ev.gate === 'approve';
-      break;
-    case 'gate_done':
-    case 'gate_failed':
-      if (!g) break;
-      g.gate = '';
-      g.awaitingApproval = false;
-      if (ev.kind === 'gate_failed') g.gateFailed = ev.message || 'gate failed';
-      break;
-    case 'gate_skipped':
-      if (g) { g.gate = ''; g.awaitingApproval = false; }
-      run.notices.push('override: group ' + (ev.group || '') + ': ' + (ev.message || 'gate skipped'));
-      break;
-    case 'halt':
-      run.halt = ev.message || 'halted';
-      for (const x of run.groups) x.awaitingApproval = false;
-      break;
-    case 'abort':
-      run.notices.push('aborted: ' + (ev.message || ''));
-      break;
-    case 'rollback_start':
-      run.rollingBack = true;
-      run.rollbackMessage = ev.message || '';
-      break;
-    case 'notice':
-      run.notices.push((ev.host ? ev.host + ': ' : '') + (ev.message || ''));
-      if (run.notices.length > 20) run.notices.shift();
-      break;
-    case 'verdict':
-      run.verdict = { outcome: ev.outcome || '', message: ev.message || '' };
-      run.running = false;
-      run.end = ev.time ? Date.parse(ev.time) : Date.now();
-      for (const x of run.groups) x.awaitingApproval = false;
-      // Staged and never switched: the run left them as they were.
-      for (const x of run.hosts.values()) {
-        if (x.state === 'staged' || x.state === 'staging') x.state = 'pending';
-        x.active = false;
-      }
-      break;
-  }
+  // The tiles are rebuilt only when the run or its shape changes.
+  run.gen = run.id + '|' + shape.join(',');
   return run;
 }
 
 let statusTimer = 0;
 
-function applyEvent(ev) {
-  if (ev.kind === 'deploy_start') {
-    state.live = newRun(ev);
-  } else if (!state.live || ev.deploy !== state.live.id) {
-    // An event of a run whose start this page never saw.
-    return;
-  } else {
-    fold(state.live, ev);
+function applyView(v) {
+  const prev = state.live;
+  const run = runOf(v);
+  state.live = run;
+  if (!prev || prev.id !== run.id) {
+    refreshHistory(false);
   }
-  switch (ev.kind) {
-    case 'host_done':
-    case 'host_restored':
-    case 'host_rolled_back':
-      clearTimeout(statusTimer);
-      statusTimer = setTimeout(refreshStatus, 1500);
-      break;
-    case 'deploy_start':
-      refreshHistory(false);
-      break;
-    case 'verdict':
-      clearTimeout(statusTimer);
-      refreshStatus();
-      // The record is finished by the server just after the verdict.
-      setTimeout(() => refreshHistory(false), 400);
-      break;
+  const finished = (r) => r ? [...r.hosts.values()].filter((h) => FINAL.has(h.state)).length : 0;
+  if (prev && prev.id === run.id && !prev.verdict && run.verdict) {
+    clearTimeout(statusTimer);
+    refreshStatus();
+    refreshHistory(false);
+  } else if (!prev || prev.id !== run.id || finished(prev) !== finished(run)) {
+    clearTimeout(statusTimer);
+    statusTimer = setTimeout(refreshStatus, 1500);
   }
   if (!state.viewed) scheduleRender();
-}
-
-// runFromRecord makes a run to show from GET /deploys/{id}: its in-memory
-// events when the server ran it, else its record and journal.
-function runFromRecord(d) {
-  const rec = d.record || {};
-  const events = d.events || [];
-  let run;
-  if (events.length && events[0].kind === 'deploy_start') {
-    run = newRun(events[0]);
-    for (const ev of events.slice(1)) if (ev.deploy === run.id) fold(run, ev);
-  } else {
-    const byGroup = new Map();
-    for (const h of rec.hosts || []) {
-      if (!byGroup.has(h.group)) byGroup.set(h.group, { name: h.group, hosts: [], skipped: [], batch: 0, failure_limit: 0 });
-      const g = byGroup.get(h.group);
-      g.hosts.push(h.name);
-      if (h.skipped) g.skipped.push(h.name);
-    }
-    for (const g of byGroup.values()) g.batch = Math.max(1, g.hosts.length);
-    run = newRun({ deploy: rec.id, operation: rec.kind, release: rec.release, version: rec.version, message: rec.message, time: rec.started, groups: [...byGroup.values()], overrides: rec.overrides });
-    run.source = 'journal';
-    for (const j of d.journal || []) {
-      const h = run.hosts.get(j.host);
-      if (!h) continue;
-      if (j.phase !== 'done') continue;
-      h.steps.push({ step: j.step, restoring: j.step === 'restore', outcome: j.outcome || '', elapsed: j.elapsed_ns || 0, message: j.reason || j.output || '' });
-      // The journal does not mark the steps of the way back; they are
-      // the ones after a host's restore step.
-      if (j.outcome && j.outcome !== 'ok') {
-        h.failures.push({ step: j.step, message: j.output || j.reason || j.outcome });
-        h.state = h.back ? 'stuck' : 'failed';
-      } else if (j.step === 'restore') {
-        h.state = h.state === 'failed' ? 'restored' : 'rolled-back';
-        h.back = true;
-      } else if (h.back) {
-        // restart, check and repool of the way back
-      } else if (j.step === 'repool' && h.state !== 'failed') {
-        h.state = rec.kind === 'deploy' ? 'ok' : 'rolled-back';
-      } else if (j.step === 'stage' && h.state === 'pending') {
-        h.state = 'staged';
-      }
-    }
-    if (rec.outcome) {
-      for (const h of run.hosts.values()) if (h.state === 'staged') h.state = 'pending';
-    }
-  }
-  run.running = !!d.running;
-  if (!run.verdict && rec.outcome) run.verdict = { outcome: rec.outcome, message: rec.summary || '' };
-  if (rec.finished && !rec.finished.startsWith('0001-')) run.end = Date.parse(rec.finished);
-  return run;
 }
 
 // ---- actions -----------------------------------------------------------
@@ -545,8 +376,7 @@ function scheduleRender() {
 }
 
 // Tiles are kept per run and host, and only their class and text change.
-let tileRun = null;
-let tileGen = -1;
+let tileGen = null;
 const tiles = new Map();
 
 function tileFor(h) {
@@ -583,6 +413,7 @@ function render() {
   renderHead(run);
   renderGroups(run);
   renderFailures(run);
+  renderAnalyses(run);
   renderHostDetail(run);
   renderHistoryMarks();
 }
@@ -591,7 +422,7 @@ function renderHead(run) {
   const mode = $('live-mode');
   if (state.viewed) {
     mode.hidden = false;
-    mode.textContent = state.viewed.source === 'journal' ? 'from the journal' : 'past deploy';
+    mode.textContent = 'past deploy';
   } else {
     mode.hidden = true;
   }
@@ -703,7 +534,7 @@ function buildGroups(run) {
     const body = [];
     const row = (label, hs) => {
       const lab = el('span', { class: 'batch-label' });
-      v.rows.push({ lab, label, hs });
+      v.rows.push({ lab, label, names: hs.map((h) => h.name) });
       body.push(el('div', { class: 'batch' }, lab, el('ul', { class: 'tiles', 'aria-label': `${g.name} ${label}` }, hs.map((h) => tileFor(h)._li))));
     };
     if (g.batches > 1 && g.batches <= MAX_BATCH_ROWS) {
@@ -721,9 +552,8 @@ function buildGroups(run) {
 }
 
 function renderGroups(run) {
-  if (run !== tileRun || (run && run.gen !== tileGen)) {
-    tileRun = run;
-    tileGen = run ? run.gen : -1;
+  if ((run ? run.gen : null) !== tileGen) {
+    tileGen = run ? run.gen : null;
     if (!run) {
       tiles.clear();
       groupViews = [];
@@ -733,6 +563,7 @@ function renderGroups(run) {
     buildGroups(run);
   }
   if (!run) return;
+  groupViews.forEach((v, i) => { v.g = run.groups[i]; });
   for (const v of groupViews) {
     const g = v.g;
     const c = groupCounts(g);
@@ -746,7 +577,7 @@ function renderGroups(run) {
     if (v.gate.textContent !== gate) v.gate.textContent = gate;
     updateBar(v.bar, c);
     for (const r of v.rows) {
-      const text = `${r.label} · ${r.hs.filter((h) => FINAL.has(h.state)).length}/${r.hs.length}`;
+      const text = `${r.label} · ${r.names.filter((n) => FINAL.has(run.hosts.get(n).state)).length}/${r.names.length}`;
       if (r.lab.textContent !== text) r.lab.textContent = text;
     }
     for (const h of g.hosts) tileFor(h);
@@ -790,6 +621,155 @@ function renderHostDetail(run) {
         el('td', { class: s.outcome === 'ok' ? '' : 'error', text: s.outcome }),
         el('td', { text: s.elapsed ? fmtDuration(s.elapsed / 1e6) : '' }),
         el('td', {}, s.message ? el('pre', { text: s.message }) : ''))))) : el('p', { class: 'muted', text: 'No step finished yet.' }));
+}
+
+// ---- canary chart ------------------------------------------------------
+
+// chartData caches each analysis's metric (GET /deploys/{id}/analyses/
+// {group}/{name}), fetched again when it has new evaluations, at most
+// every few seconds while the deploy runs.
+const chartData = new Map();
+const CHART_REFRESH = 3000;
+
+function chartKey(run, a) {
+  return run.id + '/' + a.group + '/' + a.name;
+}
+
+function wantChart(run, a) {
+  const key = chartKey(run, a);
+  const c = chartData.get(key) || { evals: -1, at: 0, busy: false, data: null };
+  chartData.set(key, c);
+  if (c.busy || c.evals === a.evals.length) return c;
+  if (run.running && Date.now() - c.at < CHART_REFRESH) {
+    setTimeout(scheduleRender, CHART_REFRESH);
+    return c;
+  }
+  c.busy = true;
+  const evals = a.evals.length;
+  api('/deploys/' + encodeURIComponent(run.id) + '/analyses/' + encodeURIComponent(a.group) + '/' + encodeURIComponent(a.name))
+    .then((d) => { c.data = d; c.evals = evals; }, (err) => { c.data = { error: err.describe(), series: [] }; c.evals = evals; })
+    .finally(() => { c.busy = false; c.at = Date.now(); scheduleRender(); });
+  return c;
+}
+
+function renderAnalyses(run) {
+  const box = $('analyses');
+  const list = run ? run.analyses : [];
+  box.hidden = !list.length;
+  const cards = [];
+  for (const a of list) {
+    const c = wantChart(run, a);
+    const sig = a.evals.length + '|' + (c.data ? c.evals : -1);
+    const id = 'analysis-' + a.group + '-' + a.name;
+    let card = document.getElementById(id);
+    if (!card || card.dataset.sig !== sig || card.dataset.run !== run.id) {
+      card = drawAnalysis(a, c.data);
+      card.id = id;
+      card.dataset.sig = sig;
+      card.dataset.run = run.id;
+    }
+    cards.push(card);
+  }
+  const list2 = $('analysis-list');
+  if (cards.length !== list2.children.length || cards.some((c, i) => list2.children[i] !== c)) list2.replaceChildren(...cards);
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    e.setAttribute(k, String(v));
+  }
+  for (const c of children) if (c) e.append(c);
+  return e;
+}
+
+function fmtClock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour12: false });
+}
+
+function fmtNum(v) {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Number(v.toPrecision(3)).toString();
+}
+
+// drawAnalysis draws one analysis: its hosts' metric over time, the
+// threshold, when the canary switched, and each evaluation along the top,
+// the halting one ringed and marked down the chart.
+function drawAnalysis(a, data) {
+  const series = (data && data.series) || [];
+  const halted = a.evals.find((e) => e.halted);
+  const canary = series.filter((s) => s.role === 'canary');
+  const head = el('h4', {}, `${a.name} `, el('span', { class: 'muted', text: `${a.kind} · group ${a.group} · canary ${a.canary.join(', ')}` + (a.baseline && a.baseline.length ? ` vs ${plural(a.baseline.length, 'baseline host')}` : '') }));
+  const legend = el('p', { class: 'muted' },
+    el('span', { class: 'legend-line' }), 'canary',
+    el('span', { class: 'legend-line baseline' }), 'baseline',
+    a.max != null || a.min != null ? [el('span', { class: 'legend-line threshold' }), 'threshold'] : null,
+    ` · ${plural(a.evals.length, 'evaluation')}: ${a.evals.filter((e) => e.status === 'pass').length} pass, ${a.evals.filter((e) => e.status === 'fail').length} fail, ${a.evals.filter((e) => e.status === 'no_data').length} no data`);
+  const W = 760, H = 240, L = 52, R = 14, T = 26, B = 24;
+  const times = a.evals.map((e) => Date.parse(e.at));
+  let t0 = data && data.start ? Date.parse(data.start) : Math.min(...times, Date.parse(a.since));
+  let t1 = data && data.end ? Date.parse(data.end) : Math.max(...times) + 1000;
+  if (!(t1 > t0)) t1 = t0 + 1000;
+  let lo = 0, hi = 0;
+  for (const s of series) for (const p of s.points) { lo = Math.min(lo, p.v); hi = Math.max(hi, p.v); }
+  if (a.max != null) hi = Math.max(hi, a.max);
+  if (a.min != null) lo = Math.min(lo, a.min);
+  if (!(hi > lo)) hi = lo + 1;
+  hi += (hi - lo) * 0.1;
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  const g = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${a.name}: ${series.length} host series, ${a.evals.length} evaluations` + (halted ? ', halted the deploy' : ''), 'data-analysis': a.name, 'data-group': a.group });
+  g.append(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }), svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    const t = svg('text', { class: 'tick', x: L - 4, y: y(v) + 3, 'text-anchor': 'end' });
+    t.textContent = fmtNum(v);
+    g.append(t);
+  }
+  for (const [t, anchor] of [[t0, 'start'], [t1, 'end']]) {
+    const e = svg('text', { class: 'tick', x: x(t), y: H - 8, 'text-anchor': anchor });
+    e.textContent = fmtClock(t);
+    g.append(e);
+  }
+  const since = Date.parse(a.since);
+  if (since >= t0 && since <= t1) {
+    g.append(svg('line', { class: 'switched', x1: x(since), y1: T, x2: x(since), y2: H - B }));
+    const lab = svg('text', { class: 'tick', x: x(since) + 3, y: H - B - 4 });
+    lab.textContent = 'canary done';
+    g.append(lab);
+  }
+  for (const [bound, v] of [['max', a.max], ['min', a.min]]) {
+    if (v == null) continue;
+    const line = svg('line', { class: 'threshold', x1: L, y1: y(v), x2: W - R, y2: y(v), 'data-bound': bound, 'data-value': v });
+    line.append(svg('title', {}, document.createTextNode(`${bound} ${v}`)));
+    g.append(line);
+  }
+  // Baseline first, so the canary is drawn over it.
+  for (const s of [...series].sort((p, q) => (p.role === 'canary') - (q.role === 'canary'))) {
+    const pts = s.points.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
+    const i = canary.indexOf(s);
+    const line = svg('polyline', { class: `series ${s.role}` + (i > 0 ? ` c${i % 3}` : ''), points: pts, 'data-host': s.host, 'data-role': s.role, 'data-points': s.points.length });
+    line.append(svg('title', {}, document.createTextNode(`${s.host} (${s.role})`)));
+    g.append(line);
+  }
+  for (const e of a.evals) {
+    const t = Date.parse(e.at);
+    if (e.halted) {
+      g.append(svg('line', { class: 'halt-line', x1: x(t), y1: T - 10, x2: x(t), y2: H - B }));
+      const right = x(t) < W - R - 60;
+      const lab = svg('text', { class: 'label halt', x: x(t) + (right ? 10 : -10), y: T + 4, 'text-anchor': right ? 'start' : 'end' });
+      lab.textContent = 'halted';
+      g.append(lab);
+    }
+    const dot = svg('circle', { class: `eval ${e.status}` + (e.verdict ? ' verdict' : '') + (e.halted ? ' halted' : ''), cx: x(t), cy: 12, r: e.halted ? 7 : 4,
+      'data-at': e.at, 'data-status': e.status, 'data-halted': e.halted ? 'true' : 'false' });
+    dot.append(svg('title', {}, document.createTextNode(`${fmtClock(t)} ${e.status}${e.verdict ? ' (verdict)' : ''}${e.halted ? ' — halted the deploy' : ''}: ${e.message || ''}`)));
+    g.append(dot);
+  }
+  return el('div', { class: 'analysis', dataset: { analysis: a.name, group: a.group, halted: halted ? 'true' : 'false' } },
+    head, legend, g,
+    halted ? el('p', { class: 'halt-reason', text: 'halted the deploy: ' + halted.message }) : null,
+    data && data.error ? el('p', { class: 'muted', text: 'metric unavailable: ' + data.error }) : null);
 }
 
 // ---- fleet matrix ------------------------------------------------------
@@ -864,9 +844,9 @@ async function refreshHistory(first) {
   // Opened while nothing runs: show the last deploy, until a new one starts.
   if (first && !state.live && list.length) {
     try {
-      const d = await api('/deploys/' + encodeURIComponent(list[0].id));
+      const v = await api('/deploys/' + encodeURIComponent(list[0].id) + '/view');
       if (key === state.key && !state.live) {
-        state.live = runFromRecord(d);
+        state.live = runOf(v);
         scheduleRender();
       }
     } catch { /* the history row is still there */ }
@@ -904,8 +884,8 @@ async function viewDeploy(id) {
     return;
   }
   try {
-    const d = await api('/deploys/' + encodeURIComponent(id));
-    state.viewed = runFromRecord(d);
+    const v = await api('/deploys/' + encodeURIComponent(id) + '/view');
+    state.viewed = runOf(v);
     state.selectedHost = '';
     showError('');
     render();

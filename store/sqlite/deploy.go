@@ -46,10 +46,18 @@ func (s *Store) Begin(ctx context.Context, d drover.DeployRecord) error {
 			}
 			overrides = string(b)
 		}
+		groups := ""
+		if len(d.Groups) > 0 {
+			b, err := json.Marshal(d.Groups)
+			if err != nil {
+				return internal("begin deploy "+d.ID, err)
+			}
+			groups = string(b)
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO deploys
-			(id, key, kind, service, env, release, version, revision, user, machine, message, started_ns, overrides)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.Key, d.Kind, d.Service, d.Env, d.Release, d.Version, d.Revision, d.User, d.Machine, d.Message, toNS(d.Started), overrides)
+			(id, key, kind, service, env, release, version, revision, user, machine, message, started_ns, overrides, groups)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.Key, d.Kind, d.Service, d.Env, d.Release, d.Version, d.Revision, d.User, d.Machine, d.Message, toNS(d.Started), overrides, groups)
 		if err != nil {
 			return internal("begin deploy "+d.ID, err)
 		}
@@ -127,7 +135,7 @@ func (s *Store) Finish(ctx context.Context, deployID string, r drover.FinishReco
 }
 
 const deployCols = `id, key, kind, service, env, release, version, revision, user, machine, message,
-	started_ns, finished_ns, outcome, exit_code, summary, overrides`
+	started_ns, finished_ns, outcome, exit_code, summary, overrides, groups`
 
 // scanDeploys reads rows of deployCols, then each deploy's hosts.
 func (s *Store) scanDeploys(ctx context.Context, query string, args ...any) ([]drover.DeployRecord, error) {
@@ -140,9 +148,9 @@ func (s *Store) scanDeploys(ctx context.Context, query string, args ...any) ([]d
 		var d drover.DeployRecord
 		var started int64
 		var finished sql.NullInt64
-		var overrides string
+		var overrides, groups string
 		if err := rows.Scan(&d.ID, &d.Key, &d.Kind, &d.Service, &d.Env, &d.Release, &d.Version, &d.Revision,
-			&d.User, &d.Machine, &d.Message, &started, &finished, &d.Outcome, &d.ExitCode, &d.Summary, &overrides); err != nil {
+			&d.User, &d.Machine, &d.Message, &started, &finished, &d.Outcome, &d.ExitCode, &d.Summary, &overrides, &groups); err != nil {
 			rows.Close()
 			return nil, internal("read deploys", err)
 		}
@@ -150,6 +158,12 @@ func (s *Store) scanDeploys(ctx context.Context, query string, args ...any) ([]d
 			if err := json.Unmarshal([]byte(overrides), &d.Overrides); err != nil {
 				rows.Close()
 				return nil, internal("read overrides of "+d.ID, err)
+			}
+		}
+		if groups != "" {
+			if err := json.Unmarshal([]byte(groups), &d.Groups); err != nil {
+				rows.Close()
+				return nil, internal("read groups of "+d.ID, err)
 			}
 		}
 		d.Started = fromNS(started)

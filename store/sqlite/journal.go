@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -30,10 +31,14 @@ func (s *Store) Append(ctx context.Context, deployID string, e drover.JournalEnt
 	e.Output = Tail(e.Output, drover.MaxOutputTail)
 	// One statement checks and inserts: the deploy cannot finish between
 	// the check and the insert.
+	analysis, err := analysisJSON(e)
+	if err != nil {
+		return internal("append to journal of "+deployID, err)
+	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO steps
-		(deploy_id, at_ns, host, step, phase, outcome, reason, slot, output, elapsed_ns)
-		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM deploys WHERE id = ? AND finished_ns IS NULL`,
-		toNS(e.At), e.Host, e.Step, e.Phase, e.Outcome, e.Reason, e.Slot, e.Output, int64(e.Elapsed), deployID)
+		(deploy_id, at_ns, host, step, phase, outcome, reason, slot, output, elapsed_ns, restoring, analysis)
+		SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM deploys WHERE id = ? AND finished_ns IS NULL`,
+		toNS(e.At), e.Host, e.Step, e.Phase, e.Outcome, e.Reason, e.Slot, e.Output, int64(e.Elapsed), e.Restoring, analysis, deployID)
 	if err != nil {
 		return internal("append to journal of "+deployID, err)
 	}
@@ -87,7 +92,7 @@ func (s *Store) AppendBatch(ctx context.Context, deployID string, es []drover.Jo
 		// costs the driver more than a row does, and parsing one more
 		// than running it. Sizes are powers of two up to 64, so any
 		// batch is a few statements.
-		args := make([]any, 0, maxBatchRows*10)
+		args := make([]any, 0, maxBatchRows*12)
 		for len(es) > 0 {
 			n := maxBatchRows
 			for n > len(es) {
@@ -102,8 +107,12 @@ func (s *Store) AppendBatch(ctx context.Context, deployID string, es []drover.Jo
 				if e.At.IsZero() {
 					e.At = s.now()
 				}
+				analysis, err := analysisJSON(e)
+				if err != nil {
+					return internal("append to journal of "+deployID, err)
+				}
 				args = append(args, deployID, toNS(e.At), e.Host, e.Step, e.Phase, e.Outcome, e.Reason, e.Slot,
-					Tail(e.Output, drover.MaxOutputTail), int64(e.Elapsed))
+					Tail(e.Output, drover.MaxOutputTail), int64(e.Elapsed), e.Restoring, analysis)
 			}
 			if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
 				return internal("append to journal of "+deployID, err)
@@ -125,12 +134,12 @@ func (s *Store) insertStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		return st, nil
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO steps (deploy_id, at_ns, host, step, phase, outcome, reason, slot, output, elapsed_ns) VALUES `)
+	b.WriteString(`INSERT INTO steps (deploy_id, at_ns, host, step, phase, outcome, reason, slot, output, elapsed_ns, restoring, analysis) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?,?,?,?,?,?,?,?,?,?)`)
+		b.WriteString(`(?,?,?,?,?,?,?,?,?,?,?,?)`)
 	}
 	st, err := s.db.PrepareContext(ctx, b.String())
 	if err != nil {
@@ -184,7 +193,17 @@ func (s *Store) Journal(ctx context.Context, deployID string) ([]drover.JournalE
 	return out, nil
 }
 
-const stepCols = `s.deploy_id, s.at_ns, s.host, s.step, s.phase, s.outcome, s.reason, s.slot, s.output, s.elapsed_ns`
+const stepCols = `s.deploy_id, s.at_ns, s.host, s.step, s.phase, s.outcome, s.reason, s.slot, s.output, s.elapsed_ns, s.restoring, s.analysis`
+
+// analysisJSON is the analysis column of e: its evaluation as JSON, or
+// empty.
+func analysisJSON(e drover.JournalEntry) (string, error) {
+	if e.Analysis == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(e.Analysis)
+	return string(b), err
+}
 
 func (s *Store) steps(ctx context.Context, query string, args ...any) ([]drover.StepRecord, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
@@ -196,8 +215,15 @@ func (s *Store) steps(ctx context.Context, query string, args ...any) ([]drover.
 	for rows.Next() {
 		var st drover.StepRecord
 		var at, elapsed int64
-		if err := rows.Scan(&st.DeployID, &at, &st.Host, &st.Step, &st.Phase, &st.Outcome, &st.Reason, &st.Slot, &st.Output, &elapsed); err != nil {
+		var analysis string
+		if err := rows.Scan(&st.DeployID, &at, &st.Host, &st.Step, &st.Phase, &st.Outcome, &st.Reason, &st.Slot, &st.Output, &elapsed, &st.Restoring, &analysis); err != nil {
 			return nil, internal("read steps", err)
+		}
+		if analysis != "" {
+			st.Analysis = new(drover.AnalysisEval)
+			if err := json.Unmarshal([]byte(analysis), st.Analysis); err != nil {
+				return nil, internal("read the analysis of a step of "+st.DeployID, err)
+			}
 		}
 		st.At, st.Elapsed = fromNS(at), durationNS(elapsed)
 		out = append(out, st)

@@ -129,10 +129,10 @@ func TestSqliteSurvivesReopen(t *testing.T) {
 	var n int
 	db := rawDB(t, path)
 	// One row per migration file (0001_init, 0002_approvals,
-	// 0003_foreign_before, 0004_before_live, 0005_overrides, 0006_halted):
-	// more would mean reopening migrated again.
-	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 6 {
-		t.Errorf("schema_version has %d rows (%v), want 6: reopening must not migrate again", n, err)
+	// 0003_foreign_before, 0004_before_live, 0005_overrides, 0006_halted,
+	// 0007_views): more would mean reopening migrated again.
+	if err := db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&n); err != nil || n != 7 {
+		t.Errorf("schema_version has %d rows (%v), want 7: reopening must not migrate again", n, err)
 	}
 }
 
@@ -163,9 +163,13 @@ func TestSqliteMigratesHalted(t *testing.T) {
 		}
 	}
 	s.Close()
-	// As a database written before 0006: the migration runs on open.
-	if _, err := rawDB(t, path).Exec(`DELETE FROM schema_version WHERE version = 6`); err != nil {
-		t.Fatal(err)
+	// As a database written before 0006: the migrations from 0006 on run
+	// on open (0007's columns go too, for it to add them again).
+	for _, q := range []string{`DELETE FROM schema_version WHERE version >= 6`,
+		`ALTER TABLE deploys DROP COLUMN groups`, `ALTER TABLE steps DROP COLUMN restoring`, `ALTER TABLE steps DROP COLUMN analysis`} {
+		if _, err := rawDB(t, path).Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 	s, err = sqlite.Open(path)
 	if err != nil {

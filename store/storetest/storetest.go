@@ -63,6 +63,8 @@ func Record(id, key string, offset time.Duration) drover.DeployRecord {
 			{Kind: drover.OverrideCheck, Name: "version", Reason: "INC-7: check is wrong"},
 			{Kind: drover.OverrideGate, Name: "canary:wait", Reason: "INC-7: check is wrong"},
 		},
+		// The plan's batches: a view of the finished deploy draws them.
+		Groups: []drover.PlanGroup{{Name: "canary", Batch: 1}, {Name: "default", Batch: 3, FailureLimit: 1}},
 		Hosts: []drover.DeployHost{
 			{Name: "h01", Group: "canary", Before: drover.Snapshot{Current: "v1-aaaaaaaaaaaa", Previous: "v0-bbbbbbbbbbbb", Release: "v1-aaaaaaaaaaaa", Version: "v1", Live: "green"}},
 			{Name: "h02", Group: "default", Before: drover.Snapshot{}, Skipped: true},
@@ -230,6 +232,17 @@ func Entries(n int) []drover.JournalEntry {
 				e.Outcome, e.Reason = "failed", "tcp 127.0.0.1:18001: connection refused"
 				e.Output = "restart: starting hello\nlisten tcp 127.0.0.1:18001: bind: address already in use\n"
 			}
+		}
+		// The way back is marked, and an analysis evaluation keeps its
+		// numbers: views of the journal read both.
+		if i%5 == 4 {
+			e.Restoring = true
+		}
+		if i == 5 {
+			max := 0.05
+			e.Host, e.Step, e.Outcome = "", drover.StepAnalysis, "failed"
+			e.Analysis = &drover.AnalysisEval{At: e.At, Name: "error-ratio", Group: "canary", Kind: drover.AnalysisThreshold, Status: drover.AnalysisFail,
+				Message: "h01=0.2 above max 0.05", Halted: true, Canary: []string{"h01"}, Baseline: []string{"h02", "h03"}, Since: base, Max: &max}
 		}
 		out[i] = e
 	}
@@ -455,7 +468,7 @@ func sameEntries(a, b []drover.JournalEntry) bool {
 			return false
 		}
 		x.At, y.At = time.Time{}, time.Time{}
-		if x != y {
+		if !reflect.DeepEqual(x, y) {
 			return false
 		}
 	}

@@ -278,6 +278,16 @@ func (c *conn) ReadFile(ctx context.Context, path string) ([]byte, error) {
 }
 
 func (c *conn) Prune(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	return c.prune(ctx, keep, false, protect)
+}
+
+// PruneForeign is Prune that also removes foreign releases
+// (drover.ForeignPruner).
+func (c *conn) PruneForeign(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	return c.prune(ctx, keep, true, protect)
+}
+
+func (c *conn) prune(ctx context.Context, keep int, foreign bool, protect []string) ([]string, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
 	}
@@ -286,7 +296,11 @@ func (c *conn) Prune(ctx context.Context, keep int, protect ...string) ([]string
 		return nil, c.wrap(err)
 	}
 	defer l.Unlock()
-	removed, err := c.ops.Prune(ctx, keep, protect...)
+	prune := c.ops.Prune
+	if foreign {
+		prune = c.ops.PruneForeign
+	}
+	removed, err := prune(ctx, keep, protect...)
 	return removed, c.wrap(err)
 }
 

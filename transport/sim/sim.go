@@ -363,7 +363,7 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	if err := c.h.op(ctx, OpStage, OpStage); err != nil {
 		return drover.StageResult{}, c.h.failed(err, "stage "+req.Release.ID())
 	}
-	hash := drover.ConfigHash(files)
+	hash := drover.SlotHash(files, req.SharedDirs)
 	id := req.Release.ID()
 	h := c.h
 	h.mu.Lock()

@@ -427,6 +427,16 @@ func (c *conn) Prune(ctx context.Context, keep int, protect ...string) ([]string
 	return r.Removed, nil
 }
 
+// PruneForeign is Prune that also removes foreign releases
+// (drover.ForeignPruner).
+func (c *conn) PruneForeign(ctx context.Context, keep int, protect ...string) ([]string, error) {
+	r, err := c.call(ctx, OpPrune, Request{Keep: keep, Protect: protect, Foreign: true}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r.Removed, nil
+}
+
 // Close releases the handle; the connection stays with the Transport.
 func (c *conn) Close() error { return nil }
 

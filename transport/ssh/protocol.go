@@ -83,6 +83,9 @@ type Request struct {
 	Path    string                 `json:"path,omitempty"`
 	Keep    int                    `json:"keep,omitempty"`
 	Protect []string               `json:"protect,omitempty"`
+	// Foreign lets a prune remove foreign releases (prune_foreign); a
+	// host binary that predates it ignores it and keeps them.
+	Foreign bool `json:"foreign,omitempty"`
 	// Fetch and Relay are the requests of relay distribution; Listen is
 	// the address a relay binds to on the host (its address in
 	// drover.yaml, without the SSH port).

@@ -353,7 +353,11 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 			return fail(err)
 		}
 		defer l.Unlock()
-		removed, err := h.Prune(ctx, req.Keep, req.Protect...)
+		prune := h.Prune
+		if req.Foreign {
+			prune = h.PruneForeign
+		}
+		removed, err := prune(ctx, req.Keep, req.Protect...)
 		r.Removed, r.Error = removed, toWire(err)
 	case OpFetch, OpStageFetched:
 		return o.doRelay(ctx, op, req, body, h)

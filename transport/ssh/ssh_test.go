@@ -168,6 +168,19 @@ func TestDeployCycle(t *testing.T) {
 	if err != nil || len(removed) != 0 {
 		t.Fatalf("prune: %v %v", removed, err)
 	}
+	// Another tool's release: kept by Prune, removed by PruneForeign
+	// (prune_foreign) once nothing points at it.
+	if err := os.MkdirAll(filepath.Join(h.DeployRoot, "releases", "20200101120000"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	removed, err = c.Prune(ctx, 0)
+	if err != nil || len(removed) != 1 || removed[0] != res.Slot {
+		t.Fatalf("prune 0: %v %v", removed, err)
+	}
+	removed, err = c.(drover.ForeignPruner).PruneForeign(ctx, 0)
+	if err != nil || len(removed) != 1 || removed[0] != "20200101120000" {
+		t.Fatalf("prune foreign: %v %v", removed, err)
+	}
 
 	// A bad request is an error with the host's words, not a crash.
 	_, err = c.Promote(ctx, drover.PromoteRequest{Slot: "../etc"})
