@@ -27,6 +27,10 @@ type Event struct {
 	Message string `json:"message,omitempty"`
 	// Elapsed is the step's duration, for step_done.
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// Timeout, on step_start, bounds the step (every attempt of it): it
+	// ends by Time + Timeout. After Ctrl-C the running steps are let
+	// finish, and the operator is shown how long each may still take.
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
 	// Operation, Release, Version and Groups are set on deploy_start only.
 	// Operation is what the run does: deploy, rollback or recover.
 	Operation string `json:"operation,omitempty"`

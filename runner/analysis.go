@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"drover"
@@ -52,6 +53,9 @@ type canaryWatch struct {
 	// halted is closed once a halt was sent: long gates (an approval)
 	// stop waiting, and analyses stop evaluating.
 	halted chan struct{}
+	// timedOut is set by an approval gate that ran out of time, before
+	// it records its abort (approve.go).
+	timedOut atomic.Bool
 	// parent is the deploy's context (Ctrl-C); ctx ends the goroutines.
 	parent context.Context
 	ctx    context.Context

@@ -105,6 +105,10 @@ func (w *canaryWatch) awaitApproval(ctx context.Context, g drover.Group, timeout
 			}
 			// Recorded, so `drover approve` now says there is nothing
 			// to approve rather than approving a gate nobody waits at.
+			// The abort watcher reads this record too; it must not
+			// halt the deploy in the gate's name first, as "aborted
+			// by drover", hiding the timeout and its hint.
+			w.timedOut.Store(true)
 			ap.Decide(context.WithoutCancel(ctx), drover.ApprovalDecision{DeployID: id, Verdict: drover.VerdictAbort, By: "drover", At: w.r.now(), Message: "approval timed out"})
 			return drover.Errorf(drover.ETIMEOUT, "group %s: no approval within %s (approve_timeout); aborting", g.Name, timeout).
 				WithHint("run drover approve while the gate waits, or raise approve_timeout")
@@ -204,6 +208,11 @@ func (w *canaryWatch) goAbortWatcher() {
 				// A store that cannot be read now is read again at the
 				// next tick; the deploy does not stop for it.
 				continue
+			}
+			if w.timedOut.Load() {
+				// The abort is the approval gate's own timeout, which
+				// fails the gate and halts the deploy with its reason.
+				return
 			}
 			reason := "aborted by " + d.By
 			if d.Message != "" {

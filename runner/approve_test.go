@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,9 +131,64 @@ func (e *env) mustDeployApproved(t *testing.T, ap drover.Approvals, rel *drover.
 	}
 }
 
+// watchedApprovals is the store's Approvals, with hooks on what the gate
+// and the abort watcher read and write, so a test can order them.
+type watchedApprovals struct {
+	drover.Approvals
+	// onDecide runs after a decision is recorded.
+	onDecide func(d drover.ApprovalDecision)
+	// onDecision runs after a read, with what it returned.
+	onDecision func(gate string, d *drover.ApprovalDecision)
+}
+
+func (w *watchedApprovals) Decide(ctx context.Context, d drover.ApprovalDecision) error {
+	err := w.Approvals.Decide(ctx, d)
+	if w.onDecide != nil && err == nil {
+		w.onDecide(d)
+	}
+	return err
+}
+
+func (w *watchedApprovals) Decision(ctx context.Context, id, gate string) (*drover.ApprovalDecision, error) {
+	d, err := w.Approvals.Decision(ctx, id, gate)
+	if w.onDecision != nil && err == nil {
+		w.onDecision(gate, d)
+	}
+	return d, err
+}
+
+// No decision within approve_timeout aborts, and the gate records the
+// abort so that `drover approve` finds nothing to approve. The abort
+// watcher reads that record too: here it does so before the gate's
+// failure reaches the loop (the order a busy machine can produce), and
+// the deploy must still be halted for the timeout, not reported as
+// aborted by someone.
 func TestApproveTimeoutAborts(t *testing.T) {
 	e, ap := approvalEnv(t, 2)
 	e.spec.Groups[0].ApproveTimeout = 300 * time.Millisecond
+	recorded := make(chan struct{})
+	seen := make(chan struct{})
+	var seenOnce sync.Once
+	e.r.Approvals = &watchedApprovals{Approvals: ap,
+		onDecide: func(d drover.ApprovalDecision) {
+			if d.Verdict != drover.VerdictAbort {
+				return
+			}
+			close(recorded)
+			// The gate returns only once the watcher has read the
+			// abort it recorded.
+			waitFor(t, seen, "the abort watcher reading the timeout's abort")
+		},
+		onDecision: func(gate string, d *drover.ApprovalDecision) {
+			select {
+			case <-recorded:
+				if gate == "" && d != nil {
+					seenOnce.Do(func() { close(seen) })
+				}
+			default:
+			}
+		},
+	}
 	out := e.deploy(context.Background(), DeployOptions{Release: mkRelease(t, "1.0.0")})
 	if out.Verdict != rollout.RolledBack || !strings.Contains(out.Summary, "no approval within 300ms") {
 		t.Fatalf("verdict %s: %s", out.Verdict, out.Summary)
@@ -162,15 +218,39 @@ func TestApprovePrompt(t *testing.T) {
 		t.Fatalf("declined: verdict %s: %s", out.Verdict, out.Summary)
 	}
 
-	// No terminal: the prompt gives up at once, the gate keeps waiting.
-	e.r.AskApproval = func(ctx context.Context, q string) (bool, error) { return false, ErrNoTerminal }
+	// No terminal: the prompt gives up at once, the gate keeps waiting:
+	// it goes on reading the store after the prompt gave up, which a
+	// gate that ended would not (whatever the machine's speed).
+	gaveUp := make(chan struct{})
+	e.r.AskApproval = func(ctx context.Context, q string) (bool, error) {
+		close(gaveUp)
+		return false, ErrNoTerminal
+	}
+	polls := make(chan struct{}, 100)
+	e.r.Approvals = &watchedApprovals{Approvals: ap, onDecision: func(gate string, d *drover.ApprovalDecision) {
+		select {
+		case <-gaveUp:
+		default:
+			return
+		}
+		if gate != "" && d == nil {
+			select {
+			case polls <- struct{}{}:
+			default:
+			}
+		}
+	}}
 	ch := deployAsync(t, e, mkRelease(t, "3.0.0"))
 	req := waitPending(t, ap)
-	time.Sleep(3 * approvalPoll) // a broken gate would have ended by now
-	select {
-	case out := <-ch:
-		t.Fatalf("ended without a decision: %s", out.Summary)
-	default:
+	waitFor(t, gaveUp, "the prompt")
+	for i := range 3 {
+		select {
+		case <-polls:
+		case out := <-ch:
+			t.Fatalf("ended without a decision: %s", out.Summary)
+		case <-time.After(time.Minute):
+			t.Fatalf("the gate stopped reading the store after %d reads once the prompt gave up", i)
+		}
 	}
 	ap.Decide(context.Background(), drover.ApprovalDecision{DeployID: req.DeployID, Verdict: drover.VerdictApprove, Gate: req.Gate, By: "ci"})
 	if out := outcome(t, ch); out.Verdict != rollout.Succeeded {

@@ -130,8 +130,8 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 			return r.convergeEnd(out, conv, st, o.Release, targets, haltExit, start), nil
 		}
 		out.Rounds = st.Round
-		r.emit(drover.Event{Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %d of %d hosts not on %s (%s); deploying",
-			st.Round, st.Rounds, len(st.Behind), len(targets), o.Release.Version(), strings.Join(st.Behind, " "))})
+		r.emit(drover.Event{Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %d of %s not on %s (%s); deploying",
+			st.Round, st.Rounds, len(st.Behind), plural(len(targets), "host"), o.Release.Version(), strings.Join(st.Behind, " "))})
 		for _, h := range st.Skipped {
 			r.emit(drover.Event{Kind: drover.EventNotice, Host: h, Message: fmt.Sprintf("round %d: not deploying to %s, it does not answer (%s); it is tried again next round", st.Round, h, down[h])})
 		}
@@ -378,7 +378,7 @@ func (r *Runner) convergeStop(out *ConvergeOutcome, start time.Time, err error) 
 		return nil, err
 	}
 	out.ExitCode = drover.ExitNeedsPerson
-	out.Summary = fmt.Sprintf("converge stopped after %d rounds in %s: %v", out.Rounds, r.now().Sub(start).Round(100*time.Millisecond), err)
+	out.Summary = fmt.Sprintf("converge stopped after %s in %s: %v", plural(out.Rounds, "round"), r.now().Sub(start).Round(100*time.Millisecond), err)
 	return out, nil
 }
 
@@ -387,14 +387,14 @@ func (r *Runner) convergeSummary(out *ConvergeOutcome, rel *drover.Release, tota
 	var s string
 	switch out.End {
 	case rollout.ConvergeConverged:
-		s = fmt.Sprintf("converged in %d rounds (%s): %d of %d hosts on %s", out.Rounds, took, total, total, rel.Version())
+		s = fmt.Sprintf("converged in %s (%s): %d of %s on %s", plural(out.Rounds, "round"), took, total, plural(total, "host"), rel.Version())
 	case rollout.ConvergeHalted:
-		s = fmt.Sprintf("converge stopped in round %d (%s): the release was halted (%s); %d of %d hosts on %s", out.Rounds, took, out.HaltReason, len(out.On), total, rel.Version())
+		s = fmt.Sprintf("converge stopped in round %d (%s): the release was halted (%s); %d of %s on %s", out.Rounds, took, out.HaltReason, len(out.On), plural(total, "host"), rel.Version())
 		if len(out.Behind) > 0 {
 			s += fmt.Sprintf(", %d not (%s)", len(out.Behind), strings.Join(out.Behind, " "))
 		}
 	default:
-		s = fmt.Sprintf("did not converge in %d rounds (%s): %d of %d hosts not on %s (%s)", out.Rounds, took, len(out.Behind), total, rel.Version(), strings.Join(out.Behind, " "))
+		s = fmt.Sprintf("did not converge in %s (%s): %d of %s not on %s (%s)", plural(out.Rounds, "round"), took, len(out.Behind), plural(total, "host"), rel.Version(), strings.Join(out.Behind, " "))
 	}
 	if len(out.Replaced) > 0 {
 		var names []string

@@ -150,7 +150,7 @@ func (d *driver) decide() time.Time {
 	}
 	for _, a := range rd.Actions {
 		d.next.entries = append(d.next.entries, drover.JournalEntry{At: d.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseStart, Restoring: a.Restoring})
-		d.next.events = append(d.next.events, drover.Event{Deploy: d.id, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring})
+		d.next.events = append(d.next.events, drover.Event{Deploy: d.id, Kind: drover.EventStepStart, Group: a.Group, Host: a.Host, Step: string(a.Step), Restoring: a.Restoring, Timeout: d.timeoutOf(a)})
 		d.next.launch = append(d.next.launch, a)
 		d.groupOf[a.Host] = a.Group
 		d.restoring[a.Host] = a.Restoring

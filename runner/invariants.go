@@ -234,16 +234,23 @@ func (x *executor) fetchDocument(ctx context.Context, inv drover.Invariant, grou
 	defer cancel()
 	data := x.gateData()
 	interval := min(fetchInterval, timeout/4)
+	var answer error // the last failure that was the endpoint's, not our deadline's
 	for attempt := 1; ; attempt++ {
 		doc, err := x.fetchOnce(ctx, inv, data, group)
 		if err == nil || drover.ErrorCode(err) == drover.EINVALID {
 			return doc, err
 		}
+		// An attempt cut short by the timeout only says "deadline
+		// exceeded"; the endpoint's own answer before it (a 502 and its
+		// body) is what the operator needs to act on.
+		if ctx.Err() == nil || answer == nil {
+			answer = err
+		}
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w (%d attempts in %s)", err, attempt, timeout)
+			return nil, fmt.Errorf("%w (%d attempts in %s)", answer, attempt, timeout)
 		case <-t.C:
 		}
 	}

@@ -528,10 +528,15 @@ func (v *View) ETA(now time.Time) (time.Duration, bool) {
 	return max(left, 0), true
 }
 
-// Frac is how far the group is: finished steps over all steps.
+// Frac is how far the group is: finished steps over all steps. A host
+// that failed staging counts nothing: it was never touched, and a full
+// bar over a group where nothing was staged read as done.
 func (v *View) Frac(g *Group) float64 {
 	units := 0
 	for _, h := range g.Hosts {
+		if h.Failed && !h.Staged && h.PathStart.IsZero() && v.Operation == drover.KindDeploy {
+			continue
+		}
 		units += h.Units
 	}
 	if len(g.Hosts) == 0 {

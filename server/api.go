@@ -85,17 +85,31 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var st *runner.FleetStatus
+	var out StatusView
 	err = s.read(svc, func(rn *runner.Runner) error {
 		var err error
-		st, err = rn.Status(r.Context())
+		if out.FleetStatus, err = rn.Status(r.Context()); err != nil {
+			return err
+		}
+		if s.cfg.Activity != nil {
+			out.Running, out.Unfinished, err = s.cfg.Activity(r.Context(), rn.Store, runner.Key(svc.Spec))
+		}
 		return err
 	})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// StatusView is GET /services/{key}/status: the fleet, and with
+// Config.Activity the deploy running now and the deploys that never
+// finished — the fields `drover status --json` adds, omitted when empty.
+type StatusView struct {
+	*runner.FleetStatus
+	Running    json.RawMessage `json:"running,omitempty"`
+	Unfinished json.RawMessage `json:"unfinished,omitempty"`
 }
 
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {

@@ -122,9 +122,15 @@ func (c *Client) Services(ctx context.Context) ([]ServiceInfo, error) {
 }
 
 // Status is GET /services/{key}/status.
-func (c *Client) Status(ctx context.Context, key string) (*runner.FleetStatus, error) {
-	var out runner.FleetStatus
-	return &out, c.call(ctx, "GET", keyPath(key)+"/status", nil, &out)
+func (c *Client) Status(ctx context.Context, key string) (*StatusView, error) {
+	var out StatusView
+	if err := c.call(ctx, "GET", keyPath(key)+"/status", nil, &out); err != nil {
+		return nil, err
+	}
+	if out.FleetStatus == nil {
+		out.FleetStatus = &runner.FleetStatus{}
+	}
+	return &out, nil
 }
 
 // History is GET /services/{key}/deploys.

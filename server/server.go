@@ -19,6 +19,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -63,6 +64,12 @@ type Config struct {
 	// reason with newlines) is quoted and cannot forge a log line. nil
 	// logs nothing.
 	Log *slog.Logger
+	// Activity, when set, answers for GET /status which deploy holds the
+	// service's lock and which never finished (hosts left switched,
+	// `drover resume` to run), as JSON; nil values are left out. Without
+	// it `drover status --server` could not say what the lock error's
+	// "see `drover status`" promises.
+	Activity func(ctx context.Context, st drover.Store, key string) (running, unfinished json.RawMessage, err error)
 }
 
 // DefaultMaxUpload bounds an uploaded bundle.

@@ -103,11 +103,12 @@ the lock.`,
 	)
 	root.PersistentFlags().StringVar(&a.logFile, "log-file", "", `append every event as a JSON line to this file ("-": standard output), for log shippers; overrides log.file`)
 	a.addOutputFlags(root)
-	a.addFlagCompletions(root)
 	root.AddCommand(a.hostCmd())
 	root.AddCommand(a.approveCmd(), a.abortCmd())
 	root.AddCommand(a.serverCmd())
 	a.addRemoteFlags(root)
+	// Last: it completes the flags and arguments of every command.
+	a.addFlagCompletions(root)
 	return root
 }
 

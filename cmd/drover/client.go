@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -206,6 +207,21 @@ func (a *app) remoteStatus(ctx context.Context, f specFlags, asJSON bool) error 
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, reach, version, dash(h.Release), prev, deployed)
 	}
 	tw.Flush()
+	// The deploy running and those that never finished, as the server
+	// sees them: what the lock error's "see `drover status`" promises.
+	var running *runningDeploy
+	var unfinished []unfinishedDeploy
+	if len(st.Running) > 0 {
+		if err := json.Unmarshal(st.Running, &running); err != nil {
+			return drover.Errorf(drover.EINTERNAL, "%s: status: the running deploy: %v", a.remote.url, err)
+		}
+	}
+	if len(st.Unfinished) > 0 {
+		if err := json.Unmarshal(st.Unfinished, &unfinished); err != nil {
+			return drover.Errorf(drover.EINTERNAL, "%s: status: the unfinished deploys: %v", a.remote.url, err)
+		}
+	}
+	printDeployActivity(a.stdout, running, unfinished)
 	if unreachable > 0 {
 		a.exit(drover.ExitNeedsPerson)
 	}

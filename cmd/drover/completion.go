@@ -1,17 +1,24 @@
 package main
 
 // Shell completion: cobra generates the scripts; this file adds what only
-// drover knows — the host and environment names in drover.yaml — so
-// `drover deploy --limit h0<TAB>` offers the fleet's hosts.
+// drover knows — the host and environment names in drover.yaml, the
+// deploy and release IDs in its history — so `drover deploy --limit
+// h0<TAB>` offers the fleet's hosts and `drover show <TAB>` its deploys.
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"drover"
 	"drover/config"
+	"drover/runner"
+	"drover/store/sqlite"
 )
 
 func (a *app) completionCmd() *cobra.Command {
@@ -65,6 +72,12 @@ func (a *app) addFlagCompletions(root *cobra.Command) {
 		}
 		if f := c.Flags().Lookup("output"); f != nil && f.Shorthand == "" {
 			c.RegisterFlagCompletionFunc("output", fixed("text", "json"))
+		}
+		if c.Flags().Lookup("to") != nil && c.Name() == "rollback" {
+			c.RegisterFlagCompletionFunc("to", completeReleases)
+		}
+		if strings.Contains(c.Use, "DEPLOY-ID") && c.ValidArgsFunction == nil {
+			c.ValidArgsFunction = completeDeployIDs
 		}
 		for _, sub := range c.Commands() {
 			walk(sub)
@@ -129,4 +142,67 @@ func completeEnv(c *cobra.Command, _ []string, toComplete string) ([]string, cob
 		}
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completionHistory is the newest deploys of the drover.yaml at hand, for
+// completing their IDs and releases: nil when there is no history yet.
+// A TAB creates nothing: a state directory without a database stays so.
+func completionHistory(c *cobra.Command) []drover.DeployRecord {
+	path, env := configFlag(c)
+	spec, err := config.Load(path, env)
+	if err != nil {
+		return nil
+	}
+	dir, err := stateDir(spec)
+	if err != nil {
+		return nil
+	}
+	if spec.Store == "" || spec.Store == drover.StoreSQLite {
+		if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
+			return nil
+		}
+	}
+	st, err := openStore(spec, dir)
+	if err != nil {
+		return nil
+	}
+	defer st.Close()
+	// A shell waits for this: an unreachable store answers nothing, soon.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	recs, err := reader(st).Deploys(ctx, drover.DeployQuery{Key: runner.Key(spec), Limit: 50})
+	if err != nil {
+		return nil
+	}
+	return recs
+}
+
+// completeDeployIDs offers the deploy IDs of the history, newest first,
+// each described by its kind, version and outcome.
+func completeDeployIDs(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, r := range completionHistory(c) {
+		if strings.HasPrefix(r.ID, toComplete) {
+			out = append(out, r.ID+"\t"+strings.TrimSpace(orDeploy(r.Kind)+" "+r.Version+" "+r.Outcome))
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+}
+
+// completeReleases offers the release IDs deployed before, newest first,
+// each described by its version, for rollback --to.
+func completeReleases(c *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range completionHistory(c) {
+		if r.Release == "" || seen[r.Release] || !strings.HasPrefix(r.Release, toComplete) {
+			continue
+		}
+		seen[r.Release] = true
+		out = append(out, r.Release+"\t"+r.Version)
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
 }

@@ -34,6 +34,7 @@ func bashRun(t *testing.T, script string) string {
 // TestCompletionBashLoads: the script sources cleanly and registers
 // completion for drover.
 func TestCompletionBashLoads(t *testing.T) {
+	t.Parallel()
 	out := bashRun(t, `set -e; source <(`+shq(droverBin)+` completion bash); complete -p drover`)
 	if !strings.Contains(out, "complete") || !strings.HasSuffix(strings.TrimSpace(out), " drover") {
 		t.Fatalf("complete -p drover printed:\n%s", out)
@@ -44,6 +45,7 @@ func TestCompletionBashLoads(t *testing.T) {
 // way bash does on TAB: `drover deploy -c FLEET --limit h0<TAB>` offers the
 // hosts of the config, and `drover de<TAB>` the command.
 func TestCompletionBashOffersHostsForLimit(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/share/bash-completion/bash_completion"); err != nil {
 		t.Fatal("bash-completion is missing: cobra's bash script needs its helpers (Debian package bash-completion; scripts/deps.sh installs it)")
 	}
@@ -94,6 +96,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 }
 
 func TestCompletionScripts(t *testing.T) {
+	t.Parallel()
 	for shell, want := range map[string]string{
 		"bash": "__start_drover",
 		"zsh":  "#compdef drover",
@@ -112,6 +115,7 @@ func TestCompletionScripts(t *testing.T) {
 // TestCompletionHelpHasExamples: every command a person runs shows how in
 // --help.
 func TestCompletionHelpHasExamples(t *testing.T) {
+	t.Parallel()
 	a := &app{}
 	var walk func(c *cobra.Command)
 	n := 0
@@ -144,6 +148,7 @@ func TestCompletionHelpHasExamples(t *testing.T) {
 // (itself or through the deploy it steers) takes --yes/-y like deploy and
 // rollback, so scripts pass it uniformly; resume runs with it.
 func TestHostChangingCommandsAcceptYes(t *testing.T) {
+	t.Parallel()
 	root := (&app{}).rootCmd()
 	for _, name := range []string{"deploy", "rollback", "converge", "finalize", "resume", "abort", "promote"} {
 		c, _, err := root.Find([]string{name})

@@ -14,6 +14,7 @@ import (
 // the release, which are not with their last cause and rounds tried, and
 // what replaced which host — in words and in the JSON result line.
 func TestWriteConvergeSummary(t *testing.T) {
+	t.Parallel()
 	out := &runner.ConvergeOutcome{
 		End: rollout.ConvergeExhausted, Rounds: 3, ExitCode: 3,
 		On: []string{"h01", "h02"}, Behind: []string{"h03"},

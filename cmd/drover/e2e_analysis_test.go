@@ -174,6 +174,7 @@ func events(t *testing.T, out string) []drover.Event {
 }
 
 func TestE2ECanaryAnalysis(t *testing.T) {
+	t.Parallel()
 	f := newPromFleet(t)
 
 	// A healthy release passes every analysis and reaches every host.
@@ -327,6 +328,7 @@ func waitResult(t *testing.T, evs <-chan drover.Event, done <-chan result) resul
 // terminal it waits, that is its point — until `drover approve` runs in a
 // second process; `drover abort` from a second process rolls back.
 func TestE2EApproveFromSecondProcess(t *testing.T) {
+	t.Parallel()
 	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: analysisHosts, Groups: `groups:
   - name: canary
     hosts: [h01]

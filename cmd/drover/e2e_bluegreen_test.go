@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/internal/freeport"
 	"drover/internal/haproxyfleet"
 	"drover/internal/localfleet"
 	"drover/rotation"
@@ -57,21 +57,16 @@ func newBGFleetN(t *testing.T, hosts int) *bgFleet {
 		t.Fatal(err)
 	}
 	bf := &bgFleet{Fleet: f, green: map[string]int{}}
-	var lns []net.Listener
 	var servers []haproxyfleet.Server
-	for _, h := range f.Hosts {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		bf.green[h.Name] = ln.Addr().(*net.TCPAddr).Port
+	green, err := freeport.Take(len(f.Hosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range f.Hosts {
+		bf.green[h.Name] = green[i]
 		servers = append(servers,
 			haproxyfleet.Server{Name: h.Name + "-blue", Addr: fmt.Sprintf("127.0.0.1:%d", h.Port)},
 			haproxyfleet.Server{Name: h.Name + "-green", Addr: fmt.Sprintf("127.0.0.1:%d", bf.green[h.Name])})
-	}
-	for _, ln := range lns {
-		ln.Close()
 	}
 	t.Cleanup(bf.stopAll)
 	p, err := haproxyfleet.Start(context.Background(), haproxyfleet.Options{Dir: hx, Servers: servers, CheckInterval: 100 * time.Millisecond, CheckTimeout: 2 * time.Second})
@@ -200,6 +195,7 @@ func (bf *bgFleet) wantTraffic(t *testing.T, live string, version string) {
 }
 
 func TestE2EBlueGreen(t *testing.T) {
+	t.Parallel()
 	bf := newBGFleet(t)
 	v1, v2 := bf.release(t, "1.0.0", true), bf.release(t, "2.0.0", true)
 

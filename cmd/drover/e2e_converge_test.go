@@ -80,6 +80,7 @@ func flakyFleet(t *testing.T, n int, want string, need map[string]int, extra str
 // deploys again to those only, with a retried restart step, until every
 // host serves the release.
 func TestE2EConvergeFlakyHostsFromInventory(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(7, 7))
 	need := map[string]int{}
 	for _, h := range []string{"h02", "h03", "h04"} {
@@ -158,6 +159,7 @@ retry:
 // after replace_after rounds its replace hook runs once, on this machine,
 // and converge gives up with exit 3 naming it.
 func TestE2EConvergeReplacesHostThatNeverRecovers(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "replaced.log")
 	f, _ := flakyFleet(t, 3, "1.0", map[string]int{"h03": 1000},
@@ -192,6 +194,7 @@ func TestE2EConvergeReplacesHostThatNeverRecovers(t *testing.T) {
 // with its own lock and verdict; the run exits with the worst. A bad
 // config among them stops the run before anything is touched.
 func TestE2EMultiServiceDeploy(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	var fleets []*localfleet.Fleet
 	used := map[int]bool{}

@@ -174,10 +174,12 @@ var crashMatrix struct {
 // crash point costs seconds of waiting (restart hooks, checks, HAProxy
 // health checks), little CPU, so the scenarios run at once, each on
 // several fleets that share its queue of crash points. They run as
-// concurrent subtests rather than t.Parallel ones, which -parallel (2 on
-// two cores) would run two at a time; the test itself is not parallel, so
-// nothing else of the package runs beside it.
+// concurrent subtests rather than t.Parallel ones, which -parallel would
+// count against the package's other tests. The test itself is parallel to
+// them; being the longest of the package, make test runs it in a go test
+// of its own, from the start (Makefile).
 func TestE2ECrashMatrix(t *testing.T) {
+	t.Parallel()
 	scenarios := []crashScenario{
 		{name: "rolling deploy with canary", setup: crashRolling(true, false, false), args: deployArgs("2.0.0"), fleets: 3},
 		{name: "halt past the limit, crash in rollback", setup: crashRolling(true, true, false), args: deployArgs("2.0.0"), fleets: 3},
@@ -411,9 +413,11 @@ func crashRolling(rotate, badH02, onV2 bool) func(t *testing.T) *crashFleet {
 		}
 		editConfig(t, f.Config, func(y string) string {
 			// stage_parallelism 1: the same order of writes every run.
-			// 2s checks: the matrix meets the bad release once per
-			// crash point; 10s each would be minutes.
-			return "stage_parallelism: 1\n" + strings.ReplaceAll(y, "timeout: 10s", "timeout: 2s")
+			// A 2s health check: the matrix meets the bad release once
+			// per crash point; 10s each would be minutes. The port
+			// check before it keeps its 10s, how long a service may
+			// take to start on a busy machine.
+			return "stage_parallelism: 1\n" + shortenCheck(t, y, "health", "2s")
 		})
 		v1 := writeRelease(t, f, "1.0.0", true)
 		if badH02 {
@@ -442,6 +446,21 @@ func crashRolling(rotate, badH02, onV2 bool) func(t *testing.T) *crashFleet {
 		}
 		return cf
 	}
+}
+
+// shortenCheck sets the timeout of localfleet's check called name in
+// drover.yaml text y.
+func shortenCheck(t *testing.T, y, name, timeout string) string {
+	t.Helper()
+	head, check, ok := strings.Cut(y, "  - name: "+name+"\n")
+	if !ok {
+		t.Fatalf("drover.yaml has no check %s:\n%s", name, y)
+	}
+	i := strings.Index(check, "timeout: 10s")
+	if i < 0 || strings.Contains(check[:i], "- name:") {
+		t.Fatalf("check %s has no timeout: 10s:\n%s", name, y)
+	}
+	return head + "  - name: " + name + "\n" + check[:i] + "timeout: " + timeout + check[i+len("timeout: 10s"):]
 }
 
 func editConfig(t *testing.T, config string, edit func(string) string) {

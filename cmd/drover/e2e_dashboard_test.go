@@ -218,6 +218,7 @@ func startDashDeploy(t *testing.T, url, token, src, version string) string {
 }
 
 func TestE2EDashboard(t *testing.T) {
+	t.Parallel()
 	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 3, Groups: dashboardGroups})
 	if err != nil {
 		t.Fatal(err)

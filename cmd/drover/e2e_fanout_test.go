@@ -18,6 +18,7 @@ import (
 // the release, nothing unverified is left or staged, and no relay
 // outlives the deploy.
 func TestE2EFanoutRelay(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	f, err := sshfleet.New(sshfleet.Options{Dir: dir, Hosts: 6,
 		ExtraYAML: "distribution: {mode: relay, seeds: 1, fanout: 2}\n"})

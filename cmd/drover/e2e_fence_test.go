@@ -146,7 +146,11 @@ func waitHostStep(t *testing.T, f *localfleet.Fleet, d *bgDrover, host, who, ste
 func TestE2EFencePausedDeployer(t *testing.T) {
 	t.Parallel()
 	c := etcdtest.StartCluster(t, 3)
-	const ttl = 2 * time.Second
+	// 4 s, not less: the deployer must keep its lock through staging and
+	// the first hosts with the suite's other fleets loading the machine (a
+	// 2 s lease once expired with no pause at all); the takeover waits one
+	// TTL, so every extra second here is a second of test time.
+	const ttl = 4 * time.Second
 	f := fencedFleet(t, c, ttl)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)

@@ -69,6 +69,7 @@ func newStatsEndpoint(t *testing.T) *statsEndpoint {
 }
 
 func TestE2EInvariantDropHaltsAndRollsBack(t *testing.T) {
+	t.Parallel()
 	stats := newStatsEndpoint(t)
 	f := newGatesFleet(t, 4, gatesGroups, `invariants:
   - name: orders
@@ -108,6 +109,7 @@ func TestE2EInvariantDropHaltsAndRollsBack(t *testing.T) {
 }
 
 func TestE2ESmokeFailingAfterDefaultGroupRollsBackEveryHost(t *testing.T) {
+	t.Parallel()
 	var lbHits atomic.Int32
 	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lbHits.Add(1)
@@ -152,6 +154,7 @@ func TestE2ESmokeFailingAfterDefaultGroupRollsBackEveryHost(t *testing.T) {
 // An invariant whose document cannot be read stops the deploy before it
 // starts: exit 3, and neither the hosts nor the state directory change.
 func TestE2EInvariantCaptureFailureTouchesNothing(t *testing.T) {
+	t.Parallel()
 	f := newGatesFleet(t, 2, gatesGroups, `invariants:
   - name: rows
     source: {command: "echo 'stats database unreachable' >&2; exit 2"}

@@ -276,6 +276,7 @@ func outWindows(evs []drover.Event) (depooled, repooling map[string]time.Time) {
 // last request before its depool (drain + wait idle) finished, and the
 // process it started served its first after its repool began.
 func TestE2EHAProxyRollingDeploy(t *testing.T) {
+	t.Parallel()
 	lb := newLBFleet(t, 4, e2eGroups, "")
 	mustExit(t, deploy(t, lb.Fleet, writeRelease(t, lb.Fleet, "1.0.0", true)), 0)
 	lb.wantAllInRotation(t)
@@ -313,6 +314,7 @@ func TestE2EHAProxyRollingDeploy(t *testing.T) {
 // and no client saw a failure meanwhile: the broken host was drained
 // before it switched.
 func TestE2EHAProxyFailedDeployBackInRotation(t *testing.T) {
+	t.Parallel()
 	lb := newLBFleet(t, 4, e2eGroups, "")
 	mustExit(t, deploy(t, lb.Fleet, writeRelease(t, lb.Fleet, "1.0.0", true)), 0)
 	bad := releaseWithBadHosts(t, lb.Fleet, "3.0.0", "h03")
@@ -339,6 +341,7 @@ func TestE2EHAProxyFailedDeployBackInRotation(t *testing.T) {
 // reads the journal and puts every host it touched back on the old
 // release and into rotation.
 func TestE2EHAProxyKilledWhileDepooled(t *testing.T) {
+	t.Parallel()
 	lb := newLBFleet(t, 4, e2eGroups, "")
 	mustExit(t, deploy(t, lb.Fleet, writeRelease(t, lb.Fleet, "1.0.0", true)), 0)
 	v2 := writeRelease(t, lb.Fleet, "2.0.0", true)
@@ -391,6 +394,7 @@ func TestE2EHAProxyKilledWhileDepooled(t *testing.T) {
 // rotation — and a failing before_stage leaves h04's deploy root as it
 // was. The other hosts deploy; the deploy ends within its limit (exit 4).
 func TestE2EHAProxyBeforeHookLeavesHostUntouched(t *testing.T) {
+	t.Parallel()
 	groups := `groups:
   - {name: canary, hosts: [h01], batch: 1, failure_limit: 0}
   - {name: default, hosts: ["h*"], batch: 1, failure_limit: 2}

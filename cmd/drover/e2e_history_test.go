@@ -88,6 +88,7 @@ func startDeploy(t *testing.T, f *localfleet.Fleet, src string, extra ...string)
 // `drover show` in other processes and a reader on a separate database
 // handle in this one all succeed, and see the deploy grow.
 func TestHistorySqliteReadersWhileDeploying(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 6)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true), "-m", "first rollout"), 0)
 	db := filepath.Join(f.StateDir, sqlite.FileName)
@@ -265,6 +266,7 @@ func TestHistorySqliteReadersWhileDeploying(t *testing.T) {
 // and `drover show`; `drover resume` puts the fleet back and records it,
 // and the next deploy succeeds.
 func TestHistoryKilledDeployIsInterruptedThenResumed(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 6)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)
@@ -355,6 +357,7 @@ func stragglerNames(rep stragglerReport) []string {
 // half are the stragglers — not the upgraded half, as "the most common
 // release" would have it.
 func TestStragglersMixedFleet(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 6)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	if rep := stragglerJSON(t, f); len(rep.Hosts) != 0 || !strings.HasPrefix(rep.Desired, "1.0.0-") {
@@ -409,6 +412,7 @@ func TestStragglersMixedFleet(t *testing.T) {
 // TestHistoryDiffEnvironments: two environments of one drover.yaml, on
 // separate hosts; diff says which groups differ in release and version.
 func TestHistoryDiffEnvironments(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 4)
 	var extra strings.Builder
 	extra.WriteString("environments:\n")
@@ -473,6 +477,7 @@ func TestHistoryDiffEnvironments(t *testing.T) {
 // TestHistoryFileStoreStillWorks: store: file keeps the file layout, and
 // the history views answer from it by reading its records.
 func TestHistoryFileStoreStillWorks(t *testing.T) {
+	t.Parallel()
 	f := newFleetWith(t, 4, "store: file\n")
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true), "-m", "files"), 0)
 	if _, err := os.Stat(filepath.Join(f.StateDir, sqlite.FileName)); err == nil {
@@ -526,18 +531,19 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // attempt at each failed with 500. The --log-file has every event as a
 // JSON line and no secret.
 func TestWebhookReceivesEveryEventOnce(t *testing.T) {
+	t.Parallel()
 	rec := &hookReceiver{attempts: map[string]int{}, accepted: map[string]int{}}
 	srv := httptest.NewServer(rec)
 	defer srv.Close()
 	const secret = "tok-s3cret-9f8e"
-	t.Setenv("DROVER_TEST_HOOK_TOKEN", secret)
+	withToken := []string{"DROVER_TEST_HOOK_TOKEN=" + secret}
 	f := newFleetWith(t, 5, fmt.Sprintf("webhooks:\n  - url: %q\n    headers: {Authorization: \"Bearer ${DROVER_TEST_HOOK_TOKEN}\"}\n", srv.URL+"/drover"))
 	logFile := filepath.Join(t.TempDir(), "events.jsonl")
 
-	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true), "--log-file", logFile), 0)
+	mustExit(t, runDroverEnv(t, withToken, "deploy", "-c", f.Config, "--release", writeRelease(t, f, "1.0.0", true), "--log-file", logFile), 0)
 	// h03 fails its health check past the default group's limit (20% of
 	// 4 = 0): halt, and roll back the canary and h02, already switched.
-	mustExit(t, deploy(t, f, releaseWithBadHosts(t, f, "2.0.0", "h03"), "--log-file", logFile), 1)
+	mustExit(t, runDroverEnv(t, withToken, "deploy", "-c", f.Config, "--release", releaseWithBadHosts(t, f, "2.0.0", "h03"), "--log-file", logFile), 1)
 	wantServing(t, f, "1.0.0", nil)
 
 	rec.mu.Lock()
@@ -609,9 +615,9 @@ func TestWebhookReceivesEveryEventOnce(t *testing.T) {
 	}
 
 	// A header naming an unset variable is bad input: exit 2, nothing sent.
-	os.Unsetenv("DROVER_TEST_HOOK_TOKEN")
 	before := len(rec.events)
 	rec.mu.Unlock()
+	// (Only the deploys above were given the token.)
 	r = deploy(t, f, writeRelease(t, f, "3.0.0", true))
 	rec.mu.Lock()
 	mustExit(t, r, 2)
@@ -623,6 +629,7 @@ func TestWebhookReceivesEveryEventOnce(t *testing.T) {
 // TestHistoryAskMessage: on a terminal, deploy asks for a message and
 // records it; with ask_message: false it does not ask.
 func TestHistoryAskMessage(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	src := writeRelease(t, f, "1.0.0", true)
 	cmd := fmt.Sprintf("%s deploy -c %s --release %s; echo \"[drover exited $?]\"; exec sleep 600", shq(droverBin), shq(f.Config), shq(src))
@@ -659,6 +666,7 @@ func TestHistoryAskMessage(t *testing.T) {
 }
 
 func TestHistoryParseSince(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
 		in   string
@@ -687,6 +695,7 @@ func TestHistoryParseSince(t *testing.T) {
 // A deploy that never finished is running only while the lock's recorded
 // holder is that deploy and its process lives on this machine.
 func TestHistoryDeployStatus(t *testing.T) {
+	t.Parallel()
 	host, _ := os.Hostname()
 	open := drover.DeployRecord{ID: "d-1"}
 	dead := exec.Command("true")

@@ -37,6 +37,7 @@ func newConfirmFleet(t *testing.T) *localfleet.Fleet {
 // terminal, is refused at the start (exit 2, nothing touched) unless --yes
 // answers in advance.
 func TestE2EConfirmWithoutTerminal(t *testing.T) {
+	t.Parallel()
 	f := newConfirmFleet(t)
 	v1 := writeRelease(t, f, "1.0.0", true)
 	hosts := hostsDigest(t, f)
@@ -69,6 +70,7 @@ func TestE2EConfirmWithoutTerminal(t *testing.T) {
 // TestE2EConfirmInTerminal: on a terminal drover asks after the canary;
 // "n" halts the deploy and rolls the canary back, "y" finishes it.
 func TestE2EConfirmInTerminal(t *testing.T) {
+	t.Parallel()
 	f := newConfirmFleet(t)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true), "--yes"), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)
@@ -100,6 +102,7 @@ func TestE2EConfirmInTerminal(t *testing.T) {
 // TestE2ELimitRange: --limit h[02:03] deploys to those hosts only; a range
 // that matches nothing is bad input.
 func TestE2ELimitRange(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 4)
 	v1 := writeRelease(t, f, "1.0.0", true)
 	mustExit(t, deploy(t, f, v1, "--limit", "h[02:03]"), 0)
@@ -121,6 +124,7 @@ func TestE2ELimitRange(t *testing.T) {
 // TestE2EAllAtOnceRefused: a batch that takes a whole group out is refused
 // at load, naming the file and line, with nothing touched.
 func TestE2EAllAtOnceRefused(t *testing.T) {
+	t.Parallel()
 	groups := "groups:\n  - name: all\n    hosts: [\"*\"]\n    batch: \"100%\"\n"
 	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 3, Groups: groups})
 	if err != nil {

@@ -23,9 +23,12 @@ func TestE2ESSHHostHangsMidRestart(t *testing.T) {
 	bound := interval * (count + 1)
 	f, err := sshfleet.New(sshfleet.Options{
 		Dir: t.TempDir(), Hosts: 3,
-		Groups:     "groups:\n  - {name: canary, hosts: [h01], batch: 1, failure_limit: 0}\n  - {name: default, hosts: [h02, h03], batch: 1, failure_limit: 1}\n",
-		SSHExtra:   "  keepalive_interval: 1s\n  keepalive_count: 2\n",
-		ExtraHooks: `before_restart: "echo x >> {{.Root}}/restarts; sleep 2"`,
+		Groups:   "groups:\n  - {name: canary, hosts: [h01], batch: 1, failure_limit: 0}\n  - {name: default, hosts: [h02, h03], batch: 1, failure_limit: 1}\n",
+		SSHExtra: "  keepalive_interval: 1s\n  keepalive_count: 2\n",
+		// h02 is frozen during this sleep, and the test needs time to see
+		// it begin: 6s, not 2, so a stall of the machine (tests run in
+		// parallel) does not let the restart through before the freeze.
+		ExtraHooks: `before_restart: "echo x >> {{.Root}}/restarts; case {{.Host.Name}} in h02) sleep 6;; *) sleep 2;; esac"`,
 	})
 	if err != nil {
 		t.Fatal(err)

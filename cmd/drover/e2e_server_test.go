@@ -103,6 +103,7 @@ func createToken(t *testing.T, tokens, name, role string) string {
 // rolled back), the history is the server's and names the token, and a
 // viewer's deploy is refused before anything runs.
 func TestE2EServerDeployThroughCLI(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 3)
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	ci := createToken(t, tokens, "ci", "deployer")
@@ -158,6 +159,7 @@ func TestE2EServerDeployThroughCLI(t *testing.T) {
 // drover server refuses to run without a tokens file, with one others
 // can read, and on a non-loopback address without TLS.
 func TestE2EServerRefusesInsecureStart(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	tokens := filepath.Join(t.TempDir(), "tokens.json")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -195,6 +197,7 @@ func TestE2EServerRefusesInsecureStart(t *testing.T) {
 // With a certificate the server speaks https only, and the CLI verifies it
 // against --server-ca.
 func TestE2EServerTLS(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.json")
@@ -254,6 +257,7 @@ func writeSelfSigned(t *testing.T, certPath, keyPath string) {
 // Ctrl-C on `drover deploy --server` does what it does on a local deploy:
 // the server aborts the run, which rolls back, and the command exits 1.
 func TestE2EServerInterruptAborts(t *testing.T) {
+	t.Parallel()
 	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: `groups:
   - name: canary
     hosts: [h01]

@@ -23,6 +23,7 @@ import (
 // switched — the canary included — goes back to exactly what it was on,
 // and the command exits 1.
 func TestE2ESignalRollsBack(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "0.9.0", true)), 0)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
@@ -117,6 +118,7 @@ func TestE2ESignalRollsBack(t *testing.T) {
 // limit (1 of 9 here, within it), every other host is deployed, and the
 // exit code says a person is needed.
 func TestE2EUnreachableHost(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	h05, ok := f.Host("h05")

@@ -88,6 +88,7 @@ func sshRelease(t *testing.T, f *sshfleet.Fleet, version string) string {
 // unreachable and the rest goes on within the failure limit; once it is
 // back, a re-deploy touches only it.
 func TestE2ESSHFleet(t *testing.T) {
+	t.Parallel()
 	f := newSSHFleet(t, 8)
 	v1 := sshRelease(t, f, "1.0.0")
 

@@ -86,9 +86,19 @@ func (r result) String() string {
 
 func runDrover(t *testing.T, args ...string) result {
 	t.Helper()
+	return runDroverEnv(t, nil, args...)
+}
+
+// runDroverEnv is runDrover with env added to the test's environment: a
+// parallel test cannot change its own (t.Setenv) without racing the others.
+func runDroverEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, droverBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -266,6 +276,7 @@ func hostsDigest(t *testing.T, f *localfleet.Fleet) map[string]string {
 }
 
 func TestE2EDeployUpgradeHaltRollback(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	v1 := writeRelease(t, f, "1.0.0", true)
 	v2 := writeRelease(t, f, "2.0.0", true)
@@ -367,6 +378,7 @@ func TestE2EDeployUpgradeHaltRollback(t *testing.T) {
 }
 
 func TestE2EFailureWithinLimitRestoresHost(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	r := deploy(t, f, releaseWithBadHosts(t, f, "2.0.0", "h07"))
@@ -381,6 +393,7 @@ func TestE2EFailureWithinLimitRestoresHost(t *testing.T) {
 }
 
 func TestE2EFirstDeployFailsInCanary(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	r := deploy(t, f, writeRelease(t, f, "1.0.0", false))
 	mustExit(t, r, 1)
@@ -401,6 +414,7 @@ func TestE2EFirstDeployFailsInCanary(t *testing.T) {
 }
 
 func TestE2EPlanChangesNothing(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)
@@ -425,6 +439,7 @@ func TestE2EPlanChangesNothing(t *testing.T) {
 // TestE2EBadInput: every kind of bad input exits 2, names the problem, and
 // leaves the fleet and the state directory exactly as they were.
 func TestE2EBadInput(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	v1 := writeRelease(t, f, "1.0.0", true)
 	mustExit(t, deploy(t, f, v1), 0)
@@ -480,6 +495,7 @@ func TestE2EBadInput(t *testing.T) {
 }
 
 func TestE2EConcurrentDeployIsLocked(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)
@@ -517,6 +533,7 @@ func TestE2EConcurrentDeployIsLocked(t *testing.T) {
 // leaves hosts on mixed releases; the next deploy finds the journal, rolls
 // back what the dead one touched, and then does its own work.
 func TestE2EKillMidDeployThenRerun(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 10)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)

@@ -109,6 +109,7 @@ func (s *tmuxSession) keys(text string) {
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func TestTTYDeployProgress(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 6)
 	src := writeRelease(t, f, "1.0.0", true)
 	// A restart that takes a second keeps each batch on screen long
@@ -189,6 +190,7 @@ func TestTTYDeployProgress(t *testing.T) {
 // TestTTYInitAsks: on a terminal, init asks for what no flag gave and
 // writes a config that loads.
 func TestTTYInitAsks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "drover.yaml")
 	cmd := fmt.Sprintf("%s init -c %s --transport local; echo \"[drover exited $?]\"; exec sleep 600", shq(droverBin), shq(path))
@@ -223,6 +225,7 @@ func TestTTYInitAsks(t *testing.T) {
 // TestTTYNoProgress: --no-progress on a terminal prints a line per event,
 // no cursor movement.
 func TestTTYNoProgress(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	src := writeRelease(t, f, "1.0.0", true)
 	cmd := fmt.Sprintf("%s deploy --no-progress -c %s --release %s -m tty; echo \"[drover exited $?]\"; exec sleep 600", shq(droverBin), shq(f.Config), shq(src))

@@ -37,6 +37,7 @@ const sequentialGroups = `groups:
 `
 
 func TestEventsGolden(t *testing.T) {
+	t.Parallel()
 	f, err := localfleet.New(localfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: sequentialGroups, ExtraYAML: "stage_parallelism: 1\n"})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 // summary) stay in their cells: one line per deploy, columns aligned,
 // long text elided.
 func TestHistoryTableOneLinePerRow(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.Local)
 	rows := []historyRow{
 		{DeployRecord: drover.DeployRecord{ID: "d-1", Kind: "deploy", Version: "2.0.0", User: "ann", Machine: "m1", Started: at,

@@ -20,6 +20,7 @@ func runInProcess(t *testing.T, stdin string, args ...string) (int, string, stri
 }
 
 func TestInitWritesAConfigThatLoads(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		args  []string
@@ -77,6 +78,7 @@ func TestInitWritesAConfigThatLoads(t *testing.T) {
 }
 
 func TestInitRefusesToOverwrite(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "drover.yaml")
 	os.WriteFile(path, []byte("mine\n"), 0o644)
 	code, _, errOut := runInProcess(t, "", "init", "-c", path, "--hosts", "a")
@@ -95,6 +97,7 @@ func TestInitRefusesToOverwrite(t *testing.T) {
 }
 
 func TestInitBadInputWritesNothing(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"--service", "no spaces allowed"},
 		{"--transport", "carrier-pigeon"},
@@ -119,6 +122,7 @@ func TestInitBadInputWritesNothing(t *testing.T) {
 // TestInitNeverAsksWithoutATerminal: answers on a pipe are not read; the
 // defaults are taken.
 func TestInitNeverAsksWithoutATerminal(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "drover.yaml")
 	code, out, errOut := runInProcess(t, "evil\nssh\n", "init", "-c", path, "--service", "svc")
 	if code != 0 {

@@ -24,7 +24,11 @@ func main() {
 		sig := <-sigs
 		// First signal: halt safely — steps in flight finish, then every
 		// host this deploy switched rolls back.
-		fmt.Fprintf(os.Stderr, "\ndrover: %v: halting — running steps finish, then everything switched rolls back (signal again to stop at once; the next run recovers from the journal)\n", sig)
+		// On a terminal the live view shows this inside its area, with
+		// the steps still running (interrupt.go).
+		if !interrupts.show(sig) {
+			fmt.Fprintf(os.Stderr, "\ndrover: %v: %s (signal again: %s)\n", sig, interruptWords, signalAgainWords)
+		}
 		cancel(errors.New(sig.String()))
 		<-sigs
 		fmt.Fprintln(os.Stderr, "drover: stopped at once; run `drover resume` to finish the rollback from the journal")

@@ -251,12 +251,16 @@ func (a *app) deployMulti(c *cobra.Command, files []string, f *deployFlags, para
 				return err
 			}
 			st, _ := a.style(a.stdout)
+			var shown *shownErrors // the failures its printer showed in full
+			if pp, ok := s.p.(*printer); ok {
+				shown = &pp.shown
+			}
 			for _, r := range out.Recovered {
 				if r != out {
-					writeVerdict(&s.buf, f.output == "json", st, r)
+					writeVerdict(&s.buf, f.output == "json", st, r, shown)
 				}
 			}
-			writeVerdict(&s.buf, f.output == "json", st, out)
+			writeVerdict(&s.buf, f.output == "json", st, out, shown)
 			s.code = out.ExitCode
 			return nil
 		})

@@ -52,7 +52,11 @@ func (a *app) newPrinter(format string) (eventOutput, error) {
 	switch format {
 	case "", "text":
 		if !a.out.noProgress && termFd(a.stdout) >= 0 && os.Getenv("TERM") != "dumb" {
-			return newLiveView(a.stdout, termFd(a.stdout), st), nil
+			v := newLiveView(a.stdout, termFd(a.stdout), st)
+			// A signal's explanation goes inside the view, where the
+			// next frame does not draw over it (interrupt.go).
+			interrupts.claim(v)
+			return v, nil
 		}
 		return &printer{w: a.stdout, style: st}, nil
 	case "json":
@@ -162,6 +166,8 @@ type printer struct {
 	// configures no rotation: "depool ok (0s)" on every host says
 	// something happened when nothing did.
 	quietRotation bool
+	// shown: the failures printed in full so far (errtext.go).
+	shown shownErrors
 }
 
 func (p *printer) close() {}
@@ -205,6 +211,20 @@ func (p *printer) Emit(e drover.Event) {
 			mark = s.red("UNREACHABLE")
 		}
 		line := fmt.Sprintf("%s   %-8s %-9s %s (%s)", ts, e.Host, stepLabel(e), mark, e.Elapsed.Round(time.Millisecond))
+		if e.Message != "" && e.Outcome != string(rollout.OK) {
+			// The failure, whole, once: later lines that quote it leave
+			// it out (errtext.go).
+			p.shown.record(e.Host, e.Message)
+			msg := strings.TrimPrefix(e.Message, "host "+e.Host+": ")
+			first, rest, _ := strings.Cut(msg, "\n")
+			fmt.Fprintln(p.w, line+": "+first)
+			if rest != "" {
+				for _, l := range indentLines(rest, "           ", 0) {
+					fmt.Fprintln(p.w, l)
+				}
+			}
+			return
+		}
 		if e.Message != "" {
 			line += ": " + e.Message
 		}
@@ -214,9 +234,9 @@ func (p *printer) Emit(e drover.Event) {
 	case drover.EventGroupDone:
 		fmt.Fprintf(p.w, "%s == group %s done: %s\n", ts, e.Group, e.Message)
 	case drover.EventHostFailed:
-		fmt.Fprintf(p.w, "%s %s %s failed: %s\n", ts, s.red("!!"), e.Host, e.Message)
+		fmt.Fprintf(p.w, "%s %s %s failed: %s\n", ts, s.red("!!"), e.Host, p.shown.strip(e.Message))
 	case drover.EventHalt:
-		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.red("!! HALT:"), e.Message)
+		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.red("!! HALT:"), p.shown.strip(e.Message))
 	case drover.EventRollback:
 		fmt.Fprintf(p.w, "%s %s %s\n", ts, s.yellow("<< rollback:"), e.Message)
 	case drover.EventVerdict:
@@ -239,12 +259,16 @@ func (p *printer) Emit(e drover.Event) {
 func (p *printer) verdict(out *runner.Outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	writeVerdict(p.w, p.json, p.style, out)
+	writeVerdict(p.w, p.json, p.style, out, &p.shown)
 }
 
 // writeVerdict prints the verdict: a "result" JSON line, or the summary,
 // the hosts that need attention and the exit code in words.
-func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
+//
+// shown holds the failures already printed in full above (nil: none):
+// the summary and the host list leave those out, and the errors are
+// summed up once per distinct error.
+func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome, shown *shownErrors) {
 	if asJSON {
 		type host struct {
 			Name   string `json:"name"`
@@ -272,7 +296,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 		w.Write(append(b, '\n'))
 		return
 	}
-	summary := termSafe(out.Summary)
+	summary := shown.strip(termSafe(out.Summary))
 	if out.ExitCode == drover.ExitOK {
 		summary = s.green(summary)
 	} else {
@@ -288,6 +312,7 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 	}
 	sort.Slice(attention, func(i, j int) bool { return attention[i].Name < attention[j].Name })
 	if len(attention) > 0 {
+		groups, byHost := groupErrors(attention)
 		fmt.Fprintln(w, "hosts:")
 		for _, h := range attention {
 			what := map[rollout.HostStatus]string{
@@ -303,8 +328,18 @@ func writeVerdict(w io.Writer, asJSON bool, s style, out *runner.Outcome) {
 					what = "failed, not switched (it has no release yet)"
 				}
 			}
-			fmt.Fprintf(w, "  %-10s %s: %s\n", h.Name, termSafe(what), termSafe(strings.TrimSpace(h.Reason)))
+			line := fmt.Sprintf("  %-10s %s", h.Name, termSafe(what))
+			g := byHost[h.Name]
+			if g == nil || len(g.hosts) > 1 {
+				// No reason, or one several hosts share: said once below.
+				fmt.Fprintln(w, line)
+				continue
+			}
+			gist := errorGist(h.Name, g.reason)
+			fmt.Fprintln(w, line+": "+gist)
+			writeErrorDetail(w, g, gist, shown)
 		}
+		writeSharedErrors(w, groups, shown)
 	}
 	fmt.Fprintf(w, "exit %d: %s\n", out.ExitCode, drover.OutcomeOf(out.Name()).ExitWords)
 }

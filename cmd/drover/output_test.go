@@ -17,6 +17,7 @@ import (
 // TestHintsThroughTheCLI runs the real binary into errors people meet and
 // checks that each says what was wrong, where, and what to try.
 func TestHintsThroughTheCLI(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	v1 := writeRelease(t, f, "1.0.0", true)
 	mustExit(t, deploy(t, f, v1), 0)
@@ -78,6 +79,7 @@ func hintLine(stderr string) string {
 // TestHintLockHeldNamesHolder: a second deploy while one runs says who
 // holds the lock and since when, and exits 5.
 func TestHintLockHeldNamesHolder(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 2)
 	src := writeRelease(t, f, "1.0.0", true)
 	restart := filepath.Join(src, "bin", "restart")
@@ -132,6 +134,7 @@ func TestHintLockHeldNamesHolder(t *testing.T) {
 // TestHintEveryProblemOfAConfig: a config with several problems reports
 // each on its own line with its own hint.
 func TestHintEveryProblemOfAConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "drover.yaml")
 	os.WriteFile(p, []byte("service: hello\ndeploy_root: srv\nkeep_releases: 1\nhosts: [{name: a, address: ./a}]\ngroups: [{name: all, hosts: [\"*\"]}]\n"), 0o644)

@@ -15,6 +15,7 @@ import (
 // and content hashes normalized). Without --diff the same plan shows a
 // count of changed files per host instead of the diffs.
 func TestE2EPlanDiffGolden(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, 4)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)

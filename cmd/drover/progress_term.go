@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"drover"
+	"drover/rollout"
 	"drover/runner"
 )
 
@@ -41,6 +43,13 @@ type liveView struct {
 	dirty    bool
 	lastDraw time.Time
 	frames   int
+	// shown: the failures printed in full so far (errtext.go).
+	shown shownErrors
+	// signal is the signal that interrupted the run (interrupt.go),
+	// running the steps in flight, ended whether the verdict came.
+	signal  os.Signal
+	running map[string]runningStep
+	ended   bool
 
 	// manual: no drawing goroutine; a test calls tick itself.
 	manual    bool
@@ -77,6 +86,9 @@ func (v *liveView) Emit(e drover.Event) {
 	e = termEvent(e) // termsafe.go
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.track(e)
+	block := v.errorsOnce(&e)
+	defer func() { v.model.log = append(v.model.log, block...) }()
 	if e.Kind == drover.EventDeployStart && v.model.started() {
 		// A new run in the same command (a recovery, then the deploy):
 		// the finished one's screen stays, the new one draws below it.
@@ -86,6 +98,59 @@ func (v *liveView) Emit(e drover.Event) {
 	}
 	v.model.apply(e)
 	v.dirty = true
+}
+
+// track keeps the steps in flight and their deadlines, for the
+// explanation after a signal (interrupt.go).
+func (v *liveView) track(e drover.Event) {
+	switch e.Kind {
+	case drover.EventStepStart:
+		r := runningStep{host: e.Host, step: stepLabel(e)}
+		if e.Timeout > 0 {
+			r.deadline = e.Time.Add(e.Timeout)
+		}
+		if v.running == nil {
+			v.running = map[string]runningStep{}
+		}
+		v.running[e.Host+"/"+e.Step] = r
+	case drover.EventStepDone:
+		delete(v.running, e.Host+"/"+e.Step)
+	case drover.EventVerdict:
+		v.running, v.ended = nil, true
+	case drover.EventDeployStart:
+		v.ended = false
+	}
+}
+
+// interrupted shows, from the next frame on, what the signal does.
+func (v *liveView) interrupted(sig os.Signal) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.signal = sig
+	v.dirty = true
+}
+
+// errorsOnce prints each failure once (errtext.go): a failed step's
+// error is remembered; the host's failure line that quotes it leaves it
+// out and is followed by the error, whole and indented; the halt and the
+// rollback leave it out. It returns the lines to log after e's own.
+func (v *liveView) errorsOnce(e *drover.Event) []string {
+	switch e.Kind {
+	case drover.EventStepDone:
+		if e.Outcome != string(rollout.OK) && e.Message != "" {
+			v.shown.record(e.Host, e.Message)
+		}
+	case drover.EventHostFailed, drover.EventHostStuck:
+		full := v.shown.byHost[e.Host]
+		quoted := full != "" && strings.Contains(e.Message, full)
+		e.Message = v.shown.strip(e.Message)
+		if quoted {
+			return indentLines(strings.TrimPrefix(full, "host "+e.Host+": "), "    ", 0)
+		}
+	case drover.EventHalt, drover.EventAbort, drover.EventRollback:
+		e.Message = v.shown.strip(e.Message)
+	}
+	return nil
 }
 
 func (v *liveView) loop() {
@@ -122,11 +187,19 @@ func (v *liveView) drawLocked() {
 		fmt.Fprintf(&b, "\r\x1b[%dA", v.drawn)
 	}
 	for _, l := range v.model.takeLog() {
-		b.WriteString("\r\x1b[2K" + fit(l, width) + "\n")
+		// Lines that stay are wrapped, not cut: the end of a failure
+		// is often what says what is wrong. A line the terminal wrapped
+		// itself would leave old rows uncleared; styled ones are
+		// drover's own and fit.
+		for _, wl := range wrapLine(l, width, "      ") {
+			b.WriteString("\r\x1b[2K" + fit(wl, width) + "\n")
+		}
 	}
 	// One line short of the screen: a live area taller than the
 	// terminal scrolls, and cursor-up cannot reach lines scrolled away.
-	lines := v.model.lines(width, height-1, v.now())
+	now := v.now()
+	notice := v.interruptLines(width, now)
+	lines := append(v.model.lines(width, max(height-1-len(notice), 3), now), notice...)
 	for _, l := range lines {
 		b.WriteString("\r\x1b[2K" + l + "\n")
 	}
@@ -141,6 +214,7 @@ func (v *liveView) drawLocked() {
 // close stops the drawing goroutine and draws the final screen.
 func (v *liveView) close() {
 	v.stopOnce.Do(func() {
+		interrupts.release(v)
 		close(v.stop)
 		// Never started: there is no goroutine to wait for.
 		v.startOnce.Do(func() { close(v.done) })
@@ -158,5 +232,5 @@ func (v *liveView) verdict(out *runner.Outcome) {
 	v.close()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	writeVerdict(v.w, false, v.style, out)
+	writeVerdict(v.w, false, v.style, out, &v.shown)
 }

@@ -85,6 +85,7 @@ func lineWith(t *testing.T, lines []string, sub string) string {
 }
 
 func TestProgressScreenMidDeploy(t *testing.T) {
+	t.Parallel()
 	s := startScript()
 	// The first batch of default: h02 is checking, h03 restarting.
 	for i, st := range []string{"depool", "switch", "restart"} {
@@ -136,6 +137,7 @@ func TestProgressScreenMidDeploy(t *testing.T) {
 }
 
 func TestProgressBarsAdvance(t *testing.T) {
+	t.Parallel()
 	s := startScript()
 	p := newProgress(style{})
 	var fracs []string
@@ -160,6 +162,7 @@ func TestProgressBarsAdvance(t *testing.T) {
 }
 
 func TestProgressHaltAndRollback(t *testing.T) {
+	t.Parallel()
 	s := startScript()
 	s.step(6, 1, "h02", "default", "depool", "ok")
 	s.add(7, drover.Event{Kind: drover.EventStepStart, Host: "h02", Group: "default", Step: "switch"})
@@ -210,6 +213,7 @@ func TestProgressHaltAndRollback(t *testing.T) {
 }
 
 func TestProgressSkippedHostsAndRollbackMode(t *testing.T) {
+	t.Parallel()
 	p := newProgress(style{})
 	p.apply(drover.Event{Time: t0, Kind: drover.EventDeployStart, Operation: drover.KindRollback, Message: "rollback hello: 2 hosts to restore",
 		Groups: []drover.EventGroup{{Name: "all", Hosts: []string{"a", "b", "c"}, Skipped: []string{"c"}, Batch: 1}}})
@@ -221,6 +225,7 @@ func TestProgressSkippedHostsAndRollbackMode(t *testing.T) {
 }
 
 func TestProgressFitsWidthAndHeight(t *testing.T) {
+	t.Parallel()
 	s := startScript()
 	for _, h := range []string{"h02", "h03", "h04", "h05"} {
 		s.step(6, 0, h, "default", "depool", "")
@@ -249,6 +254,7 @@ func TestProgressFitsWidthAndHeight(t *testing.T) {
 }
 
 func TestProgressColorsOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
 	s := startScript()
 	plain, colored := newProgress(style{}), newProgress(style{color: true})
 	feed(plain, s.events)
@@ -267,6 +273,7 @@ func TestProgressColorsOnlyWhenAsked(t *testing.T) {
 }
 
 func TestProgressColorEnabled(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		mode        string
 		tty         bool
@@ -291,6 +298,7 @@ func TestProgressColorEnabled(t *testing.T) {
 }
 
 func TestProgressFit(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   string
 		w    int
@@ -314,6 +322,7 @@ func TestProgressFit(t *testing.T) {
 // frame, an idle screen is redrawn only for its clock, and the final
 // screen stays with the verdict under it.
 func TestProgressRedraws(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	now := t0
 	v := newLiveView(&buf, -1, style{})
@@ -384,6 +393,7 @@ func TestProgressRedraws(t *testing.T) {
 // and so does a terminal with --no-progress (checked under tmux in
 // e2e_tty_test.go); --output json always gets NDJSON.
 func TestProgressOnlyOnATerminal(t *testing.T) {
+	t.Parallel()
 	file, err := os.Create(filepath.Join(t.TempDir(), "out"))
 	if err != nil {
 		t.Fatal(err)

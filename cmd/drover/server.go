@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,7 +101,7 @@ Each -c is one service; FILE#ENV serves FILE with an environment overlay.`,
 			// The audit log: one line per change, every field quoted as
 			// needed, so an abort reason cannot forge a line.
 			logger := slog.New(slog.NewTextHandler(a.stderr, nil)).With("component", "drover server")
-			srv, err := server.New(server.Config{Services: services, TokensFile: tokens, MaxUpload: maxUpload, ReleasesDir: releasesDir, Log: logger})
+			srv, err := server.New(server.Config{Services: services, TokensFile: tokens, MaxUpload: maxUpload, ReleasesDir: releasesDir, Log: logger, Activity: activityJSON})
 			if err != nil {
 				return err
 			}
@@ -253,4 +254,25 @@ A running server picks the new token up at once.`,
 	create.Flags().StringVar(&tokens, "tokens", "", "the tokens file (default $DROVER_TOKENS)")
 	c.AddCommand(create)
 	return c
+}
+
+// activityJSON answers the server's status with what `drover status`
+// prints under the host table: the deploy running now and the deploys
+// that never finished (status_deploys.go).
+func activityJSON(ctx context.Context, st drover.Store, key string) (running, unfinished json.RawMessage, err error) {
+	r, u, err := deployActivity(ctx, st, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r != nil {
+		if running, err = json.Marshal(r); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(u) > 0 {
+		if unfinished, err = json.Marshal(u); err != nil {
+			return nil, nil, err
+		}
+	}
+	return running, unfinished, nil
 }

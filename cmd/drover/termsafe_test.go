@@ -17,6 +17,7 @@ import (
 const hostileText = "\x1b]52;c;cm0gLXJmIH4K\x07\x1b]0;pwned\x07\x1b[2Aok\rFAKE: all good\u202egnp.exe\x9b31m"
 
 func TestTermSafe(t *testing.T) {
+	t.Parallel()
 	got := termSafe(hostileText)
 	for _, bad := range []string{"\x1b", "\x07", "\r", "\u202e", "\x9b"} {
 		if strings.Contains(got, bad) {
@@ -40,6 +41,7 @@ func TestTermSafe(t *testing.T) {
 // live view, the verdict and errors — without a raw control character;
 // --output json carries it escaped by encoding/json, never raw.
 func TestHostTextOnTerminal(t *testing.T) {
+	t.Parallel()
 	ev := drover.Event{Time: t0, Deploy: "d-1", Kind: drover.EventHostFailed, Host: "h01", Step: "check", Message: hostileText}
 	done := drover.Event{Time: t0, Deploy: "d-1", Kind: drover.EventStepDone, Host: "h01", Step: "check", Outcome: "failed", Message: hostileText}
 	out := &runner.Outcome{DeployID: "d-1", ExitCode: drover.ExitRolledBack, Summary: hostileText}

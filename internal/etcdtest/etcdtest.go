@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"drover/internal/freeport"
 )
 
 // Package is the Debian package that provides the etcd binary.
@@ -370,23 +371,9 @@ func (s *Server) Stop() {
 
 // freePorts returns n distinct free loopback TCP ports.
 func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var out []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("etcdtest: free port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	if len(out) != n {
-		return nil, errors.New("etcdtest: no free ports")
+	out, err := freeport.Take(n)
+	if err != nil {
+		return nil, fmt.Errorf("etcdtest: %w", err)
 	}
 	return out, nil
 }

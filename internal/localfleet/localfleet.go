@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -34,6 +33,7 @@ import (
 	"time"
 
 	"drover/examples/hello"
+	"drover/internal/freeport"
 )
 
 // Defaults for Options.
@@ -105,10 +105,11 @@ type Fleet struct {
 // New makes the fleet described by o: a directory per host, a free port
 // per host, and drover.yaml.
 //
-// Ports are found by listening on 127.0.0.1:0 and closing again; all
-// listeners are open at once, so the hosts get distinct ports. Another
-// program may still take one before the service starts; the health checks
-// would then report it, which is acceptable for a demo and tests.
+// Ports come from package freeport: below the kernel's ephemeral range and
+// never handed out twice by this process, so fleets of parallel tests do
+// not take each other's ports while a service restarts. Another program
+// may still take one; the health checks would then report it, which is
+// acceptable for a demo and tests.
 func New(o Options) (*Fleet, error) {
 	if o.Dir == "" {
 		return nil, errors.New("localfleet: Options.Dir is required")
@@ -169,20 +170,9 @@ func New(o Options) (*Fleet, error) {
 }
 
 func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("localfleet: find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Take(n)
+	if err != nil {
+		return nil, fmt.Errorf("localfleet: %w", err)
 	}
 	return ports, nil
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"drover/internal/freeport"
 )
 
 // Package is the Debian package that provides the prometheus binary.
@@ -169,12 +170,11 @@ func prom(d time.Duration) string {
 }
 
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Take(1)
 	if err != nil {
-		return 0, fmt.Errorf("promfleet: find a free port: %w", err)
+		return 0, fmt.Errorf("promfleet: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}

@@ -53,6 +53,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"drover/examples/hello"
+	"drover/internal/freeport"
 )
 
 // Sshd is where Debian's openssh-server puts the daemon.
@@ -566,20 +567,9 @@ func stopService(root string) {
 }
 
 func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	out := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("sshfleet: find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+	out, err := freeport.Take(n)
+	if err != nil {
+		return nil, fmt.Errorf("sshfleet: %w", err)
 	}
 	return out, nil
 }
