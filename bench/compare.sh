@@ -5,6 +5,8 @@
 # bench/README.md for what is compared and the fairness notes.
 #
 # Usage: bench/compare.sh [-hosts 20] [-batch 5] [-runs 1] [-pipelining] [-keep]
+#        [-payload-mb N] (an N MB incompressible file in every release; the
+#        floor, what the hosts alone need, is printed alongside)
 # Needs sshd (scripts/deps.sh) and ansible-playbook: installed with apt-get
 # when missing (Debian's `ansible`, 2.14 on bookworm).
 set -euo pipefail

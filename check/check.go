@@ -6,9 +6,9 @@
 // while; a check that judged the first refused dial would roll back every
 // healthy deploy. docs/why.md#super-loop shows the alternative, a
 // hand-written loop per step wrapped in a super-loop. Here the loop is
-// written once: attempts every Interval, never sleeping past the deadline,
-// each attempt bounded by what is left of the timeout, and the caller's
-// context ends it at once.
+// written once: attempts soon after a failure, backing off to every
+// Interval, never sleeping past the deadline, each attempt bounded by what
+// is left of the timeout, and the caller's context ends it at once.
 //
 // Why the reason matters: the verdict carries the last failure in words an
 // operator can act on ("tcp 127.0.0.1:18001: connection refused",
@@ -52,14 +52,32 @@ const MaxAttempt = 5 * time.Second
 // an error.
 type ExecFunc func(ctx context.Context, command string) (drover.ExecResult, error)
 
+// firstPause is the pause after a check's first failed attempt. A check
+// runs right after a restart, when a service typically needs tens of
+// milliseconds to listen: retrying only after a flat Interval (200 ms to
+// seconds) left every batch waiting most of an Interval for a service
+// that was already up (bench/README.md). Pauses double from firstPause
+// up to Interval, so a slow service is still polled every Interval.
+const firstPause = 10 * time.Millisecond
+
+// backoff is the pause after the attempts-th failed attempt.
+func backoff(attempts int, interval time.Duration) time.Duration {
+	p := firstPause
+	for i := 1; i < attempts && p < interval; i++ {
+		p *= 2
+	}
+	return min(p, interval)
+}
+
 // UnreachablePrefix starts the Reason of a command check that stopped
 // because the host could not be reached, so callers of Run (which returns
 // no error) can still tell an unreachable host from a failed check.
 const UnreachablePrefix = "unreachable: "
 
 // Run runs the rendered check c until it passes, its timeout (default
-// drover.DefaultCheckTimeout) runs out or ctx ends, pausing c.Interval
-// (default drover.DefaultCheckInterval) between attempts. It never returns
+// drover.DefaultCheckTimeout) runs out or ctx ends, pausing between
+// attempts 10 ms at first, doubling up to c.Interval (default
+// drover.DefaultCheckInterval). It never returns
 // an error: a failing check is a result with OK false and the last
 // failure's Reason. Another attempt is made only when some of the timeout
 // is left after the pause before it, so a Timeout shorter than the
@@ -153,11 +171,13 @@ func RunErr(ctx context.Context, c drover.CheckSpec, exec ExecFunc) (drover.Chec
 			break
 		}
 		last = reason
-		// Another pause would leave no time for the attempt after it.
-		if time.Until(deadline) <= interval {
+		// Another pause would leave no time for the attempt after it; a
+		// Timeout within one Interval means a single attempt.
+		pause := backoff(res.Attempts, interval)
+		if timeout <= interval || time.Until(deadline) <= pause {
 			break
 		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -361,3 +361,45 @@ func TestDeadlineCutOffKeepsRealReason(t *testing.T) {
 		t.Fatalf("reason %q after %d attempts, want the first attempt's failure", res.Reason, res.Attempts)
 	}
 }
+
+// A service restarted a moment ago is up within tens of milliseconds:
+// the check must poll soon after a failure and back off to its Interval,
+// not wait a whole Interval each time (a batch waited most of an Interval
+// for a service already up). The Interval stays the longest pause.
+func TestBackoffPollsSoonThenAtInterval(t *testing.T) {
+	var at []time.Time
+	exec := func(ctx context.Context, cmd string) (drover.ExecResult, error) {
+		at = append(at, time.Now())
+		if len(at) < 4 {
+			return drover.ExecResult{ExitCode: 1, Output: "not yet\n"}, nil
+		}
+		return drover.ExecResult{}, nil
+	}
+	const interval = 30 * time.Second
+	r := check.Run(context.Background(), drover.CheckSpec{Type: "command", Command: "bin/ready", Timeout: time.Minute, Interval: interval}, exec)
+	if !r.OK || r.Attempts != 4 {
+		t.Fatalf("got %+v, want OK after 4 attempts", r)
+	}
+	// With a flat Interval the fourth attempt comes 90 s after the first.
+	if r.Elapsed >= interval {
+		t.Fatalf("three failures took %v: the pauses did not start short", r.Elapsed)
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < 10*time.Millisecond<<(i-1) {
+			t.Errorf("pause %d was %v, want at least %v (doubling from 10 ms)", i, gap, 10*time.Millisecond<<(i-1))
+		}
+	}
+
+	// The pauses never exceed the Interval: count attempts of a check that
+	// never passes, with an Interval of 40 ms over 400 ms: pauses 10, 20,
+	// 40, 40, ... give about 12 attempts, a flat 10 ms would give 40.
+	n := 0
+	never := func(ctx context.Context, cmd string) (drover.ExecResult, error) {
+		n++
+		return drover.ExecResult{ExitCode: 1}, nil
+	}
+	r = check.Run(context.Background(), drover.CheckSpec{Type: "command", Command: "x", Timeout: 400 * time.Millisecond, Interval: 40 * time.Millisecond}, never)
+	if r.OK || n > 14 || n < 3 {
+		t.Fatalf("%d attempts in 400 ms with Interval 40 ms, want 3 to 14", n)
+	}
+}

@@ -55,6 +55,17 @@ func Open(ctx context.Context, path string) (*drover.Release, error) {
 // manifest's: deploying "v2" from a file that holds v1 is a typo that must
 // stop before any host is touched.
 func Resolve(ctx context.Context, src, version, service, cacheDir string, now time.Time) (*drover.Release, error) {
+	return resolveRelease(ctx, src, version, service, cacheDir, now, false)
+}
+
+// ResolveReusing is Resolve for a cacheDir that lasts between runs: a
+// directory whose tree, version and revision were packed before reuses
+// that bundle (BuildOptions.Reuse).
+func ResolveReusing(ctx context.Context, src, version, service, cacheDir string, now time.Time) (*drover.Release, error) {
+	return resolveRelease(ctx, src, version, service, cacheDir, now, true)
+}
+
+func resolveRelease(ctx context.Context, src, version, service, cacheDir string, now time.Time, reuse bool) (*drover.Release, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
 		return nil, withBundleHint(notFoundOr(err, "release "+src))
@@ -78,7 +89,7 @@ func Resolve(ctx context.Context, src, version, service, cacheDir string, now ti
 	if err != nil {
 		return nil, err
 	}
-	return Build(ctx, src, BuildOptions{Service: service, Version: version, CacheDir: cacheDir, Now: now})
+	return Build(ctx, src, BuildOptions{Service: service, Version: version, CacheDir: cacheDir, Now: now, Reuse: reuse})
 }
 
 // withDamagedHint says what to do about a bundle that failed verification

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -51,6 +50,7 @@ type options struct {
 	seeds, fanout  int
 	rounds         int
 	keep, noDeploy bool
+	netns, subnet  string
 }
 
 func main() {
@@ -63,6 +63,8 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 1, "direct/relay pairs to run (alternating)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the fleet directory")
 	flag.BoolVar(&o.noDeploy, "components-only", false, "only measure the per-host components")
+	flag.StringVar(&o.netns, "netns", "", "hosts live in network namespaces PREFIX1..PREFIXn made beforehand (bench/fanout-netns.sh), host i at SUBNET.(i+1)")
+	flag.StringVar(&o.subnet, "subnet", "10.77.0", "with -netns: the first three octets of the hosts' addresses")
 	flag.Parse()
 	if o.drover == "" {
 		fmt.Fprintln(os.Stderr, "fanout: -drover PATH is required (bench/fanout.sh builds it)")
@@ -90,13 +92,25 @@ func run(o options) error {
 	}
 	batch := max(1, hosts/2)
 	groups := fmt.Sprintf("groups:\n  - name: all\n    hosts: [\"h*\"]\n    batch: %d\n    failure_limit: 0\n", batch)
-	f, err := sshfleet.New(sshfleet.Options{Dir: filepath.Join(dir, "fleet"), Hosts: hosts, Groups: groups})
+	fo := sshfleet.Options{Dir: filepath.Join(dir, "fleet"), Hosts: hosts, Groups: groups}
+	where := "on loopback"
+	if o.netns != "" {
+		// Each sshd runs inside its host's namespace and listens on the
+		// address the script gave it there; the fleet's service and
+		// checks stay on that namespace's loopback.
+		for i := range hosts {
+			fo.IPs = append(fo.IPs, fmt.Sprintf("%s.%d", o.subnet, i+2))
+			fo.Exec = append(fo.Exec, []string{"ip", "netns", "exec", fmt.Sprintf("%s%d", o.netns, i+1)})
+		}
+		where = "in network namespaces " + o.netns + "1.." + o.netns + strconv.Itoa(hosts)
+	}
+	f, err := sshfleet.New(fo)
 	if err != nil {
 		return err
 	}
 	defer f.Stop()
-	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s; fleet: %d sshd hosts on loopback; payload %d MB (random, incompressible)\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, o.hosts, o.mb)
+	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s; fleet: %d sshd hosts %s; payload %d MB (random, incompressible); load %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, o.hosts, where, o.mb, loadavg())
 
 	// Bundles are built up front; building is not distribution.
 	version := 0
@@ -436,7 +450,8 @@ func components(f *sshfleet.Fleet, dir, bundle string) error {
 				return err
 			}
 			defer srv.Close()
-			_, err = relay.Fetch(ctx, b, srv.URL(), token, sum, size)
+			// A child presents a one-time token derived from the key.
+			_, err = relay.Fetch(ctx, b, srv.URL(), relay.ChildToken(token, "bench"), sum, size)
 			return err
 		}},
 		// Every host either way; stage also hashes while unpacking
@@ -494,5 +509,5 @@ func dialSSH(f *sshfleet.Fleet, h *sshfleet.Host) (*gossh.Client, error) {
 		return nil, err
 	}
 	cfg := &gossh.ClientConfig{User: u.Username, Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: cb, Timeout: 10 * time.Second}
-	return gossh.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(h.SSHPort)), cfg)
+	return gossh.Dial("tcp", h.Address(), cfg)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,11 +86,19 @@ type Result struct {
 	// controller and the simulated hosts' timers).
 	CPU time.Duration `json:"cpu_ns"`
 	// PeakRSS is the process's peak resident set in bytes (ru_maxrss).
-	PeakRSS  int64  `json:"peak_rss"`
-	ExitCode int    `json:"exit_code"`
-	Summary  string `json:"summary"`
-	Steps    int    `json:"journal_entries"`
-	Events   int64  `json:"events"`
+	PeakRSS int64 `json:"peak_rss"`
+	// GoSys is what the Go runtime had taken from the system when the
+	// deploy returned; HeapInuse and StackInuse the highest heap in use
+	// and goroutine stacks seen during it (sampled every 20 ms): what of
+	// PeakRSS is Go's heap, its stacks, or neither (the store's C side).
+	GoSys      uint64 `json:"go_sys"`
+	HeapInuse  uint64 `json:"heap_inuse"`
+	StackInuse uint64 `json:"stack_inuse"`
+	Goroutines int    `json:"goroutines"`
+	ExitCode   int    `json:"exit_code"`
+	Summary    string `json:"summary"`
+	Steps      int    `json:"journal_entries"`
+	Events     int64  `json:"events"`
 	// Writes is how many journal writes (Append or AppendBatch calls)
 	// the deploy made, and StoreTime how long they took in all.
 	Writes    int64         `json:"journal_writes"`
@@ -134,12 +143,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	r := &runner.Runner{Spec: spec, Transport: fleet, Store: st, Events: &sink, Rotation: rotation.New(spec)}
 
+	stopMem := watchMem(&res)
 	cpu0 := cpuTime()
 	start := time.Now()
 	out, err := r.Deploy(ctx, runner.DeployOptions{Release: rel})
 	res.Wall = time.Since(start)
 	res.CPU = cpuTime() - cpu0
 	res.PeakRSS = peakRSS()
+	stopMem()
 	if err != nil {
 		return res, err
 	}
@@ -377,6 +388,34 @@ func (s *countSink) breakdown(w io.Writer, spec *drover.Spec, recs map[string][]
 			prev = end
 		}
 	}
+}
+
+// watchMem samples the Go runtime's memory into res until stopped.
+func watchMem(res *Result) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		res.GoSys = ms.Sys
+		res.HeapInuse = max(res.HeapInuse, ms.HeapInuse)
+		res.StackInuse = max(res.StackInuse, ms.StackInuse)
+		res.Goroutines = max(res.Goroutines, runtime.NumGoroutine())
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				sample()
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func cpuTime() time.Duration {

@@ -78,6 +78,8 @@ func BenchmarkSimulatedDeploy(b *testing.B) {
 			b.ReportMetric(last.Ideal.Seconds(), "ideal-s")
 			b.ReportMetric(last.CPU.Seconds(), "cpu-s")
 			b.ReportMetric(float64(last.PeakRSS>>20), "peakRSS-MB")
+			b.ReportMetric(float64(last.StackInuse>>20), "stacks-MB")
+			b.ReportMetric(float64(last.HeapInuse>>20), "heap-MB")
 		})
 	}
 }

@@ -18,9 +18,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -45,6 +48,9 @@ type options struct {
 	runs       int
 	shellRC    bool
 	hold       bool
+	payloadMB  int
+	fromDir    bool
+	onlyDrover bool
 }
 
 func main() {
@@ -58,6 +64,9 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 1, "timed upgrades per tool; the median is reported")
 	flag.BoolVar(&o.hold, "hold", false, "after the first deploy, print the fleet's drover.yaml and keep the fleet up until interrupted (for profiling by hand)")
 	flag.BoolVar(&o.shellRC, "shell-rc", true, "let every SSH session's login shell read the user's ~/.bashrc, as sshd normally has it (false: sshd sets SHLVL=1 and bash skips it)")
+	flag.IntVar(&o.payloadMB, "payload-mb", 0, "add an N MB incompressible file (payload.bin) to every release, as a real service's binary would weigh")
+	flag.BoolVar(&o.fromDir, "from-dir", false, "drover deploys the release directory (packed by drover itself, as `drover deploy --release DIR` does) instead of the prebuilt bundle")
+	flag.BoolVar(&o.onlyDrover, "only-drover", false, "one first deploy and -runs upgrades by drover only; report peak RSS, open fds and time per host of the controller (for large fleets: -hosts 200)")
 	flag.Parse()
 	if o.drover == "" {
 		fmt.Fprintln(os.Stderr, "sshdeploy: -drover PATH is required (bench/ssh-deploy.sh and bench/compare.sh build it)")
@@ -91,12 +100,20 @@ func run(o options) error {
 	// Every version gets its bundle up front: neither tool pays for
 	// building it inside its timing.
 	version := 0
+	srcs := map[string]string{}
+	b.srcs = srcs
 	next := func(write func(string, bool) (string, error)) (string, string, error) {
 		version++
 		v := fmt.Sprintf("%d.0.0", version)
 		src, err := write(v, true)
 		if err != nil {
 			return "", "", err
+		}
+		if err := writePayload(src, o.payloadMB); err != nil {
+			return "", "", err
+		}
+		if o.fromDir {
+			srcs[v] = src
 		}
 		bundle := filepath.Join(dir, "bundle-"+v+".tar.gz")
 		if out, err := exec.Command(o.drover, "release", "build", src, "--version", v, "-o", bundle).CombinedOutput(); err != nil {
@@ -113,9 +130,39 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	firstRSS, firstFDs := b.lastRSS, b.lastFDs
+	if o.onlyDrover {
+		var ups []time.Duration
+		var rss int64
+		fds := 0
+		for range o.runs {
+			_, bundle, err := next(sf.WriteRelease)
+			if err != nil {
+				return err
+			}
+			took, err := b.drover(sf.Config, bundle)
+			if err != nil {
+				return err
+			}
+			ups = append(ups, took)
+			rss, fds = max(rss, b.lastRSS), max(fds, b.lastFDs)
+		}
+		if err := b.checkVersions(sf, fmt.Sprintf("%d.0.0", version)); err != nil {
+			return err
+		}
+		up := median(ups)
+		fmt.Printf("drover only: %d sshd hosts on loopback, batches of %d, payload %d MB, load average %s\n", o.hosts, o.batch, o.payloadMB, loadavg())
+		fmt.Printf("  first deploy:   %s (%s per host), controller peak RSS %.0f MB, peak open fds %d\n", sshFirst.Round(time.Millisecond), (sshFirst / time.Duration(o.hosts)).Round(100*time.Microsecond), float64(firstRSS)/1e6, firstFDs)
+		fmt.Printf("  later deploys:  %s (%s per host)%s, controller peak RSS %.0f MB, peak open fds %d\n", up.Round(time.Millisecond), (up / time.Duration(o.hosts)).Round(100*time.Microsecond), runsNote(ups), float64(rss)/1e6, fds)
+		return nil
+	}
 	if o.hold {
 		for _, v := range []string{"2.0.0", "3.0.0", "4.0.0", "5.0.0"} {
-			if _, err := sf.WriteRelease(v, true); err != nil {
+			src, err := sf.WriteRelease(v, true)
+			if err != nil {
+				return err
+			}
+			if err := writePayload(src, o.payloadMB); err != nil {
 				return err
 			}
 		}
@@ -158,15 +205,22 @@ func run(o options) error {
 	sshUpgrade := median(sshUpgrades)
 
 	if o.ansible != "" {
+		stage, promote, err := b.floor(sf, lastBundle)
+		if err != nil {
+			return err
+		}
 		ans := median(ansibleUpgrades)
 		pipe := "off"
 		if o.pipelining {
 			pipe = "on"
 		}
 		fmt.Printf("drover vs Ansible: %d sshd hosts on loopback, batches of %d (%d batches), same bundle, steps and checks; login shell reads ~/.bashrc: %v\n", o.hosts, o.batch, batches, o.shellRC)
+		fmt.Printf("  payload %d MB per release (bundle %.1f MB), load average %s\n", o.payloadMB, fileMB(lastBundle), loadavg())
+		fmt.Printf("  drover, first deploy (uploads drover too):     %s\n", sshFirst.Round(time.Millisecond))
 		fmt.Printf("  drover deploy (ssh, rolling upgrade):          %s%s\n", sshUpgrade.Round(time.Millisecond), runsNote(sshUpgrades))
 		fmt.Printf("  ansible-playbook (forks %d, serial %d, ControlPersist, pipelining %s): %s%s\n", o.batch, o.batch, pipe, ans.Round(time.Millisecond), runsNote(ansibleUpgrades))
 		fmt.Printf("  ratio (Ansible / drover):                      %.1fx\n", float64(ans)/float64(sshUpgrade))
+		fmt.Printf("  floor: %s = stage %s (every host: one ssh session streaming the bundle into tar) + promote %s (per batch: restart over ssh, poll /health every 5 ms)\n", (stage + promote).Round(time.Millisecond), stage.Round(time.Millisecond), promote.Round(time.Millisecond))
 		if o.keep {
 			fmt.Println("  kept:", dir)
 		}
@@ -213,17 +267,172 @@ func run(o options) error {
 }
 
 type bench struct {
-	o   options
-	dir string
+	o    options
+	dir  string
+	srcs map[string]string // version -> source directory, with -from-dir
+
+	// Of the last drover deploy: peak RSS (getrusage) and the most open
+	// file descriptors seen (sampled from /proc every 20 ms).
+	lastRSS int64
+	lastFDs int
+}
+
+// floor measures what the job costs the hosts with no tool around it:
+// every host at once receives the bundle over one SSH session and unpacks
+// it (tar), then, batch by batch, every host of the batch restarts the
+// service over one SSH session and the batch is done when every host's
+// /health answers 200 (polled every 5 ms). No config render, no state,
+// no checks beyond health: a lower bound for any tool.
+func (b *bench) floor(sf *sshfleet.Fleet, bundle string) (stage, promote time.Duration, err error) {
+	drover, err := filepath.Abs(b.o.drover)
+	if err != nil {
+		return 0, 0, err
+	}
+	ssh := func(h *sshfleet.Host, script string, stdin string) error {
+		cmd := exec.Command("ssh", "-i", sf.Identity, "-o", "UserKnownHostsFile="+sf.KnownHosts, "-o", "StrictHostKeyChecking=yes",
+			"-o", "BatchMode=yes", "-p", strconv.Itoa(h.SSHPort), currentUser()+"@127.0.0.1", script)
+		if stdin != "" {
+			f, err := os.Open(stdin)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			cmd.Stdin = f
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("floor on %s: %v\n%s", h.Name, err, out)
+		}
+		return nil
+	}
+	all := func(hosts []*sshfleet.Host, f func(h *sshfleet.Host) error) error {
+		errs := make(chan error, len(hosts))
+		for _, h := range hosts {
+			go func() { errs <- f(h) }()
+		}
+		var first error
+		for range hosts {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	start := time.Now()
+	err = all(sf.Hosts, func(h *sshfleet.Host) error {
+		d := strconv.Quote(filepath.Join(h.Root, "floor"))
+		return ssh(h, "rm -rf "+d+" && mkdir -p "+d+" && tar xzf - -C "+d+" && rm -rf "+d, bundle)
+	})
+	stage = time.Since(start)
+	if err != nil {
+		return 0, 0, err
+	}
+	start = time.Now()
+	for i := 0; i < len(sf.Hosts); i += b.o.batch {
+		err := all(sf.Hosts[i:min(i+b.o.batch, len(sf.Hosts))], func(h *sshfleet.Host) error {
+			if err := ssh(h, "DROVER_BIN="+strconv.Quote(drover)+" "+strconv.Quote(filepath.Join(h.Root, "current", "bin", "restart"))+" "+strconv.Quote(h.Root), ""); err != nil {
+				return err
+			}
+			url := fmt.Sprintf("http://127.0.0.1:%d/health", h.Port)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				resp, err := http.Get(url)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						return nil
+					}
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("floor: %s not healthy after restart", h.Name)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return stage, time.Since(start), nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func fileMB(p string) float64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size()) / 1e6
+}
+
+// writePayload adds an mb MB file of random bytes to release source
+// dir: incompressible, as a compiled binary nearly is.
+func writePayload(dir string, mb int) error {
+	if mb <= 0 {
+		return nil
+	}
+	buf := make([]byte, mb<<20)
+	if _, err := rand.Read(buf); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "payload.bin"), buf, 0o644)
 }
 
 // drover times `drover deploy` of bundle with config.
 func (b *bench) drover(config, bundle string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	rel := bundle
+	if b.o.fromDir {
+		v := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(bundle), "bundle-"), ".tar.gz")
+		if src, ok := b.srcs[v]; ok {
+			rel = src
+		}
+	}
+	cmd := exec.CommandContext(ctx, b.o.drover, "deploy", "-c", config, "--release", rel)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, b.o.drover, "deploy", "-c", config, "--release", bundle).CombinedOutput()
+	err := cmd.Start()
+	if err == nil {
+		done, stop := make(chan struct{}), make(chan struct{})
+		peak := 0
+		go func() {
+			defer close(done)
+			t := time.NewTicker(20 * time.Millisecond)
+			defer t.Stop()
+			fdDir := fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)
+			for {
+				if ents, err := os.ReadDir(fdDir); err == nil && len(ents) > peak {
+					peak = len(ents)
+				}
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		err = cmd.Wait()
+		close(stop)
+		<-done
+		b.lastFDs = peak
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			b.lastRSS = ru.Maxrss << 10
+		}
+	}
 	took := time.Since(start)
+	out := buf.Bytes()
 	if err != nil {
 		return took, fmt.Errorf("drover deploy -c %s: %v\n%s", config, err, out)
 	}

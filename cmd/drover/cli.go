@@ -33,6 +33,9 @@ type app struct {
 	logFile string
 	// remote is --server and --token: act through a drover server.
 	remote remoteFlags
+	// fileSoft and fileHard are the open-file limits after raising the
+	// soft one at start (raiseFileLimit).
+	fileSoft, fileHard uint64
 }
 
 // exit records an exit code for a command that finished without an error
@@ -42,6 +45,7 @@ func (a *app) exit(code int) { a.code = code }
 // run executes drover with args and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	a.fileSoft, a.fileHard = raiseFileLimit()
 	root := a.rootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -179,6 +183,9 @@ func (a *app) openSpec(spec *drover.Spec, f specFlags, sink drover.EventSink) (*
 	case "ssh":
 		ssht := newSSHTransport(spec, f, a.stderr)
 		tr, closeTransport = ssht, ssht.Close
+		if w := fileLimitWarning(len(spec.Hosts), a.fileSoft, a.fileHard); w != "" {
+			fmt.Fprintln(a.stderr, w)
+		}
 	default:
 		st.Close()
 		return nil, drover.Errorf(drover.EINVALID, "transport %q is not available in this build", spec.Transport).At(spec.Source).WithHint("use transport: local")

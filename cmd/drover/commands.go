@@ -44,6 +44,7 @@ if the fleet is no longer as planned.`,
 				return err
 			}
 			defer e.close()
+			f.changesNothing = true
 			rel, cleanup, err := resolveRelease(c.Context(), &f, e)
 			if err != nil {
 				return err

@@ -102,6 +102,13 @@ type Options struct {
 	// any other tool, otherwise pays for that file: on a machine whose
 	// root runs `pyenv init` there, hundreds of milliseconds of CPU.
 	NoShellRC bool
+	// IPs, when set, gives each host (in order) the address its sshd
+	// listens on instead of 127.0.0.1, and Exec a command prefix its sshd
+	// runs under (bench/fanout-netns.sh: "ip netns exec NS", so a host
+	// sits in a network namespace of its own behind a rate-limited link).
+	// Checks run on the host, so they keep 127.0.0.1 inside it.
+	IPs  []string
+	Exec [][]string
 }
 
 // Host is one sshd of the fleet.
@@ -111,6 +118,9 @@ type Host struct {
 	// service's port.
 	SSHPort int
 	Port    int
+	// IP is where its sshd listens (127.0.0.1 unless Options.IPs).
+	IP   string
+	exec []string
 	// Root is its deploy root.
 	Root string
 	dir  string // ssh/<name>
@@ -123,7 +133,7 @@ type Host struct {
 }
 
 // Address is the host's address in drover.yaml.
-func (h *Host) Address() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(h.SSHPort)) }
+func (h *Host) Address() string { return net.JoinHostPort(h.IP, strconv.Itoa(h.SSHPort)) }
 
 // Fleet is a set of running sshd hosts.
 type Fleet struct {
@@ -145,6 +155,9 @@ type Fleet struct {
 func New(o Options) (*Fleet, error) {
 	if o.Dir == "" || o.Hosts < 1 || o.Hosts > 999 {
 		return nil, fmt.Errorf("sshfleet: need Options.Dir and 1..999 hosts, got %q and %d", o.Dir, o.Hosts)
+	}
+	if (o.IPs != nil && len(o.IPs) != o.Hosts) || (o.Exec != nil && len(o.Exec) != o.Hosts) {
+		return nil, fmt.Errorf("sshfleet: Options.IPs and Options.Exec need one entry per host (%d), got %d and %d", o.Hosts, len(o.IPs), len(o.Exec))
 	}
 	sshd := o.Sshd
 	if sshd == "" {
@@ -190,7 +203,13 @@ func New(o Options) (*Fleet, error) {
 	for i := range o.Hosts {
 		name := fmt.Sprintf("h%0*d", width, i+1)
 		h := &Host{Name: name, SSHPort: ports[2*i], Port: ports[2*i+1],
-			Root: filepath.Join(dir, "hosts", name, "srv", o.Service), dir: filepath.Join(dir, "ssh", name)}
+			Root: filepath.Join(dir, "hosts", name, "srv", o.Service), dir: filepath.Join(dir, "ssh", name), IP: "127.0.0.1"}
+		if o.IPs != nil {
+			h.IP = o.IPs[i]
+		}
+		if o.Exec != nil {
+			h.exec = o.Exec[i]
+		}
 		if err := os.MkdirAll(h.dir, 0o700); err != nil {
 			return nil, err
 		}
@@ -257,7 +276,7 @@ func (f *Fleet) sshdConfig(h *Host) string {
 	}
 	return strings.Join([]string{
 		"Port " + strconv.Itoa(h.SSHPort),
-		"ListenAddress 127.0.0.1",
+		"ListenAddress " + h.IP,
 		"HostKey " + filepath.Join(h.dir, "host_ed25519"),
 		"AuthorizedKeysFile " + filepath.Join(f.Dir, "ssh", "authorized_keys"),
 		"PidFile none",
@@ -363,7 +382,8 @@ func (f *Fleet) start(h *Host) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(f.sshd, "-D", "-e", "-f", filepath.Join(h.dir, "sshd_config"))
+	argv := append(append([]string(nil), h.exec...), f.sshd, "-D", "-e", "-f", filepath.Join(h.dir, "sshd_config"))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so a signal to the test does not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
