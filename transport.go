@@ -69,6 +69,17 @@ type StageRequest struct {
 	SharedDirs []string `json:",omitempty"`
 }
 
+// Validator is a HostConn that can try a release on its host without
+// staging it: unpack the bundle, render the config files and run their
+// validate commands in a scratch directory outside the deploy root, then
+// remove it. Nothing under the deploy root is created or changed and no
+// host lock is taken, so `drover plan` leaves no trace. The result has no
+// Slot. Errors are Stage's: EFAILED when a validate command fails,
+// EINVALID for a bad request or bundle, EUNREACHABLE.
+type Validator interface {
+	Validate(ctx context.Context, req StageRequest) (StageResult, error)
+}
+
 // StageResult says where the release was staged.
 type StageResult struct {
 	Slot       string `json:"slot"`

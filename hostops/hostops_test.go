@@ -662,3 +662,60 @@ func snapshotDir(t *testing.T, dir string) map[string]string {
 	})
 	return out
 }
+
+// TestValidateLeavesNoTrace: Validate runs the validate commands on the
+// rendered config in a scratch directory outside the deploy root and
+// removes it; the deploy root of a host never deployed stays absent, and a
+// failing command is Stage's EFAILED with its output.
+func TestValidateLeavesNoTrace(t *testing.T) {
+	f := newFixture(t)
+	r := f.build("v1", nil)
+	if err := os.Remove(f.h.Root); err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	f.h.RunValidate = func(ctx context.Context, d, command string) (drover.ExecResult, error) {
+		dir = d
+		return RunShell(ctx, d, command, nil, time.Minute)
+	}
+	res, err := f.h.ValidateFile(context.Background(), r.BundlePath, f.req(r, 7, `grep -q "port = 7" {{.Path}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Slot != "" || res.ConfigHash == "" {
+		t.Errorf("result %+v: want no slot and the config hash", res)
+	}
+	if strings.HasPrefix(dir, f.h.Root) || dir == "" {
+		t.Errorf("validate ran in %q, inside the deploy root", dir)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("scratch directory %s left behind (%v)", dir, err)
+	}
+	if _, err := os.Stat(f.h.Root); !os.IsNotExist(err) {
+		t.Errorf("validate created the deploy root (%v)", err)
+	}
+	_, err = f.h.ValidateFile(context.Background(), r.BundlePath, f.req(r, 7, "echo bad config in {{.Path}} >&2; exit 3"))
+	wantCode(t, err, drover.EFAILED)
+	if !strings.Contains(err.Error(), "bad config in") {
+		t.Errorf("error %q lacks the command's output", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("scratch directory left behind after a failure")
+	}
+}
+
+// TestValidateSharedDirsInScratch: validate sees a release's shared dirs
+// (nginx -t needs its log directory) as empty directories of the scratch
+// release, and makes nothing under the deploy root's shared/.
+func TestValidateSharedDirsInScratch(t *testing.T) {
+	f := newFixture(t)
+	r := f.build("v1", nil)
+	req := f.req(r, 7, `test -d logs && test -d var/run && ! test -L logs`)
+	req.SharedDirs = []string{"logs", "var/run"}
+	if _, err := f.h.ValidateFile(context.Background(), r.BundlePath, req); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(f.h.Root); len(ents) != 0 {
+		t.Errorf("validate left %d entries in the deploy root, first %s", len(ents), ents[0].Name())
+	}
+}

@@ -34,7 +34,7 @@ import (
 // are made in the release when missing and must be real directories:
 // a release shipping var as a link must not make drover create the link
 // somewhere else.
-func (h *Host) linkShared(stage, id string, shared []string) error {
+func (h *Host) linkShared(stage, id string, shared []string, scratch bool) error {
 	if len(shared) == 0 {
 		return nil
 	}
@@ -52,14 +52,14 @@ func (h *Host) linkShared(stage, id string, shared []string) error {
 			return drover.Errorf(drover.EINVALID, "shared dir: %v", err).
 				WithHint("shared_dirs entries are relative paths inside the release, like logs or var/run")
 		}
-		if err := h.linkOne(root, id, name); err != nil {
+		if err := h.linkOne(root, id, name, scratch); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (h *Host) linkOne(root *os.Root, id, name string) error {
+func (h *Host) linkOne(root *os.Root, id, name string, scratch bool) error {
 	where := "shared dir " + name
 	shipped := func(p, what string) error {
 		return drover.Errorf(drover.EINVALID, "%s: release %s ships %s (%s) where the link to %s/%s would go", where, id, p, what, drover.SharedDir, name).
@@ -95,6 +95,13 @@ func (h *Host) linkOne(root *os.Root, id, name string) error {
 		return shipped(name, kindOf(fi))
 	}
 
+	if scratch {
+		// Validate: an empty directory in the scratch release.
+		if err := root.Mkdir(name, 0o755); err != nil {
+			return drover.Errorf(drover.EFAILED, "%s: make it in the release: %v", where, err)
+		}
+		return nil
+	}
 	// The shared directory itself, under the deploy root. It may be a
 	// link the operator made (logs on another disk); it must lead to a
 	// directory.

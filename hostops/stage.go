@@ -68,52 +68,45 @@ func (h *Host) Stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 	return res, nil
 }
 
+// ValidateFile validates the bundle file at bundlePath; see Validate.
+func (h *Host) ValidateFile(ctx context.Context, bundlePath string, req drover.StageRequest) (drover.StageResult, error) {
+	f, err := os.Open(bundlePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return drover.StageResult{}, drover.Errorf(drover.ENOTFOUND, "bundle %s: no such file", bundlePath)
+	}
+	if err != nil {
+		return drover.StageResult{}, drover.Errorf(drover.EFAILED, "bundle %s: %v", bundlePath, err)
+	}
+	defer f.Close()
+	return h.Validate(ctx, f, req)
+}
+
+// Validate does what Stage does up to its validate commands — unpack,
+// check, render, validate — in a scratch directory outside the deploy
+// root, and removes it: `drover plan` runs a release's validate commands
+// and leaves no trace on the host. The result's Slot is empty.
+func (h *Host) Validate(ctx context.Context, bundle io.Reader, req drover.StageRequest) (drover.StageResult, error) {
+	if req.Release == nil {
+		return drover.StageResult{}, drover.Errorf(drover.EINVALID, "validate: no release in the request")
+	}
+	scratch, err := os.MkdirTemp("", "drover-validate-")
+	if err != nil {
+		return drover.StageResult{}, drover.Errorf(drover.EFAILED, "validate: scratch directory: %v", err)
+	}
+	defer os.RemoveAll(scratch)
+	_, configHash, err := h.prepare(ctx, bundle, req, scratch, true)
+	if err != nil {
+		return drover.StageResult{}, err
+	}
+	return drover.StageResult{ConfigHash: configHash}, nil
+}
+
 func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequest, stage string) (drover.StageResult, error) {
 	var res drover.StageResult
-	rel := req.Release
-	var sum hash.Hash
-	counted := &countingReader{r: bundle}
-	in := io.Reader(counted)
-	if rel.BundleSHA256 != "" {
-		sum = sha256.New()
-		in = io.TeeReader(counted, sum)
-	}
-	m, err := release.Unpack(&ctxReader{ctx: ctx, r: in}, stage)
-	if err != nil {
-		if e := ctx.Err(); e != nil {
-			return res, drover.Errorf(drover.ETIMEOUT, "stage %s: %v", rel.ID(), e)
-		}
-		return res, err
-	}
-	if sum != nil {
-		// Unpack stops at the end of the tar stream; the bundle's hash
-		// covers the whole file.
-		if _, err := io.Copy(io.Discard, &ctxReader{ctx: ctx, r: in}); err != nil {
-			return res, drover.Errorf(drover.EFAILED, "stage %s: receive bundle: %v", rel.ID(), err)
-		}
-		if got := hex.EncodeToString(sum.Sum(nil)); got != rel.BundleSHA256 {
-			return res, drover.Errorf(drover.EINVALID, "stage %s: bundle sha256 is %s, expected %s", rel.ID(), got, rel.BundleSHA256).
-				WithHint("the bundle was damaged or replaced in transit; stage again")
-		}
-		if rel.BundleSize > 0 && counted.n != rel.BundleSize {
-			return res, drover.Errorf(drover.EINVALID, "stage %s: bundle is %d bytes, expected %d", rel.ID(), counted.n, rel.BundleSize)
-		}
-	}
-	if m.ID != rel.ID() {
-		return res, drover.Errorf(drover.EINVALID, "stage: bundle holds release %s, expected %s", m.ID, rel.ID())
-	}
-
-	if err := h.linkShared(stage, m.ID, req.SharedDirs); err != nil {
-		return res, err
-	}
-	configHash, rendered, err := h.renderConfig(stage, req)
+	m, configHash, err := h.prepare(ctx, bundle, req, stage, false)
 	if err != nil {
 		return res, err
 	}
-	if err := h.validateConfig(ctx, stage, req, rendered); err != nil {
-		return res, err
-	}
-
 	meta := SlotMeta{Release: m.ID, Version: m.Version, ConfigHash: configHash, StagedAt: h.now().UTC()}
 	b, _ := json.MarshalIndent(meta, "", "  ")
 	if err := writeFileAtomic(stage, SlotMetaName, append(b, '\n')); err != nil {
@@ -132,6 +125,58 @@ func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 		return res, err
 	}
 	return res, nil
+}
+
+// prepare unpacks the bundle into stage, checking it against req.Release,
+// links the shared dirs into it, renders the config files there and runs
+// their validate commands: every step of staging that can refuse a
+// release, before a slot is chosen. In a scratch directory (Validate) the
+// shared dirs are empty directories of the release: making them under the
+// deploy root would leave a trace of a plan.
+func (h *Host) prepare(ctx context.Context, bundle io.Reader, req drover.StageRequest, stage string, scratch bool) (drover.Manifest, string, error) {
+	rel := req.Release
+	var sum hash.Hash
+	counted := &countingReader{r: bundle}
+	in := io.Reader(counted)
+	if rel.BundleSHA256 != "" {
+		sum = sha256.New()
+		in = io.TeeReader(counted, sum)
+	}
+	m, err := release.Unpack(&ctxReader{ctx: ctx, r: in}, stage)
+	if err != nil {
+		if e := ctx.Err(); e != nil {
+			return m, "", drover.Errorf(drover.ETIMEOUT, "stage %s: %v", rel.ID(), e)
+		}
+		return m, "", err
+	}
+	if sum != nil {
+		// Unpack stops at the end of the tar stream; the bundle's hash
+		// covers the whole file.
+		if _, err := io.Copy(io.Discard, &ctxReader{ctx: ctx, r: in}); err != nil {
+			return m, "", drover.Errorf(drover.EFAILED, "stage %s: receive bundle: %v", rel.ID(), err)
+		}
+		if got := hex.EncodeToString(sum.Sum(nil)); got != rel.BundleSHA256 {
+			return m, "", drover.Errorf(drover.EINVALID, "stage %s: bundle sha256 is %s, expected %s", rel.ID(), got, rel.BundleSHA256).
+				WithHint("the bundle was damaged or replaced in transit; stage again")
+		}
+		if rel.BundleSize > 0 && counted.n != rel.BundleSize {
+			return m, "", drover.Errorf(drover.EINVALID, "stage %s: bundle is %d bytes, expected %d", rel.ID(), counted.n, rel.BundleSize)
+		}
+	}
+	if m.ID != rel.ID() {
+		return m, "", drover.Errorf(drover.EINVALID, "stage: bundle holds release %s, expected %s", m.ID, rel.ID())
+	}
+	if err := h.linkShared(stage, m.ID, req.SharedDirs, scratch); err != nil {
+		return m, "", err
+	}
+	configHash, rendered, err := h.renderConfig(stage, req)
+	if err != nil {
+		return m, "", err
+	}
+	if err := h.validateConfig(ctx, stage, req, rendered); err != nil {
+		return m, "", err
+	}
+	return m, configHash, nil
 }
 
 // renderConfig renders every config file with drover.RenderConfigFiles

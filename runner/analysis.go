@@ -87,12 +87,12 @@ func (x *executor) newCanaryWatch() *canaryWatch {
 }
 
 // start begins the watch's own goroutines (the abort watcher) and returns
-// ctx carrying the halt channel for drive.
-func (w *canaryWatch) start(ctx context.Context) context.Context {
+// the channel of reasons to halt, for drive.
+func (w *canaryWatch) start(ctx context.Context) <-chan string {
 	w.parent = ctx
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	w.goAbortWatcher()
-	return context.WithValue(ctx, haltsKey{}, (<-chan string)(w.halts))
+	return w.halts
 }
 
 // stop ends every goroutine of the watch and waits for them.
@@ -110,16 +110,6 @@ func (w *canaryWatch) halt(reason string) {
 		w.halts <- reason
 		close(w.halted)
 	})
-}
-
-type haltsKey struct{}
-
-// haltsOf returns the channel of reasons to halt that drive selects on:
-// nil (never ready) for a run without a canaryWatch (rollback, recovery).
-// It travels in the context so that every run keeps drive's signature.
-func haltsOf(ctx context.Context) <-chan string {
-	ch, _ := ctx.Value(haltsKey{}).(<-chan string)
-	return ch
 }
 
 // Gate names of canary analysis.

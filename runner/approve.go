@@ -60,39 +60,14 @@ func (w *canaryWatch) awaitApproval(ctx context.Context, g drover.Group, timeout
 			WithHint("use a state store that supports approvals (store: file)")
 	}
 	gate := drover.ApprovalGate(g.Name)
-	now := w.r.now()
-	until := now.Add(timeout)
-	req := drover.ApprovalRequest{DeployID: id, Key: Key(w.x.spec), Group: g.Name, Gate: gate, At: now, Until: until}
-	if err := ap.RequestApproval(ctx, req); err != nil {
-		return fmt.Errorf("recording the approval request: %w", err)
+	if err := w.requestApproval(ctx, g, gate, timeout); err != nil {
+		return err
 	}
-	w.r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Group: g.Name,
-		Message: fmt.Sprintf("group %s waits for approval until %s: run `drover approve %s` to go on or `drover abort %s` to roll back",
-			g.Name, until.Format("15:04:05"), id, id)})
-
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// The prompt runs beside the polling; whichever answers first wins,
-	// and the other is told to stop (cancel) and waited for.
-	type answer struct {
-		yes bool
-		err error
-	}
-	answers := make(chan answer, 1)
-	done := make(chan struct{})
-	if w.r.AskApproval != nil {
-		go func() {
-			defer close(done)
-			yes, err := w.r.AskApproval(wctx, fmt.Sprintf("group %s is done. Approve deploy %s to go on? (no rolls every host back)", g.Name, id))
-			answers <- answer{yes, err}
-		}()
-	} else {
-		close(done)
-	}
+	answers, done := w.prompt(wctx, g)
 	defer func() { cancel(); <-done }()
 
-	user, machine := w.r.who()
-	by := user + "@" + machine
 	tick := time.NewTicker(approvalPoll)
 	defer tick.Stop()
 	for {
@@ -108,20 +83,7 @@ func (w *canaryWatch) awaitApproval(ctx context.Context, g drover.Group, timeout
 				}
 				continue
 			}
-			verdict := drover.VerdictApprove
-			if !a.yes {
-				verdict = drover.VerdictAbort
-			}
-			d := drover.ApprovalDecision{DeployID: id, Verdict: verdict, By: by + " (prompt)", At: w.r.now()}
-			if verdict == drover.VerdictApprove {
-				d.Gate = gate
-			}
-			// Recorded so that history and other processes see it; the
-			// answer stands even if the store refuses.
-			if err := ap.Decide(context.WithoutCancel(ctx), d); err != nil {
-				w.r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Group: g.Name, Message: "could not record the decision: " + err.Error()})
-			}
-			return decided(g, &d)
+			return w.promptDecision(ctx, g, gate, a.yes)
 		case <-tick.C:
 			d, err := ap.Decision(wctx, id, gate)
 			if err != nil {
@@ -152,6 +114,61 @@ func (w *canaryWatch) awaitApproval(ctx context.Context, g drover.Group, timeout
 				WithHint("run drover approve while the gate waits, or raise approve_timeout")
 		}
 	}
+}
+
+// requestApproval records that group g's gate waits until timeout from
+// now, and says so.
+func (w *canaryWatch) requestApproval(ctx context.Context, g drover.Group, gate string, timeout time.Duration) error {
+	id := w.x.deployID
+	now := w.r.now()
+	until := now.Add(timeout)
+	req := drover.ApprovalRequest{DeployID: id, Key: Key(w.x.spec), Group: g.Name, Gate: gate, At: now, Until: until}
+	if err := w.r.Approvals.RequestApproval(ctx, req); err != nil {
+		return fmt.Errorf("recording the approval request: %w", err)
+	}
+	w.r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Group: g.Name,
+		Message: fmt.Sprintf("group %s waits for approval until %s: run `drover approve %s` to go on or `drover abort %s` to roll back",
+			g.Name, until.Format("15:04:05"), id, id)})
+	return nil
+}
+
+// promptAnswer is a person's answer at the terminal.
+type promptAnswer struct {
+	yes bool
+	err error
+}
+
+// prompt asks a person at the terminal, beside the polling: whichever
+// answers first wins, and the other is told to stop (ctx) and waited for
+// (done is closed when the prompt returned; at once without AskApproval).
+func (w *canaryWatch) prompt(ctx context.Context, g drover.Group) (<-chan promptAnswer, <-chan struct{}) {
+	answers := make(chan promptAnswer, 1)
+	done := make(chan struct{})
+	if w.r.AskApproval == nil {
+		close(done)
+		return answers, done
+	}
+	go func() {
+		defer close(done)
+		yes, err := w.r.AskApproval(ctx, fmt.Sprintf("group %s is done. Approve deploy %s to go on? (no rolls every host back)", g.Name, w.x.deployID))
+		answers <- promptAnswer{yes, err}
+	}()
+	return answers, done
+}
+
+// promptDecision records the answer given at the prompt, so that history
+// and other processes see it; the answer stands even if the store
+// refuses.
+func (w *canaryWatch) promptDecision(ctx context.Context, g drover.Group, gate string, yes bool) error {
+	user, machine := w.r.who()
+	d := drover.ApprovalDecision{DeployID: w.x.deployID, Verdict: drover.VerdictAbort, By: user + "@" + machine + " (prompt)", At: w.r.now()}
+	if yes {
+		d.Verdict, d.Gate = drover.VerdictApprove, gate
+	}
+	if err := w.r.Approvals.Decide(context.WithoutCancel(ctx), d); err != nil {
+		w.r.emit(drover.Event{Deploy: w.x.deployID, Kind: drover.EventNotice, Group: g.Name, Message: "could not record the decision: " + err.Error()})
+	}
+	return decided(g, &d)
 }
 
 // decided turns a decision into the gate's result.

@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -37,6 +36,27 @@ type bgRun struct {
 	newColor map[string]string
 	// ports are each host's rendered ports, by colour.
 	ports map[string]map[string]string
+}
+
+// blueGreen is strategy blue-green's stepStrategy: the steps of this file,
+// and templates that see the colour as .Slot.
+type blueGreen struct{ x *executor }
+
+func (s blueGreen) timeout(a rollout.Action) (time.Duration, bool) { return s.x.bgTimeout(a) }
+
+func (s blueGreen) step(ctx context.Context, a rollout.Action, h drover.Host) (bool, error) {
+	return s.x.bgStep(ctx, a, h)
+}
+
+func (s blueGreen) data(h drover.Host, restoring bool) drover.TemplateData {
+	return s.x.bgData(h, restoring)
+}
+
+// useBlueGreen makes x run strategy blue-green with bg (nil: rolling).
+func (x *executor) useBlueGreen(bg *bgRun) {
+	if bg != nil {
+		x.bg, x.strategy = bg, blueGreen{x}
+	}
 }
 
 func (r *Runner) blueGreen() bool { return r.Spec.Strategy == drover.StrategyBlueGreen }
@@ -100,71 +120,21 @@ func idleColor(st drover.HostState) string {
 	return drover.ColorBlue
 }
 
-// prepareBlueGreen decides each target's new colour, finalizes hosts whose
-// keep_old window has passed, and refuses hosts still keeping their old
-// colour: a deploy into that colour would stop the instant way back the
-// operator was promised. It returns each host's desired config hash as the
-// live colour renders it, so an up-to-date host is skipped.
-func (r *Runner) prepareBlueGreen(ctx context.Context, cs *conns, id string, views map[string]*hostView, rel *drover.Release) (*bgRun, map[string]string, error) {
-	bg, err := r.newBGRun()
-	if err != nil {
-		return nil, nil, err
+// finalizeExpired stops the old colour of the hosts that keep it running
+// past keep_old (fleetPlan.expired) before a deploy goes into it.
+func (r *Runner) finalizeExpired(ctx context.Context, cs *conns, id string, p *fleetPlan) error {
+	if len(p.expired) == 0 {
+		return nil
 	}
-	now := r.now()
-	var kept []string
-	expired := map[string]bool{}
-	for _, name := range sortedViewNames(views) {
-		v := views[name]
-		if v.Err != nil {
-			continue
-		}
-		if idle := v.State.Idle; idle != nil && idle.Running {
-			if now.Before(idle.KeepUntil) {
-				kept = append(kept, fmt.Sprintf("host %s keeps %s (%s) running until %s", name, idle.Color, orNone(idle.Version), idle.KeepUntil.Local().Format("2006-01-02 15:04:05")))
-			} else {
-				expired[name] = true
-			}
-		}
-		bg.newColor[name] = idleColor(v.State)
+	res := r.finalizeHosts(ctx, cs, id, p.views, p.expired)
+	if len(res.Failed) > 0 {
+		return drover.Errorf(drover.EFAILED, "finalizing the last blue/green deploy failed, nothing was deployed:\n  %s", strings.Join(res.Failed, "\n  ")).
+			WithHint("fix the stop_idle hook or stop the colour by hand, then run `drover finalize`")
 	}
-	if len(kept) > 0 {
-		return nil, nil, drover.Errorf(drover.EINVALID, "the last blue/green deploy is not finalized, nothing was changed:\n  %s", strings.Join(kept, "\n  ")).
-			WithHint("run `drover finalize` to stop the old colour (or `drover rollback` to switch back to it), then deploy")
+	for name := range p.expired {
+		p.views[name].State.Idle.Running = false
 	}
-	if len(expired) > 0 {
-		res := r.finalizeHosts(ctx, cs, id, views, expired)
-		if len(res.Failed) > 0 {
-			return nil, nil, drover.Errorf(drover.EFAILED, "finalizing the last blue/green deploy failed, nothing was deployed:\n  %s", strings.Join(res.Failed, "\n  ")).
-				WithHint("fix the stop_idle hook or stop the colour by hand, then run `drover finalize`")
-		}
-		for name := range expired {
-			views[name].State.Idle.Running = false
-		}
-	}
-	rd, err := newRenderer(r.Spec, rel)
-	if err != nil {
-		return nil, nil, err
-	}
-	desired := map[string]string{}
-	for name, v := range views {
-		if v.Err != nil || v.State.Live == "" {
-			continue
-		}
-		data := drover.NewTemplateData(r.Spec, v.Host, rel.ID(), rel.Version())
-		data.Slot = bg.slot(name, v.State.Live)
-		files, err := drover.RenderConfigFiles(r.Spec.ConfigFiles, func(p string) ([]byte, error) {
-			b, ok := rd.templates[path.Clean(p)]
-			if !ok {
-				return nil, drover.Errorf(drover.EINVALID, "config_files: template %s is not in release %s", p, rel.ID())
-			}
-			return b, nil
-		}, data)
-		if err != nil {
-			return nil, nil, fmt.Errorf("host %s: %w", name, err)
-		}
-		desired[name] = drover.SlotHash(files, r.Spec.SharedDirs)
-	}
-	return bg, desired, nil
+	return nil
 }
 
 func sortedViewNames(views map[string]*hostView) []string {

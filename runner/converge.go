@@ -108,21 +108,7 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 	if _, err := r.checkPromotion(ctx, o.Release); err != nil {
 		return nil, err
 	}
-	cs := r.Spec.Converge
-	seed := r.Spec.Seed
-	if seed == 0 {
-		for _, c := range r.newID() {
-			seed = seed*31 + int64(c)
-		}
-	}
-	conv := rollout.NewConverge(rollout.ConvergePolicy{
-		MaxRounds: cmpOr(cs.MaxAttempts, drover.DefaultConvergeAttempts),
-		Wait:      cmpOr(cs.Wait, drover.DefaultConvergeWait),
-		MaxWait:   cmpOr(cs.MaxWait, drover.DefaultConvergeMaxWait),
-		// Without a replace hook nothing is replaced.
-		ReplaceAfter: map[bool]int{true: cmpOr(cs.ReplaceAfter, drover.DefaultReplaceAfterRounds)}[r.Spec.Hooks.Replace != ""],
-		Seed:         seed,
-	})
+	conv := rollout.NewConverge(r.convergePolicy())
 	out := &ConvergeOutcome{}
 	start := r.now()
 	haltExit := drover.ExitRolledBack
@@ -141,24 +127,7 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 		}
 		st := conv.Next(rollout.ConvergeSurvey{Behind: behind, Unreachable: down, Targets: names})
 		if st.Done {
-			out.End, out.Converged, out.HaltReason = st.End, st.Converged, conv.HaltReason()
-			out.Behind, out.Left = st.Behind, conv.Left(st.Behind)
-			for name := range targets {
-				if !slices.Contains(st.Behind, name) {
-					out.On = append(out.On, name)
-				}
-			}
-			slices.Sort(out.On)
-			switch st.End {
-			case rollout.ConvergeConverged:
-				out.ExitCode = drover.ExitOK
-			case rollout.ConvergeHalted:
-				out.ExitCode = haltExit
-			default:
-				out.ExitCode = drover.ExitNeedsPerson
-			}
-			out.Summary = r.convergeSummary(out, o.Release, len(targets), start)
-			return out, nil
+			return r.convergeEnd(out, conv, st, o.Release, targets, haltExit, start), nil
 		}
 		out.Rounds = st.Round
 		r.emit(drover.Event{Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %d of %s not on %s (%s); deploying",
@@ -169,85 +138,16 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 		causes := map[string]string{}
 		var joined []string
 		if len(st.Replace) > 0 {
-			before := map[string]bool{}
-			for _, h := range r.Spec.Hosts {
-				before[h.Name] = true
-			}
-			var reps []Replacement
-			for _, h := range st.Replace {
-				rp := r.replace(ctx, h, o.Release)
-				rp.Round = st.Round
-				reps = append(reps, rp)
-			}
-			if o.Reload != nil {
-				spec, err := o.Reload(ctx)
-				if err != nil {
-					out.Replaced = append(out.Replaced, reps...)
-					return r.convergeStop(out, start, fmt.Errorf("reading the inventory again after replacing %s: %w", strings.Join(st.Replace, " "), err))
-				}
-				r.Spec = spec
-			}
-			now, _ := SelectHosts(r.Spec, o.Limit)
-			for name := range now {
-				if !before[name] {
-					joined = append(joined, name)
-				}
-			}
-			slices.Sort(joined)
-			for i := range reps {
-				if h, ok := r.Spec.Host(reps[i].Host); ok {
-					reps[i].Address = h.Address
-				}
-				reps[i].Joined = joined
-			}
-			out.Replaced = append(out.Replaced, reps...)
-			// A replaced host that left the inventory is no longer
-			// deployed to; the hosts that joined it are.
-			st.Deploy = slices.DeleteFunc(st.Deploy, func(h string) bool { _, ok := r.Spec.Host(h); return !ok })
-			st.Deploy = append(st.Deploy, joined...)
-			// A replacement may still be booting: wait for it to answer
-			// rather than count a VM that is seconds away from up as a
-			// failed round.
-			var booting []string
-			for _, h := range append(slices.Clone(st.Replace), joined...) {
-				if slices.Contains(st.Deploy, h) {
-					booting = append(booting, h)
-				}
-			}
-			for h, err := range r.waitBoot(ctx, booting) {
-				causes[h] = err.Error()
-				st.Deploy = slices.DeleteFunc(st.Deploy, func(n string) bool { return n == h })
-			}
-		}
-		halted := false
-		if len(st.Deploy) > 0 {
-			dep, err := r.Deploy(ctx, DeployOptions{Release: o.Release, Limit: strings.Join(st.Deploy, ","), Message: o.Message, Overrides: o.Overrides,
-				// A host the last round left stuck may read as on the
-				// release; its checks never passed.
-				Force: len(st.Force) > 0})
-			if err != nil {
+			if joined, err = r.replaceRound(ctx, o, &st, out, causes); err != nil {
 				return r.convergeStop(out, start, err)
 			}
-			if dep.Kind != drover.KindDeploy {
-				// An interrupted deploy found before this round could not
-				// be put back: deploying on top of it would bury it.
-				out.Deploys = append(out.Deploys, dep)
-				return r.convergeStop(out, start, fmt.Errorf("%s", dep.Summary))
-			}
-			out.Deploys = append(out.Deploys, dep)
-			r.emit(drover.Event{Deploy: dep.DeployID, Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %s", st.Round, st.Rounds, dep.Summary)})
-			for _, h := range dep.Report.Hosts {
-				if h.Status != rollout.HostDone && h.Status != rollout.HostSkipped {
-					causes[h.Name] = hostCause(h, dep.DeployID)
-				}
-			}
-			if dep.Report.HaltReason != "" {
-				halted = true
-				haltExit = dep.ExitCode
-			}
-			conv.Ended(rollout.ConvergeRound{Halted: dep.Report.HaltReason, Causes: causes, Joined: joined})
-		} else {
-			conv.Ended(rollout.ConvergeRound{Causes: causes, Joined: joined})
+		}
+		halted, exit, err := r.deployRound(ctx, o, st, out, causes, joined, conv)
+		if err != nil {
+			return r.convergeStop(out, start, err)
+		}
+		if halted {
+			haltExit = exit
 		}
 		if ctx.Err() != nil {
 			return r.convergeStop(out, start, context.Cause(ctx))
@@ -258,6 +158,139 @@ func (r *Runner) Converge(ctx context.Context, o ConvergeOptions) (*ConvergeOutc
 			}
 		}
 	}
+}
+
+// convergePolicy is the spec's converge: block, with defaults.
+func (r *Runner) convergePolicy() rollout.ConvergePolicy {
+	cs := r.Spec.Converge
+	seed := r.Spec.Seed
+	if seed == 0 {
+		for _, c := range r.newID() {
+			seed = seed*31 + int64(c)
+		}
+	}
+	return rollout.ConvergePolicy{
+		MaxRounds: cmpOr(cs.MaxAttempts, drover.DefaultConvergeAttempts),
+		Wait:      cmpOr(cs.Wait, drover.DefaultConvergeWait),
+		MaxWait:   cmpOr(cs.MaxWait, drover.DefaultConvergeMaxWait),
+		// Without a replace hook nothing is replaced.
+		ReplaceAfter: map[bool]int{true: cmpOr(cs.ReplaceAfter, drover.DefaultReplaceAfterRounds)}[r.Spec.Hooks.Replace != ""],
+		Seed:         seed,
+	}
+}
+
+// convergeEnd is the outcome of a converge whose policy said it is done.
+func (r *Runner) convergeEnd(out *ConvergeOutcome, conv *rollout.Converge, st rollout.ConvergeStep, rel *drover.Release, targets map[string]bool, haltExit int, start time.Time) *ConvergeOutcome {
+	out.End, out.Converged, out.HaltReason = st.End, st.Converged, conv.HaltReason()
+	out.Behind, out.Left = st.Behind, conv.Left(st.Behind)
+	for name := range targets {
+		if !slices.Contains(st.Behind, name) {
+			out.On = append(out.On, name)
+		}
+	}
+	slices.Sort(out.On)
+	switch st.End {
+	case rollout.ConvergeConverged:
+		out.ExitCode = drover.ExitOK
+	case rollout.ConvergeHalted:
+		out.ExitCode = haltExit
+	default:
+		out.ExitCode = drover.ExitNeedsPerson
+	}
+	out.Summary = r.convergeSummary(out, rel, len(targets), start)
+	return out
+}
+
+// replaceRound runs the replace hook of the round's hosts to replace,
+// reads the inventory again and waits for the replacements to boot. It
+// returns the hosts that joined the inventory; st.Deploy becomes the hosts
+// to deploy to now, causes says why a host is left out.
+func (r *Runner) replaceRound(ctx context.Context, o ConvergeOptions, st *rollout.ConvergeStep, out *ConvergeOutcome, causes map[string]string) ([]string, error) {
+	var joined []string
+	before := map[string]bool{}
+	for _, h := range r.Spec.Hosts {
+		before[h.Name] = true
+	}
+	var reps []Replacement
+	for _, h := range st.Replace {
+		rp := r.replace(ctx, h, o.Release)
+		rp.Round = st.Round
+		reps = append(reps, rp)
+	}
+	if o.Reload != nil {
+		spec, err := o.Reload(ctx)
+		if err != nil {
+			out.Replaced = append(out.Replaced, reps...)
+			return nil, fmt.Errorf("reading the inventory again after replacing %s: %w", strings.Join(st.Replace, " "), err)
+		}
+		r.Spec = spec
+	}
+	now, _ := SelectHosts(r.Spec, o.Limit)
+	for name := range now {
+		if !before[name] {
+			joined = append(joined, name)
+		}
+	}
+	slices.Sort(joined)
+	for i := range reps {
+		if h, ok := r.Spec.Host(reps[i].Host); ok {
+			reps[i].Address = h.Address
+		}
+		reps[i].Joined = joined
+	}
+	out.Replaced = append(out.Replaced, reps...)
+	// A replaced host that left the inventory is no longer
+	// deployed to; the hosts that joined it are.
+	st.Deploy = slices.DeleteFunc(st.Deploy, func(h string) bool { _, ok := r.Spec.Host(h); return !ok })
+	st.Deploy = append(st.Deploy, joined...)
+	// A replacement may still be booting: wait for it to answer
+	// rather than count a VM that is seconds away from up as a
+	// failed round.
+	var booting []string
+	for _, h := range append(slices.Clone(st.Replace), joined...) {
+		if slices.Contains(st.Deploy, h) {
+			booting = append(booting, h)
+		}
+	}
+	for h, err := range r.waitBoot(ctx, booting) {
+		causes[h] = err.Error()
+		st.Deploy = slices.DeleteFunc(st.Deploy, func(n string) bool { return n == h })
+	}
+	return joined, nil
+}
+
+// deployRound deploys to the round's hosts and tells the policy how the
+// round ended. halted says a deploy halted, with its exit code.
+func (r *Runner) deployRound(ctx context.Context, o ConvergeOptions, st rollout.ConvergeStep, out *ConvergeOutcome, causes map[string]string, joined []string, conv *rollout.Converge) (halted bool, exit int, err error) {
+	if len(st.Deploy) > 0 {
+		dep, err := r.Deploy(ctx, DeployOptions{Release: o.Release, Limit: strings.Join(st.Deploy, ","), Message: o.Message, Overrides: o.Overrides,
+			// A host the last round left stuck may read as on the
+			// release; its checks never passed.
+			Force: len(st.Force) > 0})
+		if err != nil {
+			return false, 0, err
+		}
+		if dep.Kind != drover.KindDeploy {
+			// An interrupted deploy found before this round could not
+			// be put back: deploying on top of it would bury it.
+			out.Deploys = append(out.Deploys, dep)
+			return false, 0, fmt.Errorf("%s", dep.Summary)
+		}
+		out.Deploys = append(out.Deploys, dep)
+		r.emit(drover.Event{Deploy: dep.DeployID, Kind: drover.EventNotice, Message: fmt.Sprintf("round %d/%d: %s", st.Round, st.Rounds, dep.Summary)})
+		for _, h := range dep.Report.Hosts {
+			if h.Status != rollout.HostDone && h.Status != rollout.HostSkipped {
+				causes[h.Name] = hostCause(h, dep.DeployID)
+			}
+		}
+		if dep.Report.HaltReason != "" {
+			halted, exit = true, dep.ExitCode
+		}
+		conv.Ended(rollout.ConvergeRound{Halted: dep.Report.HaltReason, Causes: causes, Joined: joined})
+	} else {
+		conv.Ended(rollout.ConvergeRound{Causes: causes, Joined: joined})
+	}
+	return halted, exit, nil
 }
 
 // hostCause says why a host did not end a round's deploy on the release.
@@ -376,28 +409,21 @@ func (r *Runner) convergeSummary(out *ConvergeOutcome, rel *drover.Release, tota
 // behind surveys targets and returns the hosts on another release or
 // config than rel's, and those that did not answer with why.
 func (r *Runner) behind(ctx context.Context, rel *drover.Release, targets map[string]bool) ([]string, map[string]string, error) {
-	desired, err := r.desiredConfig(rel, targets)
+	cs := newConns(r.Transport, r.Spec)
+	defer cs.closeAll()
+	// The deploy's own planner: a host the deploy would skip is not
+	// behind, or a converge would deploy to it round after round.
+	fp, err := r.planFleet(ctx, cs, rel, targets, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	cs := newConns(r.Transport, r.Spec)
-	defer cs.closeAll()
-	views := r.survey(ctx, cs, targets)
-	if err := refusedHosts(views); err != nil {
-		return nil, nil, err
-	}
-	var out []string
 	down := map[string]string{}
-	for name, v := range views {
-		switch {
-		case v.Err != nil:
+	for name, v := range fp.views {
+		if v.Err != nil {
 			down[name] = v.Err.Error()
-		case v.State.Release != rel.ID() || v.State.ConfigHash != desired[name]:
-			out = append(out, name)
 		}
 	}
-	slices.Sort(out)
-	return out, down, nil
+	return fp.behind(), down, nil
 }
 
 // replace runs the replace hook for host on this machine, in the config

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -23,6 +24,11 @@ type DeployOptions struct {
 	// Overrides skip checks, analyses and gates for this deploy only
 	// (drover.NewOverrides); they are recorded with it.
 	Overrides []drover.Override
+	// Expect is the fingerprint of the plan this deploy was approved from
+	// (PlanResult.Fingerprint, `deploy --plan`): the deploy refuses, with
+	// nothing changed, when its own plan differs. "" deploys the fleet as
+	// it is.
+	Expect string
 }
 
 // Outcome is how a deploy, rollback or recovery ended.
@@ -55,26 +61,14 @@ func ExitCodeOf(v rollout.Verdict) int { return drover.OutcomeOf(string(v)).Exit
 // It returns an error only when nothing was touched (bad input, the lock is
 // held); once hosts may have changed, the Outcome carries the verdict.
 func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) {
-	if o.Release == nil {
-		return nil, drover.Errorf(drover.EINVALID, "no release given").WithHint("pass --release DIR or --release BUNDLE.tar.gz")
-	}
-	targets, err := SelectHosts(r.Spec, o.Limit)
+	targets, err := r.checkDeploy(o)
 	if err != nil {
-		return nil, err
-	}
-	if err := r.checkRotation(); err != nil {
-		return nil, err
-	}
-	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
 		return nil, err
 	}
 	promoted, err := r.checkPromotion(ctx, o.Release)
 	if err != nil {
 		return nil, err
 	}
-	// The spec of this deploy only: r.Spec keeps every check, so the next
-	// deploy (and a recovery of this one) runs them again.
-	spec := r.Spec.WithOverrides(o.Overrides)
 	id := r.newID()
 	lock, err := r.lock(ctx, id)
 	if err != nil {
@@ -98,81 +92,19 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
-
-	views := r.survey(ctx, cs, targets)
-	if err := refusedHosts(views); err != nil {
-		return nil, err
+	fp, err := r.planFleet(ctx, cs, o.Release, targets, o.Force)
+	if err == nil {
+		err = cmp.Or(fp.refused, fp.checkFingerprint(o.Expect))
 	}
-	desired, err := r.desiredConfig(o.Release, targets)
+	if err == nil {
+		err = r.finalizeExpired(ctx, cs, id, fp)
+	}
 	if err != nil {
 		return nil, err
 	}
-	var bg *bgRun
-	if r.blueGreen() {
-		// Each host's idle colour; the old colour finalized once its
-		// keep_old passed (bluegreen.go).
-		if bg, desired, err = r.prepareBlueGreen(ctx, cs, id, views, o.Release); err != nil {
-			return nil, err
-		}
-	}
-
-	rec := r.record(id, drover.KindDeploy, o.Release, o.Message)
-	rec.Overrides = o.Overrides
-	plan := rollout.Plan{Mode: rollout.ModeDeploy, StageParallelism: r.Spec.StageParallelism, Strategy: r.strategy()}
-	before := map[string]drover.Snapshot{}
-	x := newExecutor(r, cs, o.Release, id, before)
-	x.spec, x.overrides = spec, o.Overrides
-	x.bg = bg
-	canary := x.newCanaryWatch()
-	pending := 0
-	// The deploy-level gates go after the last group that has a targeted
-	// host: with --limit, the last group of the file may not be deployed
-	// at all, and its deploy-level smoke tests must not be skipped.
-	last := -1
-	for gi, g := range spec.Groups {
-		for _, name := range g.Hosts {
-			if targets[name] {
-				last = gi
-			}
-		}
-	}
-	for gi, g := range spec.Groups {
-		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
-		for _, name := range g.Hosts {
-			if !targets[name] {
-				continue
-			}
-			v := views[name]
-			snap := v.State.Snapshot()
-			before[name] = snap
-			if v.Err != nil {
-				x.unknown[name] = v.Err
-			}
-			skip := !o.Force && v.Err == nil && v.State.Release == o.Release.ID() && v.State.ConfigHash == desired[name]
-			if !skip {
-				pending++
-			}
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(snap), Skip: skip})
-			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip})
-		}
-		if len(gp.Hosts) > 0 {
-			x.addGates(&gp, x.specGates(g, gi == last))
-			x.addGates(&gp, canary.gates(g, planHosts(gp)))
-			x.addGates(&gp, r.groupGates(g, gi == last))
-			plan.Groups = append(plan.Groups, gp)
-		}
-	}
-	m, err := rollout.New(plan)
+	d, err := r.setUpDeploy(ctx, cs, id, o, fp)
+	defer d.x.stopDistribution()
 	if err != nil {
-		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
-	}
-	if err := x.startDistribution(ctx, plan); err != nil {
-		return nil, err
-	}
-	defer x.stopDistribution()
-	// Invariants are captured before anything changes; without a
-	// baseline the deploy does not start.
-	if err := x.captureInvariants(ctx); err != nil {
 		return nil, err
 	}
 	if err := r.keepBundle(ctx, o.Release); err != nil {
@@ -180,34 +112,139 @@ func (r *Runner) Deploy(ctx context.Context, o DeployOptions) (*Outcome, error) 
 	}
 	// Begin is written before any host changes: from here on a crash
 	// leaves a record that the next run finds and rolls back.
-	rec.Groups = planGroups(plan)
-	if err := r.Store.Begin(ctx, rec); err != nil {
+	d.rec.Groups = planGroups(d.plan)
+	if err := r.Store.Begin(ctx, d.rec); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(len(targets), "host"), pending),
-		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(plan), Overrides: o.Overrides})
-	if promoted != "" {
-		r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: promoted})
-	}
-	for _, ov := range o.Overrides {
-		if ov.Kind != drover.OverrideGate {
-			r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
-		}
-	}
-	x.emitBaseline()
-	x.dist.announce()
+	d.announce(o, len(targets), promoted)
 
 	start := r.now()
-	err = r.drive(canary.start(ctx), id, m, x.run, x.timeout)
-	canary.stop()
-	x.stopDistribution()
-	out := r.finish(ctx, id, drover.KindDeploy, report(m, err), start)
-	out.Targets = before
+	err = r.drive(ctx, id, d.m, d.x.run, d.x.timeout, d.canary.start(ctx))
+	d.canary.stop()
+	d.x.stopDistribution()
+	out := r.finish(ctx, id, drover.KindDeploy, report(d.m, err), start)
+	out.Targets = d.before
 	if out.Verdict == rollout.Succeeded || out.Verdict == rollout.Partial {
 		r.prune(ctx, cs, id, out.Report)
 	}
 	out.Recovered = recovered
 	return out, nil
+}
+
+// checkDeploy refuses bad input before anything is locked or read, and
+// returns the targets.
+func (r *Runner) checkDeploy(o DeployOptions) (map[string]bool, error) {
+	if o.Release == nil {
+		return nil, drover.Errorf(drover.EINVALID, "no release given").WithHint("pass --release DIR or --release BUNDLE.tar.gz")
+	}
+	targets, err := SelectHosts(r.Spec, o.Limit)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkRotation(); err != nil {
+		return nil, err
+	}
+	if err := drover.ValidateOverrides(r.Spec, o.Overrides); err != nil {
+		return nil, err
+	}
+	return targets, nil
+}
+
+// deployRun is one deploy, set up and ready to begin.
+type deployRun struct {
+	id     string
+	r      *Runner
+	x      *executor
+	before map[string]drover.Snapshot
+	rec    drover.DeployRecord
+	plan   rollout.Plan
+	m      *rollout.Machine
+	canary *canaryWatch
+}
+
+// setUpDeploy builds everything a deploy needs before Store.Begin: its
+// record, executor, machine, distribution and invariant baseline. Every
+// failure here is returned with nothing recorded; stop the distribution
+// in any case (d.x is never nil).
+func (r *Runner) setUpDeploy(ctx context.Context, cs *conns, id string, o DeployOptions, fp *fleetPlan) (*deployRun, error) {
+	before := map[string]drover.Snapshot{}
+	for name, v := range fp.views {
+		before[name] = v.State.Snapshot()
+	}
+	run := r.layout(rollout.ModeDeploy, before, fp.skip)
+	d := &deployRun{id: id, r: r, before: before, rec: r.record(id, drover.KindDeploy, o.Release, o.Message), plan: run.plan}
+	d.rec.Overrides, d.rec.Hosts = o.Overrides, run.hosts
+	d.x = newExecutor(r, cs, o.Release, id, before)
+	// The spec of this deploy only: r.Spec keeps every check, so the next
+	// deploy (and a recovery of this one) runs them again.
+	d.x.spec, d.x.overrides = r.Spec.WithOverrides(o.Overrides), o.Overrides
+	d.x.useBlueGreen(fp.bg)
+	for name, v := range fp.views {
+		if v.Err != nil {
+			d.x.unknown[name] = v.Err
+		}
+	}
+	d.canary = d.x.newCanaryWatch()
+	d.x.planGates(&d.plan, run.groups, d.canary)
+	var err error
+	if d.m, err = rollout.New(d.plan); err != nil {
+		return d, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
+	}
+	if err := d.x.startDistribution(ctx, d.plan); err != nil {
+		return d, err
+	}
+	// Invariants are captured before anything changes; without a
+	// baseline the deploy does not start.
+	return d, d.x.captureInvariants(ctx)
+}
+
+// announce emits the start of a deploy that began: its plan, the release
+// it was promoted from (promoted, "" for none), the checks it overrides,
+// the invariant baseline, the distribution.
+func (d *deployRun) announce(o DeployOptions, targets int, promoted string) {
+	r := d.r
+	pending := 0
+	for _, h := range d.rec.Hosts {
+		if !h.Skipped {
+			pending++
+		}
+	}
+	r.emit(drover.Event{Deploy: d.id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("deploy %s %s (%s) to %s, %d to change", r.Spec.Service, o.Release.Version(), o.Release.ID(), plural(targets, "host"), pending),
+		Operation: drover.KindDeploy, Release: o.Release.ID(), Version: o.Release.Version(), Groups: eventGroups(d.plan), Overrides: o.Overrides})
+	if promoted != "" {
+		r.emit(drover.Event{Deploy: d.id, Kind: drover.EventNotice, Message: promoted})
+	}
+	for _, ov := range o.Overrides {
+		if ov.Kind != drover.OverrideGate {
+			r.emit(drover.Event{Deploy: d.id, Kind: drover.EventNotice, Message: fmt.Sprintf("override: %s %s skipped for this deploy: %s", ov.Kind, ov.Name, ov.Reason)})
+		}
+	}
+	d.x.emitBaseline()
+	d.x.dist.announce()
+}
+
+// planGates adds the gates after each group of plan (groups: each plan
+// group's index in the spec). The deploy-level gates go after the last
+// group that has a targeted host: with --limit, the last group of the file
+// may not be deployed at all, and its deploy-level smoke tests must not be
+// skipped.
+func (x *executor) planGates(plan *rollout.Plan, groups []int, canary *canaryWatch) {
+	last := -1
+	for i, gi := range groups {
+		if gi >= 0 {
+			last = i
+		}
+	}
+	for i := range plan.Groups {
+		gp := &plan.Groups[i]
+		if groups[i] < 0 {
+			continue
+		}
+		g, last := x.spec.Groups[groups[i]], i == last
+		x.addGates(gp, x.specGates(g, last))
+		x.addGates(gp, canary.gates(g, planHosts(*gp)))
+		x.addGates(gp, x.r.groupGates(g, last))
+	}
 }
 
 // eventGroups is the plan as deploy_start carries it to event consumers.

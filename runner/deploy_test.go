@@ -225,13 +225,14 @@ func TestBackoffJitteredGrowingCapped(t *testing.T) {
 	spec2.Seed = 8
 	z := newExecutor(&Runner{Spec: spec2}, nil, nil, "d-1", nil)
 	var xs, zs []time.Duration
+	rule := x.retryRule(rollout.Action{Host: "h01", Step: rollout.StepStage})
 	for attempt := 1; attempt <= 100; attempt++ {
-		d := x.backoff(attempt)
-		if d != y.backoff(attempt) {
+		d := x.backoff(rule, attempt)
+		if d != y.backoff(rule, attempt) {
 			t.Fatalf("attempt %d: same seed gave different pauses", attempt)
 		}
 		xs = append(xs, d)
-		zs = append(zs, z.backoff(attempt))
+		zs = append(zs, z.backoff(rule, attempt))
 		base := min(200*time.Millisecond<<min(attempt-1, 20), 10*time.Second)
 		if d < base/2 || d >= base {
 			t.Errorf("attempt %d: pause %s outside [%s, %s)", attempt, d, base/2, base)

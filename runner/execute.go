@@ -49,8 +49,11 @@ type executor struct {
 	// dist is relay distribution (distribute.go); nil pushes bundles
 	// from this machine.
 	dist *distribution
-	// bg is the blue/green part of the run (bluegreen.go); nil when rolling.
-	bg *bgRun
+	// strategy runs the steps of the deploy strategy: rolling, or
+	// blue/green (bluegreen.go), whose part of the run is bg (nil when
+	// rolling). Set with useBlueGreen.
+	strategy stepStrategy
+	bg       *bgRun
 	// logMarks is where each log check's file stood before the host's
 	// last restart, by host and check name (logmark.go).
 	logMarks map[string]*drover.LogPosition
@@ -63,21 +66,58 @@ func newExecutor(r *Runner, cs *conns, rel *drover.Release, deployID string, bef
 			seed = seed*31 + uint64(c)
 		}
 	}
-	return &executor{
+	x := &executor{
 		r: r, spec: r.Spec, conns: cs, release: rel, deployID: deployID,
 		before: before, slots: map[string]drover.StageResult{}, restoredFrom: map[string]string{}, current: map[string]string{}, unknown: map[string]error{}, gates: map[string]groupGate{}, baseline: map[string]any{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
+	x.strategy = rolling{x}
+	return x
+}
+
+// stepStrategy is what a deploy strategy does its own way. The steps every
+// strategy runs alike (stage, check, depool, repool, gates) are the
+// executor's; a strategy takes the others and says what templates see.
+type stepStrategy interface {
+	// timeout bounds one attempt of a step the strategy runs itself; ok
+	// is false for the others.
+	timeout(a rollout.Action) (d time.Duration, ok bool)
+	// step runs a on h; handled is false for the steps it leaves to the
+	// executor.
+	step(ctx context.Context, a rollout.Action, h drover.Host) (handled bool, err error)
+	// data is what templates see on h: the target release while
+	// deploying, the release being restored while restoring.
+	data(h drover.Host, restoring bool) drover.TemplateData
+}
+
+// rolling is strategy rolling: one release directory switched in place,
+// every step the executor's.
+type rolling struct{ x *executor }
+
+func (rolling) timeout(rollout.Action) (time.Duration, bool) { return 0, false }
+
+func (rolling) step(context.Context, rollout.Action, drover.Host) (bool, error) { return false, nil }
+
+func (s rolling) data(h drover.Host, restoring bool) drover.TemplateData {
+	x := s.x
+	if restoring || x.release == nil {
+		snap := x.snapshot(h.Name)
+		if snap.Foreign != nil && snap.Release == "" && len(snap.Foreign.Hash) >= 12 {
+			// Another tool's release has no drover ID: name it by its
+			// content, as `drover adopt` names the directory.
+			return drover.NewTemplateData(x.spec, h, drover.ForeignPrefix+snap.Foreign.Hash[:12], snap.Version)
+		}
+		return drover.NewTemplateData(x.spec, h, snap.Release, snap.Version)
+	}
+	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())
 }
 
 // baseTimeout bounds one attempt of a step (retry.go: timeout bounds all
 // of its attempts). A check step runs every check, each retried until its
 // own timeout, so its bound is their sum plus slack.
 func (x *executor) baseTimeout(a rollout.Action) time.Duration {
-	if x.bg != nil {
-		if d, ok := x.bgTimeout(a); ok {
-			return d
-		}
+	if d, ok := x.strategy.timeout(a); ok {
+		return d
 	}
 	switch a.Step {
 	case rollout.StepGate:
@@ -89,8 +129,7 @@ func (x *executor) baseTimeout(a rollout.Action) time.Duration {
 		}
 		return total + 5*time.Second
 	case rollout.StepStage:
-		// Transfer retries share the stage step's budget.
-		return x.spec.StepTimeout*time.Duration(1+x.spec.StageRetries) + x.lifecycleTimeout(x.spec.Hooks.BeforeStage, x.spec.Hooks.AfterStage)
+		return x.spec.StepTimeout + x.lifecycleTimeout(x.spec.Hooks.BeforeStage, x.spec.Hooks.AfterStage)
 	case rollout.StepDepool, rollout.StepRepool:
 		return x.rotationTimeout(a.Step == rollout.StepDepool)
 	case rollout.StepRestart:
@@ -112,6 +151,11 @@ func (x *executor) hookTimeout() time.Duration {
 
 func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
 	res := rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.OK}
+	if a.Step == rollout.StepStage {
+		// Hosts that relay from this one wait for all its attempts
+		// (distribute.go).
+		defer x.dist.begin(a.Host)()
+	}
 	err := x.retrying(ctx, a) // x.step, under the spec's retry policy
 	if err != nil {
 		res.Outcome = outcomeOf(err)
@@ -132,14 +176,11 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 	if !ok {
 		return drover.Errorf(drover.EINTERNAL, "unknown host %s", a.Host)
 	}
-	if x.bg != nil {
-		if handled, err := x.bgStep(ctx, a, h); handled {
-			return err
-		}
+	if handled, err := x.strategy.step(ctx, a, h); handled {
+		return err
 	}
 	switch a.Step {
 	case rollout.StepStage:
-		defer x.dist.begin(h.Name)()
 		err := x.stageStep(ctx, h)
 		if err == nil {
 			x.dist.relayFrom(ctx, h.Name) // distribute.go
@@ -164,7 +205,7 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 			if from == "" {
 				return nil // nothing was running from a release
 			}
-			return x.hook(ctx, h, "stop", x.spec.Hooks.Stop, "releases/"+from)
+			return x.runHook(ctx, h, "stop", x.spec.Hooks.Stop, "releases/"+from, true)
 		}
 		return x.restartStep(ctx, h, a.Restoring)
 	case rollout.StepCheck:
@@ -185,80 +226,29 @@ func (x *executor) snapshot(host string) drover.Snapshot {
 // data is what templates see on host h during this run: the target release
 // while deploying, the release being restored while restoring.
 func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
-	if x.bg != nil {
-		return x.bgData(h, restoring)
-	}
-	if restoring || x.release == nil {
-		s := x.snapshot(h.Name)
-		if s.Foreign != nil && s.Release == "" && len(s.Foreign.Hash) >= 12 {
-			// Another tool's release has no drover ID: name it by its
-			// content, as `drover adopt` names the directory.
-			return drover.NewTemplateData(x.spec, h, drover.ForeignPrefix+s.Foreign.Hash[:12], s.Version)
-		}
-		return drover.NewTemplateData(x.spec, h, s.Release, s.Version)
-	}
-	return drover.NewTemplateData(x.spec, h, x.release.ID(), x.release.Version())
+	return x.strategy.data(h, restoring)
 }
 
 func (x *executor) stage(ctx context.Context, h drover.Host) error {
 	if err := x.unknown[h.Name]; err != nil {
 		return fmt.Errorf("state before the deploy unknown, not deploying to it: %w", err)
 	}
-	var last error
-	for attempt := 0; attempt <= x.spec.StageRetries; attempt++ {
-		if attempt > 0 {
-			if err := x.r.sleep(ctx, x.backoff(attempt)); err != nil {
-				return last
-			}
-			x.r.emit(drover.Event{Deploy: x.deployID, Kind: drover.EventNotice, Host: h.Name, Step: "stage", Message: fmt.Sprintf("retrying stage (attempt %d/%d) after: %v", attempt+1, x.spec.StageRetries+1, last)})
-		}
-		conn, err := x.conns.get(ctx, h.Name)
-		if err == nil {
-			var res drover.StageResult
-			res, err = x.stageVia(ctx, h, conn, drover.StageRequest{
-				DeployID: x.deployID, Release: x.release,
-				ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
-				SharedDirs: x.spec.SharedDirs,
-			})
-			if err == nil {
-				x.mu.Lock()
-				x.slots[h.Name] = res
-				x.mu.Unlock()
-				return nil
-			}
-		}
-		last = err
-		// Only transfer problems are worth retrying: a release that fails
-		// validation will fail it again, and retrying hides the reason.
-		if !retryable(err) || ctx.Err() != nil {
-			break
-		}
-		x.conns.drop(h.Name)
+	conn, err := x.conns.get(ctx, h.Name)
+	if err != nil {
+		return err
 	}
-	return last
-}
-
-func retryable(err error) bool {
-	switch drover.ErrorCode(err) {
-	case drover.EUNREACHABLE, drover.ETIMEOUT:
-		return true
-	}
-	return false
-}
-
-// backoff is exponential with full jitter, so hosts that failed together do
-// not retry in lockstep against the same bottleneck.
-func (x *executor) backoff(attempt int) time.Duration {
-	// Capped before shifting: stage_retries has no upper bound, and
-	// 200ms<<36 overflows into a negative base that makes Int64N panic.
-	base := 10 * time.Second
-	if attempt <= 6 {
-		base = min(200*time.Millisecond<<(attempt-1), base)
+	res, err := x.stageVia(ctx, h, conn, drover.StageRequest{
+		DeployID: x.deployID, Release: x.release,
+		ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
+		SharedDirs: x.spec.SharedDirs,
+	})
+	if err != nil {
+		return err
 	}
 	x.mu.Lock()
-	j := time.Duration(x.rng.Int64N(int64(base)))
+	x.slots[h.Name] = res
 	x.mu.Unlock()
-	return base/2 + j/2
+	return nil
 }
 
 func (x *executor) promote(ctx context.Context, h drover.Host) error {
@@ -301,31 +291,6 @@ func (x *executor) restore(ctx context.Context, h drover.Host) error {
 		DeployID: x.deployID, To: x.snapshot(h.Name), Action: action, Reason: reason, At: x.r.now(),
 	})
 	return err
-}
-
-// hook runs a command hook on the host. An empty hook passes: not every
-// service has a load balancer to depool from.
-func (x *executor) hook(ctx context.Context, h drover.Host, name, tmpl, dir string) error {
-	if tmpl == "" {
-		return nil
-	}
-	restoring := name == "stop"
-	cmd, err := drover.RenderCommand("hooks."+name, tmpl, x.data(h, restoring))
-	if err != nil {
-		return err
-	}
-	conn, err := x.conns.get(ctx, h.Name)
-	if err != nil {
-		return err
-	}
-	res, err := conn.Exec(ctx, drover.ExecRequest{Command: cmd, Dir: dir, Timeout: x.hookTimeout()})
-	if err != nil {
-		return fmt.Errorf("%s hook: %w", name, err)
-	}
-	if res.ExitCode != 0 {
-		return &drover.Error{Code: drover.EFAILED, Message: fmt.Sprintf("%s hook exited %d: %s", name, res.ExitCode, tail(res.Output, 300))}
-	}
-	return nil
 }
 
 // check runs every check in order; the first that fails fails the step,

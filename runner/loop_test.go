@@ -116,7 +116,7 @@ func TestDriveSurvivesRejectedResult(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- e.r.drive(context.Background(), "d-bug", m, run, func(rollout.Action) time.Duration { return time.Minute })
+		done <- e.r.drive(context.Background(), "d-bug", m, run, func(rollout.Action) time.Duration { return time.Minute }, nil)
 	}()
 	select {
 	case err = <-done:

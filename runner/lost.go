@@ -58,6 +58,9 @@ func (r *Runner) recoverLost(ctx context.Context) ([]*Outcome, error) {
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventNotice, Message: fmt.Sprintf("%s %s of %s lost %v mid-way (unreachable): restoring them to what they ran before it", d.Kind, d.ID, d.Version, names)})
 	cs := newConns(r.Transport, r.Spec)
 	defer cs.closeAll()
-	out := r.restoreHosts(ctx, cs, id, drover.KindRecover, "recover hosts lost by "+d.ID, to, nil)
+	out, err := r.restoreHosts(ctx, cs, id, drover.KindRecover, "recover hosts lost by "+d.ID, to, nil)
+	if err != nil {
+		return nil, err
+	}
 	return []*Outcome{out}, nil
 }

@@ -31,7 +31,14 @@ func newRenderer(s *drover.Spec, rel *drover.Release) (*renderer, error) {
 }
 
 func (rd *renderer) render(h drover.Host) ([]drover.RenderedFile, error) {
+	return rd.renderSlot(h, drover.TemplateSlot{})
+}
+
+// renderSlot renders h's config files as templates see them in slot (a
+// blue/green colour; zero when rolling).
+func (rd *renderer) renderSlot(h drover.Host, slot drover.TemplateSlot) ([]drover.RenderedFile, error) {
 	data := drover.NewTemplateData(rd.spec, h, rd.release.ID(), rd.release.Version())
+	data.Slot = slot
 	files, err := drover.RenderConfigFiles(rd.spec.ConfigFiles, func(p string) ([]byte, error) {
 		b, ok := rd.templates[path.Clean(p)]
 		if !ok {
@@ -45,29 +52,22 @@ func (rd *renderer) render(h drover.Host) ([]drover.RenderedFile, error) {
 	return files, nil
 }
 
-// desiredConfig returns each target's config hash for the release. A
-// template that fails to render for some host is bad input: it is reported
-// before anything is touched.
-func (r *Runner) desiredConfig(rel *drover.Release, targets map[string]bool) (map[string]string, error) {
-	rd, err := newRenderer(r.Spec, rel)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, h := range r.Spec.Hosts {
+// renderAll renders every target's config. A template that fails to
+// render for some host is bad input: it is reported before anything is
+// touched, reachable host or not.
+func (rd *renderer) renderAll(targets map[string]bool) error {
+	for _, h := range rd.spec.Hosts {
 		if !targets[h.Name] {
 			continue
 		}
-		files, err := rd.render(h)
-		if err != nil {
+		if _, err := rd.render(h); err != nil {
 			if terr := rd.templateFailures(targets); terr != nil {
-				return nil, terr
+				return terr
 			}
-			return nil, err
+			return err
 		}
-		out[h.Name] = drover.SlotHash(files, r.Spec.SharedDirs)
 	}
-	return out, nil
+	return nil
 }
 
 // templateHint is the hint of a template that fails for some host: the

@@ -16,61 +16,37 @@ import (
 // (depool, restore, restart, check, repool), groups in reverse order and a
 // batch at a time: the same machinery, with the same safety rules, serves an
 // operator's rollback and the recovery of a crashed deploy.
-func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message string, to map[string]drover.Snapshot, skip map[string]bool) *Outcome {
+//
+// It returns an error only when it touched nothing and recorded nothing:
+// its setup failed (bad input) before Store.Begin.
+func (r *Runner) restoreHosts(ctx context.Context, cs *conns, id, kind, message string, to map[string]drover.Snapshot, skip map[string]bool) (*Outcome, error) {
+	run := r.layout(rollout.ModeRollback, to, skip)
 	rec := r.record(id, kind, nil, message)
-	plan := rollout.Plan{Mode: rollout.ModeRollback, StageParallelism: r.Spec.StageParallelism, Strategy: r.strategy()}
-	seen := map[string]bool{}
-	for _, g := range r.Spec.Groups {
-		gp := rollout.GroupPlan{Name: g.Name, Batch: g.Batch, FailureLimit: g.FailureLimit}
-		for _, name := range g.Hosts {
-			snap, ok := to[name]
-			if !ok {
-				continue
-			}
-			seen[name] = true
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(snap), Skip: skip[name]})
-			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Group: g.Name, Before: snap, Skipped: skip[name]})
-		}
-		if len(gp.Hosts) > 0 {
-			plan.Groups = append(plan.Groups, gp)
-		}
-	}
-	// Hosts of an old deploy that are no longer in any group of the spec
-	// still get restored, one at a time, first.
-	var orphans []string
-	for name := range to {
-		if !seen[name] {
-			orphans = append(orphans, name)
-		}
-	}
-	if len(orphans) > 0 {
-		sort.Strings(orphans)
-		gp := rollout.GroupPlan{Name: "(not in drover.yaml)", Batch: 1}
-		for _, name := range orphans {
-			gp.Hosts = append(gp.Hosts, rollout.HostPlan{Name: name, From: fromLabel(to[name])})
-			rec.Hosts = append(rec.Hosts, drover.DeployHost{Name: name, Before: to[name]})
-		}
-		plan.Groups = append(plan.Groups, gp)
-	}
+	rec.Hosts = run.hosts
 	start := r.now()
-	m, err := rollout.New(plan)
+	m, err := rollout.New(run.plan)
 	if err != nil {
-		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "internal error: " + err.Error()}
+		return nil, drover.Errorf(drover.EINTERNAL, "plan: %v", err)
 	}
-	rec.Groups = planGroups(plan)
+	x := newExecutor(r, cs, nil, id, to)
+	// Everything that can fail is set up before Begin: a run that fails
+	// after it and returns leaves a deploy "unfinished", which the next
+	// run recovers — rolling back hosts this run never touched.
+	bg, err := r.newBGRun()
+	if err != nil {
+		return nil, err
+	}
+	x.useBlueGreen(bg)
+	rec.Groups = planGroups(run.plan)
 	if err := r.Store.Begin(ctx, rec); err != nil {
-		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: "journal: " + err.Error()}
+		return nil, fmt.Errorf("journal: %w", err)
 	}
 	r.emit(drover.Event{Deploy: id, Kind: drover.EventDeployStart, Message: fmt.Sprintf("%s %s: %s to restore", kind, r.Spec.Service, plural(len(to), "host")),
-		Operation: kind, Groups: eventGroups(plan)})
-	x := newExecutor(r, cs, nil, id, to)
-	if x.bg, err = r.newBGRun(); err != nil {
-		return &Outcome{DeployID: id, Kind: kind, Verdict: rollout.NeedsPerson, ExitCode: drover.ExitNeedsPerson, Summary: err.Error()}
-	}
-	err = r.drive(ctx, id, m, x.run, x.timeout)
+		Operation: kind, Groups: eventGroups(run.plan)})
+	err = r.drive(ctx, id, m, x.run, x.timeout, nil)
 	out := r.finish(ctx, id, kind, report(m, err), start)
 	out.Targets = to
-	return out
+	return out, nil
 }
 
 // recoverUnfinished finds deploys of this spec that began and never
@@ -108,8 +84,13 @@ func (r *Runner) recoverUnfinished(ctx context.Context, lock drover.Lock) ([]*Ou
 			out = &Outcome{DeployID: id, Kind: drover.KindRecover, Verdict: rollout.Succeeded, ExitCode: drover.ExitOK, Summary: "recover: no host was touched"}
 		} else {
 			cs := newConns(r.Transport, r.Spec)
-			out = r.restoreHosts(ctx, cs, id, drover.KindRecover, "recover "+rec.ID, to, nil)
+			out, err = r.restoreHosts(ctx, cs, id, drover.KindRecover, "recover "+rec.ID, to, nil)
 			cs.closeAll()
+			if err != nil {
+				// Nothing was touched: the interrupted deploy stays
+				// unfinished, for a run that can recover it.
+				return outs, fmt.Errorf("recovering %s: %w", rec.ID, err)
+			}
 		}
 		summary := "interrupted; recovered by " + id + ": " + out.Summary
 		if err := r.Store.Finish(context.WithoutCancel(ctx), rec.ID, drover.FinishRecord{Finished: r.now(), Outcome: drover.OutcomeInterrupted, ExitCode: out.ExitCode, Summary: summary}); err != nil {
@@ -165,12 +146,22 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 	if o.To, err = resolveTo(views, o.To); err != nil {
 		return nil, err
 	}
+	to, skip, err := r.rollbackTargets(ctx, cs, sortedKeys(targets), views, o.To)
+	if err != nil {
+		return nil, err
+	}
+	return r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
+}
+
+// rollbackTargets is where an operator's rollback takes each named host
+// (to), and which of them are already there (skip). A host that cannot be
+// rolled back refuses the whole rollback, with every such host named.
+func (r *Runner) rollbackTargets(ctx context.Context, cs *conns, names []string, views map[string]*hostView, dest string) (map[string]drover.Snapshot, map[string]bool, error) {
 	to := map[string]drover.Snapshot{}
 	skip := map[string]bool{}
 	var problems []string
 	hint := "use --limit to leave those hosts out, or --to RELEASE-ID"
 	hints := map[string]bool{}
-	names := sortedKeys(targets)
 	for _, name := range names {
 		v := views[name]
 		if v.Err != nil {
@@ -181,7 +172,7 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 			problems = append(problems, unadopted(name, v.State).Error()+" (run `drover adopt` first)")
 			continue
 		}
-		snap, err := r.rollbackTarget(ctx, cs, name, v.State, o.To)
+		snap, err := r.rollbackTarget(ctx, cs, name, v.State, dest)
 		if err == nil && r.blueGreen() {
 			snap, err = bgRollbackTarget(v.State, snap)
 		}
@@ -209,10 +200,9 @@ func (r *Runner) Rollback(ctx context.Context, o RollbackOptions) (*Outcome, err
 				}
 			}
 		}
-		return nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: hint}
+		return nil, nil, &drover.Error{Code: code, Message: "cannot roll back, nothing was changed:\n  " + strings.Join(problems, "\n  "), Hint: hint}
 	}
-	out := r.restoreHosts(ctx, cs, id, drover.KindRollback, o.Message, to, skip)
-	return out, nil
+	return to, skip, nil
 }
 
 // slotMeta is releases/<slot>/.drover-slot.json, written by hostops.

@@ -20,6 +20,18 @@ import (
 //
 // A switch that got as far as moving the current link is not retried: the
 // host is on the new release, and only the restore path may move it again.
+//
+// Retries are composed once, here. stage_retries is the stage step's rule
+// when retry: gives stage a single attempt; it used to be a loop of its
+// own inside the stage step, under the step's rule, so that retry:
+// {attempts: 3} with the default stage_retries made up to nine transfers
+// to a host that was down, and a step timeout nobody had configured.
+
+// Stage transfer retries (stage_retries): the first wait and its cap.
+const (
+	stageBackoff    = 200 * time.Millisecond
+	stageMaxBackoff = 10 * time.Second
+)
 
 // timeout bounds every attempt of a step and the waits between them.
 func (x *executor) timeout(a rollout.Action) time.Duration {
@@ -39,7 +51,14 @@ func (x *executor) retryRule(a rollout.Action) drover.RetryRule {
 	if a.Step == rollout.StepGate {
 		return drover.RetryRule{Attempts: 1}
 	}
-	return x.spec.Retry.Rule(string(a.Step))
+	rule := x.spec.Retry.Rule(string(a.Step))
+	if a.Step == rollout.StepStage && rule.Attempts <= 1 && x.spec.StageRetries > 0 {
+		// Only transfer problems: a release that fails validation will
+		// fail it again, and retrying hides the reason.
+		return drover.RetryRule{Attempts: 1 + x.spec.StageRetries, Backoff: stageBackoff, MaxBackoff: stageMaxBackoff,
+			On: []string{drover.RetryUnreachable, drover.RetryTimeout}}
+	}
+	return rule
 }
 
 // retrying runs a.Step under its retry rule.
@@ -58,13 +77,13 @@ func (x *executor) retrying(ctx context.Context, a rollout.Action) error {
 			return nil
 		}
 		kind := retryKind(err, timedOut)
-		if attempt >= rule.Attempts || kind == "" || !rule.Retries(kind) || ctx.Err() != nil || x.switched(a) {
+		if attempt >= rule.Attempts || kind == "" || !rule.Retries(kind) || ctx.Err() != nil || x.switched(a) || x.unknown[a.Host] != nil {
 			return err
 		}
 		if kind == drover.RetryUnreachable || kind == drover.RetryTimeout {
 			x.conns.drop(a.Host)
 		}
-		wait := x.jitter(retryBackoff(rule, attempt))
+		wait := x.backoff(rule, attempt)
 		reason := fmt.Sprintf("attempt %d of %d (%s): %v; retrying in %s", attempt, rule.Attempts, kind, err, wait.Round(time.Millisecond))
 		x.r.journal(ctx, x.deployID, drover.JournalEntry{At: x.r.now(), Host: a.Host, Step: string(a.Step), Phase: drover.PhaseDone, Outcome: string(outcomeOf(err)), Reason: reason, Output: tail(err.Error(), drover.MaxOutputTail), Restoring: a.Restoring})
 		x.notice(a.Host, string(a.Step), "retrying "+string(a.Step)+" after "+reason)
@@ -117,13 +136,16 @@ func retryBackoff(r drover.RetryRule, n int) time.Duration {
 	return max(b, 0)
 }
 
-// jitter draws a wait from [d/2, d] with the deploy's seeded source, so
-// hosts that failed together do not retry in lockstep.
-func (x *executor) jitter(d time.Duration) time.Duration {
+// backoff is the wait after attempt n under rule: retryBackoff with
+// jitter, drawn from [d/2, d) with the deploy's seeded source, so hosts
+// that failed together do not retry in lockstep against the same
+// bottleneck, and a test replays the same waits.
+func (x *executor) backoff(rule drover.RetryRule, n int) time.Duration {
+	d := retryBackoff(rule, n)
 	if d <= 1 {
 		return d
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return d/2 + time.Duration(x.rng.Int64N(int64(d-d/2)+1))
+	return d/2 + time.Duration(x.rng.Int64N(int64(d-d/2)))
 }

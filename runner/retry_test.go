@@ -103,3 +103,37 @@ func TestRetryTimeoutCoversAttempts(t *testing.T) {
 		t.Fatalf("timeout with 3 attempts %v, want %v", got, want)
 	}
 }
+
+// TestStageRetriesDoNotMultiply: retry: gives stage three attempts and
+// stage_retries is 2: a host that stays down is tried three times, not
+// nine. The transfer retries were a loop inside the stage step, under the
+// step's own retry rule, so the attempts multiplied.
+func TestStageRetriesDoNotMultiply(t *testing.T) {
+	spec := testSpec(3)
+	spec.StageRetries = 2
+	spec.Retry = drover.RetryPolicy{Steps: map[string]drover.RetryRule{"stage": {Attempts: 3, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, On: []string{drover.RetryUnreachable}}}}
+	e := newEnv(t, spec)
+	e.fleet.Fail("h03", opStage, -1, drover.Errorf(drover.EUNREACHABLE, "connection reset"))
+	e.deploy(context.Background(), DeployOptions{Release: mkRelease(t, "1.0.0")})
+	if n := len(e.log.ops("h03", opStage)); n != 3 {
+		t.Errorf("h03 staged %d times, want 3: retry.steps.stage replaces stage_retries", n)
+	}
+	if n := len(e.sleeps.all()); n != 2 {
+		t.Errorf("%d waits, want 2", n)
+	}
+	// Without retry:, stage_retries alone: 1 + 2 attempts, each journaled.
+	spec.Retry = drover.RetryPolicy{}
+	out := e.deploy(context.Background(), DeployOptions{Release: mkRelease(t, "2.0.0")})
+	if n := len(e.log.ops("h03", opStage)); n != 6 {
+		t.Errorf("h03 staged %d times in all, want 3 more with stage_retries 2", n)
+	}
+	var phases []string
+	for _, j := range e.journal(out.DeployID) {
+		if j.Host == "h03" && j.Step == "stage" {
+			phases = append(phases, string(j.Phase)+":"+j.Outcome)
+		}
+	}
+	if got, want := strings.Join(phases, " "), "start: done:unreachable start: done:unreachable start: done:unreachable"; got != want {
+		t.Errorf("h03 stage journal %q, want %q", got, want)
+	}
+}

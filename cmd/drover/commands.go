@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,12 +20,23 @@ import (
 func (a *app) planCmd() *cobra.Command {
 	var f deployFlags
 	var asJSON, showDiff bool
+	var outFile string
 	c := &cobra.Command{
 		Use:   "plan --release SRC",
-		Short: "Show what a deploy would change per host, with config diffs; changes nothing",
+		Short: "Show what a deploy would change per host, with config and release file diffs; changes nothing",
+		Long: `plan says what a deploy of the release would do on each host: deploy, skip
+(already on it) or unreachable, with the config files and release files that
+change. Each host it would deploy to runs the config files' validate commands
+on the new release in a scratch directory that it removes: plan changes
+nothing on the hosts. Exit 0; 1 when a validate command would fail; 3 when
+hosts are unreachable.
+
+-o FILE saves the plan; deploy --plan FILE then refuses, with nothing changed,
+if the fleet is no longer as planned.`,
 		Example: `  drover plan --release ./build --version 1.4.2
   drover plan --release ./build --version 1.4.2 --diff
-  drover plan --release hello.tar.gz --json`,
+  drover plan --release hello.tar.gz --json
+  drover plan --release hello.tar.gz -o plan.json && drover deploy --release hello.tar.gz --plan plan.json`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			e, err := a.open(f.specFlags, nil)
@@ -42,16 +54,26 @@ func (a *app) planCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if outFile != "" {
+				if err := writePlan(outFile, res); err != nil {
+					return err
+				}
+			}
 			if asJSON || f.output == "json" {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			} else {
+				printPlan(a, res, showDiff)
 			}
-			printPlan(a, res, showDiff)
+			a.exit(planExit(res))
 			return nil
 		},
 	}
 	f.add(c, false)
+	c.Flags().StringVarP(&outFile, "out", "o", "", "save the plan to `FILE` for deploy --plan")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	c.Flags().BoolVar(&showDiff, "diff", false, "show unified diffs of each host's rendered config against what is live")
 	return c
@@ -84,6 +106,17 @@ func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 			default:
 				fmt.Fprintf(a.stdout, "  ! %-10s unreachable: %s\n", h.Name, h.Error)
 			}
+			switch {
+			case h.ValidateError != "":
+				counts["invalid"]++
+				fmt.Fprintf(a.stdout, "      validate: FAILED, the deploy would fail staging here:\n")
+				for _, line := range strings.Split(strings.TrimRight(termSafe(h.ValidateError), "\n"), "\n") {
+					fmt.Fprintf(a.stdout, "        %s\n", line)
+				}
+			case h.Validated:
+				fmt.Fprintf(a.stdout, "      validate: ok\n")
+			}
+			printReleaseFiles(a, h.Files, showDiff)
 			if !showDiff && len(h.Diffs) > 0 {
 				fmt.Fprintf(a.stdout, "      %s changed (--diff shows how)\n", plural(len(h.Diffs), "config file"))
 				continue
@@ -95,7 +128,87 @@ func printPlan(a *app, res *runner.PlanResult, showDiff bool) {
 			}
 		}
 	}
-	fmt.Fprintf(a.stdout, "\n%d to deploy, %d already on %s, %d unreachable. Nothing was changed.\n", counts["deploy"], counts["skip"], res.Release, counts["unreachable"])
+	invalid := ""
+	if counts["invalid"] > 0 {
+		invalid = fmt.Sprintf(" (%d would fail validate)", counts["invalid"])
+	}
+	fmt.Fprintf(a.stdout, "\n%d to deploy%s, %d already on %s, %d unreachable. Nothing was changed.\n", counts["deploy"], invalid, counts["skip"], res.Release, counts["unreachable"])
+}
+
+// printReleaseFiles prints how a host's release files change: counts, and
+// with --diff the paths.
+func printReleaseFiles(a *app, rf *runner.ReleaseFiles, showDiff bool) {
+	switch {
+	case rf == nil:
+		return
+	case rf.Unknown != "":
+		fmt.Fprintf(a.stdout, "      release files: not compared (%s)\n", termSafe(rf.Unknown))
+		return
+	case len(rf.Added)+len(rf.Removed)+len(rf.Changed) == 0:
+		fmt.Fprintf(a.stdout, "      release files: unchanged\n")
+		return
+	}
+	fmt.Fprintf(a.stdout, "      release files: %d changed, %d added, %d removed\n", len(rf.Changed), len(rf.Added), len(rf.Removed))
+	if !showDiff {
+		return
+	}
+	for _, l := range []struct {
+		mark  string
+		paths []string
+	}{{"~", rf.Changed}, {"+", rf.Added}, {"-", rf.Removed}} {
+		for _, p := range l.paths {
+			fmt.Fprintf(a.stdout, "        %s %s\n", l.mark, p)
+		}
+	}
+}
+
+// planExit is plan's exit code: 3 when hosts did not answer (as status),
+// else 1 when a validate command would fail (the deploy would halt while
+// staging), else 0.
+func planExit(res *runner.PlanResult) int {
+	code := drover.ExitOK
+	for _, g := range res.Groups {
+		for _, h := range g.Hosts {
+			if !h.Reachable {
+				return drover.ExitNeedsPerson
+			}
+			if h.ValidateError != "" {
+				code = drover.ExitRolledBack
+			}
+		}
+	}
+	return code
+}
+
+// writePlan saves a plan for deploy --plan.
+func writePlan(name string, res *runner.PlanResult) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(name, append(b, '\n'), 0o644); err != nil {
+		return drover.Errorf(drover.EINVALID, "saving the plan: %v", err).WithHint("pass -o a file in a directory you can write")
+	}
+	return nil
+}
+
+// readPlan reads a plan saved by plan -o for a deploy of rel.
+func readPlan(name string, rel *drover.Release, service string) (*runner.PlanResult, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, drover.Errorf(drover.EINVALID, "--plan: %v", err).WithHint("pass the file `drover plan -o FILE` wrote")
+	}
+	var res runner.PlanResult
+	if err := json.Unmarshal(b, &res); err != nil || res.Fingerprint == "" {
+		return nil, drover.Errorf(drover.EINVALID, "--plan %s: not a plan saved by `drover plan -o`", name).WithHint("run `drover plan -o FILE` and pass that file")
+	}
+	if res.Service != service {
+		return nil, drover.Errorf(drover.EINVALID, "--plan %s is a plan of service %s, not %s", name, res.Service, service).WithHint("pass the plan made with this drover.yaml")
+	}
+	if res.Release != rel.ID() {
+		return nil, drover.Errorf(drover.EINVALID, "--plan %s plans release %s, not %s", name, res.Release, rel.ID()).WithHint("deploy the release the plan was made for, or make a new plan")
+	}
+	return &res, nil
 }
 
 func (a *app) rollbackCmd() *cobra.Command {

@@ -96,6 +96,7 @@ func resolveRelease(ctx context.Context, f *deployFlags, e *env) (rel *drover.Re
 func (a *app) deployCmd() *cobra.Command {
 	var f deployFlags
 	var configs *configList
+	var planFile string
 	c := &cobra.Command{
 		Use:   "deploy --release SRC",
 		Short: "Roll a release out: stage everywhere, then canary and batches, rolling back past the failure limit",
@@ -105,11 +106,17 @@ func (a *app) deployCmd() *cobra.Command {
   drover deploy -c web.yaml -c api.yaml --release ./build --parallel 2`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if planFile != "" && a.viaServer() {
+				return &usageError{fmt.Errorf("--plan deploys from this machine; leave out --server")}
+			}
 			if a.viaServer() {
 				return a.remoteDeploy(c.Context(), &f)
 			}
 			// Several configs: a run of several services (multi.go).
 			if files, multi, err := configs.files(); err != nil || multi {
+				if err == nil && planFile != "" {
+					err = &usageError{fmt.Errorf("--plan takes one drover.yaml")}
+				}
 				if err != nil {
 					return err
 				}
@@ -138,10 +145,18 @@ func (a *app) deployCmd() *cobra.Command {
 				return err
 			}
 			defer cleanup()
+			var expect string
+			if planFile != "" {
+				pr, err := readPlan(planFile, rel, e.spec.Service)
+				if err != nil {
+					return err
+				}
+				expect = pr.Fingerprint
+			}
 			if !f.yes {
 				f.message = a.deployMessage(f.message, e.spec)
 			}
-			out, err := e.runner.Deploy(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force, Message: f.message, Overrides: overrides})
+			out, err := e.runner.Deploy(c.Context(), runner.DeployOptions{Release: rel, Limit: f.limit, Force: f.force, Message: f.message, Overrides: overrides, Expect: expect})
 			if err != nil {
 				return err
 			}
@@ -157,6 +172,7 @@ func (a *app) deployCmd() *cobra.Command {
 	}
 	f.add(c, true)
 	f.addOverrides(c)
+	c.Flags().StringVar(&planFile, "plan", "", "deploy only if the fleet is still as the plan saved by `drover plan -o FILE` saw it")
 	configs = a.multiConfig(c, &f.specFlags)
 	return c
 }

@@ -11,7 +11,7 @@ import (
 
 // TestE2EPlanDiffGolden: `plan --diff` on a fleet where one host changes
 // config and release, one is already on the release and one is
-// unreachable, compared with testdata/plan_diff.golden (temp paths, ports
+// unreachable (exit 3), compared with testdata/plan_diff.golden (temp paths, ports
 // and content hashes normalized). Without --diff the same plan shows a
 // count of changed files per host instead of the diffs.
 func TestE2EPlanDiffGolden(t *testing.T) {
@@ -28,7 +28,7 @@ func TestE2EPlanDiffGolden(t *testing.T) {
 	defer os.Rename(h04+".away", h04)
 
 	r := runDrover(t, "plan", "-c", f.Config, "--release", v2, "--diff")
-	mustExit(t, r, 0)
+	mustExit(t, r, 3) // h04 unreachable, as status
 	normalize := func(s string) string {
 		s = strings.ReplaceAll(s, f.Dir, "<fleet>")
 		for _, h := range f.Hosts {
@@ -45,7 +45,7 @@ func TestE2EPlanDiffGolden(t *testing.T) {
 	}
 
 	r = runDrover(t, "plan", "-c", f.Config, "--release", v2)
-	mustExit(t, r, 0)
+	mustExit(t, r, 3)
 	if strings.Contains(r.stdout, "+version") || strings.Contains(r.stdout, "@@") {
 		t.Errorf("plan without --diff shows diffs:\n%s", r.stdout)
 	}

@@ -163,6 +163,21 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	return res, c.wrap(err)
 }
 
+var _ drover.Validator = (*conn)(nil)
+
+// Validate tries req.Release in a scratch directory (hostops.Validate):
+// no deploy root is made, no lock taken.
+func (c *conn) Validate(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
+	if err := c.alive(); err != nil {
+		return drover.StageResult{}, err
+	}
+	if req.Release == nil {
+		return drover.StageResult{}, c.wrap(drover.Errorf(drover.EINVALID, "validate: no release in the request"))
+	}
+	res, err := c.ops.ValidateFile(ctx, req.Release.BundlePath, req)
+	return res, c.wrap(err)
+}
+
 func (c *conn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.HostState, error) {
 	if err := c.ready(); err != nil {
 		return drover.HostState{}, err

@@ -350,6 +350,26 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	return *r.Stage, nil
 }
 
+var _ drover.Validator = (*conn)(nil)
+
+// Validate streams the bundle file after the request, as Stage does; the
+// host tries it in a scratch directory and removes it (hostops.Validate).
+func (c *conn) Validate(ctx context.Context, req drover.StageRequest) (drover.StageResult, error) {
+	if req.Release == nil {
+		return drover.StageResult{}, drover.Errorf(drover.EINVALID, "validate: no release in the request").At(c.where())
+	}
+	f, err := os.Open(req.Release.BundlePath)
+	if err != nil {
+		return drover.StageResult{}, drover.Errorf(drover.EINVALID, "validate: bundle %s: %v", req.Release.BundlePath, err).At(c.where())
+	}
+	defer f.Close()
+	r, err := c.call(ctx, OpValidate, Request{Stage: &req}, f)
+	if err != nil || r.Stage == nil {
+		return drover.StageResult{}, orMissing(err, c, OpValidate)
+	}
+	return *r.Stage, nil
+}
+
 func (c *conn) Promote(ctx context.Context, req drover.PromoteRequest) (drover.HostState, error) {
 	r, err := c.call(ctx, OpPromote, Request{Promote: &req}, nil)
 	if err != nil || r.State == nil {

@@ -22,10 +22,15 @@ const (
 	OpCheck    = "check"
 	OpReadFile = "read-file"
 	OpPrune    = "prune"
+	// OpValidate is stage up to its validate commands, in a scratch
+	// directory the host removes (hostops.Validate): the bundle follows
+	// the request, as for stage. A host binary without it refuses the
+	// unknown operation rather than staging.
+	OpValidate = "validate"
 )
 
 // Ops lists every operation `drover host` serves.
-var Ops = []string{OpState, OpStage, OpPromote, OpRestore, OpExec, OpCheck, OpReadFile, OpPrune, OpFetch, OpStageFetched, OpRelayServe}
+var Ops = []string{OpState, OpStage, OpValidate, OpPromote, OpRestore, OpExec, OpCheck, OpReadFile, OpPrune, OpFetch, OpStageFetched, OpRelayServe}
 
 // Operations of relay distribution (relay.go): fetch a bundle into the
 // host's cache (from another host's relay, or streamed after the request

@@ -97,7 +97,7 @@ func serveOne(ctx context.Context, op string, stdin io.Reader, o ServeOptions) R
 	if err != nil {
 		return fail(err)
 	}
-	if op != OpStage && !(op == OpFetch && req.Fetch != nil && req.Fetch.From == "") {
+	if op != OpStage && op != OpValidate && !(op == OpFetch && req.Fetch != nil && req.Fetch.From == "") {
 		// See Serve: EOF on stdin means the controller is gone. (A
 		// stage, or a fetch from this machine, has the bundle there.)
 		var cancel context.CancelFunc
@@ -253,7 +253,7 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 	// Reads create nothing: `drover status` and `drover plan` must leave
 	// a host that was never deployed as they found it (no deploy root, no
 	// releases directory).
-	if op != OpState && op != OpReadFile && op != OpCheck {
+	if op != OpState && op != OpReadFile && op != OpCheck && op != OpValidate {
 		if err := os.MkdirAll(o.Root, 0o755); err != nil {
 			return fail(drover.Errorf(drover.EFAILED, "create deploy root %s: %v", o.Root, err))
 		}
@@ -284,6 +284,16 @@ func (o ServeOptions) do(ctx context.Context, op string, req Request, body io.Re
 		}
 		defer l.Unlock()
 		res, err := h.Stage(ctx, body, *req.Stage)
+		r.Stage, r.Error = &res, toWire(err)
+	case OpValidate:
+		// No lock: nothing under the deploy root is touched.
+		if req.Stage == nil || req.Stage.Release == nil {
+			return fail(drover.Errorf(drover.EINVALID, "validate: no release in the request"))
+		}
+		if body == nil {
+			return fail(drover.Errorf(drover.EINVALID, "validate: no bundle follows the request"))
+		}
+		res, err := h.Validate(ctx, body, *req.Stage)
 		r.Stage, r.Error = &res, toWire(err)
 	case OpPromote:
 		if req.Promote == nil {

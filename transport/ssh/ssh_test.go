@@ -683,3 +683,36 @@ func waitFile(t *testing.T, p string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestValidateOverSSH: the validate operation tries a release on a host
+// never deployed and leaves its deploy root absent; a failing validate
+// command comes back as EFAILED with the host's output.
+func TestValidateOverSSH(t *testing.T) {
+	ctx := ctxT(t)
+	f := newFixture(t)
+	tr := f.transport(f.config())
+	h := f.host("h01", f.srv)
+	c := open(t, tr, h)
+	v, ok := c.(drover.Validator)
+	if !ok {
+		t.Fatal("the ssh connection is not a drover.Validator")
+	}
+	r := buildRelease(t, "1.0.0")
+	req := drover.StageRequest{Release: r, Data: drover.TemplateData{Host: drover.TemplateHost{Vars: map[string]any{}}}}
+	if _, err := v.Validate(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	req.ConfigFiles = []drover.ConfigFile{{Template: "bin/app", Dest: "app.conf", Validate: "echo refused by the service >&2; exit 1"}}
+	_, err := v.Validate(ctx, req)
+	if de := wantCode(t, err, drover.EFAILED); !strings.Contains(de.Error(), "refused by the service") {
+		t.Fatalf("error: %v", de)
+	}
+	// The deploy root holds what opening the host installs (drover's
+	// binary under .drover), nothing of the validated release.
+	ents, _ := os.ReadDir(h.DeployRoot)
+	for _, e := range ents {
+		if e.Name() != ".drover" {
+			t.Errorf("validate left %s in the deploy root", e.Name())
+		}
+	}
+}
