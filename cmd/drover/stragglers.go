@@ -53,6 +53,16 @@ func (a *app) stragglers(ctx context.Context, e *env, since time.Time, want stri
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Group, dash(h.Version), deployed, dash(h.DeployID), termSafe(strings.Join(h.Reasons, "; ")))
 	}
 	tw.Flush()
-	fmt.Fprintf(a.stdout, "%d of %d hosts are stragglers\n", len(rep.Hosts), len(st.Hosts))
+	fmt.Fprintln(a.stdout, stragglerCount(len(rep.Hosts), len(st.Hosts)))
 	return nil
+}
+
+// stragglerCount is the report's last line: "3 of 6 hosts are
+// stragglers", "1 of 3 hosts is a straggler".
+func stragglerCount(n, total int) string {
+	of := plural(total, "host")
+	if n == 1 {
+		return fmt.Sprintf("1 of %s is a straggler", of)
+	}
+	return fmt.Sprintf("%d of %s are stragglers", n, of)
 }
