@@ -20,6 +20,12 @@ import (
 
 // StageFile stages the bundle file at bundlePath; see Stage.
 func (h *Host) StageFile(ctx context.Context, bundlePath string, req drover.StageRequest) (drover.StageResult, error) {
+	return withBundleFile(bundlePath, func(f io.Reader) (drover.StageResult, error) { return h.Stage(ctx, f, req) })
+}
+
+// withBundleFile opens the bundle file at bundlePath for use, with the
+// errors StageFile and ValidateFile both give for a missing or unreadable one.
+func withBundleFile(bundlePath string, use func(io.Reader) (drover.StageResult, error)) (drover.StageResult, error) {
 	f, err := os.Open(bundlePath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return drover.StageResult{}, drover.Errorf(drover.ENOTFOUND, "bundle %s: no such file", bundlePath)
@@ -28,7 +34,7 @@ func (h *Host) StageFile(ctx context.Context, bundlePath string, req drover.Stag
 		return drover.StageResult{}, drover.Errorf(drover.EFAILED, "bundle %s: %v", bundlePath, err)
 	}
 	defer f.Close()
-	return h.Stage(ctx, f, req)
+	return use(f)
 }
 
 // Stage receives a bundle stream and makes releases/<slot> from it:
@@ -70,15 +76,7 @@ func (h *Host) Stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 
 // ValidateFile validates the bundle file at bundlePath; see Validate.
 func (h *Host) ValidateFile(ctx context.Context, bundlePath string, req drover.StageRequest) (drover.StageResult, error) {
-	f, err := os.Open(bundlePath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return drover.StageResult{}, drover.Errorf(drover.ENOTFOUND, "bundle %s: no such file", bundlePath)
-	}
-	if err != nil {
-		return drover.StageResult{}, drover.Errorf(drover.EFAILED, "bundle %s: %v", bundlePath, err)
-	}
-	defer f.Close()
-	return h.Validate(ctx, f, req)
+	return withBundleFile(bundlePath, func(f io.Reader) (drover.StageResult, error) { return h.Validate(ctx, f, req) })
 }
 
 // Validate does what Stage does up to its validate commands — unpack,

@@ -160,12 +160,9 @@ func (a *app) deployCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, r := range out.Recovered {
-				if r != out {
-					p.verdict(r)
-				}
+			for _, r := range verdictsOf(out) {
+				p.verdict(r)
 			}
-			p.verdict(out)
 			a.exit(out.ExitCode)
 			return nil
 		},

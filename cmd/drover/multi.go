@@ -233,12 +233,9 @@ func (a *app) deployMulti(c *cobra.Command, files []string, f *deployFlags, para
 			if pp, ok := s.p.(*printer); ok {
 				shown = &pp.shown
 			}
-			for _, r := range out.Recovered {
-				if r != out {
-					writeVerdict(&s.buf, f.output == "json", st, r, shown)
-				}
+			for _, r := range verdictsOf(out) {
+				writeVerdict(&s.buf, f.output == "json", st, r, shown)
 			}
-			writeVerdict(&s.buf, f.output == "json", st, out, shown)
 			s.code = out.ExitCode
 			return nil
 		})

@@ -119,12 +119,9 @@ with exit 2 before anything is touched, naming what is missing.`,
 			if err != nil {
 				return err
 			}
-			for _, r := range out.Recovered {
-				if r != out {
-					p.verdict(r)
-				}
+			for _, r := range verdictsOf(out) {
+				p.verdict(r)
 			}
-			p.verdict(out)
 			a.exit(out.ExitCode)
 			return nil
 		},

@@ -13,6 +13,18 @@ import (
 	"drover/runview"
 )
 
+// verdictsOf lists the verdicts a deploy prints, in order: each
+// unfinished deploy it recovered first, then its own.
+func verdictsOf(out *runner.Outcome) []*runner.Outcome {
+	var vs []*runner.Outcome
+	for _, r := range out.Recovered {
+		if r != out {
+			vs = append(vs, r)
+		}
+	}
+	return append(vs, out)
+}
+
 // verdict prints how a run ended and which hosts need attention.
 func (p *printer) verdict(out *runner.Outcome) {
 	p.mu.Lock()
