@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,11 @@ func lockHelper(root string) {
 		// The hook ends; the controller is paused before it drops the
 		// lock (SIGSTOP, a frozen VM), and lets go once continued.
 		l.RunShell(context.Background(), root, hook, nil, timeout)
-		syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		// SIGSTOP sent to the process may be taken by another thread,
+		// and this one ran on into Unlock (removing the record) before
+		// the stop reached it. Sent to this thread, it stops here.
+		runtime.LockOSThread()
+		syscall.Tgkill(os.Getpid(), syscall.Gettid(), syscall.SIGSTOP)
 		l.Unlock()
 		os.Exit(0)
 	}

@@ -186,6 +186,28 @@ before_restart: "sleep 1"`,
 		}
 	}
 
+	// A replica that does not lead forwards changes once its own
+	// candidacy (an etcd session) is up; until then it answers 503 and
+	// Retry-After, as documented. Wait for that on each, through a
+	// request that is forwarded and changes nothing: a deploy nobody has.
+	for _, rp := range others {
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			req, _ := http.NewRequest("GET", rp.url+"/api/v1/deploys/d-none", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusNotFound && resp.Header.Get("X-Drover-Leader") == leader.url {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s never forwarded to the leader %s: %v", rp.url, leader.url, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
 	// Two deploy requests at once, each to a replica that does not lead.
 	codes := make(chan int, 2)
 	ids := make(chan string, 2)
