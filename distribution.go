@@ -37,7 +37,8 @@ func (d Distribution) Relay() bool { return d.Mode == DistributionRelay }
 // Fetcher is implemented by HostConns that can take part in relay
 // distribution. Fetch and StageFetched split Stage in two: the bundle
 // arrives and is verified first, whole, before anything is unpacked, and
-// stays on the host so that it can Relay it to other hosts.
+// stays on the host so that it can Relay it to other hosts — while it
+// arrives, too.
 type Fetcher interface {
 	// Fetch puts req.Release's bundle into the host's bundle cache: from
 	// another host's relay at req.From, or streamed from this machine
@@ -49,8 +50,11 @@ type Fetcher interface {
 	// unpacking it, and stages it like Stage. A cached copy missing, or damaged since it was fetched
 	// (then removed), is ENOTFOUND: fetch it again.
 	StageFetched(ctx context.Context, req StageRequest) (StageResult, error)
-	// Relay serves the host's cached bundle over HTTP to hosts that
-	// present req.Token, until Close, ctx ends or req.Timeout passes.
+	// Relay serves the host's bundle over HTTP to hosts that present
+	// req.Token, until Close, ctx ends or req.Timeout passes. It may start
+	// before the host has the bundle: it passes on the bytes as the
+	// host's Fetch writes them, and cuts a transfer short when that
+	// fetch fails (the fetching host verifies the sha256 itself).
 	Relay(ctx context.Context, req RelayRequest) (RelayServer, error)
 }
 

@@ -17,19 +17,23 @@ import (
 // package distribute) during the stage phase. A host's stage step then
 // goes:
 //
-//  1. fetch the bundle from its source in the tree — the host it hangs
-//     from, once that host holds the verified bundle and serves it — or
-//     straight from this machine for a seed. The fetching host checks the
-//     sha256 and size before it keeps anything. A source that failed,
-//     cannot serve, or served a bundle that does not verify is skipped
-//     for the next one up the tree, and at worst this machine.
-//  2. stage from the fetched file, whose sha256 is checked once more
+//  1. when hosts below it in the tree are still to come, start its
+//     relay: a short-lived HTTP server on the host, with a random key
+//     (never logged) from which each child gets a one-time token. It
+//     serves the bundle as the host receives it (cut-through), so a
+//     child's transfer runs alongside its parent's instead of after it:
+//     the tree costs about one transfer time, not one per level. It stops
+//     once every host below it is done, when the deploy ends, at its
+//     timeout, or when the host's own fetch fails (its children's
+//     transfers are cut short and they fetch from further up).
+//  2. fetch the bundle from its source in the tree — the host it hangs
+//     from, once that host's relay is up — or straight from this machine
+//     for a seed. The fetching host checks the sha256 and size of what it
+//     received before it keeps anything. A source that failed, cannot
+//     serve, or served a bundle that does not verify is skipped for the
+//     next one up the tree, and at worst this machine.
+//  3. stage from the fetched file, whose sha256 is checked once more
 //     before it is unpacked; a copy damaged since is fetched again.
-//  3. once the whole stage step succeeded (after_stage included), serve
-//     it when hosts below it in the tree are still to come: a
-//     short-lived HTTP relay on the host with a random one-time token
-//     (never logged). It stops once every host below it is done, when
-//     the deploy ends, or at its timeout.
 //
 // Hosts enter the tree in the order the core stages them, so a host's
 // source has always started staging before it; a host only waits for a
@@ -57,12 +61,16 @@ type relayNode struct {
 	started, ended bool
 	// begun is closed when the host's stage step starts.
 	begun chan struct{}
-	// ready is closed when the host holds the verified bundle and its
-	// relay is up — or when it never will be.
+	// ready is closed when the host's relay is up — or when it never
+	// will be.
 	ready     chan struct{}
 	readyOnce sync.Once
 	srv       drover.RelayServer
 	token     string
+	// serving says its relay was asked for (once a deploy); failed that
+	// it could not get a verified bundle, or served one that did not
+	// verify: it relays no more.
+	serving, failed bool
 	// pending counts hosts below this one whose stage has not ended.
 	pending int
 	// got says the host holds the verified bundle, via from where
@@ -165,7 +173,11 @@ func (d *distribution) settle(host string) {
 		return
 	}
 	n.ended = true
-	n.readyOnce.Do(func() { close(n.ready) })
+	if !n.serving {
+		// A relay still starting says when it is up (serve): the step
+		// may well end first, and the hosts below must not skip it.
+		n.readyOnce.Do(func() { close(n.ready) })
+	}
 	d.settled++
 	var done []drover.RelayServer
 	for _, a := range d.tree.Ancestors(host) {
@@ -244,7 +256,11 @@ func (x *executor) stageVia(ctx context.Context, h drover.Host, conn drover.Host
 	if d == nil || !ok || !d.tree.Has(h.Name) {
 		return conn.Stage(ctx, req)
 	}
+	d.startRelay(h.Name, f)
 	if err := d.fetch(ctx, h.Name, f); err != nil {
+		// Hosts fetching through it must not wait for bytes that will
+		// not come.
+		d.distrust(h.Name)
 		return drover.StageResult{}, err
 	}
 	res, err := f.StageFetched(ctx, req)
@@ -327,8 +343,8 @@ func sourceName(src string) string {
 // a source that will never stage.
 const startGrace = 5 * time.Second
 
-// wait waits until src holds the bundle and serves it, and returns its
-// relay. A source that does not start staging, or will not serve, is not
+// wait waits until src's relay is up (src need not hold the bundle yet:
+// it passes it on as it arrives), and returns it. A source that does not start staging, or will not serve, is not
 // waited for.
 func (d *distribution) wait(ctx context.Context, src string) (url, token string, ok bool) {
 	n := d.nodes[src]
@@ -365,36 +381,39 @@ func (d *distribution) fetched(host, via string, fellBack bool) {
 	}
 }
 
-// relayFrom starts host's relay once its stage step succeeded: a host
-// relays what it fetched, verified, unpacked and validated.
-func (d *distribution) relayFrom(ctx context.Context, host string) {
-	if d == nil || !d.tree.Has(host) {
-		return
-	}
-	conn, err := d.x.conns.get(ctx, host)
-	if err != nil {
-		return // settle tells the hosts below
-	}
-	if f, ok := conn.(drover.Fetcher); ok {
-		d.serve(host, f)
-	}
-}
-
-// serve starts host's relay when hosts below it are still to come, then
-// lets them fetch. A relay that cannot start is a notice: they fetch from
-// further up.
-func (d *distribution) serve(host string, f drover.Fetcher) {
+// startRelay starts host's relay, once, when hosts below it are still to
+// come: in the background, alongside the host's own fetch, since it
+// serves the bundle as it arrives. A host with nobody below it is ready
+// at once (it will never serve).
+func (d *distribution) startRelay(host string, f drover.Fetcher) {
 	d.mu.Lock()
 	n := d.nodes[host]
-	need := n != nil && n.pending > 0 && n.srv == nil
-	d.mu.Unlock()
 	if n == nil {
+		d.mu.Unlock()
 		return
 	}
+	if n.serving || n.failed || n.pending <= 0 || d.ctx.Err() != nil {
+		d.mu.Unlock()
+		if !n.serving {
+			n.readyOnce.Do(func() { close(n.ready) })
+		}
+		return
+	}
+	n.serving = true
+	// Under d.mu, before stopDistribution cancels and waits: it waits
+	// for this too.
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		d.serve(host, n, f)
+	}()
+}
+
+// serve starts host's relay, then lets the hosts below it fetch. A relay
+// that cannot start is a notice: they fetch from further up.
+func (d *distribution) serve(host string, n *relayNode, f drover.Fetcher) {
 	defer n.readyOnce.Do(func() { close(n.ready) })
-	if !need {
-		return
-	}
 	token := relay.NewToken()
 	srv, err := f.Relay(d.ctx, drover.RelayRequest{
 		Release: d.x.release, Token: token, Timeout: d.timeout,
@@ -406,8 +425,9 @@ func (d *distribution) serve(host string, f drover.Fetcher) {
 		return
 	}
 	d.mu.Lock()
-	if n.pending <= 0 || d.ctx.Err() != nil {
-		// Everyone below gave up waiting, or the deploy ended.
+	if n.pending <= 0 || n.failed || d.ctx.Err() != nil {
+		// Everyone below gave up waiting, its fetch failed, or the
+		// deploy ended.
 		d.mu.Unlock()
 		srv.Close()
 		return
@@ -416,13 +436,16 @@ func (d *distribution) serve(host string, f drover.Fetcher) {
 	d.mu.Unlock()
 }
 
-// distrust stops src's relay: it served a bundle that did not verify.
+// distrust stops src's relay for good: it served a bundle that did not
+// verify, or could not get one itself. Transfers from it in progress are
+// cut short; the hosts below fetch from further up.
 func (d *distribution) distrust(src string) {
 	d.mu.Lock()
 	n := d.nodes[src]
 	var srv drover.RelayServer
 	if n != nil {
 		srv, n.srv = n.srv, nil
+		n.failed = true
 	}
 	d.mu.Unlock()
 	if srv != nil {

@@ -2,7 +2,9 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,12 +41,14 @@ func relaySpec(t *testing.T, n int) *drover.Spec {
 }
 
 // faultyRelays wraps transport local: hosts in corrupt serve a damaged
-// copy of the bundle (their cache is damaged as their relay starts, after
-// they staged from it), hosts in damaged find their copy damaged when
-// they are about to stage it (once), hosts in down cannot fetch at all.
+// copy of the bundle (from a relay of the test's own over a damaged
+// copy), hosts in damaged find their copy damaged when they are about to
+// stage it (once), hosts in down cannot fetch at all. A host in
+// fetchVia receives the bundle through that function instead.
 type faultyRelays struct {
 	drover.Transport
 	corrupt, damaged, down map[string]bool
+	fetchVia               map[string]func(ctx context.Context, root string, rel *drover.Release) error
 	tt                     *testing.T
 	mu                     sync.Mutex
 	urls                   []string
@@ -81,6 +85,9 @@ func (c *faultyConn) Fetch(ctx context.Context, req drover.FetchRequest) error {
 	if c.t.down[c.host.Name] {
 		return drover.Errorf(drover.EFAILED, "disk full").At("host " + c.host.Name)
 	}
+	if via := c.t.fetchVia[c.host.Name]; via != nil {
+		return via(ctx, local.DeployRoot(c.host), req.Release)
+	}
 	return c.f.Fetch(ctx, req)
 }
 
@@ -96,10 +103,13 @@ func (c *faultyConn) StageFetched(ctx context.Context, req drover.StageRequest) 
 }
 
 func (c *faultyConn) Relay(ctx context.Context, req drover.RelayRequest) (drover.RelayServer, error) {
+	var srv drover.RelayServer
+	var err error
 	if c.t.corrupt[c.host.Name] {
-		damage(c.tt, c.host, req.Release)
+		srv, err = corruptRelay(c.tt, ctx, req)
+	} else {
+		srv, err = c.f.Relay(ctx, req)
 	}
-	srv, err := c.f.Relay(ctx, req)
 	if err == nil {
 		c.t.mu.Lock()
 		c.t.urls = append(c.t.urls, srv.URL())
@@ -108,9 +118,32 @@ func (c *faultyConn) Relay(ctx context.Context, req drover.RelayRequest) (drover
 	return srv, err
 }
 
+// corruptRelay is a real relay serving a damaged copy of req's bundle.
+func corruptRelay(t *testing.T, ctx context.Context, req drover.RelayRequest) (drover.RelayServer, error) {
+	b, err := os.ReadFile(req.Release.BundlePath)
+	if err != nil {
+		return nil, err
+	}
+	b[len(b)/2] ^= 0xff
+	root := t.TempDir()
+	p := relay.Path(root, req.Release.BundleSHA256)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return nil, err
+	}
+	ln, err := relay.Listen("127.0.0.1", 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	return relay.Serve(ctx, ln, root, req.Release.BundleSHA256, req.Release.BundleSize, req.Token, req.Timeout)
+}
+
 func relayEnv(t *testing.T, n int, corrupt, damaged, down []string) (*env, *faultyRelays) {
 	e := newEnv(t, relaySpec(t, n))
-	ft := &faultyRelays{Transport: &local.Transport{}, corrupt: map[string]bool{}, damaged: map[string]bool{}, down: map[string]bool{}, tt: t}
+	ft := &faultyRelays{Transport: &local.Transport{}, corrupt: map[string]bool{}, damaged: map[string]bool{}, down: map[string]bool{},
+		fetchVia: map[string]func(context.Context, string, *drover.Release) error{}, tt: t}
 	for _, h := range corrupt {
 		ft.corrupt[h] = true
 	}
@@ -230,7 +263,10 @@ func TestRelayDeploy_DamagedCopy(t *testing.T) {
 	joined := strings.Join(notices(e), "\n")
 	for _, want := range []string{
 		"h02: fetching the bundle again: host h02: cached bundle", "no longer matches its sha256; removed",
-		"6 hosts got the bundle from other hosts, 1 from this machine\n",
+		// h04 and h05 may have been reading h02's copy as it was damaged
+		// (its relay passes on what it holds): they then refuse it and
+		// fetch from h01.
+		"6 hosts got the bundle from other hosts, 1 from this machine",
 	} {
 		if !strings.Contains(joined+"\n", want) {
 			t.Errorf("notices lack %q:\n%s", want, joined)
@@ -259,9 +295,103 @@ func TestRelayDeploy_SourceDown(t *testing.T) {
 		t.Errorf("summary:\n%s", joined)
 	}
 	for _, h := range []string{"h06", "h07"} {
-		if want := h + ": h03 has no bundle to relay, fetching it from h01"; !strings.Contains(joined, want) {
-			t.Errorf("notices lack %q:\n%s", want, joined)
+		// h03's relay is up while it fetches; a child that started on it
+		// is cut off when h03's fetch fails.
+		a := h + ": h03 has no bundle to relay, fetching it from h01"
+		b := h + ": fetching the bundle from h03 failed, fetching it from h01: "
+		if !strings.Contains(joined, a) && !strings.Contains(joined, b) {
+			t.Errorf("notices lack %q:\n%s", a, joined)
 		}
+	}
+	assertRelaysGone(t, ft)
+}
+
+// halfThenWait feeds a host's receive the first half of rel's bundle,
+// then waits (at most 10s) until the host below it, under childRoot, has
+// received that half too — which it can only do if the relay passes the
+// bundle on as it arrives — and then ends with end: nil for the rest of
+// the bundle, or an error (the source died mid-stream). It reports
+// whether the child got there.
+func halfThenWait(t *testing.T, childRoot string, end error, reached *bool) func(context.Context, string, *drover.Release) error {
+	return func(ctx context.Context, root string, rel *drover.Release) error {
+		b, err := os.ReadFile(rel.BundlePath)
+		if err != nil {
+			return err
+		}
+		half := int64(len(b) / 2)
+		pr, pw := io.Pipe()
+		go func() {
+			pw.Write(b[:half])
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				if fi, err := os.Stat(relay.PartPath(childRoot, rel.BundleSHA256)); err == nil && fi.Size() >= half {
+					*reached = true
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if end != nil {
+				pw.CloseWithError(end)
+				return
+			}
+			pw.Write(b[half:])
+			pw.Close()
+		}()
+		_, err = relay.Receive(ctx, root, pr, rel.BundleSHA256, rel.BundleSize, "the controller")
+		pr.Close()
+		return err
+	}
+}
+
+// TestRelayDeploy_CutThrough: h02 relays the bundle to h04 and h05 as it
+// receives it: h04 holds the first half before h02 has the second (store
+// and forward would make h04 wait for h02's whole stage step).
+func TestRelayDeploy_CutThrough(t *testing.T) {
+	e, ft := relayEnv(t, 7, nil, nil, nil)
+	var reached bool
+	ft.fetchVia["h02"] = halfThenWait(t, local.DeployRoot(e.spec.Hosts[3]), nil, &reached)
+	rel := mkRelease(t, "1.0.0")
+	e.mustDeploy(rel, "")
+	if !reached {
+		t.Error("h04 received nothing from h02 until h02 had the whole bundle")
+	}
+	for _, h := range e.spec.Hosts {
+		stagedOK(t, h, rel)
+	}
+	joined := strings.Join(notices(e), "\n")
+	if want := "6 hosts got the bundle from other hosts, 1 from this machine\n"; !strings.Contains(joined+"\n", want) {
+		t.Errorf("notices lack %q:\n%s", want, joined)
+	}
+	assertRelaysGone(t, ft)
+}
+
+// TestRelayDeploy_SourceFailsMidStream: h02's own fetch dies half-way,
+// while h04 is receiving the same bytes from h02's relay. h04 and h05
+// refuse what they got (cut short), fetch from h01 and deploy; h02 fails.
+func TestRelayDeploy_SourceFailsMidStream(t *testing.T) {
+	e, ft := relayEnv(t, 7, nil, nil, nil)
+	e.spec.StageRetries = 0
+	var reached bool
+	ft.fetchVia["h02"] = halfThenWait(t, local.DeployRoot(e.spec.Hosts[3]), errors.New("connection reset by peer"), &reached)
+	rel := mkRelease(t, "1.0.0")
+	out := e.deploy(context.Background(), DeployOptions{Release: rel})
+	if out.ExitCode != drover.ExitPartial {
+		t.Fatalf("exit %d: %s", out.ExitCode, out.Summary)
+	}
+	if !reached {
+		t.Error("h04 received nothing from h02 before h02's fetch failed")
+	}
+	for _, h := range e.spec.Hosts {
+		if h.Name != "h02" {
+			stagedOK(t, h, rel)
+		}
+	}
+	joined := strings.Join(notices(e), "\n")
+	if want := "h04: fetching the bundle from h02 failed, fetching it from h01: "; !strings.Contains(joined, want) {
+		t.Errorf("notices lack %q:\n%s", want, joined)
+	}
+	if want := "5 hosts got the bundle from other hosts, 1 from this machine, 2 after their first source failed, 1 did not get it"; !strings.Contains(joined, want) {
+		t.Errorf("summary:\n%s", joined)
 	}
 	assertRelaysGone(t, ft)
 }

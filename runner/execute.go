@@ -181,11 +181,7 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 	}
 	switch a.Step {
 	case rollout.StepStage:
-		err := x.stageStep(ctx, h)
-		if err == nil {
-			x.dist.relayFrom(ctx, h.Name) // distribute.go
-		}
-		return err
+		return x.stageStep(ctx, h)
 	case rollout.StepDepool:
 		return x.depool(ctx, h, a.Restoring)
 	case rollout.StepRepool:

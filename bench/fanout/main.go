@@ -404,7 +404,7 @@ func components(f *sshfleet.Fleet, dir, bundle string) error {
 	defer os.RemoveAll(a)
 	defer os.RemoveAll(b)
 	defer os.RemoveAll(out)
-	var cached string
+
 	steps := []struct {
 		what string
 		fn   func() error
@@ -434,7 +434,7 @@ func components(f *sshfleet.Fleet, dir, bundle string) error {
 				return err
 			}
 			defer in.Close()
-			cached, err = relay.Receive(ctx, a, in, sum, size, "bench")
+			_, err = relay.Receive(ctx, a, in, sum, size, "bench")
 			return err
 		}},
 		// Every other host: from a relay over loopback HTTP.
@@ -445,7 +445,7 @@ func components(f *sshfleet.Fleet, dir, bundle string) error {
 				return err
 			}
 			token := relay.NewToken()
-			srv, err := relay.Serve(ctx, ln, cached, sum, token, time.Minute)
+			srv, err := relay.Serve(ctx, ln, a, sum, size, token, time.Minute)
 			if err != nil {
 				return err
 			}

@@ -11,17 +11,21 @@ import (
 
 // TestE2EFanoutRelay: six real sshd hosts with distribution.mode relay,
 // one seed and fanout 2 — h01 gets the bundle from this machine and
-// relays it to h02 and h03, h02 to h04 and h05, h03 to h06. h02's copy
-// is damaged after it staged (its after_stage hook overwrites a byte of
-// its cached bundle), so it serves a bundle whose checksum is wrong: h04
-// and h05 detect it, keep nothing, and fetch from h01. Every host ends on
-// the release, nothing unverified is left or staged, and no relay
-// outlives the deploy.
+// relays it to h02 and h03, h02 to h04 and h05, h03 to h06. Relays pass
+// the bundle on as it arrives (h02 fetches from h01 while h01 receives
+// it). h02's copy is damaged after it staged (its after_stage hook
+// overwrites a byte inside its cached bundle — a byte appended would not
+// do: a relay never serves more than the bundle's size), and two hosts
+// stage at a time,
+// so h04 and h05 only start once h02 is done: h02 serves them a bundle
+// whose checksum is wrong, and they detect it, keep nothing, and fetch
+// from h01. Every host ends on the release, nothing unverified is left or
+// staged, and no relay outlives the deploy.
 func TestE2EFanoutRelay(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	f, err := sshfleet.New(sshfleet.Options{Dir: dir, Hosts: 6,
-		ExtraYAML: "distribution: {mode: relay, seeds: 1, fanout: 2}\n"})
+		ExtraYAML: "distribution: {mode: relay, seeds: 1, fanout: 2}\nstage_parallelism: 2\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +34,7 @@ func TestE2EFanoutRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const corrupt = `  after_stage: 'if [ "$DROVER_HOST" = h02 ]; then for b in "$DROVER_ROOT"/.drover/bundles/*.tar.gz; do printf X | dd of="$b" bs=1 seek=4096 conv=notrunc 2>/dev/null; done; fi'` + "\n"
+	const corrupt = `  after_stage: 'if [ "$DROVER_HOST" = h02 ]; then for b in "$DROVER_ROOT"/.drover/bundles/*.tar.gz; do printf X | dd of="$b" bs=1 seek=2048 conv=notrunc 2>/dev/null; done; fi'` + "\n"
 	cfg := strings.Replace(string(b), "hooks:\n", "hooks:\n"+corrupt, 1)
 	if err := os.WriteFile(f.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -61,7 +65,7 @@ func TestE2EFanoutRelay(t *testing.T) {
 	for _, h := range f.Hosts {
 		ents, _ := os.ReadDir(filepath.Join(h.Root, ".drover", "bundles"))
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".tmp-") {
+			if strings.HasPrefix(e.Name(), ".tmp-") || strings.HasPrefix(e.Name(), ".part-") {
 				t.Errorf("%s: an unverified download %s was left", h.Name, e.Name())
 			}
 		}

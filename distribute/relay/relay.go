@@ -86,6 +86,15 @@ func Cached(root, sha string) (string, error) {
 // only if its sha256 is sha and, when size > 0, it is size bytes; a
 // mismatch is EINVALID naming from (where it came from) and leaves
 // nothing behind. A bundle already cached is kept and r is not read.
+//
+// While it is being written the file is also published as PartPath, so
+// that this host's relay (Serve) passes the bytes on to the hosts below
+// it as they arrive instead of after the whole bundle: the tree then
+// costs about one transfer time, not one per level. Publishing them
+// unverified is safe because every host checks the sha256 of what it
+// received itself before keeping it; a receive that fails removes the
+// published name, and the relay then cuts its children's transfers
+// short, so they refuse what they got and fetch from further up.
 func Receive(ctx context.Context, root string, r io.Reader, sha string, size int64, from string) (string, error) {
 	if err := checkSHA(sha); err != nil {
 		return "", err
@@ -102,10 +111,13 @@ func Receive(ctx context.Context, root string, r io.Reader, sha string, size int
 		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
 	}
 	tmp := f.Name()
+	part := PartPath(root, sha)
+	published := publish(tmp, part)
 	keep := false
 	defer func() {
 		if !keep {
 			f.Close()
+			unpublish(part, published)
 			os.Remove(tmp)
 		}
 	}()
@@ -115,7 +127,7 @@ func Receive(ctx context.Context, root string, r io.Reader, sha string, size int
 		// One byte more than expected is enough to tell it is too long.
 		in = io.LimitReader(in, size+1)
 	}
-	n, err := io.Copy(io.MultiWriter(f, h), in)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), in, make([]byte, 256<<10))
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", drover.Errorf(drover.ETIMEOUT, "receive bundle from %s: %v", from, ctx.Err())
@@ -137,8 +149,46 @@ func Receive(ctx context.Context, root string, r io.Reader, sha string, size int
 		return "", drover.Errorf(drover.EFAILED, "bundle cache: %v", err)
 	}
 	keep = true
+	// The relay finds the verified bundle under dst from now on (the same
+	// file: a transfer in progress goes on reading it).
+	unpublish(part, published)
 	clean(dir, sha)
 	return dst, nil
+}
+
+// PartPath is where a bundle being received is published for the relay.
+func PartPath(root, sha string) string { return filepath.Join(root, Dir, ".part-"+sha) }
+
+// publish links the file being written at tmp as part, replacing any
+// earlier one atomically (a receive that died, or the one a retry
+// replaces: a relay reading it moves over to this one). It returns the
+// file's identity, to take the name back only while it is still ours;
+// nil when it could not be published (then the relay simply waits for the
+// verified bundle).
+func publish(tmp, part string) os.FileInfo {
+	link := tmp + "-part"
+	if err := os.Link(tmp, link); err != nil {
+		return nil
+	}
+	if err := os.Rename(link, part); err != nil {
+		os.Remove(link)
+		return nil
+	}
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		return nil
+	}
+	return fi
+}
+
+// unpublish removes part if it still names the file published.
+func unpublish(part string, published os.FileInfo) {
+	if published == nil {
+		return
+	}
+	if fi, err := os.Stat(part); err == nil && os.SameFile(fi, published) {
+		os.Remove(part)
+	}
 }
 
 // verified reports whether the cache holds bundle sha intact (a fetch
@@ -198,7 +248,8 @@ func Checked(req drover.StageRequest) drover.StageRequest {
 
 // clean removes the cache's other bundles — one release is distributed
 // at a time, and the previous one is on disk unpacked — and temporary
-// files left by receives that died more than an hour ago.
+// (and published, PartPath) files left by receives that died more than an
+// hour ago.
 func clean(dir, keep string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -210,7 +261,7 @@ func clean(dir, keep string) {
 		case name == keep+".tar.gz":
 		case strings.HasSuffix(name, ".tar.gz"):
 			os.Remove(filepath.Join(dir, name))
-		case strings.HasPrefix(name, ".tmp-"):
+		case strings.HasPrefix(name, ".tmp-"), strings.HasPrefix(name, ".part-"):
 			if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > time.Hour {
 				os.Remove(filepath.Join(dir, name))
 			}
@@ -358,7 +409,7 @@ func Listen(host string, portMin, portMax int) (net.Listener, error) {
 		WithHint("widen distribution.port_range, or leave it out to let each host pick a free port")
 }
 
-// Server serves one cached bundle.
+// Server serves one bundle.
 type Server struct {
 	url  string
 	srv  *http.Server
@@ -367,14 +418,26 @@ type Server struct {
 	once sync.Once
 }
 
-// Serve serves the bundle file at path (sha256 sha) on ln at
-// /bundle/<sha> to requests carrying "Authorization: Bearer
+// Serve serves the bundle with sha256 sha and size bytes under root on
+// ln at /bundle/<sha> to requests carrying "Authorization: Bearer
 // <ChildToken(key, child)>", once per child, until Close, ctx ends or
 // timeout passes (0: no timeout).
-func Serve(ctx context.Context, ln net.Listener, path, sha, key string, timeout time.Duration) (*Server, error) {
+//
+// It need not hold the bundle yet: it serves what this host's Receive
+// has written so far and follows it as it grows (cut-through), or the
+// verified bundle once it is cached. The bytes are not trusted on the
+// way — each child checks the sha256 itself — but a transfer is cut short
+// when this host's receive fails or stalls for StallTimeout, so children
+// find out and fetch from elsewhere. size must be the bundle's: it is
+// announced as Content-Length and never exceeded.
+func Serve(ctx context.Context, ln net.Listener, root, sha string, size int64, key string, timeout time.Duration) (*Server, error) {
 	if err := checkSHA(sha); err != nil {
 		ln.Close()
 		return nil, err
+	}
+	if size <= 0 {
+		ln.Close()
+		return nil, drover.Errorf(drover.EINVALID, "relay: the bundle's size is unknown")
 	}
 	if len(key) < 32 {
 		ln.Close()
@@ -386,6 +449,7 @@ func Serve(ctx context.Context, ln net.Listener, path, sha, key string, timeout 
 		stop: make(chan struct{}),
 	}
 	tk := &tokens{key: key, used: map[string]bool{}}
+	stall := StallTimeout
 	mux := http.NewServeMux()
 	mux.HandleFunc("/bundle/"+sha, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -396,19 +460,19 @@ func Serve(ctx context.Context, ln net.Listener, path, sha, key string, timeout 
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			http.Error(w, "bundle not available", http.StatusNotFound)
-			return
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			http.Error(w, "bundle not available", http.StatusInternalServerError)
-			return
-		}
 		w.Header().Set("Content-Type", "application/gzip")
-		http.ServeContent(w, r, "", fi.ModTime(), f)
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		// Headers go out at once: the child's header timeout must not
+		// run while this host waits for its own source.
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodHead {
+			return
+		}
+		if err := follow(r.Context(), root, sha, size, stall, w); err != nil {
+			// Fewer bytes than announced, and the connection closed:
+			// the child sees a short transfer and refuses it.
+			panic(http.ErrAbortHandler)
+		}
 	})
 	s.srv = &http.Server{
 		Handler:           mux,
@@ -438,6 +502,111 @@ func Serve(ctx context.Context, ln net.Listener, path, sha, key string, timeout 
 		<-served
 	}()
 	return s, nil
+}
+
+// StallTimeout bounds how long a relay waits for this host's receive to
+// start or to write more before it cuts a child's transfer short (read
+// when Serve starts).
+var StallTimeout = time.Minute
+
+// follow copies size bytes of bundle sha to w: from the verified bundle
+// when it is cached, else from the file Receive is writing (PartPath),
+// waiting for it to grow. It moves to whichever file now holds the
+// bundle when the one it reads is replaced (a receive retried, or
+// finished), and fails when the receive failed (neither name is there)
+// or nothing new arrived for stall.
+func follow(ctx context.Context, root, sha string, size int64, stall time.Duration, w io.Writer) error {
+	fl, _ := w.(http.Flusher)
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	final, part := Path(root, sha), PartPath(root, sha)
+	// open switches to whichever file holds the bundle now, the verified
+	// one first; it reports whether there was one.
+	open := func() bool {
+		for _, p := range []string{final, part} {
+			g, err := os.Open(p)
+			if err != nil {
+				continue
+			}
+			if f != nil {
+				f.Close()
+			}
+			f = g
+			return true
+		}
+		return false
+	}
+	// same reports whether path still names the file being read.
+	same := func(path string) (exists, same bool) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return false, false
+		}
+		cur, err := f.Stat()
+		return true, err == nil && os.SameFile(fi, cur)
+	}
+	buf := make([]byte, 256<<10)
+	var off int64
+	wait := time.Millisecond
+	last := time.Now()
+	for off < size {
+		if f == nil && !open() {
+			// Its receive has not started yet.
+		} else if f != nil {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return werr
+				}
+				off += int64(n)
+				wait, last = time.Millisecond, time.Now()
+				continue
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			// At the end of what has been written: finished, replaced,
+			// failed, or still coming.
+			if ok, cur := same(final); ok {
+				if cur {
+					return fmt.Errorf("cached bundle is shorter than %d bytes", size)
+				}
+				open()
+				continue
+			}
+			if ok, cur := same(part); ok && !cur {
+				open()
+				continue
+			} else if !ok {
+				// Gone: failed, unless it was renamed into the cache
+				// just now.
+				if _, err := os.Stat(final); err != nil {
+					return errors.New("this host's receive failed")
+				}
+				open()
+				continue
+			}
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		if time.Since(last) > stall {
+			return errors.New("this host's receive stalled")
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
+	return nil
 }
 
 // URL is where the bundle is served.

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -94,7 +96,7 @@ func TestServeFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := NewToken()
-	srv, err := Serve(ctx, ln, path, sha, token, time.Minute)
+	srv, err := Serve(ctx, ln, src, sha, int64(len(b)), token, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestServeFetch(t *testing.T) {
 func TestServe_Stops(t *testing.T) {
 	b, sha := bundle(t, 10)
 	root := t.TempDir()
-	path, _ := Receive(context.Background(), root, bytes.NewReader(b), sha, 0, "x")
+	Receive(context.Background(), root, bytes.NewReader(b), sha, 0, "x")
 	for _, c := range []struct {
 		name    string
 		timeout time.Duration
@@ -179,7 +181,7 @@ func TestServe_Stops(t *testing.T) {
 	}{{"timeout", 50 * time.Millisecond, false}, {"ctx", 0, true}} {
 		ctx, cancel := context.WithCancel(context.Background())
 		ln, _ := Listen("127.0.0.1", 0, 0)
-		srv, err := Serve(ctx, ln, path, sha, NewToken(), c.timeout)
+		srv, err := Serve(ctx, ln, root, sha, int64(len(b)), NewToken(), c.timeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,5 +206,218 @@ func TestListen_PortRange(t *testing.T) {
 	port := a.Addr().(*net.TCPAddr).Port
 	if _, err := Listen("127.0.0.1", port, port); err == nil || !strings.Contains(err.Error(), "no free port") {
 		t.Fatalf("taken port: %v", err)
+	}
+}
+
+// relayOf serves root's bundle sha (size bytes) on loopback.
+func relayOf(t *testing.T, root, sha string, size int) (*Server, string) {
+	t.Helper()
+	ln, err := Listen("127.0.0.1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := NewToken()
+	srv, err := Serve(context.Background(), ln, root, sha, int64(size), key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, key
+}
+
+// partSize is how much of bundle sha a receive under root has written so
+// far (-1: none in progress).
+func partSize(root, sha string) int64 {
+	fi, err := os.Stat(PartPath(root, sha))
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type fetched struct {
+	path string
+	err  error
+}
+
+// TestServe_CutThrough: a relay passes the bundle on as its host receives
+// it. The relay is up before its host has any of it; the child has the
+// first half of the bundle while its parent is still waiting for the
+// second (store and forward would give it nothing until the parent had
+// it all), and both end with the verified bundle.
+func TestServe_CutThrough(t *testing.T) {
+	ctx := context.Background()
+	b, sha := bundle(t, 200000) // 2.8 MB
+	parent, child := t.TempDir(), t.TempDir()
+	srv, key := relayOf(t, parent, sha, len(b))
+
+	pr, pw := io.Pipe()
+	recv := make(chan fetched, 1)
+	go func() {
+		p, err := Receive(ctx, parent, pr, sha, int64(len(b)), "the controller")
+		recv <- fetched{p, err}
+	}()
+	got := make(chan fetched, 1)
+	go func() {
+		p, err := Fetch(ctx, child, srv.URL(), ChildToken(key, "h02"), sha, int64(len(b)))
+		got <- fetched{p, err}
+	}()
+	half := len(b) / 2
+	if _, err := pw.Write(b[:half]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child to receive the first half while its parent waits for the rest", func() bool {
+		return partSize(child, sha) >= int64(half)
+	})
+	select {
+	case r := <-recv:
+		t.Fatalf("the parent's receive ended early: %v", r.err)
+	case r := <-got:
+		t.Fatalf("the child's fetch ended early: %v", r.err)
+	default:
+	}
+	pw.Write(b[half:])
+	pw.Close()
+	if r := <-recv; r.err != nil {
+		t.Fatalf("parent: %v", r.err)
+	}
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("child: %v", r.err)
+	}
+	if data, _ := os.ReadFile(r.path); !bytes.Equal(data, b) || r.path != Path(child, sha) {
+		t.Fatal("the child's bundle differs")
+	}
+	if partSize(parent, sha) != -1 || partSize(child, sha) != -1 {
+		t.Fatalf("published partial files left behind: %v %v", entries(t, parent), entries(t, child))
+	}
+	// A later child is served from the verified cache.
+	if _, err := Fetch(ctx, t.TempDir(), srv.URL(), ChildToken(key, "h03"), sha, int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServe_SourceFails: the parent's own receive fails mid-stream (its
+// source died; or what it got does not verify). The child, part-way
+// through the same bytes, is cut short or sees the wrong sha256: it
+// refuses the bundle and keeps nothing, so it can fetch from elsewhere.
+func TestServe_SourceFails(t *testing.T) {
+	ctx := context.Background()
+	b, sha := bundle(t, 200000)
+	half := len(b) / 2
+	for _, c := range []struct {
+		name string
+		feed func(w *io.PipeWriter)
+	}{
+		{"source died", func(w *io.PipeWriter) { w.CloseWithError(errors.New("connection reset")) }},
+		{"corrupt bytes", func(w *io.PipeWriter) {
+			bad := append([]byte(nil), b[half:]...)
+			bad[len(bad)/2] ^= 0xff
+			w.Write(bad)
+			w.Close()
+		}},
+		{"too short", func(w *io.PipeWriter) { w.Write(b[half : len(b)-1]); w.Close() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			parent, child := t.TempDir(), t.TempDir()
+			srv, key := relayOf(t, parent, sha, len(b))
+			pr, pw := io.Pipe()
+			recv := make(chan error, 1)
+			go func() {
+				_, err := Receive(ctx, parent, pr, sha, int64(len(b)), "the controller")
+				recv <- err
+			}()
+			got := make(chan error, 1)
+			go func() {
+				_, err := Fetch(ctx, child, srv.URL(), ChildToken(key, "h02"), sha, int64(len(b)))
+				got <- err
+			}()
+			pw.Write(b[:half])
+			waitFor(t, "the child to receive the first half", func() bool { return partSize(child, sha) >= int64(half) })
+			c.feed(pw)
+			if err := <-recv; err == nil {
+				t.Fatal("the parent kept a bad bundle")
+			}
+			select {
+			case err := <-got:
+				if err == nil {
+					t.Fatal("the child kept a bundle its parent could not verify")
+				}
+				if code := drover.ErrorCode(err); code != drover.EFAILED && code != drover.EINVALID {
+					t.Fatalf("child: %v (%s)", err, code)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the child still waits for a parent whose receive failed")
+			}
+			if e := entries(t, child); len(e) != 0 {
+				t.Fatalf("the child kept %v", e)
+			}
+			if e := entries(t, parent); len(e) != 0 {
+				t.Fatalf("the parent kept %v", e)
+			}
+		})
+	}
+}
+
+// TestServe_SourceRetried: the parent's first receive dies part-way and
+// a second one (from another source) replaces it; a child that has not
+// been cut off yet goes on with the new file from where it was. Either
+// way the child ends with the verified bundle or refuses it — never a
+// mix it keeps.
+func TestServe_SourceRetried(t *testing.T) {
+	ctx := context.Background()
+	b, sha := bundle(t, 200000)
+	parent, child := t.TempDir(), t.TempDir()
+	srv, key := relayOf(t, parent, sha, len(b))
+	got := make(chan fetched, 1)
+	go func() {
+		p, err := Fetch(ctx, child, srv.URL(), ChildToken(key, "h02"), sha, int64(len(b)))
+		got <- fetched{p, err}
+	}()
+	// A stale partial file from a receive that died before this deploy.
+	os.MkdirAll(filepath.Join(parent, Dir), 0o700)
+	os.WriteFile(PartPath(parent, sha), b[:1000], 0o600)
+	waitFor(t, "the child to read the stale part", func() bool { return partSize(child, sha) >= 1000 })
+	if _, err := Receive(ctx, parent, bytes.NewReader(b), sha, int64(len(b)), "h01"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("child: %v", r.err)
+	}
+	if data, _ := os.ReadFile(r.path); !bytes.Equal(data, b) {
+		t.Fatal("the child's bundle differs")
+	}
+}
+
+// TestServe_Stalled: a relay whose host never receives the bundle cuts
+// its child off after StallTimeout instead of holding it.
+func TestServe_Stalled(t *testing.T) {
+	defer func(d time.Duration) { StallTimeout = d }(StallTimeout)
+	StallTimeout = 200 * time.Millisecond
+	b, sha := bundle(t, 1000)
+	srv, key := relayOf(t, t.TempDir(), sha, len(b))
+	child := t.TempDir()
+	start := time.Now()
+	_, err := Fetch(context.Background(), child, srv.URL(), ChildToken(key, "h02"), sha, int64(len(b)))
+	if drover.ErrorCode(err) != drover.EFAILED {
+		t.Fatalf("stalled relay: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("cut off after %s", d)
+	}
+	if e := entries(t, child); len(e) != 0 {
+		t.Fatalf("the child kept %v", e)
 	}
 }

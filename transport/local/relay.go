@@ -12,7 +12,7 @@ import (
 // Relay distribution on a local host (drover.Fetcher): the host's bundle
 // cache is under its deploy root, fetches are HTTP requests made from this
 // process, and a relay is an HTTP server in this process on 127.0.0.1
-// serving the host's cached copy — the same code `drover host` runs on an
+// serving the host's copy as it arrives — the same code `drover host` runs on an
 // SSH host.
 
 var _ drover.Fetcher = (*conn)(nil)
@@ -61,7 +61,8 @@ func (c *conn) StageFetched(ctx context.Context, req drover.StageRequest) (drove
 	return res, c.wrap(err)
 }
 
-// Relay serves the host's cached bundle on 127.0.0.1.
+// Relay serves the host's bundle on 127.0.0.1, as it arrives and then
+// from the cache (relay.Serve).
 func (c *conn) Relay(ctx context.Context, req drover.RelayRequest) (drover.RelayServer, error) {
 	if err := c.ready(); err != nil {
 		return nil, err
@@ -69,15 +70,11 @@ func (c *conn) Relay(ctx context.Context, req drover.RelayRequest) (drover.Relay
 	if req.Release == nil {
 		return nil, c.wrap(drover.Errorf(drover.EINVALID, "relay: no release in the request"))
 	}
-	p, err := relay.Cached(c.root, req.Release.BundleSHA256)
-	if err != nil {
-		return nil, c.wrap(err)
-	}
 	ln, err := relay.Listen("127.0.0.1", req.PortMin, req.PortMax)
 	if err != nil {
 		return nil, c.wrap(err)
 	}
-	srv, err := relay.Serve(ctx, ln, p, req.Release.BundleSHA256, req.Token, req.Timeout)
+	srv, err := relay.Serve(ctx, ln, c.root, req.Release.BundleSHA256, req.Release.BundleSize, req.Token, req.Timeout)
 	if err != nil {
 		return nil, c.wrap(err)
 	}

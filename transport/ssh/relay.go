@@ -287,8 +287,9 @@ func (o ServeOptions) doRelay(ctx context.Context, op string, req Request, body 
 	return fail(drover.Errorf(drover.EINVALID, "drover host: unknown operation %q", op))
 }
 
-// serveRelay is `drover host relay-serve`: it serves the cached bundle of
-// the request until stdin ends or the request's timeout passes. Its first
+// serveRelay is `drover host relay-serve`: it serves the bundle of the
+// request — as this host receives it, then from its cache — until stdin
+// ends or the request's timeout passes. Its first
 // line says where (or why not); its last line says it stopped.
 func serveRelay(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOptions) error {
 	if err := o.checkRoot(); err != nil {
@@ -310,17 +311,15 @@ func serveRelay(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeO
 	if rr.Timeout <= 0 {
 		return writeResponse(stdout, fail(drover.Errorf(drover.EINVALID, "relay-serve: no timeout in the request")))
 	}
-	p, err := relay.Cached(o.Root, rr.Release.BundleSHA256)
-	if err != nil {
-		return writeResponse(stdout, fail(err))
-	}
 	ln, err := relay.Listen(req.Listen, rr.PortMin, rr.PortMax)
 	if err != nil {
 		return writeResponse(stdout, fail(err))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, err := relay.Serve(ctx, ln, p, rr.Release.BundleSHA256, rr.Token, rr.Timeout)
+	// The host need not hold the bundle yet: the relay passes it on as
+	// this host's fetch writes it (cut-through, relay.Serve).
+	srv, err := relay.Serve(ctx, ln, o.Root, rr.Release.BundleSHA256, rr.Release.BundleSize, rr.Token, rr.Timeout)
 	if err != nil {
 		return writeResponse(stdout, fail(err))
 	}
