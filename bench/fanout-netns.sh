@@ -20,7 +20,8 @@
 # Usage: bench/fanout-netns.sh [-hosts N] [-rate RATE] [-ctl-rate RATE] [fanout flags...]
 #   -rate      each host's link, tc syntax (default 200mbit)
 #   -ctl-rate  the controller's link (default: -rate)
-#   other flags go to bench/fanout (-mb, -seeds, -fanout, -rounds, -keep).
+#   other flags go to bench/fanout (-mb, -seeds, -fanout, -rounds,
+#   -stage-parallelism, -keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

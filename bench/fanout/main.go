@@ -49,6 +49,7 @@ type options struct {
 	hosts, mb      int
 	seeds, fanout  int
 	rounds         int
+	stagePar       int
 	keep, noDeploy bool
 	netns, subnet  string
 }
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&o.seeds, "seeds", 4, "relay: hosts fed from this machine")
 	flag.IntVar(&o.fanout, "fanout", 4, "relay: hosts each host serves")
 	flag.IntVar(&o.rounds, "rounds", 1, "direct/relay pairs to run (alternating)")
+	flag.IntVar(&o.stagePar, "stage-parallelism", 0, "stage_parallelism of both deploys (0: drover's default, 16)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the fleet directory")
 	flag.BoolVar(&o.noDeploy, "components-only", false, "only measure the per-host components")
 	flag.StringVar(&o.netns, "netns", "", "hosts live in network namespaces PREFIX1..PREFIXn made beforehand (bench/fanout-netns.sh), host i at SUBNET.(i+1)")
@@ -146,6 +148,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if o.stagePar > 0 {
+		base = append(base, fmt.Sprintf("stage_parallelism: %d\n", o.stagePar)...)
+	}
 	direct := filepath.Join(dir, "direct.yaml")
 	relayed := filepath.Join(dir, "relay.yaml")
 	if err := os.WriteFile(direct, base, 0o644); err != nil {
@@ -198,7 +203,10 @@ func run(o options) error {
 // shares its link among the hosts fetching from it at once: a direct push
 // takes hosts·T (this machine's link carries every copy); the relay takes,
 // level by level, as many T as the busiest sender of the level serves.
-// Store and forward, unpacking not counted. A model, not a measurement.
+// Store and forward, unpacking not counted. Cut-through (relays pass the
+// bundle on as it arrives) takes, when every host stages at once, about
+// as many T as the busiest sender serves at once, max(seeds, fanout), plus
+// a little per level. A model, not a measurement.
 func model(hosts, seeds, fanout int) {
 	rounds := func(s, f int) int {
 		names := make([]string, hosts)
@@ -226,7 +234,8 @@ func model(hosts, seeds, fanout int) {
 		r := rounds(c[0], c[1])
 		fmt.Printf(" relay seeds %d fanout %d: %d T (%.1fx);", c[0], c[1], r, float64(hosts)/float64(r))
 	}
-	fmt.Println()
+	ct := max(min(seeds, hosts), fanout)
+	fmt.Printf(" cut-through, all hosts staging at once: relay seeds %d fanout %d: ~%d T (%.1fx)\n", seeds, fanout, ct, float64(hosts)/float64(ct))
 }
 
 type timing struct {
