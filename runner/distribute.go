@@ -344,8 +344,8 @@ func sourceName(src string) string {
 const startGrace = 5 * time.Second
 
 // wait waits until src's relay is up (src need not hold the bundle yet:
-// it passes it on as it arrives), and returns it. A source that does not start staging, or will not serve, is not
-// waited for.
+// it passes it on as it arrives), and returns it. A source that does not
+// start staging, or will not serve, is not waited for.
 func (d *distribution) wait(ctx context.Context, src string) (url, token string, ok bool) {
 	n := d.nodes[src]
 	if n == nil {
@@ -392,9 +392,9 @@ func (d *distribution) startRelay(host string, f drover.Fetcher) {
 		d.mu.Unlock()
 		return
 	}
-	if n.serving || n.failed || n.pending <= 0 || d.ctx.Err() != nil {
+	if serving := n.serving; serving || n.failed || n.pending <= 0 || d.ctx.Err() != nil {
 		d.mu.Unlock()
-		if !n.serving {
+		if !serving {
 			n.readyOnce.Do(func() { close(n.ready) })
 		}
 		return
