@@ -95,6 +95,11 @@ type Result struct {
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
 	Goroutines int    `json:"goroutines"`
+	// Allocs and AllocBytes are the heap allocations made during the
+	// deploy (the whole process): steadier than wall or CPU time on a
+	// shared machine, and what the garbage collector's work follows.
+	Allocs     uint64 `json:"allocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
 	ExitCode   int    `json:"exit_code"`
 	Summary    string `json:"summary"`
 	Steps      int    `json:"journal_entries"`
@@ -144,6 +149,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	r := &runner.Runner{Spec: spec, Transport: fleet, Store: st, Events: &sink, Rotation: rotation.New(spec)}
 
 	stopMem := watchMem(&res)
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	start := time.Now()
 	out, err := r.Deploy(ctx, runner.DeployOptions{Release: rel})
@@ -151,6 +158,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.CPU = cpuTime() - cpu0
 	res.PeakRSS = peakRSS()
 	stopMem()
+	runtime.ReadMemStats(&ms1)
+	res.Allocs, res.AllocBytes = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
 	if err != nil {
 		return res, err
 	}
