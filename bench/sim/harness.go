@@ -43,6 +43,10 @@ type Options struct {
 	Breakdown io.Writer
 	// Latencies overrides the default operation latencies.
 	Ops map[string]sim.Op
+	// Watch, when set, is started when the deploy starts and stopped when
+	// it returns (main's -memprofile: the heap at the deploy's peak, not
+	// at the setup's or at reading the journal back afterwards).
+	Watch func() (stop func())
 }
 
 // DefaultOps are the simulated latencies: what a small service on a real
@@ -149,6 +153,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	r := &runner.Runner{Spec: spec, Transport: fleet, Store: st, Events: &sink, Rotation: rotation.New(spec)}
 
 	stopMem := watchMem(&res)
+	stopWatch := func() {}
+	if o.Watch != nil {
+		stopWatch = o.Watch()
+	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
@@ -158,6 +166,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.CPU = cpuTime() - cpu0
 	res.PeakRSS = peakRSS()
 	stopMem()
+	stopWatch()
 	runtime.ReadMemStats(&ms1)
 	res.Allocs, res.AllocBytes = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
 	if err != nil {

@@ -136,8 +136,8 @@ func runChild(o Options, tmp, cpuProfile, memProfile string) error {
 	}
 	if memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
-		stop := watchPeakHeap(profileName(strings.TrimSuffix(memProfile, ".out")+"-peak.out", o))
-		defer stop()
+		peak := profileName(strings.TrimSuffix(memProfile, ".out")+"-peak.out", o)
+		o.Watch = func() func() { return watchPeakHeap(peak) }
 	}
 	r, err := Run(ctx, o)
 	if err != nil {
