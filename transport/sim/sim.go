@@ -271,6 +271,15 @@ func (h *Host) SetDown(down bool) {
 // host that is down or an unreachable draw, ETIMEOUT when ctx ends first,
 // errFailed for a failure draw, nil otherwise.
 func (h *Host) op(ctx context.Context, key, fallback string) error {
+	return h.opWithin(ctx, key, fallback, 0)
+}
+
+// opWithin is op for a call with a timeout of its own (limit > 0; an
+// exec's or a check's): past it the call ends as it would at ctx's
+// deadline. It is not a context.WithTimeout of its own: that is a second
+// context and timer per call, the simulator's work, which bench/sim
+// would charge to drover.
+func (h *Host) opWithin(ctx context.Context, key, fallback string, limit time.Duration) error {
 	cfg, ok := h.fleet.cfg.Ops[key]
 	if !ok {
 		cfg = h.fleet.cfg.Ops[fallback]
@@ -295,7 +304,7 @@ func (h *Host) op(ctx context.Context, key, fallback string) error {
 		h.records = append(h.records, Record{Op: key, Sim: d, Failed: fail || lost})
 		h.mu.Unlock()
 	}
-	if err := sleep(ctx, time.Duration(float64(d)*h.fleet.cfg.Scale)); err != nil {
+	if err := sleep(ctx, time.Duration(float64(d)*h.fleet.cfg.Scale), limit); err != nil {
 		return drover.Errorf(drover.ETIMEOUT, "%s: %v", key, err).At("host " + h.name)
 	}
 	switch {
@@ -315,14 +324,26 @@ func unreachable(host string) error {
 	return drover.Errorf(drover.EUNREACHABLE, "simulated host is unreachable").At("host " + host)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits d, or limit when it is shorter (limit > 0), then returns
+// context.DeadlineExceeded; or until ctx ends.
+func sleep(ctx context.Context, d, limit time.Duration) error {
+	cut := limit > 0 && d >= limit
+	if cut {
+		d = limit
+	}
 	if d <= 0 {
-		return ctx.Err()
+		if err := ctx.Err(); err != nil || !cut {
+			return err
+		}
+		return context.DeadlineExceeded
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		if cut {
+			return context.DeadlineExceeded
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -506,12 +527,7 @@ func (c *conn) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 
 func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecResult, error) {
 	word, _, _ := strings.Cut(strings.TrimSpace(req.Command), " ")
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
-	}
-	err := c.h.op(ctx, c.h.fleet.key(OpExec+":"+word), OpExec)
+	err := c.h.opWithin(ctx, c.h.fleet.key(OpExec+":"+word), OpExec, max(req.Timeout, 0))
 	if err == errFailed {
 		return drover.ExecResult{ExitCode: 1, Output: "simulated failure of " + word}, nil
 	}
@@ -523,12 +539,7 @@ func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecRes
 
 func (c *conn) Check(ctx context.Context, cs drover.CheckSpec) (drover.CheckResult, error) {
 	start := time.Now()
-	if cs.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cs.Timeout)
-		defer cancel()
-	}
-	err := c.h.op(ctx, c.h.fleet.key(OpCheck+":"+cs.Name), OpCheck)
+	err := c.h.opWithin(ctx, c.h.fleet.key(OpCheck+":"+cs.Name), OpCheck, max(cs.Timeout, 0))
 	res := drover.CheckResult{Name: cs.Name, OK: err == nil, Attempts: 1, Elapsed: time.Since(start)}
 	switch {
 	case err == errFailed:
