@@ -4,6 +4,14 @@ GO ?= go
 
 .PHONY: test test-rest test-matrix deps lint build demo bench fuzz
 
+# A race-built program sleeps a second at exit by default (GORACE
+# atexit_sleep_ms): every test binary, and every program the tests start
+# from one (drover commands, `drover host` agents, helper processes). A
+# tenth of it still gives goroutines running at exit their chance to show
+# a race (see raceExitSleep in cmd/drover/e2e_test.go). A GORACE of your
+# own is kept as it is.
+export GORACE ?= atexit_sleep_ms=100
+
 # -parallel: cmd/drover's end-to-end tests mostly wait on real processes
 # (restarts, checks, HAProxy, etcd), not the CPU, so more of them run at once
 # than the default of one per core; each test's fleet is its own.

@@ -47,9 +47,32 @@ func TestMain(m *testing.M) {
 	}
 	// The sample service's scripts call `drover sample-service`.
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	shortenRaceExitSleep()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// raceExitSleep is how long a race-built program lingers at exit. By
+// default the race detector sleeps a whole second there (GORACE option
+// atexit_sleep_ms, 1000) so that goroutines still running can show a race
+// before the process ends. Every drover command these tests run, every
+// `drover sample-service -check` a deploy's validate step runs on each
+// host, every `drover host` agent is such a program, most of them on a
+// deploy's path one after another: the second was a third of some tests'
+// time. A goroutine that is runnable at exit runs within milliseconds;
+// one blocked in I/O does not run in a second either; so a tenth of it
+// still lets the detector see what it saw.
+const raceExitSleep = "atexit_sleep_ms=100"
+
+// shortenRaceExitSleep sets raceExitSleep in GORACE for every program the
+// tests start, unless the caller chose atexit_sleep_ms themselves.
+func shortenRaceExitSleep() {
+	g := os.Getenv("GORACE")
+	if strings.Contains(g, "atexit_sleep_ms") {
+		return
+	}
+	os.Setenv("GORACE", strings.TrimSpace(g+" "+raceExitSleep))
 }
 
 // e2eGroups: a canary that may not fail, then the rest in batches of 25%
