@@ -20,8 +20,12 @@ PARALLEL ?= 6
 # paused parallel tests in no set order, and started late it would be most
 # of the wait, so it runs from the start in a go test of its own beside the
 # rest, once the first step has compiled cmd/drover (and the drover binary
-# its TestMain builds) for both.
-MATRIX = ^TestE2ECrashMatrix$$
+# its TestMain builds) for both. TestE2EEtcdReplicasFailover runs there
+# too: it is not parallel (its comment says why), and in the rest's go
+# test it ran alone before any parallel test began, its whole time added
+# to the wait; in the matrix's it still runs alone in its go test, first,
+# and the matrix waits for it.
+MATRIX = ^(TestE2ECrashMatrix|TestE2EEtcdReplicasFailover)$$
 
 test: deps lint
 	$(GO) test -race -count=1 -run '^$$' ./cmd/drover
