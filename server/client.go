@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +28,21 @@ type Client struct {
 	Base  string
 	Token string
 	// TLS configures https (a private CA); nil uses the system's roots.
-	TLS  *tls.Config
-	http *http.Client
+	TLS *tls.Config
+	// RetryFor is how long a request a replica could not hand to a
+	// leader (503 with HeaderNotForwarded: none leads yet, or leadership
+	// moved mid-flight) is sent again; DefaultRetryFor when 0, none when
+	// negative. An election settles within the store's lease TTL, and an
+	// operator failing over at 3 a.m. should not have to retry by hand.
+	RetryFor time.Duration
+	// Notify, when set, is told of each retry.
+	Notify func(msg string)
+	http   *http.Client
 }
+
+// DefaultRetryFor covers an election at the default lease TTL (10 s)
+// twice over.
+const DefaultRetryFor = 30 * time.Second
 
 // NewClient returns a client of the server at base.
 func NewClient(base, token string, tlsConf *tls.Config) (*Client, error) {
@@ -54,7 +67,67 @@ func NewClient(base, token string, tlsConf *tls.Config) (*Client, error) {
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-func (c *Client) request(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+// request sends a request, again while a replica answers that no leader
+// received it (see RetryFor). body, when not nil, must be seekable so
+// that it can be sent again whole.
+func (c *Client) request(ctx context.Context, method, path string, body io.ReadSeeker, ctype string) (*http.Response, error) {
+	retryFor := c.RetryFor
+	if retryFor == 0 {
+		retryFor = DefaultRetryFor
+	}
+	var start int64
+	if body != nil {
+		var err error
+		if start, err = body.Seek(0, io.SeekCurrent); err != nil {
+			return nil, drover.Errorf(drover.EINVALID, "request body: %v", err)
+		}
+	}
+	until := time.Now().Add(retryFor)
+	for {
+		resp, err := c.send(ctx, method, path, body, ctype)
+		if err == nil || resp == nil {
+			return resp, err
+		}
+		// resp is a 503 no leader received; its body is read and closed.
+		wait := retryAfter(resp.Header.Get("Retry-After"))
+		if retryFor < 0 || time.Now().Add(wait).After(until) {
+			return nil, err
+		}
+		if c.Notify != nil {
+			c.Notify(fmt.Sprintf("%s: %v; sending it again in %s", c.Base, err, wait))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if body != nil {
+			if _, err := body.Seek(start, io.SeekStart); err != nil {
+				return nil, drover.Errorf(drover.EINVALID, "request body: %v", err)
+			}
+		}
+	}
+}
+
+// retryAfter reads a Retry-After in seconds, kept between 1 and 5 s.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		n = 1
+	}
+	return time.Duration(min(n, 5)) * time.Second
+}
+
+// send sends one request. An error answer is returned as err; resp is
+// then non-nil (its body consumed) only for a 503 that no leader
+// received, which request may send again.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	if _, ok := body.(io.Closer); ok {
+		// The transport closes a body it can; request sends it again.
+		body = struct{ io.Reader }{body}
+	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
 		return nil, drover.Errorf(drover.EINVALID, "request: %v", err)
@@ -74,17 +147,21 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var again *http.Response
+		if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(HeaderNotForwarded) == "1" {
+			again = resp
+		}
 		var eb ErrorBody
 		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
-			return nil, FromErrorJSON(eb.Error)
+			return again, FromErrorJSON(eb.Error)
 		}
-		return nil, drover.Errorf(drover.EINTERNAL, "%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b))).At(c.Base)
+		return again, drover.Errorf(drover.EINTERNAL, "%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b))).At(c.Base)
 	}
 	return resp, nil
 }
 
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body io.ReadSeeker
 	ctype := ""
 	if in != nil {
 		b, err := json.Marshal(in)

@@ -77,6 +77,11 @@ const (
 	HeaderLeader = "X-Drover-Leader"
 	// headerForwardedBy marks a request a replica forwarded.
 	headerForwardedBy = "X-Drover-Forwarded-By"
+	// HeaderNotForwarded is "1" on a 503 whose request no leader
+	// received: the client may send it again, even a change, without
+	// doing anything twice. A 503 without it (the leader did not answer)
+	// may have been acted on.
+	HeaderNotForwarded = "X-Drover-Not-Forwarded"
 )
 
 // recoveryPrincipal is who the leader's recoveries are recorded as.
@@ -272,9 +277,11 @@ func (r *Replica) forward(w http.ResponseWriter, req *http.Request) {
 	}
 	switch {
 	case leader == "" || leader == self:
+		w.Header().Set(HeaderNotForwarded, "1")
 		notLeader(w, "", "no replica leads yet (one is elected within the store's lease TTL)")
 		return
 	case req.Header.Get(headerForwardedBy) != "":
+		w.Header().Set(HeaderNotForwarded, "1")
 		notLeader(w, leader, "a replica forwarded this here, but leadership has moved")
 		return
 	}

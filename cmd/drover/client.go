@@ -60,7 +60,11 @@ func (a *app) client() (*server.Client, error) {
 		}
 		tc = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return server.NewClient(a.remote.url, tok, tc)
+	cl, err := server.NewClient(a.remote.url, tok, tc)
+	if err == nil {
+		cl.Notify = func(msg string) { fmt.Fprintf(a.stderr, "drover: %s\n", msg) }
+	}
+	return cl, err
 }
 
 // remoteKey is the server's key of the service the command is about: the
