@@ -43,6 +43,10 @@ type Options struct {
 	Breakdown io.Writer
 	// Latencies overrides the default operation latencies.
 	Ops map[string]sim.Op
+	// Watch, when set, is started when the deploy starts and stopped when
+	// it returns (main's -memprofile: the heap at the deploy's peak, not
+	// at the setup's or at reading the journal back afterwards).
+	Watch func() (stop func())
 }
 
 // DefaultOps are the simulated latencies: what a small service on a real
@@ -95,6 +99,11 @@ type Result struct {
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
 	Goroutines int    `json:"goroutines"`
+	// Allocs and AllocBytes are the heap allocations made during the
+	// deploy (the whole process): steadier than wall or CPU time on a
+	// shared machine, and what the garbage collector's work follows.
+	Allocs     uint64 `json:"allocs"`
+	AllocBytes uint64 `json:"alloc_bytes"`
 	ExitCode   int    `json:"exit_code"`
 	Summary    string `json:"summary"`
 	Steps      int    `json:"journal_entries"`
@@ -144,6 +153,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	r := &runner.Runner{Spec: spec, Transport: fleet, Store: st, Events: &sink, Rotation: rotation.New(spec)}
 
 	stopMem := watchMem(&res)
+	stopWatch := func() {}
+	if o.Watch != nil {
+		stopWatch = o.Watch()
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	start := time.Now()
 	out, err := r.Deploy(ctx, runner.DeployOptions{Release: rel})
@@ -151,6 +166,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.CPU = cpuTime() - cpu0
 	res.PeakRSS = peakRSS()
 	stopMem()
+	stopWatch()
+	runtime.ReadMemStats(&ms1)
+	res.Allocs, res.AllocBytes = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
 	if err != nil {
 		return res, err
 	}

@@ -75,8 +75,8 @@ func main() {
 					fmt.Fprintf(os.Stderr, "sim: %s hosts, %s store: %v\n", h, st, err)
 					os.Exit(1)
 				}
-				fmt.Fprintf(os.Stderr, "sim: %d hosts, %s store: wall %.2fs, ideal %.2fs, replay %.2fs, overhead %.1f%%, CPU %.2fs, peak RSS %d MB (Go: %d MB, heap in use ≤ %d MB, stacks ≤ %d MB, ≤ %d goroutines), %d journal writes taking %.2fs\n",
-					r.Hosts, r.Store, r.Wall.Seconds(), r.Ideal.Seconds(), r.Replay.Seconds(), 100*r.Overhead(), r.CPU.Seconds(), r.PeakRSS>>20, r.GoSys>>20, r.HeapInuse>>20, r.StackInuse>>20, r.Goroutines, r.Writes, r.StoreTime.Seconds())
+				fmt.Fprintf(os.Stderr, "sim: %d hosts, %s store: wall %.2fs, ideal %.2fs, replay %.2fs, overhead %.1f%%, CPU %.2fs, %.2fM allocs (%d MB), peak RSS %d MB (Go: %d MB, heap in use ≤ %d MB, stacks ≤ %d MB, ≤ %d goroutines), %d journal writes taking %.2fs\n",
+					r.Hosts, r.Store, r.Wall.Seconds(), r.Ideal.Seconds(), r.Replay.Seconds(), 100*r.Overhead(), r.CPU.Seconds(), float64(r.Allocs)/1e6, r.AllocBytes>>20, r.PeakRSS>>20, r.GoSys>>20, r.HeapInuse>>20, r.StackInuse>>20, r.Goroutines, r.Writes, r.StoreTime.Seconds())
 				if len(rw.overs) == 0 || r.Overhead() < rw.best.Overhead() {
 					rw.best = r
 				}
@@ -136,8 +136,8 @@ func runChild(o Options, tmp, cpuProfile, memProfile string) error {
 	}
 	if memProfile != "" {
 		runtime.MemProfileRate = 64 << 10
-		stop := watchPeakHeap(profileName(strings.TrimSuffix(memProfile, ".out")+"-peak.out", o))
-		defer stop()
+		peak := profileName(strings.TrimSuffix(memProfile, ".out")+"-peak.out", o)
+		o.Watch = func() func() { return watchPeakHeap(peak) }
 	}
 	r, err := Run(ctx, o)
 	if err != nil {

@@ -97,6 +97,11 @@ type Fleet struct {
 
 	tmplMu sync.Mutex
 	tmpl   map[string]map[string][]byte // bundle path -> template files
+
+	// keys interns the operation keys made per call ("exec:" + the
+	// command's first word): each Record keeps its key, and 10,000 hosts
+	// keeping their own copies was the simulator's memory, not drover's.
+	keys sync.Map
 }
 
 var _ drover.Transport = (*Fleet)(nil)
@@ -116,7 +121,7 @@ func (f *Fleet) Host(name string) *Host {
 	defer f.mu.Unlock()
 	h := f.hosts[name]
 	if h == nil {
-		h = &Host{name: name, fleet: f, slots: map[string]slot{}, calls: map[string]uint64{}, hash: hashString(name)}
+		h = &Host{name: name, fleet: f, slots: map[string]*slot{}, hash: hashString(name)}
 		f.hosts[name] = h
 	}
 	return h
@@ -163,7 +168,17 @@ func (f *Fleet) ResetRecords() {
 type slot struct {
 	meta  slotMeta
 	seq   uint64 // staging order, for prune
-	files map[string][]byte
+	files []drover.RenderedFile
+}
+
+// file returns the content of the slot's file dest.
+func (s *slot) file(dest string) ([]byte, bool) {
+	for _, f := range s.files {
+		if f.Dest == dest {
+			return f.Content, true
+		}
+	}
+	return nil, false
 }
 
 // slotMeta is releases/<slot>/.drover-slot.json, as hostops writes it.
@@ -182,11 +197,41 @@ type Host struct {
 
 	mu      sync.Mutex
 	state   drover.HostState
-	slots   map[string]slot
+	slots   map[string]*slot
 	seq     uint64
 	down    bool
-	calls   map[string]uint64 // calls per op key: the draw index
+	calls   []callCount // calls per op key: the draw index
 	records []Record
+}
+
+// callCount is how many calls a host made of one op key. A host makes a
+// dozen kinds of call: a slice costs a tenth of a map's memory, which,
+// times 10,000 hosts, the process measured by bench/sim holds beside
+// drover.
+type callCount struct {
+	key string
+	n   uint64
+}
+
+// draw returns the index of this call of key and counts it. h.mu is held.
+func (h *Host) draw(key string) uint64 {
+	for i := range h.calls {
+		if h.calls[i].key == key {
+			h.calls[i].n++
+			return h.calls[i].n - 1
+		}
+	}
+	h.calls = append(h.calls, callCount{key: key, n: 1})
+	return 0
+}
+
+// key interns an operation key.
+func (f *Fleet) key(k string) string {
+	if v, ok := f.keys.Load(k); ok {
+		return v.(string)
+	}
+	v, _ := f.keys.LoadOrStore(k, k)
+	return v.(string)
 }
 
 // State returns a copy of the host's state.json.
@@ -226,13 +271,21 @@ func (h *Host) SetDown(down bool) {
 // host that is down or an unreachable draw, ETIMEOUT when ctx ends first,
 // errFailed for a failure draw, nil otherwise.
 func (h *Host) op(ctx context.Context, key, fallback string) error {
+	return h.opWithin(ctx, key, fallback, 0)
+}
+
+// opWithin is op for a call with a timeout of its own (limit > 0; an
+// exec's or a check's): past it the call ends as it would at ctx's
+// deadline. It is not a context.WithTimeout of its own: that is a second
+// context and timer per call, the simulator's work, which bench/sim
+// would charge to drover.
+func (h *Host) opWithin(ctx context.Context, key, fallback string, limit time.Duration) error {
 	cfg, ok := h.fleet.cfg.Ops[key]
 	if !ok {
 		cfg = h.fleet.cfg.Ops[fallback]
 	}
 	h.mu.Lock()
-	n := h.calls[key]
-	h.calls[key] = n + 1
+	n := h.draw(key)
 	down := h.down
 	h.mu.Unlock()
 	if down {
@@ -251,7 +304,7 @@ func (h *Host) op(ctx context.Context, key, fallback string) error {
 		h.records = append(h.records, Record{Op: key, Sim: d, Failed: fail || lost})
 		h.mu.Unlock()
 	}
-	if err := sleep(ctx, time.Duration(float64(d)*h.fleet.cfg.Scale)); err != nil {
+	if err := sleep(ctx, time.Duration(float64(d)*h.fleet.cfg.Scale), limit); err != nil {
 		return drover.Errorf(drover.ETIMEOUT, "%s: %v", key, err).At("host " + h.name)
 	}
 	switch {
@@ -271,14 +324,26 @@ func unreachable(host string) error {
 	return drover.Errorf(drover.EUNREACHABLE, "simulated host is unreachable").At("host " + host)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits d, or limit when it is shorter (limit > 0), then returns
+// context.DeadlineExceeded; or until ctx ends.
+func sleep(ctx context.Context, d, limit time.Duration) error {
+	cut := limit > 0 && d >= limit
+	if cut {
+		d = limit
+	}
 	if d <= 0 {
-		return ctx.Err()
+		if err := ctx.Err(); err != nil || !cut {
+			return err
+		}
+		return context.DeadlineExceeded
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		if cut {
+			return context.DeadlineExceeded
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -381,12 +446,8 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 			return drover.StageResult{Slot: name, ConfigHash: hash, Reused: true}, nil
 		}
 		if !exists || !live[name] {
-			fs := make(map[string][]byte, len(files))
-			for _, rf := range files {
-				fs[rf.Dest] = rf.Content
-			}
 			h.seq++
-			h.slots[name] = slot{meta: slotMeta{Release: id, Version: req.Release.Version(), ConfigHash: hash, StagedAt: time.Now().UTC()}, seq: h.seq, files: fs}
+			h.slots[name] = &slot{meta: slotMeta{Release: id, Version: req.Release.Version(), ConfigHash: hash, StagedAt: time.Now().UTC()}, seq: h.seq, files: files}
 			return drover.StageResult{Slot: name, ConfigHash: hash}, nil
 		}
 	}
@@ -466,12 +527,7 @@ func (c *conn) Restore(ctx context.Context, req drover.RestoreRequest) (drover.H
 
 func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecResult, error) {
 	word, _, _ := strings.Cut(strings.TrimSpace(req.Command), " ")
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
-	}
-	err := c.h.op(ctx, OpExec+":"+word, OpExec)
+	err := c.h.opWithin(ctx, c.h.fleet.key(OpExec+":"+word), OpExec, max(req.Timeout, 0))
 	if err == errFailed {
 		return drover.ExecResult{ExitCode: 1, Output: "simulated failure of " + word}, nil
 	}
@@ -483,12 +539,7 @@ func (c *conn) Exec(ctx context.Context, req drover.ExecRequest) (drover.ExecRes
 
 func (c *conn) Check(ctx context.Context, cs drover.CheckSpec) (drover.CheckResult, error) {
 	start := time.Now()
-	if cs.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cs.Timeout)
-		defer cancel()
-	}
-	err := c.h.op(ctx, OpCheck+":"+cs.Name, OpCheck)
+	err := c.h.opWithin(ctx, c.h.fleet.key(OpCheck+":"+cs.Name), OpCheck, max(cs.Timeout, 0))
 	res := drover.CheckResult{Name: cs.Name, OK: err == nil, Attempts: 1, Elapsed: time.Since(start)}
 	switch {
 	case err == errFailed:
@@ -520,7 +571,7 @@ func (c *conn) ReadFile(ctx context.Context, p string) ([]byte, error) {
 			if parts[2] == ".drover-slot.json" {
 				return json.Marshal(s.meta)
 			}
-			if b, ok := s.files[parts[2]]; ok {
+			if b, ok := s.file(parts[2]); ok {
 				return append([]byte(nil), b...), nil
 			}
 		}

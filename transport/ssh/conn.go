@@ -93,6 +93,9 @@ func (c *conn) callServe(ctx context.Context, op string, req Request, body io.Re
 		req.Body = 0
 	}
 	req.Notes = true
+	// Acks are used only with a host whose greeting offered them (an
+	// older one ignores the field): see serveSession.do.
+	req.Acks = body != nil
 	line, err := encodeRequest(req)
 	if err != nil {
 		return nil, drover.Errorf(drover.EINTERNAL, "%s: %v", op, err).At(c.where()), true

@@ -171,10 +171,19 @@ func (t *Transport) upload(ctx context.Context, cl *client, name, root, local, s
 		"tmp=" + q(dir) + "/.upload-$$",
 		`trap 'rm -f "$tmp"' EXIT`,
 		fmt.Sprintf(`head -c %d > "$tmp"`, fi.Size()),
+		// openssl first: it uses the CPU's SHA instructions, which
+		// coreutils' sha256sum does not (0.05 against 0.24 CPU-seconds
+		// for a 38 MB drover; paid by every host of a first deploy at
+		// once). Anything but 64 characters from it (an odd build, a
+		// FIPS refusal) falls back to the others.
+		`sum=`,
+		`if command -v openssl >/dev/null 2>&1; then sum=$(openssl dgst -sha256 < "$tmp" 2>/dev/null) || sum=; sum=${sum##* }; fi`,
+		`if [ ${#sum} -ne 64 ]; then`,
 		`if command -v sha256sum >/dev/null 2>&1; then sum=$(sha256sum < "$tmp"); ` +
 			`elif command -v shasum >/dev/null 2>&1; then sum=$(shasum -a 256 < "$tmp"); ` +
 			`else sum=$(sha256 -q < "$tmp"); fi`,
 		`sum=${sum%% *}`,
+		`fi`,
 		`if [ "$sum" != ` + q(sum) + ` ]; then echo "the uploaded drover has sha256 $sum, expected ` + sum + `" >&2; exit 3; fi`,
 		`chmod 0700 "$tmp"`,
 		`mv -f "$tmp" ` + q(final),

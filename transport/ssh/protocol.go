@@ -96,7 +96,31 @@ type Request struct {
 	// answer (serve mode): a host that must wait for its lock says what
 	// it waits for. An older controller does not set it and gets none.
 	Notes bool `json:"notes,omitempty"`
+	// Acks asks the host for Response.Ack lines while it reads Body
+	// (serve mode), so that the controller keeps at most BodyWindow bytes
+	// of it unread on the host's side (see BodyWindow). A host binary
+	// that predates it ignores it; the controller windows only a session
+	// whose greeting set Response.Acks.
+	Acks bool `json:"acks,omitempty"`
 }
+
+// BodyWindow is the most of a request's body the controller sends ahead
+// of the host's Response.Ack (when the session's greeting offered acks),
+// and AckEvery how often the host acks as it reads.
+//
+// The SSH channel's own window lets a client send 2 MB ahead (OpenSSH's
+// session window), and a Go client does. sshd holds what its child has
+// not read yet in buffers it grows by copying them whole, and it spent
+// most of a stage's CPU doing so: 8 MB into `cat >/dev/null` cost sshd
+// ~0.15 CPU-seconds sent at once, ~0.01 s sent 512 KB ahead of the
+// reader (bench/README.md, "Where a stage's CPU went"). On loopback and
+// on a LAN 512 KB in flight keeps the link full; over a 50 ms round trip
+// it caps one host at ~10 MB/s, which the hosts staging at once share
+// out (stage_parallelism).
+const (
+	BodyWindow = 512 << 10
+	AckEvery   = 64 << 10
+)
 
 // Response is the JSON line a `drover host OP` writes to stdout.
 type Response struct {
@@ -107,10 +131,17 @@ type Response struct {
 	// follows. (Note is the second field: the controller spots it by the
 	// line's prefix, notePrefix.)
 	Note string `json:"note,omitempty"`
+	// Ack, alone on a line, is not the answer either: how many bytes of
+	// the request's body the host has read so far (Request.Acks). It may
+	// come after the answer, when the host drains a body the operation
+	// did not read (the controller skips it then). ackPrefix spots it.
+	Ack int64 `json:"ack,omitempty"`
 	// Ready is set on the greeting `drover host serve` writes before it
 	// reads any request: a binary that does not know serve never writes
 	// it, and the controller falls back to one session per operation.
-	Ready bool                `json:"ready,omitempty"`
+	Ready bool `json:"ready,omitempty"`
+	// Acks, on the greeting, says this host answers Request.Acks.
+	Acks  bool                `json:"acks,omitempty"`
 	Error *WireError          `json:"error,omitempty"`
 	State *drover.HostState   `json:"state,omitempty"`
 	Stage *drover.StageResult `json:"stage,omitempty"`
@@ -125,6 +156,9 @@ type Response struct {
 
 // notePrefix starts a Note line.
 const notePrefix = `{"v":1,"note":`
+
+// ackPrefix starts an Ack line.
+const ackPrefix = `{"v":1,"ack":`
 
 // WireError is a drover.Error on the wire.
 type WireError struct {

@@ -121,13 +121,28 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 	if err := o.checkRoot(); err != nil {
 		return writeResponse(stdout, fail(err))
 	}
-	if err := writeResponse(stdout, Response{Ready: true}); err != nil {
+	if err := writeResponse(stdout, Response{Ready: true, Acks: true}); err != nil {
 		return err
+	}
+	// Answers and notes come from the loop, acks from the reader: one
+	// line at a time.
+	var outMu sync.Mutex
+	out := bufio.NewWriter(stdout)
+	write := func(resp Response) error {
+		outMu.Lock()
+		defer outMu.Unlock()
+		if err := writeResponse(out, resp); err != nil {
+			return err
+		}
+		return out.Flush()
 	}
 	type incoming struct {
 		req  Request
 		err  error
 		body *io.PipeReader
+		// spooled holds the whole body when it was read off stdin
+		// before the operation began (spoolBody); body is nil then.
+		spooled *os.File
 	}
 	reqs := make(chan incoming)
 	// Deferred in this order, they run as: close stdin (which unblocks
@@ -155,24 +170,37 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 			req, err := decodeRequest(line)
 			var pr *io.PipeReader
 			var pw *io.PipeWriter
+			var spooled *os.File
+			var body io.Reader = in
+			if err == nil && req.Acks {
+				body = &ackReader{r: in, total: req.Body, ack: func(n int64) { write(Response{Ack: n}) }}
+			}
 			if err == nil && req.Body > 0 {
-				pr, pw = io.Pipe()
+				var ok bool
+				if spooled, ok = spoolBody(body, req.Body, o.Root); !ok {
+					return
+				}
+				if spooled == nil {
+					pr, pw = io.Pipe()
+				}
 			}
 			select {
-			case reqs <- incoming{req: req, err: err, body: pr}:
+			case reqs <- incoming{req: req, err: err, body: pr, spooled: spooled}:
 			case <-ctx.Done():
+				if spooled != nil {
+					spooled.Close()
+				}
 				return
 			}
 			if err != nil {
 				// Where the next request starts is unknown.
 				return
 			}
-			if pw != nil && !copyBody(pw, in, req.Body) {
+			if pw != nil && !copyBody(pw, body, req.Body) {
 				return
 			}
 		}
 	}()
-	out := bufio.NewWriter(stdout)
 	for {
 		var in incoming
 		var ok bool
@@ -192,23 +220,23 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 			if in.body != nil {
 				body = in.body
 			}
+			if in.spooled != nil {
+				body = in.spooled
+			}
 			oo := o
 			if in.req.Notes {
-				oo.note = func(msg string) {
-					writeResponse(out, Response{Note: msg})
-					out.Flush()
-				}
+				oo.note = func(msg string) { write(Response{Note: msg}) }
 			}
 			resp = oo.do(ctx, in.req.Op, in.req, body)
 			if in.body != nil {
 				// Whatever the operation left unread is drained.
 				in.body.CloseWithError(errBodyDone)
 			}
+			if in.spooled != nil {
+				in.spooled.Close()
+			}
 		}
-		if err := writeResponse(out, resp); err != nil {
-			return err
-		}
-		if err := out.Flush(); err != nil {
+		if err := write(resp); err != nil {
 			return err
 		}
 		if in.err != nil {
@@ -218,6 +246,85 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 }
 
 var errBodyDone = errors.New("the operation is over")
+
+// ackReader calls ack with the bytes read so far every AckEvery bytes
+// and at the body's end (Request.Acks).
+type ackReader struct {
+	r               io.Reader
+	n, acked, total int64
+	ack             func(int64)
+}
+
+func (a *ackReader) Read(p []byte) (int, error) {
+	if len(p) > AckEvery {
+		// One read may not pass an ack by: the controller waits for it.
+		p = p[:AckEvery]
+	}
+	k, err := a.r.Read(p)
+	a.n += int64(k)
+	if k > 0 && (a.n-a.acked >= AckEvery || a.n >= a.total) {
+		a.acked = a.n
+		a.ack(a.n)
+	}
+	return k, err
+}
+
+// spoolBody reads the n bytes of a request's body off in into a temporary
+// file, unlinked at once (nothing is left behind, whatever happens next),
+// and returns it positioned at its start. The operation then reads the
+// file, not the connection.
+//
+// Why not stream it into the operation: sshd holds whatever the operation
+// has not read yet in its channel buffer (up to its 2 MB window), and
+// OpenSSH grows that buffer 256 bytes at a time, copying it whole each
+// time (sshbuf_allocate → recallocarray) and zeroing the old copy. A host
+// that unpacks while it receives — hashing, gunzipping, writing and
+// fsyncing file by file, on cores shared with other hosts — falls behind
+// the network, and sshd then spent more CPU copying its own buffer than
+// everything else the stage did: ~6 CPU-seconds of sshd to stage 8 MB to
+// 20 hosts on loopback (bench/README.md). Reading the body off as fast as
+// it comes keeps that buffer near empty. It also means the bundle is whole
+// on the host before any of it is unpacked.
+//
+// The file is made in dir (the deploy root: the disk the release goes to)
+// when dir is a directory, else in the system's temp directory. When no
+// file can be made (a read-only deploy root and temp directory), it
+// returns nil and true: the caller streams the body as before. ok is false
+// when in ended inside the body (the controller is gone).
+func spoolBody(in io.Reader, n int64, dir string) (f *os.File, ok bool) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, ".drover-body-")
+	if err != nil {
+		return nil, true
+	}
+	os.Remove(f.Name())
+	buf := make([]byte, 256<<10)
+	var w io.Writer = f
+	left := n
+	for left > 0 {
+		k, err := in.Read(buf[:min(int64(len(buf)), left)])
+		left -= int64(k)
+		if k > 0 && w != io.Discard {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				// Out of disk: the rest is read and dropped (the stream
+				// stays in step) and the operation sees a short body,
+				// which it refuses (size and sha256 are checked).
+				w = io.Discard
+			}
+		}
+		if err != nil && left > 0 {
+			f.Close()
+			return nil, false
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, false
+	}
+	return f, true
+}
 
 // copyBody copies n bytes of in to pw, then closes pw. When the reader of
 // pw goes away first, the rest is read and dropped. It reports whether

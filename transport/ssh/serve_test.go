@@ -1,12 +1,16 @@
 package ssh
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,3 +286,177 @@ func TestServeDiesMidStep(t *testing.T) {
 		t.Fatalf("%d connections, want the first kept", n)
 	}
 }
+
+// serve reads a request's body off stdin as it comes, acking it
+// (Request.Acks), even while the operation before it still runs: sshd
+// then holds no backlog (see spoolBody and BodyWindow).
+func TestServeSpoolsAndAcksBody(t *testing.T) {
+	root := t.TempDir()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), OpServe, inR, outW, ServeOptions{Root: root})
+		outW.Close()
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("serve ended")
+			}
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatal("no answer from serve")
+		}
+		return ""
+	}
+	send := func(req Request, body []byte) error {
+		req.Body = int64(len(body))
+		line, err := encodeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = inW.Write(append(line, body...))
+		return err
+	}
+	if l := next(); !strings.Contains(l, `"acks":true`) {
+		t.Fatalf("greeting %q does not offer acks", l)
+	}
+	// The loop is busy with a command that waits for the test.
+	gate := filepath.Join(root, "go")
+	if err := send(Request{Op: OpExec, Exec: &drover.ExecRequest{Command: "while [ ! -e go ]; do sleep 0.02; done; echo went", Dir: ".", Timeout: time.Minute}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("x"), 300<<10+5)
+	sent := make(chan error, 1)
+	go func() { sent <- send(Request{Op: OpStage, Acks: true, Stage: &drover.StageRequest{}}, body) }()
+	select {
+	case err := <-sent:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		os.WriteFile(gate, nil, 0o644)
+		t.Fatal("the body was not read while the operation before it ran")
+	}
+	var acks []int64
+	for len(acks) == 0 || acks[len(acks)-1] < int64(len(body)) {
+		l := next()
+		var r Response
+		if !strings.HasPrefix(l, ackPrefix) || json.Unmarshal([]byte(l), &r) != nil {
+			t.Fatalf("line %q before the body was acked whole (acks so far %v)", l, acks)
+		}
+		if len(acks) > 0 && r.Ack <= acks[len(acks)-1] {
+			t.Fatalf("acks not increasing: %v then %d", acks, r.Ack)
+		}
+		acks = append(acks, r.Ack)
+	}
+	if len(acks) < 4 || acks[len(acks)-1] != int64(len(body)) {
+		t.Fatalf("acks %v: want one per %d bytes, ending at %d", acks, AckEvery, len(body))
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); !strings.Contains(l, `went`) {
+		t.Fatalf("exec answer %q", l)
+	}
+	if l := next(); !strings.Contains(l, "no release") {
+		t.Fatalf("stage answer %q", l)
+	}
+	// Nothing of the body is left on the host's disk.
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".drover-body-") {
+			t.Fatalf("deploy root holds %s: the spooled body was left behind", e.Name())
+		}
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+// The controller sends a body at most BodyWindow ahead of the host's
+// acks, and stops waiting when told to.
+func TestCopyWindowedStaysInWindow(t *testing.T) {
+	src := bytes.Repeat([]byte("y"), 3*BodyWindow+123)
+	var acked atomic.Int64
+	acked1 := make(chan struct{}, 1)
+	pr, pw := io.Pipe()
+	var written atomic.Int64
+	var over atomic.Int64
+	w := writerFunc(func(p []byte) (int, error) {
+		if ahead := written.Add(int64(len(p))) - acked.Load(); ahead > BodyWindow {
+			over.Store(ahead)
+		}
+		return pw.Write(p)
+	})
+	res := make(chan int64, 1)
+	go func() {
+		n, err := copyWindowed(w, bytes.NewReader(src), &acked, acked1, make(chan struct{}))
+		if err != nil {
+			t.Error(err)
+		}
+		pw.Close()
+		res <- n
+	}()
+	// The host: reads, acks every AckEvery bytes.
+	buf := make([]byte, 10<<10)
+	var read, last int64
+	for {
+		k, err := pr.Read(buf)
+		read += int64(k)
+		if read-last >= AckEvery || err != nil {
+			last = read
+			acked.Store(read)
+			select {
+			case acked1 <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if n := <-res; n != int64(len(src)) || read != n {
+		t.Fatalf("sent %d, read %d, want %d", n, read, len(src))
+	}
+	if o := over.Load(); o != 0 {
+		t.Fatalf("%d bytes were in flight, more than BodyWindow (%d)", o, BodyWindow)
+	}
+
+	// No ack at all: BodyWindow bytes go out, then it waits until stop.
+	var sink atomic.Int64
+	stop := make(chan struct{})
+	var none atomic.Int64
+	got := make(chan error, 1)
+	go func() {
+		_, err := copyWindowed(writerFunc(func(p []byte) (int, error) { sink.Add(int64(len(p))); return len(p), nil }),
+			bytes.NewReader(src), &none, make(chan struct{}), stop)
+		got <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for sink.Load() < BodyWindow && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	if err := <-got; !errors.Is(err, errAcksStopped) {
+		t.Fatalf("copyWindowed without acks: %v, want errAcksStopped", err)
+	}
+	if n := sink.Load(); n != BodyWindow {
+		t.Fatalf("sent %d bytes without an ack, want exactly BodyWindow (%d)", n, BodyWindow)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -41,6 +41,9 @@ type serveSession struct {
 	// greeted is set once serve greeted: lines may then be responses
 	// (MaxResponse) instead of preamble (MaxPreamble).
 	greeted atomic.Bool
+	// acks: the greeting offered Response.Ack lines; bodies are then
+	// sent at most BodyWindow ahead of them (see BodyWindow).
+	acks bool
 	// overflow is why the reader stopped early: the host sent more than
 	// the controller holds. Written before lines is closed.
 	overflow *floodError
@@ -130,6 +133,7 @@ func startServe(ctx context.Context, cl *client, command string, pre *bytes.Buff
 			var r Response
 			if json.Unmarshal(l, &r) == nil && r.Ready && r.V == ProtocolVersion {
 				ss.greeted.Store(true)
+				ss.acks = r.Acks
 				<-copied
 				return ss, nil
 			}
@@ -199,6 +203,16 @@ func (ss *serveSession) read(stdout io.Reader) {
 //
 // note receives the Response.Note lines that come before the answer.
 func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, size int64, note func(string)) ([]byte, error) {
+	// With acks, the body goes at most BodyWindow ahead of what the host
+	// said it read; acked and acked1 carry that from the loop below to
+	// the writer, stop frees a writer waiting for an ack that will not
+	// come (the loop stopped reading lines).
+	windowed := ss.acks && body != nil
+	var acked atomic.Int64
+	acked1 := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	stopWriter := sync.OnceFunc(func() { close(stop) })
+	defer stopWriter()
 	wdone := make(chan error, 1)
 	go func() {
 		_, err := ss.stdin.Write(line)
@@ -207,7 +221,12 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 			err = &notStartedError{err}
 		} else if body != nil {
 			var n int64
-			n, err = io.Copy(ss.stdin, &bodyReader{r: io.LimitReader(body, size)})
+			src := &bodyReader{r: io.LimitReader(body, size)}
+			if windowed {
+				n, err = copyWindowed(ss.stdin, src, &acked, acked1, stop)
+			} else {
+				n, err = io.Copy(ss.stdin, src)
+			}
 			if err == nil && n != size {
 				err = &bodyError{fmt.Errorf("%d of %d bytes", n, size)}
 			}
@@ -215,10 +234,19 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 		wdone <- err
 	}()
 	werrc := wdone
+	// answer is a response that came before the whole body was sent: the
+	// host failed early and drains the rest (acking it, when windowed).
+	var answer []byte
 	for {
 		select {
 		case err := <-werrc:
 			werrc = nil
+			if answer != nil {
+				if err != nil {
+					ss.close()
+				}
+				return answer, nil
+			}
 			if err != nil {
 				// The stream is out of step now: this session is done.
 				var be *bodyError
@@ -235,12 +263,24 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 				continue
 			}
 		case l, ok := <-ss.lines:
+			if !ok {
+				stopWriter()
+			}
 			if !ok && ss.overflow != nil {
 				ss.kill()
 				if werrc != nil {
 					<-werrc
 				}
 				return nil, ss.overflow
+			}
+			if !ok && answer != nil {
+				// The host ended after answering, while the rest of the
+				// body went out: the answer stands, the session does not.
+				if werrc != nil {
+					<-werrc
+				}
+				ss.close()
+				return answer, nil
 			}
 			if !ok {
 				err := ss.ended(ctx, true)
@@ -252,6 +292,17 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 				}
 				return nil, err
 			}
+			if bytes.HasPrefix(l, []byte(ackPrefix)) {
+				var r Response
+				if json.Unmarshal(l, &r) == nil && r.Ack > acked.Load() {
+					acked.Store(r.Ack)
+					select {
+					case acked1 <- struct{}{}:
+					default:
+					}
+				}
+				continue
+			}
 			if bytes.HasPrefix(l, []byte(notePrefix)) {
 				var r Response
 				if json.Unmarshal(l, &r) == nil && note != nil {
@@ -259,28 +310,61 @@ func (ss *serveSession) do(ctx context.Context, line []byte, body io.Reader, siz
 				}
 				continue
 			}
-			if werrc != nil {
-				// An answer before the whole body was sent: the host
-				// failed early and drains the rest.
-				select {
-				case err := <-werrc:
-					if err != nil {
-						ss.close()
-						return l, nil
-					}
-				case <-ctx.Done():
-					ss.kill()
+			if answer != nil {
+				// A second answer to one request: the stream is out of
+				// step.
+				stopWriter()
+				ss.kill()
+				if werrc != nil {
 					<-werrc
-					return nil, &timeoutError{ctx.Err()}
 				}
+				return nil, &serveExitedError{code: -1, stderr: "two answers to one request", ready: true}
+			}
+			if werrc != nil {
+				answer = l
+				continue
 			}
 			return l, nil
 		case <-ctx.Done():
+			stopWriter()
 			ss.kill()
 			if werrc != nil {
 				<-werrc
 			}
 			return nil, &timeoutError{ctx.Err()}
+		}
+	}
+}
+
+// errAcksStopped: the writer gave up waiting for the host's ack.
+var errAcksStopped = errors.New("no ack from the host")
+
+// copyWindowed copies src to w, never more than BodyWindow bytes ahead of
+// acked (what the host said it read; acked1 is signalled when it grows),
+// until src ends or stop is closed.
+func copyWindowed(w io.Writer, src io.Reader, acked *atomic.Int64, acked1 <-chan struct{}, stop <-chan struct{}) (int64, error) {
+	buf := make([]byte, 32<<10)
+	var sent int64
+	for {
+		for sent-acked.Load() >= BodyWindow {
+			select {
+			case <-acked1:
+			case <-stop:
+				return sent, errAcksStopped
+			}
+		}
+		k, rerr := src.Read(buf[:min(int64(len(buf)), BodyWindow-(sent-acked.Load()))])
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return sent, werr
+			}
+			sent += int64(k)
+		}
+		if rerr == io.EOF {
+			return sent, nil
+		}
+		if rerr != nil {
+			return sent, rerr
 		}
 	}
 }

@@ -716,3 +716,49 @@ func TestValidateOverSSH(t *testing.T) {
 		}
 	}
 }
+
+// The upload checks the binary's sha256 with openssl when the host has
+// it (the CPU's SHA instructions: every host of a first deploy hashes
+// drover at once), and with sha256sum when openssl answers anything but a
+// sum.
+func TestUploadHashesWithOpenSSLThenFallsBack(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		wantCalled   bool
+	}{
+		{"openssl", `#!/bin/sh
+touch "$(dirname "$0")/called"
+s=$(sha256sum); echo "SHA2-256(stdin)= ${s%% *}"
+`, true},
+		{"broken openssl", `#!/bin/sh
+touch "$(dirname "$0")/called"
+echo "Error setting digest"; exit 1
+`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			bin := t.TempDir()
+			if err := os.WriteFile(filepath.Join(bin, "openssl"), []byte(tc.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f.srv.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+			tr := f.transport(f.config())
+			h := f.host("h01", f.srv)
+			c := open(t, tr, h)
+			if _, err := c.Exec(ctxT(t), drover.ExecRequest{Command: "true", Dir: "."}); err != nil {
+				t.Fatalf("upload and exec: %v", err)
+			}
+			self, _ := os.Executable()
+			sum, err := tr.sum(self)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(RemoteBinary(h.DeployRoot, sum)); err != nil {
+				t.Fatalf("drover not installed: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(bin, "called")); (err == nil) != tc.wantCalled {
+				t.Fatalf("openssl called: %v, want %v", err == nil, tc.wantCalled)
+			}
+		})
+	}
+}
