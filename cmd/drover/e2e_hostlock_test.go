@@ -25,7 +25,11 @@ import (
 // pinnedRestart is a restart hook like many real ones: it resolves the
 // release it will start when it begins (here: pins it in a directory of
 // its own), then stops the old process and starts that release. While
-// the file slow exists in the fleet directory it takes its time first.
+// the file slow exists in the fleet directory it takes its time first:
+// 4s, the window in which the test kills drover and starts resume, which
+// must still find the hook running. (It was 2s while stopping the old
+// race-built service took another second; on a busy machine 2s alone was
+// sometimes gone before resume looked.)
 const pinnedRestart = `#!/bin/sh
 set -eu
 root=$1
@@ -37,7 +41,7 @@ ln -s "$rel" "$pin/current"
 ln -s "$root/run" "$pin/run"
 if [ -e "$fleet/slow" ]; then
 	touch "$root/slow-began"
-	sleep 2
+	sleep 4
 fi
 "$rel/bin/restart" "$pin"
 rm -rf "$pin"

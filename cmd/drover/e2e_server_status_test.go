@@ -38,12 +38,15 @@ func TestE2EServerStatusShowsRunningAndUnfinished(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Until the deploy has written its record, status names it from the
+	// lock alone ("a deploy ... is running", "starting (reading the
+	// hosts)"), without its version: wait for the record.
 	var r result
 	deadline := time.Now().Add(time.Minute)
 	for {
 		r = runDrover(t, append([]string{"status"}, remote...)...)
 		mustExit(t, r, 0)
-		if strings.Contains(r.stdout, "is running") || time.Now().After(deadline) {
+		if strings.Contains(r.stdout, "of 1.0.0 is running") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -66,7 +69,15 @@ func TestE2EServerStatusShowsRunningAndUnfinished(t *testing.T) {
 	if sv.Running == nil || sv.Running.Status != report.StatusRunning || sv.Running.Version != "1.0.0" || len(sv.Hosts) != 3 {
 		t.Errorf("status --server --json while a deploy runs: %+v\n%s", sv.Running, r.stdout)
 	}
-	mustExit(t, runDrover(t, append([]string{"approve"}, remote...)...), 0)
+	// The gate comes after staging and the canary: until the deploy
+	// reaches it, approve answers that it is not waiting for approval.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		r = runDrover(t, append([]string{"approve"}, remote...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, "not waiting for approval") || time.Now().After(deadline) {
+			break
+		}
+	}
+	mustExit(t, r, 0)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("the deploy through the server: %v", err)
 	}

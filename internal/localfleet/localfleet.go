@@ -222,11 +222,16 @@ func (f *Fleet) yaml(o Options) string {
 	}
 	w("checks:\n")
 	// Each check is retried until its timeout, so 10s is how long a
-	// starting service may take, and 200ms keeps the demo brisk.
-	checks := []struct{ name, typ, target, expect string }{
-		{"port", "tcp", "127.0.0.1:{{.Host.Vars.port}}", ""},
-		{"version", "http", "http://127.0.0.1:{{.Host.Vars.port}}/version", "{{.Release.Version}}"},
-		{"health", "http", "http://127.0.0.1:{{.Host.Vars.port}}/health", ""},
+	// starting service may take, and 200ms keeps the demo brisk. The
+	// checks run in order: health only runs once the new release answers
+	// /version, so its timeout covers one answer of a running service, not
+	// a start. 3s is seconds of room for that on a busy machine, and a
+	// broken release (health answers 500 until the timeout) is judged in
+	// 3s, not 10: the demo and many end-to-end tests wait for that verdict.
+	checks := []struct{ name, typ, target, expect, timeout string }{
+		{"port", "tcp", "127.0.0.1:{{.Host.Vars.port}}", "", "10s"},
+		{"version", "http", "http://127.0.0.1:{{.Host.Vars.port}}/version", "{{.Release.Version}}", "10s"},
+		{"health", "http", "http://127.0.0.1:{{.Host.Vars.port}}/health", "", "3s"},
 	}
 	for _, c := range checks {
 		w("  - name: %s\n", c.name)
@@ -240,7 +245,7 @@ func (f *Fleet) yaml(o Options) string {
 				w("    expect_body: %s\n", q(c.expect))
 			}
 		}
-		w("    timeout: 10s\n")
+		w("    timeout: %s\n", c.timeout)
 		w("    interval: 200ms\n")
 	}
 	if extra := strings.TrimRight(o.ExtraChecks, "\n"); strings.TrimSpace(extra) != "" {

@@ -57,7 +57,7 @@ func TestNewWritesFleet(t *testing.T) {
 		"hooks:\n  restart: \"bin/restart {{.Root}}\"\n  stop: \"bin/stop {{.Root}}\"\n",
 		"  - name: port\n    type: tcp\n    address: \"127.0.0.1:{{.Host.Vars.port}}\"\n    timeout: 10s\n    interval: 200ms\n",
 		"  - name: version\n    type: http\n    url: \"http://127.0.0.1:{{.Host.Vars.port}}/version\"\n    expect_status: 200\n    expect_body: \"{{.Release.Version}}\"\n    timeout: 10s\n    interval: 200ms\n",
-		"  - name: health\n    type: http\n    url: \"http://127.0.0.1:{{.Host.Vars.port}}/health\"\n    expect_status: 200\n    timeout: 10s\n    interval: 200ms\n",
+		"  - name: health\n    type: http\n    url: \"http://127.0.0.1:{{.Host.Vars.port}}/health\"\n    expect_status: 200\n    timeout: 3s\n    interval: 200ms\n",
 	} {
 		if !strings.Contains(y, want) {
 			t.Errorf("drover.yaml lacks\n%s\nin\n%s", want, y)

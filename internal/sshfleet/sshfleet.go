@@ -274,6 +274,13 @@ func (f *Fleet) sshdConfig(h *Host) string {
 	if f.noShellRC {
 		extra = "SetEnv SHLVL=1"
 	}
+	// sshd hands its sessions a clean environment; the race detector's
+	// options of the test that started it go on to what runs on the host
+	// (drover's host agent, the sample service), so a race-built one
+	// there lingers at exit no longer than one here (see the Makefile).
+	if g := os.Getenv("GORACE"); g != "" && !strings.ContainsAny(g, "\"\\\n") {
+		extra += "\nSetEnv GORACE=\"" + g + "\""
+	}
 	return strings.Join([]string{
 		"Port " + strconv.Itoa(h.SSHPort),
 		"ListenAddress " + h.IP,
