@@ -180,56 +180,14 @@ func TestServeDrainsUnreadBody(t *testing.T) {
 // on stdin cancels the operation running (a controller gone).
 func TestServeLoop(t *testing.T) {
 	root := t.TempDir()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(context.Background(), OpServe, inR, outW, ServeOptions{Root: root})
-		outW.Close()
-	}()
-	lines := make(chan string, 10)
-	go func() {
-		b := make([]byte, 0, 4096)
-		buf := make([]byte, 4096)
-		for {
-			n, err := outR.Read(buf)
-			b = append(b, buf[:n]...)
-			for {
-				i := bytes.IndexByte(b, '\n')
-				if i < 0 {
-					break
-				}
-				lines <- string(b[:i])
-				b = b[i+1:]
-			}
-			if err != nil {
-				close(lines)
-				return
-			}
-		}
-	}()
-	next := func() string {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("serve ended")
-			}
-			return l
-		case <-time.After(20 * time.Second):
-			t.Fatal("no answer from serve")
-		}
-		return ""
-	}
+	sv := serveOnPipes(t, root)
+	next := sv.next
 	send := func(req Request, body []byte) {
-		req.Body = int64(len(body))
-		line, err := encodeRequest(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := inW.Write(append(line, body...)); err != nil {
+		if err := sv.send(req, body); err != nil {
 			t.Fatal(err)
 		}
 	}
+	inW, done := sv.in, sv.done
 	if l := next(); !strings.Contains(l, `"ready":true`) {
 		t.Fatalf("greeting %q", l)
 	}
@@ -292,42 +250,8 @@ func TestServeDiesMidStep(t *testing.T) {
 // then holds no backlog (see spoolBody and BodyWindow).
 func TestServeSpoolsAndAcksBody(t *testing.T) {
 	root := t.TempDir()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(context.Background(), OpServe, inR, outW, ServeOptions{Root: root})
-		outW.Close()
-	}()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(outR)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	next := func() string {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("serve ended")
-			}
-			return l
-		case <-time.After(20 * time.Second):
-			t.Fatal("no answer from serve")
-		}
-		return ""
-	}
-	send := func(req Request, body []byte) error {
-		req.Body = int64(len(body))
-		line, err := encodeRequest(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = inW.Write(append(line, body...))
-		return err
-	}
+	sv := serveOnPipes(t, root)
+	next, send, inW, done := sv.next, sv.send, sv.in, sv.done
 	if l := next(); !strings.Contains(l, `"acks":true`) {
 		t.Fatalf("greeting %q does not offer acks", l)
 	}
@@ -460,3 +384,63 @@ func TestCopyWindowedStaysInWindow(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// servePipes is a serve loop on pipes, as `drover host serve` runs under
+// sshd: the test writes requests (and bodies) to in and reads answers a
+// line at a time.
+type servePipes struct {
+	t     *testing.T
+	in    *io.PipeWriter
+	lines chan string
+	done  chan error
+}
+
+func serveOnPipes(t *testing.T, root string) *servePipes {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	sv := &servePipes{t: t, in: inW, lines: make(chan string, 100), done: make(chan error, 1)}
+	go func() {
+		sv.done <- Serve(context.Background(), OpServe, inR, outW, ServeOptions{Root: root})
+		outW.Close()
+	}()
+	go func() {
+		// No line-length limit: an answer may carry a whole file.
+		r := bufio.NewReader(outR)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				close(sv.lines)
+				return
+			}
+			sv.lines <- strings.TrimSuffix(l, "\n")
+		}
+	}()
+	return sv
+}
+
+// next is the next answer line; the test fails when serve ended or said
+// nothing for 20 s.
+func (sv *servePipes) next() string {
+	sv.t.Helper()
+	select {
+	case l, ok := <-sv.lines:
+		if !ok {
+			sv.t.Fatal("serve ended")
+		}
+		return l
+	case <-time.After(20 * time.Second):
+		sv.t.Fatal("no answer from serve")
+	}
+	return ""
+}
+
+// send writes a request and its body.
+func (sv *servePipes) send(req Request, body []byte) error {
+	req.Body = int64(len(body))
+	line, err := encodeRequest(req)
+	if err != nil {
+		sv.t.Fatal(err)
+	}
+	_, err = sv.in.Write(append(line, body...))
+	return err
+}
