@@ -300,24 +300,12 @@ func spoolBody(in io.Reader, n int64, dir string) (f *os.File, ok bool) {
 		return nil, true
 	}
 	os.Remove(f.Name())
-	buf := make([]byte, 256<<10)
-	var w io.Writer = f
-	left := n
-	for left > 0 {
-		k, err := in.Read(buf[:min(int64(len(buf)), left)])
-		left -= int64(k)
-		if k > 0 && w != io.Discard {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				// Out of disk: the rest is read and dropped (the stream
-				// stays in step) and the operation sees a short body,
-				// which it refuses (size and sha256 are checked).
-				w = io.Discard
-			}
-		}
-		if err != nil && left > 0 {
-			f.Close()
-			return nil, false
-		}
+	// Out of disk: the rest is read and dropped (the stream stays in
+	// step) and the operation sees a short body, which it refuses (size
+	// and sha256 are checked).
+	if !readBody(f, in, n, 256<<10) {
+		f.Close()
+		return nil, false
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
@@ -330,8 +318,21 @@ func spoolBody(in io.Reader, n int64, dir string) (f *os.File, ok bool) {
 // pw goes away first, the rest is read and dropped. It reports whether
 // the n bytes were there: false means stdin ended inside the body.
 func copyBody(pw *io.PipeWriter, in io.Reader, n int64) bool {
-	buf := make([]byte, 64<<10)
-	var w io.Writer = pw
+	if !readBody(pw, in, n, 64<<10) {
+		pw.CloseWithError(io.ErrUnexpectedEOF)
+		return false
+	}
+	pw.Close()
+	return true
+}
+
+// readBody reads exactly n bytes of in, a bufSize at a time, and writes
+// them to w until a write fails; after that the rest is read and dropped,
+// so that the stream stays in step and the next request is understood.
+// It reports whether the n bytes were there: false means in ended inside
+// the body.
+func readBody(w io.Writer, in io.Reader, n int64, bufSize int) bool {
+	buf := make([]byte, bufSize)
 	for n > 0 {
 		k, err := in.Read(buf[:min(int64(len(buf)), n)])
 		n -= int64(k)
@@ -341,11 +342,9 @@ func copyBody(pw *io.PipeWriter, in io.Reader, n int64) bool {
 			}
 		}
 		if err != nil && n > 0 {
-			pw.CloseWithError(io.ErrUnexpectedEOF)
 			return false
 		}
 	}
-	pw.Close()
 	return true
 }
 
