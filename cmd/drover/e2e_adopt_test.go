@@ -363,11 +363,7 @@ func currentUser() string {
 // without touching the running service; then the round trip.
 func TestE2EAdoptAnsibleSSH(t *testing.T) {
 	t.Parallel()
-	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: adoptGroups})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: adoptGroups}))
 	fastChecks(t, f.Config)
 	src, err := f.WriteRelease("1.4.2", true)
 	if err != nil {
@@ -424,11 +420,7 @@ func TestE2EAdoptAnsibleSSH(t *testing.T) {
 // the release again.
 func TestE2EAdoptCapistranoLayoutSSH(t *testing.T) {
 	t.Parallel()
-	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: adoptGroups})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, Groups: adoptGroups}))
 	fastChecks(t, f.Config)
 	roots, links := map[string]string{}, map[string]string{}
 	for _, h := range f.Hosts {

@@ -425,13 +425,9 @@ func TestE2EConvergeHostNeverComesRight(t *testing.T) {
 // it (converge.boot_timeout), deploys to it and converges with exit 0.
 func TestE2EConvergeSSHHostDownThenReplaced(t *testing.T) {
 	t.Parallel()
-	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 3,
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: t.TempDir(), Hosts: 3,
 		Groups:    "groups:\n  - name: all\n    hosts: [\"*\"]\n    batch: 2\n    failure_limit: 1\n",
-		ExtraYAML: "converge: {max_attempts: 4, wait: 100ms, max_wait: 200ms, replace_after: 2, boot_timeout: 20s}\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+		ExtraYAML: "converge: {max_attempts: 4, wait: 100ms, max_wait: 200ms, replace_after: 2, boot_timeout: 20s}\n"}))
 	flag := filepath.Join(t.TempDir(), "replaced")
 	cfg, err := os.ReadFile(f.Config)
 	if err != nil {

@@ -24,12 +24,8 @@ import (
 func TestE2EFanoutRelay(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	f, err := sshfleet.New(sshfleet.Options{Dir: dir, Hosts: 6,
-		ExtraYAML: "distribution: {mode: relay, seeds: 1, fanout: 2}\nstage_parallelism: 2\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: dir, Hosts: 6,
+		ExtraYAML: "distribution: {mode: relay, seeds: 1, fanout: 2}\nstage_parallelism: 2\n"}))
 	b, err := os.ReadFile(f.Config)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"drover"
 	"drover/config"
 	"drover/internal/localfleet"
+	"drover/internal/sshfleet"
 	sshtransport "drover/transport/ssh"
 )
 
@@ -152,7 +153,7 @@ func TestE2EResumeWaitsForDeadRunsHook(t *testing.T) {
 //     the next actor waits for it, saying what it waits for.
 func TestE2ESSHDroppedSessionKeepsHostLocked(t *testing.T) {
 	t.Parallel()
-	f := newSSHFleet(t, 2)
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: t.TempDir(), Hosts: 2}))
 	spec, err := config.LoadConfig(f.Config, "")
 	if err != nil {
 		t.Fatal(err)

@@ -91,13 +91,14 @@ func withStartupError(t *testing.T, src string) string {
 // came before the restart), the one logging an ERROR is rolled back.
 func TestE2ESSHLogChecks(t *testing.T) {
 	t.Parallel()
-	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, ExtraChecks: logChecks, NoShellRC: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, ExtraChecks: logChecks}))
 	mustExit(t, runDrover(t, "deploy", "-c", f.Config, "--release", sshRelease(t, f, "1.0.0")), 0)
 	sshServing(t, f, "1.0.0", nil)
+	// The hosts' drover is the one placed there, not uploaded again:
+	// what every test of droverHeld relies on for its speed.
+	for _, h := range f.Hosts {
+		heldBinaryUsed(t, h)
+	}
 	r := runDrover(t, "deploy", "-c", f.Config, "--release", withStartupError(t, sshRelease(t, f, "2.0.0")))
 	mustExit(t, r, 1)
 	sshServing(t, f, "1.0.0", nil)

@@ -21,7 +21,7 @@ func TestE2ESSHHostHangsMidRestart(t *testing.T) {
 	t.Parallel()
 	const interval, count = time.Second, 2
 	bound := interval * (count + 1)
-	f, err := sshfleet.New(sshfleet.Options{
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{
 		Dir: t.TempDir(), Hosts: 3,
 		Groups:   "groups:\n  - {name: canary, hosts: [h01], batch: 1, failure_limit: 0}\n  - {name: default, hosts: [h02, h03], batch: 1, failure_limit: 1}\n",
 		SSHExtra: "  keepalive_interval: 1s\n  keepalive_count: 2\n",
@@ -29,11 +29,7 @@ func TestE2ESSHHostHangsMidRestart(t *testing.T) {
 		// it begin: 6s, not 2, so a stall of the machine (tests run in
 		// parallel) does not let the restart through before the freeze.
 		ExtraHooks: `before_restart: "echo x >> {{.Root}}/restarts; case {{.Host.Name}} in h02) sleep 6;; *) sleep 2;; esac"`,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	}))
 	if err := f.WriteKnownHosts(); err != nil {
 		t.Fatal(err)
 	}

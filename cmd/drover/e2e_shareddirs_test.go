@@ -129,11 +129,7 @@ func TestE2ESharedDirsLocal(t *testing.T) {
 // dirs; the data survives a rollback there too.
 func TestE2ESharedDirsSSH(t *testing.T) {
 	t.Parallel()
-	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: 2, NoShellRC: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
+	f := startSSHFleet(t, droverHeld(sshfleet.Options{Dir: t.TempDir(), Hosts: 2}))
 	needLogsToValidate(t, f.Config, true)
 	mustExit(t, runDrover(t, "deploy", "-c", f.Config, "--release", sshRelease(t, f, "1.0.0"), "--yes"), 0)
 	for _, h := range f.Hosts {

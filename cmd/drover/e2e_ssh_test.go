@@ -19,14 +19,56 @@ import (
 	"drover/internal/sshfleet"
 )
 
+// newSSHFleet is a fleet of hosts that do not hold drover yet: the first
+// deploy uploads it to each (TestE2ESSHFleet checks what that leaves).
 func newSSHFleet(t *testing.T, hosts int) *sshfleet.Fleet {
 	t.Helper()
-	f, err := sshfleet.New(sshfleet.Options{Dir: t.TempDir(), Hosts: hosts})
+	return startSSHFleet(t, sshfleet.Options{Dir: t.TempDir(), Hosts: hosts, NoShellRC: true})
+}
+
+// startSSHFleet starts the fleet o describes and stops it when the test
+// ends. Every fleet here runs login shells that skip ~/.bashrc
+// (sshfleet.Options.NoShellRC): what a machine's own rc costs is not what
+// these tests test, and a root rc running `pyenv init` costs each SSH
+// session a fifth of a CPU-second.
+func startSSHFleet(t *testing.T, o sshfleet.Options) *sshfleet.Fleet {
+	t.Helper()
+	o.NoShellRC = true
+	f, err := sshfleet.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.Stop)
 	return f
+}
+
+// droverHeld is o with hosts that already hold this test's drover where
+// transport ssh installs it (sshfleet.Options.HostBinary), as after an
+// earlier deploy: drover runs it there instead of uploading itself. A
+// race-built drover is some 50 MB, streamed through sshd to every host of
+// every fleet otherwise; only the tests of that upload (TestE2ESSHFleet)
+// start from hosts without it.
+func droverHeld(o sshfleet.Options) sshfleet.Options {
+	o.HostBinary = droverBin
+	return o
+}
+
+// heldBinaryUsed fails t unless host h still holds the very file
+// droverHeld placed there: a drover that uploaded itself anyway would have
+// renamed a new file over it.
+func heldBinaryUsed(t *testing.T, h *sshfleet.Host) {
+	t.Helper()
+	bins, _ := filepath.Glob(filepath.Join(h.Root, ".drover", "bin", "drover-*"))
+	want, err := os.Stat(droverBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bins) != 1 {
+		t.Fatalf("%s holds drover binaries %v, want the one placed there", h.Name, bins)
+	}
+	if got, err := os.Stat(bins[0]); err != nil || !os.SameFile(got, want) {
+		t.Fatalf("%s: %s is not the drover placed there (%v): it was uploaded again", h.Name, bins[0], err)
+	}
 }
 
 func sshServing(t *testing.T, f *sshfleet.Fleet, v string, except map[string]string) {

@@ -33,6 +33,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -54,6 +56,7 @@ import (
 
 	"drover/examples/hello"
 	"drover/internal/freeport"
+	sshtransport "drover/transport/ssh"
 )
 
 // Sshd is where Debian's openssh-server puts the daemon.
@@ -109,6 +112,15 @@ type Options struct {
 	// Checks run on the host, so they keep 127.0.0.1 inside it.
 	IPs  []string
 	Exec [][]string
+	// HostBinary, when set, is a drover binary every host starts out
+	// holding where transport ssh looks for it (RemoteBinary under the
+	// deploy root, in its 0700 directory), hard-linked from this path
+	// (copied across file systems): a host some earlier run deployed.
+	// drover then runs it there instead of uploading itself. A
+	// race-built drover is some 50 MB, and streaming it through sshd to
+	// every host of every fleet was CPU the tests not about the upload
+	// spent on it; the tests of the upload leave this empty.
+	HostBinary string
 }
 
 // Host is one sshd of the fleet.
@@ -224,6 +236,13 @@ func New(o Options) (*Fleet, error) {
 		}
 		f.Hosts = append(f.Hosts, h)
 	}
+	if o.HostBinary != "" {
+		for _, h := range f.Hosts {
+			if err := placeBinary(o.HostBinary, h.Root); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := f.WriteKnownHosts(); err != nil {
 		return nil, err
 	}
@@ -241,6 +260,56 @@ func New(o Options) (*Fleet, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// placeBinary puts the drover binary bin under root where transport ssh
+// would have uploaded it, as its upload leaves it: the directory 0700,
+// the file executable. A hard link, not a copy: the hosts are directories
+// on this machine, and 50 MB copied per host is what this saves.
+func placeBinary(bin, root string) error {
+	sum, err := binarySum(bin)
+	if err != nil {
+		return err
+	}
+	dst := sshtransport.RemoteBinary(root, sum)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	if err := os.Link(bin, dst); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("sshfleet: host binary: %w", err)
+	}
+	return os.WriteFile(dst, b, 0o700)
+}
+
+// binarySums caches the sha256 of host binaries by path, size and
+// modification time: every fleet of a test process places the same one.
+var binarySums sync.Map
+
+func binarySum(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("sshfleet: host binary: %w", err)
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", p, fi.Size(), fi.ModTime().UnixNano())
+	if v, ok := binarySums.Load(key); ok {
+		return v.(string), nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("sshfleet: host binary: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("sshfleet: host binary: %w", err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	binarySums.Store(key, sum)
+	return sum, nil
 }
 
 // writeKey writes a new ed25519 private key in OpenSSH format (0600, as

@@ -2,6 +2,8 @@ package sshfleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,5 +174,42 @@ func TestNoShellRC(t *testing.T) {
 	// bash counts itself on top of sshd's 1; another shell leaves it.
 	if got := strings.TrimSpace(string(out)); got != "bash 2" && got != "other 1" {
 		t.Fatalf("login shell says %q, want SHLVL set by sshd (bash 2 or other 1)", got)
+	}
+}
+
+// HostBinary: every host holds the binary, hard-linked, where transport
+// ssh looks for a drover with its sha256, in a directory only its owner
+// may enter: what drover's own upload leaves.
+func TestHostBinaryPlacedWhereDroverLooks(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "drover")
+	body := []byte("#!/bin/sh\necho a drover\n")
+	if err := os.WriteFile(bin, body, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Options{Dir: t.TempDir(), Hosts: 2, HostBinary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	sum := sha256.Sum256(body)
+	want, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range f.Hosts {
+		p := sshtransport.RemoteBinary(h.Root, hex.EncodeToString(sum[:]))
+		got, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", h.Name, err)
+		}
+		if !os.SameFile(got, want) {
+			t.Errorf("%s: %s is not a link to %s", h.Name, p, bin)
+		}
+		if got.Mode().Perm()&0o100 == 0 {
+			t.Errorf("%s: %s is not executable (%v)", h.Name, p, got.Mode())
+		}
+		if d, err := os.Stat(filepath.Dir(p)); err != nil || d.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %s: %v %v, want a 0700 directory", h.Name, filepath.Dir(p), d.Mode(), err)
+		}
 	}
 }
