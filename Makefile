@@ -27,9 +27,15 @@ PARALLEL ?= 6
 # and the matrix waits for it.
 MATRIX = ^(TestE2ECrashMatrix|TestE2EEtcdReplicasFailover)$$
 
+# The race-built drover cmd/drover's end-to-end tests run, built once here
+# for both go tests of that package (DROVER_E2E_BINARY, see TestMain in
+# cmd/drover/e2e_test.go): each linked its own before any test ran.
+E2E_BINARY = $(CURDIR)/bin/e2e/drover
+
 test: deps lint
-	$(GO) test -race -count=1 -run '^$$' ./cmd/drover
-	$(MAKE) -j2 test-matrix-fuzz test-rest
+	$(GO) build -race -o $(E2E_BINARY) ./cmd/drover
+	DROVER_E2E_BINARY=$(E2E_BINARY) $(GO) test -race -count=1 -run '^$$' ./cmd/drover
+	DROVER_E2E_BINARY=$(E2E_BINARY) $(MAKE) -j2 test-matrix-fuzz test-rest
 
 test-rest:
 	$(GO) test -race -count=1 -timeout 30m -parallel $(PARALLEL) -skip '$(MATRIX)' ./...

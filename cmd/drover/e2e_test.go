@@ -33,24 +33,51 @@ import (
 var droverBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "drover-e2e-bin-")
+	dir, cleanup, err := e2eBinary()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	droverBin = filepath.Join(dir, "drover")
-	build := exec.Command("go", "build", "-race", "-o", droverBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building drover for the end-to-end tests:", err)
 		os.Exit(1)
 	}
 	// The sample service's scripts call `drover sample-service`.
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	shortenRaceExitSleep()
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
+}
+
+// e2eBinaryEnv names a race-built drover that `make test` builds once for
+// both of its `go test` runs of this package (Makefile): linking it in
+// each TestMain was some 10 s at the start of each, on the critical path.
+// It must be called drover (the sample service runs `drover
+// sample-service` from PATH). Unset, TestMain builds its own.
+const e2eBinaryEnv = "DROVER_E2E_BINARY"
+
+// e2eBinary sets droverBin and returns its directory and what removes
+// what TestMain made.
+func e2eBinary() (string, func(), error) {
+	if p := os.Getenv(e2eBinaryEnv); p != "" {
+		if !filepath.IsAbs(p) || filepath.Base(p) != "drover" {
+			return "", nil, fmt.Errorf("%s=%s: want the absolute path of a file named drover (the sample service runs `drover` from PATH)", e2eBinaryEnv, p)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
+			return "", nil, fmt.Errorf("%s=%s: not an executable (%v); unset it and the tests build their own", e2eBinaryEnv, p, err)
+		}
+		droverBin = p
+		return filepath.Dir(p), func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "drover-e2e-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	droverBin = filepath.Join(dir, "drover")
+	build := exec.Command("go", "build", "-race", "-o", droverBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building drover for the end-to-end tests: %w", err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // raceExitSleep is how long a race-built program lingers at exit. By
