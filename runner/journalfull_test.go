@@ -75,6 +75,7 @@ func TestJournalRefusedFreezes(t *testing.T) {
 	if out.ExitCode != drover.ExitNeedsPerson || out.Verdict != rollout.NeedsPerson {
 		t.Errorf("exit %d verdict %s, want 3 needs_person", out.ExitCode, out.Verdict)
 	}
+	t.Logf("deploy: %s", out.Summary)
 	for _, want := range []string{"the journal cannot be written", "no space left on device", "drover resume"} {
 		if !strings.Contains(out.Summary, want) {
 			t.Errorf("summary does not say %q:\n%s", want, out.Summary)
