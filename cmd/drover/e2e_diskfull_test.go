@@ -7,17 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"drover/internal/localfleet"
+	"drover/internal/tmpfsns"
 )
 
 // The disk under state_dir fills in the middle of a deploy: a real 8 MB
-// tmpfs, mounted in a mount namespace the test makes (nothing is mounted
-// on this machine; the namespace ends with its last process), filled to
+// tmpfs (internal/tmpfsns: mounted in a mount namespace of the test's own,
+// drover and its hooks run in it), filled to
 // the last byte by h02's before_restart hook. The next journal write —
 // SQLite's, into its WAL — fails, and the deploy freezes there: no step
 // starts on any host, drover exits 3 saying why and what to do. Once the
@@ -25,48 +25,18 @@ import (
 // to 1.0.0.
 func TestE2EStateDiskFullFreezes(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test mounts a tmpfs in a mount namespace of its own: run it as root (make test does)")
-	}
-	for _, tool := range []string{"unshare", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("this test needs %s (Debian package util-linux): %v", tool, err)
-		}
-	}
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	ns := tmpfsns.New(t, state, "8m")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	// The namespace: a shell that mounts the tmpfs on state, says so, and
-	// waits for its stdin to close (the test's end).
-	ns := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o size=8m drover-state "$1" && echo mounted && exec cat >/dev/null`, "sh", state)
-	stdin, err := ns.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nsOut bytes.Buffer
-	out, err := ns.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Stderr = &nsOut
-	if err := ns.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stdin.Close(); ns.Wait() })
-	line := make([]byte, len("mounted\n"))
-	if _, err := out.Read(line); err != nil || string(line) != "mounted\n" {
-		t.Fatalf("mount namespace: %q %v %s", line, err, nsOut.String())
-	}
-	pid := strconv.Itoa(ns.Process.Pid)
 	// in runs drover in the namespace, where state is the tmpfs.
 	in := func(args ...string) result {
 		t.Helper()
-		cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--target", pid, "--mount", "--", droverBin}, args...)...)
+		cmd := ns.Command(ctx, droverBin, args...)
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
 		err := cmd.Run()
@@ -121,8 +91,8 @@ func TestE2EStateDiskFullFreezes(t *testing.T) {
 	if err := os.Remove(trigger); err != nil {
 		t.Fatal(err)
 	}
-	if rm := exec.CommandContext(ctx, "nsenter", "--target", pid, "--mount", "--", "rm", fill); rm.Run() != nil {
-		t.Fatal("could not remove the fill file in the namespace")
+	if err := ns.Run(ctx, "rm", fill); err != nil {
+		t.Fatal(err)
 	}
 	r = in("resume", "-c", f.Config)
 	mustExit(t, r, 0)

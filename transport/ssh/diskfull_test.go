@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"drover"
+	"drover/internal/tmpfsns"
 	"drover/release"
 )
 
@@ -21,8 +21,8 @@ import (
 const fullDiskEnv = "DROVER_TEST_FULL_DISK_ROOT"
 
 // A host whose disk fills while it takes a release: a real full disk, a
-// 1 MB tmpfs mounted in a mount namespace of the test's own (it is gone
-// with the child process; nothing is mounted on this machine). The
+// 1 MB tmpfs mounted in a mount namespace of the test's own
+// (internal/tmpfsns), where the test runs itself again to serve. The
 // request fails with the disk's own error, nothing of it is left on the
 // disk, and the host goes on serving.
 func TestServeOnAFullDisk(t *testing.T) {
@@ -31,18 +31,11 @@ func TestServeOnAFullDisk(t *testing.T) {
 		return
 	}
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Fatal("this test mounts a tmpfs in a mount namespace of its own: run it as root (make test does)")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Fatal("this test needs unshare (Debian package util-linux): ", err)
-	}
 	root := t.TempDir()
+	ns := tmpfsns.New(t, root, "1m")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o size=1m drover-full-disk "$1" && exec "$2" -test.run '^TestServeOnAFullDisk$' -test.v -test.count=1`,
-		"sh", root, os.Args[0])
+	cmd := ns.Command(ctx, os.Args[0], "-test.run", "^TestServeOnAFullDisk$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), fullDiskEnv+"="+root)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestServeOnAFullDisk") {
