@@ -14,7 +14,7 @@ import (
 // fullStore refuses journal writes and outcomes once full is set, as
 // store/sqlite and store/file do when the disk under state_dir fills.
 type fullStore struct {
-	*recStore
+	refusingStore
 	mu   sync.Mutex
 	full bool
 }
@@ -28,20 +28,6 @@ func (s *fullStore) refused() error {
 	return nil
 }
 
-func (s *fullStore) Append(ctx context.Context, id string, e drover.JournalEntry) error {
-	if err := s.refused(); err != nil {
-		return err
-	}
-	return s.recStore.Append(ctx, id, e)
-}
-
-func (s *fullStore) Finish(ctx context.Context, id string, r drover.FinishRecord) error {
-	if err := s.refused(); err != nil {
-		return err
-	}
-	return s.recStore.Finish(ctx, id, r)
-}
-
 // The disk under the journal fills while h02's switch runs: the switch
 // finishes, and since the write of its result and of h02's next step is
 // refused, no step starts on any host — no restart, no next batch, no
@@ -53,7 +39,8 @@ func TestJournalRefusedFreezes(t *testing.T) {
 	spec := testSpec(4)
 	spec.Groups[1].Batch = 1
 	e := newEnv(t, spec)
-	fs := &fullStore{recStore: e.store}
+	fs := &fullStore{}
+	fs.refusingStore = refusingStore{recStore: e.store, refuse: fs.refused}
 	e.r.Store = fs
 	v1, v2 := mkRelease(t, "1.0.0"), mkRelease(t, "2.0.0")
 	e.mustDeploy(v1, "")
