@@ -20,7 +20,7 @@ import (
 
 func newFleet(t *testing.T, n int) *Fleet {
 	t.Helper()
-	f, err := New(Options{Dir: t.TempDir(), Hosts: n})
+	f, err := New(Options{Dir: t.TempDir(), Hosts: n, NoShellRC: true})
 	if err != nil {
 		t.Fatal(err)
 	}
