@@ -2,7 +2,7 @@
 # formatting and vet, and runs every test with the race detector.
 GO ?= go
 
-.PHONY: test test-rest test-long test-matrix test-matrix-fuzz deps lint build demo bench fuzz
+.PHONY: test test-rest test-matrix test-matrix-fuzz deps lint build demo bench fuzz
 
 # A race-built program sleeps a second at exit by default (GORACE
 # atexit_sleep_ms): every test binary, and every program the tests start
@@ -26,12 +26,6 @@ PARALLEL ?= 6
 # to the wait; in the matrix's it still runs alone in its go test, first,
 # and the matrix waits for it.
 MATRIX = ^(TestE2ECrashMatrix|TestE2EEtcdReplicasFailover)$$
-# The longest of the rest of cmd/drover's end-to-end tests (35-70 s each,
-# against 5-30 s for the others) run from the start in a go test of their
-# own too: in one go test, parallel tests start in no set order, and the
-# longest started last were the last 40 s of the wait, with fewer tests
-# than -parallel left running beside them.
-LONG = TestE2ECanaryAnalysis|TestE2EAdoptAnsibleSSH|TestE2ESSHFleet|TestE2ESSHHostHangsMidRestart|TestE2ECanaryChart|TestE2EDeployUpgradeHaltRollback
 
 # The race-built drover cmd/drover's end-to-end tests run, built once here
 # for both go tests of that package (DROVER_E2E_BINARY, see TestMain in
@@ -41,13 +35,10 @@ E2E_BINARY = $(CURDIR)/bin/e2e/drover
 test: deps lint
 	$(GO) build -race -o $(E2E_BINARY) ./cmd/drover
 	DROVER_E2E_BINARY=$(E2E_BINARY) $(GO) test -race -count=1 -run '^$$' ./cmd/drover
-	DROVER_E2E_BINARY=$(E2E_BINARY) $(MAKE) -j3 test-matrix-fuzz test-long test-rest
+	DROVER_E2E_BINARY=$(E2E_BINARY) $(MAKE) -j2 test-matrix-fuzz test-rest
 
 test-rest:
-	$(GO) test -race -count=1 -timeout 30m -parallel $(PARALLEL) -skip '$(MATRIX)|^($(LONG))$$' ./...
-
-test-long:
-	$(GO) test -race -count=1 -timeout 30m -parallel $(PARALLEL) -run '^($(LONG))$$' ./cmd/drover
+	$(GO) test -race -count=1 -timeout 30m -parallel $(PARALLEL) -skip '$(MATRIX)' ./...
 
 test-matrix:
 	$(GO) test -race -count=1 -timeout 30m -run '$(MATRIX)' ./cmd/drover
