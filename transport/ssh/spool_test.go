@@ -20,9 +20,9 @@ func TestSpoolBodyInMemoryUpToMax(t *testing.T) {
 	want := make([]byte, 3<<20+7)
 	rand.Read(want)
 	in := io.MultiReader(bytes.NewReader(want), bytes.NewReader([]byte("next request")))
-	body, ok := spoolBody(in, int64(len(want)), noDir)
-	if !ok || body == nil {
-		t.Fatalf("spoolBody: %v, ok %v: a %d-byte body was not spooled without a file", body, ok, len(want))
+	body, ok, werr := spoolBody(in, int64(len(want)), noDir)
+	if !ok || body == nil || werr != nil {
+		t.Fatalf("spoolBody: %v, ok %v, %v: a %d-byte body was not spooled without a file", body, ok, werr, len(want))
 	}
 	if _, isFile := body.(*os.File); isFile {
 		t.Fatal("a body under memSpoolMax went to a file")
@@ -37,19 +37,19 @@ func TestSpoolBodyInMemoryUpToMax(t *testing.T) {
 	}
 
 	// Cut short: the controller is gone.
-	if _, ok := spoolBody(bytes.NewReader(want[:100]), int64(len(want)), noDir); ok {
+	if _, ok, _ := spoolBody(bytes.NewReader(want[:100]), int64(len(want)), noDir); ok {
 		t.Fatal("a body cut short was spooled")
 	}
 
 	root := t.TempDir()
 	big := memSpoolMax + 1
-	body, ok = spoolBody(io.LimitReader(zeros{}, int64(big)), int64(big), root)
+	body, ok, _ = spoolBody(io.LimitReader(zeros{}, big), big, root)
 	f, isFile := body.(*os.File)
 	if !ok || !isFile {
 		t.Fatalf("a body over memSpoolMax: %T, ok %v, want a file", body, ok)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Size() != int64(big) {
+	if fi, err := f.Stat(); err != nil || fi.Size() != big {
 		t.Fatalf("spool file: %v %v", fi, err)
 	}
 	if ents, _ := os.ReadDir(root); len(ents) != 0 {
@@ -75,9 +75,9 @@ func BenchmarkSpoolBody(b *testing.B) {
 				in := &chunked{r: bytes.NewReader(body), n: 64 << 10}
 				var r io.ReadCloser
 				if name == "memory" {
-					r, _ = spoolBody(in, int64(len(body)), dir)
+					r, _, _ = spoolBody(in, int64(len(body)), dir)
 				} else {
-					f, _ := spoolFile(in, int64(len(body)), dir)
+					f, _, _ := spoolFile(in, int64(len(body)), dir)
 					r = f
 				}
 				io.Copy(io.Discard, r)
