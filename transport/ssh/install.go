@@ -149,9 +149,9 @@ func (t *Transport) probe(ctx context.Context, s *hostSlot, cl *client) error {
 // network, which is when compressing drover's upload pays: on this
 // machine's loopback (no jump host) it does not. Measured on 20 sshd
 // hosts on loopback, a first deploy took ~2 CPU-seconds more with it (each
-// host's zstd decompressing 27 MB, ~0.1 CPU-seconds) than without; over a
-// network the 20 hosts share the controller's link, and 10 MB each
-// instead of 27 is the difference.
+// host's zstd decompressing 27 MB, ~0.1 CPU-seconds) than without. Over
+// a network every host's copy crosses the controller's one link at once,
+// and 10 MB each instead of 27 is what it saves there.
 func (t *Transport) overWire(address string) bool {
 	if t.Config.ProxyJump != "" || t.zstdLoopback {
 		return true
