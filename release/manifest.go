@@ -3,11 +3,13 @@ package release
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 
 	"drover"
 )
@@ -100,9 +102,29 @@ func vcsDir(name string) bool {
 	return false
 }
 
-// entryError names a bundle entry in an EINVALID error.
+// entryError names a bundle entry in an EINVALID error, or in an EFAILED
+// one when what failed is the disk it was written to (diskError).
 func entryError(name, format string, args ...any) error {
+	for _, a := range args {
+		if err, ok := a.(error); ok && diskError(err) {
+			return drover.Errorf(drover.EFAILED, "bundle entry %q: %s", name, fmt.Sprintf(format, args...)).
+				WithHint("the host's disk refused the write: free space (or fix the file system) where the release is unpacked, then run the deploy again")
+		}
+	}
 	return drover.Errorf(drover.EINVALID, "bundle entry %q: %s", name, fmt.Sprintf(format, args...))
+}
+
+// diskError reports whether err is the disk's fault, not the bundle's: a
+// full disk, a quota, a read-only file system, an I/O error. Called
+// EINVALID, it would exit 2, which tells the operator to fix an input
+// that is fine, and send them away from the host that needs them.
+func diskError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkManifest verifies that m describes a release Build could have made:

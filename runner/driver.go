@@ -213,8 +213,11 @@ func (d *driver) submit() error {
 // run when the store refused it because the lock was lost.
 func (d *driver) onWritten(werr error) error {
 	d.writing = false
-	if isLockLost(werr, d.fence) {
+	switch {
+	case isLockLost(werr, d.fence):
 		d.freeze(werr)
+	case werr != nil && drover.ErrorCode(werr) != drover.EUNREACHABLE:
+		d.journalRefused(werr)
 	}
 	err := d.release(d.inWrite)
 	d.inWrite = write{}
@@ -265,6 +268,25 @@ func (d *driver) freeze(cause error) {
 	}
 	d.frozen, d.lost = true, nil
 	d.m.Freeze(d.r.now(), d.r.lostReason(d.ctx, d.fence, cause)+"; the lock's holder recovers this deploy")
+}
+
+// journalRefused freezes the rollout when the store refused a journal
+// write — a full or read-only disk under store/sqlite or store/file, a
+// corrupt database — and the steps that write was for do not start.
+// Going on would take host after host forward with nothing durable to
+// say where each one is: a crash then, or a second failure, leaves
+// `drover resume` and the next deploy guessing from host state alone.
+// Freeze, not halt: a rollback is steps too, and its journal could not be
+// written either. A store that did not answer (EUNREACHABLE: etcd
+// electing a new leader) is left to the lock: past its lease the write is
+// refused as a lost lock and the rollout freezes there; before that the
+// deploy goes on (the notice says which write was missed).
+func (d *driver) journalRefused(err error) {
+	if d.frozen {
+		return
+	}
+	d.frozen, d.lost = true, nil
+	d.m.Freeze(d.r.now(), "the journal cannot be written ("+err.Error()+"); once the store can be written again (a full disk under state_dir freed), run `drover resume`")
 }
 
 // collect takes a finished step's result: its journal entry and event go

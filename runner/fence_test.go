@@ -43,10 +43,31 @@ func (l *losableLock) expire(closeLost bool) {
 	}
 }
 
+// refusingStore refuses journal writes and outcomes while refuse says
+// why.
+type refusingStore struct {
+	*recStore
+	refuse func() error
+}
+
+func (s refusingStore) Append(ctx context.Context, id string, e drover.JournalEntry) error {
+	if err := s.refuse(); err != nil {
+		return err
+	}
+	return s.recStore.Append(ctx, id, e)
+}
+
+func (s refusingStore) Finish(ctx context.Context, id string, r drover.FinishRecord) error {
+	if err := s.refuse(); err != nil {
+		return err
+	}
+	return s.recStore.Finish(ctx, id, r)
+}
+
 // fencedStore refuses journal writes and outcomes once taken is set, as
 // store/etcd does once another process took the lock over.
 type fencedStore struct {
-	*recStore
+	refusingStore
 	mu    sync.Mutex
 	lock  *losableLock
 	taken *drover.LockOwner
@@ -83,27 +104,14 @@ func (s *fencedStore) refused() error {
 	return nil
 }
 
-func (s *fencedStore) Append(ctx context.Context, id string, e drover.JournalEntry) error {
-	if err := s.refused(); err != nil {
-		return err
-	}
-	return s.recStore.Append(ctx, id, e)
-}
-
-func (s *fencedStore) Finish(ctx context.Context, id string, r drover.FinishRecord) error {
-	if err := s.refused(); err != nil {
-		return err
-	}
-	return s.recStore.Finish(ctx, id, r)
-}
-
 // fencedEnv is an env whose store fences, with the default group one host
 // at a time so that exactly one step is in flight when the lock goes.
 func fencedEnv(t *testing.T) (*env, *fencedStore) {
 	spec := testSpec(4)
 	spec.Groups[1].Batch = 1
 	e := newEnv(t, spec)
-	fs := &fencedStore{recStore: e.store}
+	fs := &fencedStore{}
+	fs.refusingStore = refusingStore{recStore: e.store, refuse: fs.refused}
 	e.r.Store = fs
 	return e, fs
 }

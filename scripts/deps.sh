@@ -8,6 +8,9 @@ need=()
 # command -> Debian package
 declare -A pkgs=(
   [setsid]=util-linux   # the sample service's restart hook detaches with it
+  [unshare]=util-linux  # the full-disk tests mount a small tmpfs in a mount namespace of their own (internal/tmpfsns)
+  [nsenter]=util-linux
+  [mount]=mount
   [nohup]=coreutils
   [git]=git             # release builds record the source revision
   [tar]=tar

@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,7 +146,11 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 		body *io.PipeReader
 		// spooled holds the whole body when it was read off stdin
 		// before the operation began (spoolBody); body is nil then.
-		spooled *os.File
+		spooled io.ReadCloser
+		// spoolErr is why the body could not be held on the host
+		// (spoolBody's werr): the request is answered with it, and
+		// the host serves on.
+		spoolErr error
 	}
 	reqs := make(chan incoming)
 	// Deferred in this order, they run as: close stdin (which unblocks
@@ -173,22 +178,23 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 			req, err := decodeRequest(line)
 			var pr *io.PipeReader
 			var pw *io.PipeWriter
-			var spooled *os.File
+			var spooled io.ReadCloser
+			var spoolErr error
 			var body io.Reader = in
 			if err == nil && req.Acks {
 				body = &ackReader{r: in, total: req.Body, ack: func(n int64) { write(Response{Ack: n}) }}
 			}
 			if err == nil && req.Body > 0 {
 				var ok bool
-				if spooled, ok = spoolBody(body, req.Body, o.Root); !ok {
+				if spooled, ok, spoolErr = spoolBody(body, req.Body, o.Root); !ok {
 					return
 				}
-				if spooled == nil {
+				if spooled == nil && spoolErr == nil {
 					pr, pw = io.Pipe()
 				}
 			}
 			select {
-			case reqs <- incoming{req: req, err: err, body: pr, spooled: spooled}:
+			case reqs <- incoming{req: req, err: err, body: pr, spooled: spooled, spoolErr: spoolErr}:
 			case <-ctx.Done():
 				if spooled != nil {
 					spooled.Close()
@@ -216,9 +222,13 @@ func serveLoop(ctx context.Context, stdin io.Reader, stdout io.Writer, o ServeOp
 			return nil
 		}
 		var resp Response
-		if in.err != nil {
+		switch {
+		case in.err != nil:
 			resp = fail(in.err)
-		} else {
+		case in.spoolErr != nil:
+			resp = fail(drover.Errorf(drover.EFAILED, "cannot hold the %d-byte %s body on the host: %v", in.req.Body, in.req.Op, in.spoolErr).
+				WithHint("free disk space under " + o.Root + " (the body is written there before it is unpacked), then run the deploy again"))
+		default:
 			var body io.Reader
 			if in.body != nil {
 				body = in.body
@@ -272,10 +282,11 @@ func (a *ackReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// spoolBody reads the n bytes of a request's body off in into a temporary
-// file, unlinked at once (nothing is left behind, whatever happens next),
-// and returns it positioned at its start. The operation then reads the
-// file, not the connection.
+// spoolBody reads the n bytes of a request's body off in — into memory
+// when n is at most memSpoolMax, else into a temporary file, unlinked at
+// once (nothing is left behind, whatever happens next) — and returns it
+// positioned at its start. The operation then reads the spool, not the
+// connection.
 //
 // Why not stream it into the operation: sshd holds whatever the operation
 // has not read yet in its channel buffer (up to its 2 MB window), and
@@ -294,34 +305,64 @@ func (a *ackReader) Read(p []byte) (int, error) {
 // file can be made (a read-only deploy root and temp directory), it
 // returns nil and true: the caller streams the body as before. ok is false
 // when in ended inside the body (the controller is gone).
-func spoolBody(in io.Reader, n int64, dir string) (f *os.File, ok bool) {
+//
+// A disk that fills while the body is written (werr set, f nil): the rest is
+// read and dropped, so the stream stays in step and the host goes on
+// serving, and the caller answers the request with the disk's own error.
+// Handing the operation a short body would fail it too, on its size check,
+// but as "bundle is N bytes, want M": an operator at a full host would be
+// sent looking for a network fault.
+func spoolBody(in io.Reader, n int64, dir string) (body io.ReadCloser, ok bool, werr error) {
+	if n <= memSpoolMax {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(in, buf); err != nil {
+			return nil, false, nil
+		}
+		return io.NopCloser(bytes.NewReader(buf)), true, nil
+	}
+	f, ok, werr := spoolFile(in, n, dir)
+	if f == nil {
+		return nil, ok, werr // an untyped nil: the caller tests body == nil
+	}
+	return f, ok, werr
+}
+
+// memSpoolMax is the largest body spooled in memory. A file spool costs
+// the host a write of the whole body into the page cache and a read back,
+// with the file's blocks allocated and freed: for the 8 MB bundle of
+// bench/sshdeploy 6.0 ms against 2.9 ms in memory (BenchmarkSpoolBody),
+// paid by every host at once, on the cores the stage is waiting for.
+// Larger bodies go to a file, so a host's serve never holds more than
+// this of one. A variable for the tests of the file spool.
+var memSpoolMax int64 = 32 << 20
+
+// spoolFile is spoolBody's file spool.
+func spoolFile(in io.Reader, n int64, dir string) (f *os.File, ok bool, werr error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		dir = os.TempDir()
 	}
 	f, err := os.CreateTemp(dir, ".drover-body-")
 	if err != nil {
-		return nil, true
+		return nil, true, nil
 	}
 	os.Remove(f.Name())
-	// Out of disk: the rest is read and dropped (the stream stays in
-	// step) and the operation sees a short body, which it refuses (size
-	// and sha256 are checked).
-	if !readBody(f, in, n, 256<<10) {
+	ok, werr = readBody(f, in, n, 256<<10)
+	if werr != nil || !ok {
 		f.Close()
-		return nil, false
+		return nil, ok, werr
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		f.Close()
-		return nil, false
+		return nil, true, err
 	}
-	return f, true
+	return f, true, nil
 }
 
 // copyBody copies n bytes of in to pw, then closes pw. When the reader of
 // pw goes away first, the rest is read and dropped. It reports whether
 // the n bytes were there: false means stdin ended inside the body.
 func copyBody(pw *io.PipeWriter, in io.Reader, n int64) bool {
-	if !readBody(pw, in, n, 64<<10) {
+	if ok, _ := readBody(pw, in, n, 64<<10); !ok {
 		pw.CloseWithError(io.ErrUnexpectedEOF)
 		return false
 	}
@@ -332,23 +373,23 @@ func copyBody(pw *io.PipeWriter, in io.Reader, n int64) bool {
 // readBody reads exactly n bytes of in, a bufSize at a time, and writes
 // them to w until a write fails; after that the rest is read and dropped,
 // so that the stream stays in step and the next request is understood.
-// It reports whether the n bytes were there: false means in ended inside
-// the body.
-func readBody(w io.Writer, in io.Reader, n int64, bufSize int) bool {
+// ok reports whether the n bytes were there (false: in ended inside the
+// body); werr is the write that failed, nil when all n were written.
+func readBody(w io.Writer, in io.Reader, n int64, bufSize int) (ok bool, werr error) {
 	buf := make([]byte, bufSize)
 	for n > 0 {
 		k, err := in.Read(buf[:min(int64(len(buf)), n)])
 		n -= int64(k)
-		if k > 0 && w != io.Discard {
-			if _, werr := w.Write(buf[:k]); werr != nil {
-				w = io.Discard
+		if k > 0 && werr == nil {
+			if _, err := w.Write(buf[:k]); err != nil {
+				werr = err
 			}
 		}
 		if err != nil && n > 0 {
-			return false
+			return false, werr
 		}
 	}
-	return true
+	return true, werr
 }
 
 // do performs one operation. body is what follows the request: the
