@@ -53,6 +53,9 @@ type ServeOptions struct {
 // after another on the same stdin and stdout, each naming its operation,
 // a stage's bundle framed by Request.Body, until stdin ends (see OpServe).
 func Serve(ctx context.Context, op string, stdin io.Reader, stdout io.Writer, o ServeOptions) error {
+	if f, ok := stdin.(*os.File); ok {
+		widenPipe(f)
+	}
 	if op == OpServe {
 		return serveLoop(ctx, stdin, stdout, o)
 	}
