@@ -41,47 +41,10 @@ func TestFastTemplateMatchesTextTemplate(t *testing.T) {
 		"curl -fsS http://{{.Host.Address}}:{{.Host.Vars.port}}/health", "x {{.Nope}}",
 	}
 	for _, text := range plain {
-		got, gotErr := Render("t", text, data)
-		c := parseCached("t", text)
-		var want string
-		var wantErr error
-		if c.err != nil {
-			wantErr = Errorf(EINVALID, "template %s: %v", "t", c.err)
-		} else {
-			var b bytes.Buffer
-			if err := c.t.Execute(&b, data); err != nil {
-				wantErr = Errorf(EINVALID, "template %s: %v", "t", err)
-			} else {
-				want = b.String()
-			}
-		}
-		if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
-			t.Errorf("Render(%q) = %q, %v; text/template: %q, %v", text, got, gotErr, want, wantErr)
-		}
+		sameAsTextTemplate(t, text, data)
 	}
 	for _, text := range commands {
-		got, gotErr := RenderCommand("c", text, data)
-		c := compileCommand("c", text)
-		var want, wantErr string
-		if c.err != nil {
-			wantErr = "refused"
-		} else {
-			var b bytes.Buffer
-			if err := c.t.Execute(&b, data); err != nil {
-				wantErr = Errorf(EINVALID, "template %s: %v", "c", err).Error()
-			} else {
-				want = b.String()
-			}
-		}
-		if wantErr == "refused" {
-			if gotErr == nil {
-				t.Errorf("RenderCommand(%q) = %q, want the refusal %v", text, got, c.err)
-			}
-			continue
-		}
-		if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) && !(gotErr == nil && wantErr == "") {
-			t.Errorf("RenderCommand(%q) = %q, %v; text/template: %q, %s", text, got, gotErr, want, wantErr)
-		}
+		commandSameAsTextTemplate(t, text, data)
 	}
 	// The common shapes do take the fast path.
 	for _, text := range []string{"port={{.Host.Vars.port}}\n", "{{.Host.Name}}"} {
@@ -114,3 +77,101 @@ func TestFastTemplateAllocs(t *testing.T) {
 		t.Errorf("allocations per render: command %.0f, config %.0f; want ≤ 6 each", cmd, conf)
 	}
 }
+
+// sameAsTextTemplate fails t unless Render gives what text/template gives
+// for text and data, error included.
+func sameAsTextTemplate(t *testing.T, text string, data TemplateData) {
+	t.Helper()
+	got, gotErr := Render("t", text, data)
+	c := parseCached("t", text)
+	var want string
+	var wantErr error
+	if c.err != nil {
+		wantErr = Errorf(EINVALID, "template %s: %v", "t", c.err)
+	} else {
+		var b bytes.Buffer
+		if err := c.t.Execute(&b, data); err != nil {
+			wantErr = Errorf(EINVALID, "template %s: %v", "t", err)
+		} else {
+			want = b.String()
+		}
+	}
+	if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Errorf("Render(%q) = %q, %v; text/template: %q, %v", text, got, gotErr, want, wantErr)
+	}
+}
+
+// commandSameAsTextTemplate is sameAsTextTemplate for RenderCommand: the
+// same words, the same refusals.
+func commandSameAsTextTemplate(t *testing.T, text string, data TemplateData) {
+	t.Helper()
+	got, gotErr := RenderCommand("c", text, data)
+	c := compileCommand("c", text)
+	var want, wantErr string
+	if c.err != nil {
+		if gotErr == nil {
+			t.Errorf("RenderCommand(%q) = %q, want the refusal %v", text, got, c.err)
+		}
+		return
+	}
+	var b bytes.Buffer
+	if err := c.t.Execute(&b, data); err != nil {
+		wantErr = Errorf(EINVALID, "template %s: %v", "c", err).Error()
+	} else {
+		want = b.String()
+	}
+	if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) && !(gotErr == nil && wantErr == "") {
+		t.Errorf("RenderCommand(%q) = %q, %v; text/template: %q, %s", text, got, gotErr, want, wantErr)
+	}
+}
+
+// FuzzFastTemplate: whatever the values — any string, bytes that are not
+// UTF-8, shell syntax, numbers — the fast path renders config files and
+// commands byte for byte as text/template does, and refuses what it
+// refuses. A fast path that quoted one value differently would be a hook
+// whose words the operator did not write.
+func FuzzFastTemplate(f *testing.F) {
+	// Each takes the fast path (else this would compare text/template
+	// with itself).
+	for _, text := range fuzzFastFiles {
+		if parseCached("t", text).fast == nil {
+			f.Fatalf("%q: no fast form", text)
+		}
+	}
+	for _, text := range fuzzFastCommands {
+		if compileCommand("c", text).fast == nil {
+			f.Fatalf("%q: no fast form", text)
+		}
+	}
+	f.Add("web-1", "plain", "x y", uint64(8080), false)
+	f.Add("h", "$(touch /tmp/pwned)", "'; id; '", uint64(0), true)
+	f.Add("\xff", "a\nb", "`id`", ^uint64(0), false)
+	f.Add("", "", "~", uint64(1), true)
+	f.Fuzz(func(t *testing.T, name, a, b string, n uint64, bIsNumber bool) {
+		data := fastTestData()
+		data.Host.Name = name
+		data.Host.Vars = map[string]any{"a": a, "b": b}
+		if bIsNumber {
+			data.Host.Vars["b"] = n
+		}
+		data.Root = a
+		for _, text := range fuzzFastFiles {
+			sameAsTextTemplate(t, text, data)
+		}
+		for _, text := range fuzzFastCommands {
+			commandSameAsTextTemplate(t, text, data)
+		}
+	})
+}
+
+var (
+	fuzzFastFiles = []string{
+		"{{.Host.Name}}={{.Host.Vars.a}}:{{.Host.Vars.b}}\n",
+		"x{{.Root}}y{{.Host.Vars.b}}z",
+	}
+	fuzzFastCommands = []string{
+		"depool {{.Host.Name}} --port {{.Host.Vars.b}}",
+		"echo x{{.Host.Vars.a}}y {{.Root}}/bin >{{.Host.Vars.b}}",
+		"X={{.Host.Vars.a}} cmd {{.Host.Vars.a}}{{.Host.Vars.b}}",
+	}
+)
