@@ -50,15 +50,14 @@ const maxShapes = 256
 // renderers call it too (cached), so no command is built from a template
 // that has not passed it.
 func CheckCommandTemplate(text string) error {
-	_, err := compileCommand("check", text)
-	return err
+	return compileCommand("check", text).err
 }
 
 // compileCommand parses, checks and rewrites a command template: every
 // printing action gets a final quoting command appended to its pipeline
 // (what html/template does for HTML), so no action output reaches the
 // shell unquoted.
-func compileCommand(name, text string) (*template.Template, error) {
+func compileCommand(name, text string) cachedTemplate {
 	return templates.get(parsedKey{name: name, text: text, command: true}, func() (*template.Template, error) {
 		return compileCommandUncached(name, text)
 	})
@@ -112,7 +111,11 @@ var commandFuncs = template.FuncMap{
 // whole word of its own is left bare when syntax.Quote finds nothing to
 // quote, to keep commands readable.
 func quoteWord(v any, part bool) (string, error) {
-	s := fmt.Sprint(v)
+	return quoteString(fmt.Sprint(v), part)
+}
+
+// quoteString is quoteWord of a string.
+func quoteString(s string, part bool) (string, error) {
 	q, err := syntax.Quote(s, syntax.LangPOSIX)
 	if err != nil {
 		if !utf8.ValidString(s) {

@@ -58,12 +58,17 @@ func NewTemplateData(s *Spec, h Host, releaseID, version string) TemplateData {
 // Render executes a text/template. A missing key is an error, never
 // "<no value>": a config file with a hole in it must not reach a host.
 func Render(name, text string, data any) (string, error) {
-	t, err := parseCached(name, text)
-	if err != nil {
-		return "", Errorf(EINVALID, "template %s: %v", name, err)
+	c := parseCached(name, text)
+	if c.err != nil {
+		return "", Errorf(EINVALID, "template %s: %v", name, c.err)
+	}
+	if d, ok := data.(TemplateData); ok && c.fast != nil {
+		if s, ok := c.fast.execute(&d); ok {
+			return s, nil
+		}
 	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := c.t.Execute(&b, data); err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
 	return b.String(), nil
@@ -83,16 +88,21 @@ func RenderCommand(name, text string, data TemplateData) (string, error) {
 // renderCommand executes a checked command template over raw data; the
 // template quotes every value itself.
 func renderCommand(name, text string, data any) (string, error) {
-	t, err := compileCommand(name, text)
-	if err != nil {
+	c := compileCommand(name, text)
+	if err := c.err; err != nil {
 		e, ok := err.(*Error)
 		if !ok {
 			return "", Errorf(EINVALID, "template %s: %v", name, err)
 		}
 		return "", Errorf(EINVALID, "template %s: %s", name, e.Message).WithHint(e.Hint)
 	}
+	if d, ok := data.(TemplateData); ok && c.fast != nil {
+		if s, ok := c.fast.execute(&d); ok {
+			return s, nil
+		}
+	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
+	if err := c.t.Execute(&b, data); err != nil {
 		return "", Errorf(EINVALID, "template %s: %v", name, err)
 	}
 	return b.String(), nil
@@ -212,7 +222,7 @@ func RenderConfigFiles(files []ConfigFile, template func(path string) ([]byte, e
 
 // parseCached parses text as template name, whose quote func is
 // ShellQuote.
-func parseCached(name, text string) (*template.Template, error) {
+func parseCached(name, text string) cachedTemplate {
 	return templates.get(parsedKey{name: name, text: text}, func() (*template.Template, error) {
 		return template.New(name).Option("missingkey=error").Funcs(template.FuncMap{"quote": ShellQuote}).Parse(text)
 	})

@@ -26,29 +26,35 @@ type parsedKey struct {
 	command    bool // a command template (shellcommand.go)
 }
 
-// cachedTemplate is a parsed template, or why it was refused.
+// cachedTemplate is a parsed template, or why it was refused, and its
+// fast form when it has one (fasttemplate.go).
 type cachedTemplate struct {
-	t   *template.Template
-	err error
+	t    *template.Template
+	fast *fastTemplate
+	err  error
 }
 
 // get returns the template of k, calling parse once per key (as long as
 // the cache has room) and remembering a refusal as well as a success.
-func (c *templateCache) get(k parsedKey, parse func() (*template.Template, error)) (*template.Template, error) {
+func (c *templateCache) get(k parsedKey, parse func() (*template.Template, error)) cachedTemplate {
 	c.mu.Lock()
 	e, ok := c.m[k]
 	c.mu.Unlock()
 	if ok {
-		return e.t, e.err
+		return e
 	}
 	t, err := parse()
+	e = cachedTemplate{t: t, err: err}
+	if err == nil {
+		e.fast = compileFast(t, k.command)
+	}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[parsedKey]cachedTemplate{}
 	}
 	if len(c.m) < maxCachedTemplates {
-		c.m[k] = cachedTemplate{t, err}
+		c.m[k] = e
 	}
 	c.mu.Unlock()
-	return t, err
+	return e
 }

@@ -15,14 +15,14 @@ func TestTemplateCache(t *testing.T) {
 		calls++
 		return template.New("x").Parse("{{.}}")
 	}
-	a, _ := c.get(parsedKey{name: "x", text: "{{.}}"}, parse)
-	b, _ := c.get(parsedKey{name: "x", text: "{{.}}"}, parse)
+	a := c.get(parsedKey{name: "x", text: "{{.}}"}, parse).t
+	b := c.get(parsedKey{name: "x", text: "{{.}}"}, parse).t
 	if calls != 1 || a != b {
 		t.Errorf("parsed %d times, same template %v; want once", calls, a == b)
 	}
 	bad := errors.New("refused")
 	for range 2 {
-		if _, err := c.get(parsedKey{name: "x", text: "bad", command: true}, func() (*template.Template, error) { calls++; return nil, bad }); err != bad {
+		if err := c.get(parsedKey{name: "x", text: "bad", command: true}, func() (*template.Template, error) { calls++; return nil, bad }).err; err != bad {
 			t.Errorf("refusal: %v", err)
 		}
 	}

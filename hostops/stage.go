@@ -2,12 +2,9 @@ package hostops
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -39,9 +36,10 @@ func withBundleFile(bundlePath string, use func(io.Reader) (drover.StageResult, 
 
 // Stage receives a bundle stream and makes releases/<slot> from it:
 //
-//  1. unpack into releases/.stage-<random> with release.Unpack, checking
-//     the stream's sha256 and size against req.Release when it has them
-//     (the bundle crossed a network; what arrived must be what was built);
+//  1. unpack into releases/.stage-<random> with release.Unpack, or, when
+//     req.Release has the bundle's sha256, release.UnpackBundle, which
+//     checks the stream's sha256 and size against it (the bundle crossed
+//     a network; what arrived must be what was built);
 //  2. link each shared dir into it (shared.go), so validate sees them;
 //  3. render each config file from its template inside the release, with
 //     req.Data exactly as given (see renderConfig), to its Dest inside the
@@ -133,33 +131,21 @@ func (h *Host) stage(ctx context.Context, bundle io.Reader, req drover.StageRequ
 // deploy root would leave a trace of a plan.
 func (h *Host) prepare(ctx context.Context, bundle io.Reader, req drover.StageRequest, stage string, scratch bool) (drover.Manifest, string, error) {
 	rel := req.Release
-	var sum hash.Hash
-	counted := &countingReader{r: bundle}
-	in := io.Reader(counted)
+	in := &ctxReader{ctx: ctx, r: bundle}
+	var m drover.Manifest
+	var err error
 	if rel.BundleSHA256 != "" {
-		sum = sha256.New()
-		in = io.TeeReader(counted, sum)
+		// The bundle crossed a network: what arrived must be what was
+		// built, byte for byte.
+		m, err = release.UnpackBundle(in, stage, rel.BundleSHA256, rel.BundleSize)
+	} else {
+		m, err = release.Unpack(in, stage)
 	}
-	m, err := release.Unpack(&ctxReader{ctx: ctx, r: in}, stage)
 	if err != nil {
 		if e := ctx.Err(); e != nil {
 			return m, "", drover.Errorf(drover.ETIMEOUT, "stage %s: %v", rel.ID(), e)
 		}
 		return m, "", err
-	}
-	if sum != nil {
-		// Unpack stops at the end of the tar stream; the bundle's hash
-		// covers the whole file.
-		if _, err := io.Copy(io.Discard, &ctxReader{ctx: ctx, r: in}); err != nil {
-			return m, "", drover.Errorf(drover.EFAILED, "stage %s: receive bundle: %v", rel.ID(), err)
-		}
-		if got := hex.EncodeToString(sum.Sum(nil)); got != rel.BundleSHA256 {
-			return m, "", drover.Errorf(drover.EINVALID, "stage %s: bundle sha256 is %s, expected %s", rel.ID(), got, rel.BundleSHA256).
-				WithHint("the bundle was damaged or replaced in transit; stage again")
-		}
-		if rel.BundleSize > 0 && counted.n != rel.BundleSize {
-			return m, "", drover.Errorf(drover.EINVALID, "stage %s: bundle is %d bytes, expected %d", rel.ID(), counted.n, rel.BundleSize)
-		}
 	}
 	if m.ID != rel.ID() {
 		return m, "", drover.Errorf(drover.EINVALID, "stage: bundle holds release %s, expected %s", m.ID, rel.ID())
@@ -338,17 +324,6 @@ func (h *Host) moveIntoPlace(stage, slot string) error {
 		return drover.Errorf(drover.EFAILED, "stage: %v", err)
 	}
 	return nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // ctxReader stops a long transfer when ctx is done.

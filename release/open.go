@@ -33,7 +33,7 @@ func Open(ctx context.Context, path string) (*drover.Release, error) {
 	}
 	h := sha256.New()
 	cr := &countReader{r: io.TeeReader(&ctxReader{ctx: ctx, r: f}, h)}
-	m, err := readBundle(cr, nil, func(entry) error { return nil })
+	m, err := readBundle(cr, true, nil, func(entry) error { return nil })
 	if err != nil {
 		if e := ctx.Err(); e != nil {
 			return nil, drover.Errorf(drover.ETIMEOUT, "release %s: %v", path, e)

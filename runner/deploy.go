@@ -346,7 +346,7 @@ func (r *Runner) prune(ctx context.Context, cs *conns, id string, rep rollout.Re
 			names = append(names, h.Name)
 		}
 	}
-	forEach(names, r.Spec.StageParallelism, func(name string) {
+	forEach(names, max(r.Spec.StageParallelism, sweepParallelism), func(name string) {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.Spec.StepTimeout)
 		defer cancel()
 		conn, err := cs.get(pctx, name)

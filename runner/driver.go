@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"drover"
@@ -253,11 +254,21 @@ func (d *driver) release(w write) error {
 func (d *driver) launch(a rollout.Action) {
 	d.started[a.Host+"/"+string(a.Step)] = d.r.now()
 	d.running++
-	go func() {
-		actx, cancel := context.WithTimeout(d.stepCtx, d.timeoutOf(a))
-		defer cancel()
-		d.results <- safeRun(actx, d.run, a)
+	go d.runStep(&a, d.timeoutOf(a))
+}
+
+// runStep runs a under its timeout and hands its result to the loop. A
+// panic in the step is its failure, not the controller's end: the loop
+// still gets one result for every step it started.
+func (d *driver) runStep(a *rollout.Action, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(d.stepCtx, timeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			d.results <- rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.Failed, Reason: fmt.Sprintf("internal error: %v", p)}
+		}
 	}()
+	d.results <- d.run(ctx, a)
 }
 
 // freeze stops the rollout without a rollback: the lock is lost, and its

@@ -83,7 +83,8 @@ type stepStrategy interface {
 	// is false for the others.
 	timeout(a rollout.Action) (d time.Duration, ok bool)
 	// step runs a on h; handled is false for the steps it leaves to the
-	// executor.
+	// executor. Stage is the executor's in every strategy: it is not
+	// asked (executor.step).
 	step(ctx context.Context, a rollout.Action, h drover.Host) (handled bool, err error)
 	// data is what templates see on h: the target release while
 	// deploying, the release being restored while restoring.
@@ -149,8 +150,7 @@ func (x *executor) hookTimeout() time.Duration {
 	return drover.DefaultHookTimeout
 }
 
-func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
-	res := rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.OK}
+func (x *executor) run(ctx context.Context, a *rollout.Action) rollout.Result {
 	if a.Step == rollout.StepStage {
 		// Hosts that relay from this one wait for all its attempts
 		// (distribute.go).
@@ -158,17 +158,38 @@ func (x *executor) run(ctx context.Context, a rollout.Action) rollout.Result {
 	}
 	err := x.retrying(ctx, a) // x.step, under the spec's retry policy
 	if err != nil {
-		res.Outcome = outcomeOf(err)
-		res.Reason = err.Error()
-		res.Unchanged = isUnchanged(err)
-		if res.Outcome == rollout.Unreachable {
-			x.conns.drop(a.Host)
-		}
+		return x.failed(a, err)
+	}
+	return rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.OK}
+}
+
+// failed is the result of a step that ended with err.
+//
+//go:noinline
+func (x *executor) failed(a *rollout.Action, err error) rollout.Result {
+	res := rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: outcomeOf(err), Reason: err.Error(), Unchanged: isUnchanged(err)}
+	if res.Outcome == rollout.Unreachable {
+		x.conns.drop(a.Host)
 	}
 	return res
 }
 
-func (x *executor) step(ctx context.Context, a rollout.Action) error {
+// step runs one attempt of a. The stage step, which every host waits in
+// at once, goes straight to its call; the others through stepOther (see
+// retrying on why the frames on that path are kept small).
+func (x *executor) step(ctx context.Context, a *rollout.Action) error {
+	if a.Step == rollout.StepStage { // the executor's in every strategy
+		h, ok := x.conns.hostRef(a.Host)
+		if !ok {
+			return drover.Errorf(drover.EINTERNAL, "unknown host %s", a.Host)
+		}
+		return x.stageStep(ctx, h)
+	}
+	return x.stepOther(ctx, *a)
+}
+
+//go:noinline
+func (x *executor) stepOther(ctx context.Context, a rollout.Action) error {
 	if a.Step == rollout.StepGate {
 		return x.runGate(ctx, a)
 	}
@@ -181,7 +202,7 @@ func (x *executor) step(ctx context.Context, a rollout.Action) error {
 	}
 	switch a.Step {
 	case rollout.StepStage:
-		return x.stageStep(ctx, h)
+		return x.stageStep(ctx, &h)
 	case rollout.StepDepool:
 		return x.depool(ctx, h, a.Restoring)
 	case rollout.StepRepool:
@@ -225,26 +246,54 @@ func (x *executor) data(h drover.Host, restoring bool) drover.TemplateData {
 	return x.strategy.data(h, restoring)
 }
 
-func (x *executor) stage(ctx context.Context, h drover.Host) error {
+func (x *executor) stage(ctx context.Context, h *drover.Host) error {
+	conn, req, err := x.stageRequest(ctx, h)
+	if err != nil {
+		return err
+	}
+	var res drover.StageResult
+	if x.dist == nil {
+		res, err = conn.Stage(ctx, *req)
+	} else {
+		res, err = x.stageRelayed(ctx, h, conn, req)
+	}
+	if err != nil {
+		return err
+	}
+	x.staged(h.Name, res)
+	return nil
+}
+
+// stageRequest is h's connection and what it stages, built on the heap
+// and in a call of its own: rendering the template data is the deepest
+// point of the stage path before the transfer (see retrying).
+//
+//go:noinline
+func (x *executor) stageRequest(ctx context.Context, h *drover.Host) (drover.HostConn, *drover.StageRequest, error) {
 	if err := x.unknown[h.Name]; err != nil {
-		return fmt.Errorf("state before the deploy unknown, not deploying to it: %w", err)
+		return nil, nil, fmt.Errorf("state before the deploy unknown, not deploying to it: %w", err)
 	}
 	conn, err := x.conns.get(ctx, h.Name)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	res, err := x.stageVia(ctx, h, conn, drover.StageRequest{
+	return conn, &drover.StageRequest{
 		DeployID: x.deployID, Release: x.release,
-		ConfigFiles: x.spec.ConfigFiles, Data: x.data(h, false),
+		ConfigFiles: x.spec.ConfigFiles, Data: x.data(*h, false),
 		SharedDirs: x.spec.SharedDirs,
-	})
-	if err != nil {
-		return err
-	}
+	}, nil
+}
+
+//go:noinline
+func (x *executor) stageRelayed(ctx context.Context, h *drover.Host, conn drover.HostConn, req *drover.StageRequest) (drover.StageResult, error) {
+	return x.stageVia(ctx, *h, conn, *req)
+}
+
+//go:noinline
+func (x *executor) staged(host string, res drover.StageResult) {
 	x.mu.Lock()
-	x.slots[h.Name] = res
+	x.slots[host] = res
 	x.mu.Unlock()
-	return nil
 }
 
 func (x *executor) promote(ctx context.Context, h drover.Host) error {

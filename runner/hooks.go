@@ -41,17 +41,33 @@ func isUnchanged(err error) bool {
 	return errors.As(err, &u)
 }
 
-// stageStep is before_stage, stage, after_stage.
-func (x *executor) stageStep(ctx context.Context, h drover.Host) error {
-	if x.unknown[h.Name] == nil {
-		if err := x.lifecycle(ctx, h, "before_stage", x.spec.Hooks.BeforeStage, ".", false); err != nil {
+// stageStep is before_stage, stage, after_stage. h is a pointer and the
+// hooks are called only when set: every host waits for its transfer in
+// here (see retrying on why the frames on that path are kept small).
+func (x *executor) stageStep(ctx context.Context, h *drover.Host) error {
+	if x.spec.Hooks.BeforeStage != "" && x.unknown[h.Name] == nil {
+		if err := x.stageHook(ctx, h, false); err != nil {
 			return err
 		}
 	}
 	if err := x.stage(ctx, h); err != nil {
 		return err
 	}
-	return x.lifecycle(ctx, h, "after_stage", x.spec.Hooks.AfterStage, x.stagedDir(h.Name), false)
+	if x.spec.Hooks.AfterStage == "" {
+		return nil
+	}
+	return x.stageHook(ctx, h, true)
+}
+
+// stageHook runs before_stage (in the deploy root) or after_stage (in the
+// staged release).
+//
+//go:noinline
+func (x *executor) stageHook(ctx context.Context, h *drover.Host, after bool) error {
+	if after {
+		return x.lifecycle(ctx, *h, "after_stage", x.spec.Hooks.AfterStage, x.stagedDir(h.Name), false)
+	}
+	return x.lifecycle(ctx, *h, "before_stage", x.spec.Hooks.BeforeStage, ".", false)
 }
 
 // switchStep is before_promote, promote, after_promote.

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"drover"
@@ -11,7 +10,9 @@ import (
 
 // stepFunc runs one action and returns its result. It must honor ctx's
 // deadline and never panic.
-type stepFunc func(ctx context.Context, a rollout.Action) rollout.Result
+// a is a pointer, as on the whole path of a step, to keep the frames of a
+// goroutine waiting on its host small (executor.retrying).
+type stepFunc func(ctx context.Context, a *rollout.Action) rollout.Result
 
 // report is m's outcome after drive returned err: a drive stopped by an
 // internal error needs a person, whatever the machine had decided so far.
@@ -25,15 +26,6 @@ func report(m *rollout.Machine, err error) rollout.Report {
 		rep.HaltReason += err.Error()
 	}
 	return rep
-}
-
-func safeRun(ctx context.Context, run stepFunc, a rollout.Action) (res rollout.Result) {
-	defer func() {
-		if p := recover(); p != nil {
-			res = rollout.Result{Host: a.Host, Step: a.Step, Gate: a.Gate, Outcome: rollout.Failed, Reason: fmt.Sprintf("internal error: %v", p)}
-		}
-	}()
-	return run(ctx, a)
 }
 
 // noteEvents maps the core's note kinds to event kinds. Event kinds are a

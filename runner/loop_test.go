@@ -105,7 +105,7 @@ func TestDriveSurvivesRejectedResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	noticed := e.events.next(drover.EventNotice)
-	run := func(ctx context.Context, a rollout.Action) rollout.Result {
+	run := func(ctx context.Context, a *rollout.Action) rollout.Result {
 		if a.Host == "h02" {
 			// The wrong step: what a runner bug would report.
 			return rollout.Result{Host: a.Host, Step: rollout.StepSwitch, Outcome: rollout.OK}

@@ -177,6 +177,14 @@ func (c *conns) host(name string) (drover.Host, bool) {
 	return c.spec.Host(name)
 }
 
+// hostRef is host on the heap (see executor.step).
+//
+//go:noinline
+func (c *conns) hostRef(name string) (*drover.Host, bool) {
+	h, ok := c.host(name)
+	return &h, ok
+}
+
 // get returns the host's connection, opening it when needed, fenced on the
 // deploy lock in ctx (fence.go). A failed open is not cached: the next step
 // tries again.

@@ -19,6 +19,17 @@ type hostView struct {
 	Err error
 }
 
+// sweepParallelism bounds the hosts a survey or a prune works on at once.
+// It is not stage_parallelism, which bounds the bundles in flight: a
+// survey only reads state.json, a prune removes directories on each host's
+// own disk, and what is costly in either — the SSH handshake — the
+// transport bounds itself (ssh.connect_parallelism, 32 by default).
+// Bounded by the 16 hosts of stage_parallelism, a 20-host deploy connected
+// and probed 16 hosts and the last 4 only once one of the first had
+// answered (a whole connect and probe more before the first event), and
+// pruned in two rounds after its verdict (bench/README.md).
+const sweepParallelism = 256
+
 // survey reads state.json on every target, in parallel.
 func (r *Runner) survey(ctx context.Context, cs *conns, targets map[string]bool) map[string]*hostView {
 	names := make([]string, 0, len(targets))
@@ -28,7 +39,7 @@ func (r *Runner) survey(ctx context.Context, cs *conns, targets map[string]bool)
 	sort.Strings(names)
 	var mu sync.Mutex
 	views := make(map[string]*hostView, len(names))
-	forEach(names, r.Spec.StageParallelism, func(name string) {
+	forEach(names, max(r.Spec.StageParallelism, sweepParallelism), func(name string) {
 		h, _ := cs.host(name)
 		v := &hostView{Host: h}
 		sctx, cancel := context.WithTimeout(ctx, r.Spec.StepTimeout)

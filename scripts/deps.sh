@@ -22,6 +22,8 @@ declare -A pkgs=(
   [etcd]=etcd-server              # store/etcd and the server replica tests run a real etcd (3.4; the 3.7 client speaks its v3 API)
   [/usr/bin/chromium]=chromium    # the dashboard's browser test drives headless Chromium (chromedp)
   [cap]=capistrano                # the adoption tests deploy a fleet with real Capistrano first
+  [zstd]=zstd                     # transport/ssh sends drover to hosts over a network zstd-compressed; its tests use the host's zstd
+  [perl]=perl-base                # drover's upload to a Linux host widens its stdin pipe with perl; the test checks it
   [ansible-playbook]=ansible      # ... and with a real Ansible playbook over the test's sshd; config reads Ansible inventories as `ansible-inventory --list` does (parity test)
 )
 for cmd in "${!pkgs[@]}"; do

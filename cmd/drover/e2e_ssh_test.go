@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,6 +182,18 @@ func TestE2ESSHFleet(t *testing.T) {
 		if fi, err := os.Stat(bins[0]); err != nil || fi.Mode().Perm() != 0o700 {
 			t.Fatalf("%s: %s mode %v %v", h.Name, bins[0], fi.Mode(), err)
 		}
+		// What the host holds, and just ran the deploy with, is drover
+		// without DWARF, symbol table and section headers.
+		ef, err := elf.Open(bins[0])
+		if err != nil {
+			t.Fatalf("%s: %s is no ELF: %v", h.Name, bins[0], err)
+		}
+		fi, _ := os.Stat(bins[0])
+		own, _ := os.Stat(droverBin)
+		if len(ef.Sections) != 0 || fi.Size() >= own.Size() {
+			t.Errorf("%s holds drover with %d sections, %d bytes (this one: %d): not stripped", h.Name, len(ef.Sections), fi.Size(), own.Size())
+		}
+		ef.Close()
 	}
 
 	// The same release again changes nothing.

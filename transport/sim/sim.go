@@ -280,6 +280,39 @@ func (h *Host) op(ctx context.Context, key, fallback string) error {
 // context and timer per call, the simulator's work, which bench/sim
 // would charge to drover.
 func (h *Host) opWithin(ctx context.Context, key, fallback string, limit time.Duration) error {
+	// The waiting frame is kept small (the draw is its own call): a
+	// staging host's goroutine waits here, and with 10,000 hosts staging
+	// at once every byte of its stack is 10 KB of the controller's
+	// memory (bench/sim, TestStagingStacks).
+	d, outcome := h.drawOp(key, fallback)
+	if outcome == opDown {
+		return unreachable(h.name)
+	}
+	if err := sleep(ctx, d, limit); err != nil {
+		return h.timedOut(key, err)
+	}
+	switch outcome {
+	case opLost:
+		return unreachable(h.name)
+	case opFail:
+		return errFailed
+	}
+	return nil
+}
+
+// The outcomes of drawOp.
+const (
+	opOK = iota
+	opDown
+	opLost
+	opFail
+)
+
+// drawOp draws the time (scaled, as slept) and the outcome of one call
+// keyed key, and records it.
+//
+//go:noinline
+func (h *Host) drawOp(key, fallback string) (time.Duration, int) {
 	cfg, ok := h.fleet.cfg.Ops[key]
 	if !ok {
 		cfg = h.fleet.cfg.Ops[fallback]
@@ -289,7 +322,7 @@ func (h *Host) opWithin(ctx context.Context, key, fallback string, limit time.Du
 	down := h.down
 	h.mu.Unlock()
 	if down {
-		return unreachable(h.name)
+		return 0, opDown
 	}
 	seed := h.fleet.cfg.Seed ^ h.hash ^ hashString(key)*0x9e3779b97f4a7c15 ^ n*0xbf58476d1ce4e5b9
 	d := cfg.Latency
@@ -304,20 +337,21 @@ func (h *Host) opWithin(ctx context.Context, key, fallback string, limit time.Du
 		h.records = append(h.records, Record{Op: key, Sim: d, Failed: fail || lost})
 		h.mu.Unlock()
 	}
-	if err := sleep(ctx, time.Duration(float64(d)*h.fleet.cfg.Scale), limit); err != nil {
-		return drover.Errorf(drover.ETIMEOUT, "%s: %v", key, err).At("host " + h.name)
-	}
+	outcome := opOK
 	switch {
 	case lost:
-		return unreachable(h.name)
+		outcome = opLost
 	case fail:
-		return errFailed
+		outcome = opFail
 	}
-	return nil
+	return time.Duration(float64(d) * h.fleet.cfg.Scale), outcome
 }
 
-// errFailed is a failure draw; each operation turns it into its own kind
-// of failure.
+//go:noinline
+func (h *Host) timedOut(key string, err error) error {
+	return drover.Errorf(drover.ETIMEOUT, "%s: %v", key, err).At("host " + h.name)
+}
+
 var errFailed = drover.Errorf(drover.EFAILED, "simulated failure")
 
 func unreachable(host string) error {
@@ -424,6 +458,15 @@ func (c *conn) Stage(ctx context.Context, req drover.StageRequest) (drover.Stage
 	if err := c.h.op(ctx, OpStage, OpStage); err != nil {
 		return drover.StageResult{}, c.h.failed(err, "stage "+req.Release.ID())
 	}
+	return c.staged(&req, t)
+}
+
+// staged is what a host does once the bundle is there: render the config
+// and make the slot. Its own call, so that the frame Stage waits in is
+// small (see opWithin).
+//
+//go:noinline
+func (c *conn) staged(req *drover.StageRequest, t map[string][]byte) (drover.StageResult, error) {
 	files, err := drover.RenderConfigFiles(req.ConfigFiles, func(p string) ([]byte, error) {
 		b, ok := t[path.Clean(p)]
 		if !ok {

@@ -56,6 +56,9 @@ func serveOnAFullDisk(t *testing.T, root string) {
 		}
 		return (fs.Blocks - fs.Bfree) * uint64(fs.Bsize)
 	}
+	// Bodies go to a file here, as bundles over memSpoolMax do: one held
+	// in memory never meets the disk.
+	memSpoolMax = 0
 	sv := serveOnPipes(t, root)
 	sv.next() // the greeting
 	answer := func() Response {

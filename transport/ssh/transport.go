@@ -41,6 +41,9 @@ type Transport struct {
 	// drover did before serve, kept for hosts whose binary lacks it (used
 	// automatically then) and for comparison in tests and benchmarks.
 	OneShot bool
+	// zstdLoopback compresses drover's upload to hosts on loopback too
+	// (see overWire): for tests, whose hosts all are.
+	zstdLoopback bool
 
 	initOnce sync.Once
 	sem      chan struct{} // bounds hosts connecting at once
@@ -50,7 +53,7 @@ type Transport struct {
 	hosts  map[string]*hostSlot // by host name
 	jump   *hostSlot
 	closed bool
-	sums   map[string]*sumEntry // binary path -> sha256, computed once
+	bins   map[string]*hostBinary // by local path, each worked out once
 
 	agentConn net.Conn
 	agent     agent.ExtendedAgent
@@ -66,7 +69,7 @@ func (t *Transport) init() {
 		}
 		t.sem = make(chan struct{}, n)
 		t.hosts = map[string]*hostSlot{}
-		t.sums = map[string]*sumEntry{}
+		t.bins = map[string]*hostBinary{}
 		t.keys = &knownHosts{path: t.Config.KnownHosts, tofu: t.Config.TrustOnFirstUse, notice: t.notice}
 	})
 }
@@ -91,6 +94,8 @@ type hostSlot struct {
 	// installed whether it is there. bin is "" until probed.
 	uname, local, sum, bin string
 	installed              bool
+	// zstd: the host has zstd, so drover is sent to it compressed.
+	zstd bool
 	// fresh is state.json as the probe read it (nil: not read since the
 	// last operation), so the survey's State right after Open costs no
 	// session of its own. Any operation clears it.
@@ -248,7 +253,7 @@ func (t *Transport) ready(ctx context.Context, s *hostSlot, install bool) (*clie
 		}
 	}
 	if install && !s.installed {
-		ss, err := t.upload(ctx, cl, s.host.Name, s.host.DeployRoot, s.local, s.sum, !s.oneShot.Load())
+		ss, err := t.upload(ctx, cl, s, !s.oneShot.Load())
 		if errors.Is(err, errNoServe) {
 			t.noServe(s)
 			err = nil
