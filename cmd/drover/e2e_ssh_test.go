@@ -60,7 +60,11 @@ func droverHeld(o sshfleet.Options) sshfleet.Options {
 func heldBinaryUsed(t *testing.T, h *sshfleet.Host) {
 	t.Helper()
 	bins, _ := filepath.Glob(filepath.Join(h.Root, ".drover", "bin", "drover-*"))
-	want, err := os.Stat(droverBin)
+	held, _, err := sshfleet.HostCopyOf(droverBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.Stat(held)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -114,8 +112,8 @@ type Options struct {
 	Exec [][]string
 	// HostBinary, when set, is a drover binary every host starts out
 	// holding where transport ssh looks for it (RemoteBinary under the
-	// deploy root, in its 0700 directory), hard-linked from this path
-	// (copied across file systems): a host some earlier run deployed.
+	// deploy root, in its 0700 directory), as drover's upload leaves it
+	// (see placeBinary): a host some earlier run deployed.
 	// drover then runs it there instead of uploading itself. A
 	// race-built drover is some 50 MB, and streaming it through sshd to
 	// every host of every fleet was CPU the tests not about the upload
@@ -262,12 +260,14 @@ func New(o Options) (*Fleet, error) {
 	return f, nil
 }
 
-// placeBinary puts the drover binary bin under root where transport ssh
-// would have uploaded it, as its upload leaves it: the directory 0700,
-// the file executable. A hard link, not a copy: the hosts are directories
-// on this machine, and 50 MB copied per host is what this saves.
+// placeBinary puts on root what transport ssh's upload of the drover
+// binary bin leaves there (sshtransport.HostCopy: what it sends, under
+// the name its sha256 gives, in a 0700 directory). The copy is made once
+// per binary, beside it, and hard-linked into each host: the hosts are
+// directories on this machine, and 27 MB copied per host is what this
+// saves.
 func placeBinary(bin, root string) error {
-	sum, err := binarySum(bin)
+	held, sum, err := hostCopy(bin)
 	if err != nil {
 		return err
 	}
@@ -275,41 +275,63 @@ func placeBinary(bin, root string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	if err := os.Link(bin, dst); err == nil {
+	if err := os.Link(held, dst); err == nil {
 		return nil
 	}
-	b, err := os.ReadFile(bin)
+	b, err := os.ReadFile(held)
 	if err != nil {
 		return fmt.Errorf("sshfleet: host binary: %w", err)
 	}
 	return os.WriteFile(dst, b, 0o700)
 }
 
-// binarySums caches the sha256 of host binaries by path, size and
-// modification time: every fleet of a test process places the same one.
-var binarySums sync.Map
+// hostCopies caches, by path, size and modification time of a binary,
+// the host copy made of it: every fleet of a test process places the same.
+var (
+	hostCopyMu sync.Mutex
+	hostCopies = map[string][2]string{}
+)
 
-func binarySum(p string) (string, error) {
-	fi, err := os.Stat(p)
+// HostCopyOf makes (once) bin's host copy beside bin and returns its path
+// and sha256: what Options.HostBinary links into every host.
+func HostCopyOf(bin string) (path, sum string, err error) { return hostCopy(bin) }
+
+func hostCopy(bin string) (path, sum string, err error) {
+	fi, err := os.Stat(bin)
 	if err != nil {
-		return "", fmt.Errorf("sshfleet: host binary: %w", err)
+		return "", "", fmt.Errorf("sshfleet: host binary: %w", err)
 	}
-	key := fmt.Sprintf("%s\x00%d\x00%d", p, fi.Size(), fi.ModTime().UnixNano())
-	if v, ok := binarySums.Load(key); ok {
-		return v.(string), nil
+	key := fmt.Sprintf("%s\x00%d\x00%d", bin, fi.Size(), fi.ModTime().UnixNano())
+	hostCopyMu.Lock()
+	defer hostCopyMu.Unlock()
+	if c, ok := hostCopies[key]; ok {
+		return c[0], c[1], nil
 	}
-	f, err := os.Open(p)
+	tmp, err := os.CreateTemp(filepath.Dir(bin), ".sshfleet-held-*")
 	if err != nil {
-		return "", fmt.Errorf("sshfleet: host binary: %w", err)
+		return "", "", fmt.Errorf("sshfleet: host binary: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("sshfleet: host binary: %w", err)
+	sum, err = sshtransport.HostCopy(bin, tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	binarySums.Store(key, sum)
-	return sum, nil
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o700)
+	}
+	path = filepath.Join(filepath.Dir(bin), ".sshfleet-held-"+sum[:min(16, len(sum))])
+	// Linked, not renamed, into place: a copy another test process made
+	// (the same bytes, named by their sum) stays the file its hosts hold.
+	if err == nil {
+		if err = os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+			err = nil
+		}
+	}
+	os.Remove(tmp.Name())
+	if err != nil {
+		return "", "", fmt.Errorf("sshfleet: host binary: %w", err)
+	}
+	hostCopies[key] = [2]string{path, sum}
+	return path, sum, nil
 }
 
 // writeKey writes a new ed25519 private key in OpenSSH format (0600, as
