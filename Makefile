@@ -61,6 +61,7 @@ test-matrix-fuzz: test-matrix
 FUZZTIME ?=
 FUZZ_TARGETS = \
 	.:FuzzRenderCommand:40000 \
+	.:FuzzFastTemplate:10000 \
 	./config:FuzzConfig:12000 \
 	./config:FuzzInventory:20000 \
 	./release:FuzzUnpack:15000 \
