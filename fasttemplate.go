@@ -68,6 +68,13 @@ func compileFast(t *template.Template, command bool) *fastTemplate {
 	return f
 }
 
+// fastFields are the fields the fast path reads, by their template name.
+var fastFields = map[string]fastField{
+	"Host.Name": fieldHostName, "Host.Address": fieldHostAddress,
+	"Release.ID": fieldReleaseID, "Release.Version": fieldReleaseVersion,
+	"Service": fieldService, "Env": fieldEnv, "Root": fieldRoot, "Path": fieldPath,
+}
+
 func fastAction(pipe *parse.PipeNode, command bool) (fastPart, bool) {
 	var p fastPart
 	if pipe == nil || len(pipe.Decl) > 0 || pipe.IsAssign {
@@ -99,28 +106,12 @@ func fastAction(pipe *parse.PipeNode, command bool) (fastPart, bool) {
 	if !ok {
 		return p, false
 	}
-	switch strings.Join(fn.Ident, ".") {
-	case "Host.Name":
-		p.field = fieldHostName
-	case "Host.Address":
-		p.field = fieldHostAddress
-	case "Release.ID":
-		p.field = fieldReleaseID
-	case "Release.Version":
-		p.field = fieldReleaseVersion
-	case "Service":
-		p.field = fieldService
-	case "Env":
-		p.field = fieldEnv
-	case "Root":
-		p.field = fieldRoot
-	case "Path":
-		p.field = fieldPath
-	default:
-		if len(fn.Ident) != 3 || fn.Ident[0] != "Host" || fn.Ident[1] != "Vars" {
-			return p, false
-		}
+	if f, ok := fastFields[strings.Join(fn.Ident, ".")]; ok {
+		p.field = f
+	} else if len(fn.Ident) == 3 && fn.Ident[0] == "Host" && fn.Ident[1] == "Vars" {
 		p.field, p.key = fieldHostVar, fn.Ident[2]
+	} else {
+		return p, false
 	}
 	return p, true
 }
