@@ -116,23 +116,34 @@ func fencedEnv(t *testing.T) (*env, *fencedStore) {
 	return e, fs
 }
 
+// faultMidSwitch deploys 1.0.0, then 2.0.0 with h02's switch held in
+// flight; fault runs while it is, then the switch goes on. It returns both
+// releases, the outcome and every call made from the fault on.
+func (e *env) faultMidSwitch(t *testing.T, fault func()) (v1, v2 *drover.Release, out *Outcome, after []call) {
+	t.Helper()
+	v1, v2 = mkRelease(t, "1.0.0"), mkRelease(t, "2.0.0")
+	e.mustDeploy(v1, "")
+	g := e.fleet.Hold("h02", opPromote)
+	done := make(chan *Outcome, 1)
+	go func() { done <- e.deploy(context.Background(), DeployOptions{Release: v2}) }()
+	<-g.entered
+	mark := e.log.mark()
+	fault()
+	g.Release()
+	out = <-done
+	return v1, v2, out, e.log.since(mark)
+}
+
 // The lock is taken over while h02's switch runs: the switch finishes, its
 // next step's journal entry is refused, and nothing more touches any host
 // — no restart, no restore of its own, no rollback. The verdict needs a
 // person and says to whom the lock went.
 func TestFenceLockTakenOverMidDeploy(t *testing.T) {
 	e, fs := fencedEnv(t)
-	v1, v2 := mkRelease(t, "1.0.0"), mkRelease(t, "2.0.0")
-	e.mustDeploy(v1, "")
-	g := e.fleet.Hold("h02", opPromote)
-	done := make(chan *Outcome, 1)
-	go func() { done <- e.deploy(context.Background(), DeployOptions{Release: v2}) }()
-	<-g.entered
-	fs.takeOver(drover.LockOwner{PID: 4242, User: "bob", Machine: "ops2", DeployID: "d-other"})
-	mark := e.log.mark()
-	g.Release()
-	out := <-done
-	for _, c := range e.log.since(mark) {
+	v1, v2, out, after := e.faultMidSwitch(t, func() {
+		fs.takeOver(drover.LockOwner{PID: 4242, User: "bob", Machine: "ops2", DeployID: "d-other"})
+	})
+	for _, c := range after {
 		if changesHost(c.Op) || c.Op == opAppend || c.Op == opFinish {
 			t.Errorf("after the lock was lost: %s %s %s", c.Op, c.Host, c.Arg)
 		}
@@ -158,20 +169,13 @@ func TestFenceLockTakenOverMidDeploy(t *testing.T) {
 // write even went through: the steps it allowed do not start.
 func TestFenceHeldFalseStartsNothing(t *testing.T) {
 	e, fs := fencedEnv(t)
-	v1, v2 := mkRelease(t, "1.0.0"), mkRelease(t, "2.0.0")
-	e.mustDeploy(v1, "")
-	g := e.fleet.Hold("h02", opPromote)
-	done := make(chan *Outcome, 1)
-	go func() { done <- e.deploy(context.Background(), DeployOptions{Release: v2}) }()
-	<-g.entered
-	fs.mu.Lock()
-	l := fs.lock
-	fs.mu.Unlock()
-	l.expire(false)
-	mark := e.log.mark()
-	g.Release()
-	out := <-done
-	for _, c := range e.log.since(mark) {
+	_, _, out, after := e.faultMidSwitch(t, func() {
+		fs.mu.Lock()
+		l := fs.lock
+		fs.mu.Unlock()
+		l.expire(false)
+	})
+	for _, c := range after {
 		if changesHost(c.Op) {
 			t.Errorf("after Held turned false: %s %s %s", c.Op, c.Host, c.Arg)
 		}

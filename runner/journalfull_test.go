@@ -42,19 +42,12 @@ func TestJournalRefusedFreezes(t *testing.T) {
 	fs := &fullStore{}
 	fs.refusingStore = refusingStore{recStore: e.store, refuse: fs.refused}
 	e.r.Store = fs
-	v1, v2 := mkRelease(t, "1.0.0"), mkRelease(t, "2.0.0")
-	e.mustDeploy(v1, "")
-	g := e.fleet.Hold("h02", opPromote)
-	done := make(chan *Outcome, 1)
-	go func() { done <- e.deploy(context.Background(), DeployOptions{Release: v2}) }()
-	<-g.entered
-	fs.mu.Lock()
-	fs.full = true
-	fs.mu.Unlock()
-	mark := e.log.mark()
-	g.Release()
-	out := <-done
-	for _, c := range e.log.since(mark) {
+	v1, v2, out, after := e.faultMidSwitch(t, func() {
+		fs.mu.Lock()
+		fs.full = true
+		fs.mu.Unlock()
+	})
+	for _, c := range after {
 		if changesHost(c.Op) {
 			t.Errorf("after the journal was refused: %s %s %s", c.Op, c.Host, c.Arg)
 		}
