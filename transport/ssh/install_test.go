@@ -141,11 +141,7 @@ func TestUploadCompressesWithZstdThenFallsBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			bin := t.TempDir()
-			if err := os.WriteFile(filepath.Join(bin, "zstd"), []byte(tc.script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			f.srv.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+			bin := f.fakeTool("zstd", tc.script)
 			tr := f.transport(f.config())
 			tr.zstdLoopback = true
 			h := f.host("h01", f.srv)
@@ -180,9 +176,7 @@ func TestUploadCompressesWithZstdThenFallsBack(t *testing.T) {
 // link to spare, and decompressing costs their CPU (see overWire).
 func TestUploadUncompressedOverLoopback(t *testing.T) {
 	f := newFixture(t)
-	bin := t.TempDir()
-	os.WriteFile(filepath.Join(bin, "zstd"), []byte("#!/bin/sh\ntouch \"$(dirname \"$0\")/called\"\nexit 1\n"), 0o755)
-	f.srv.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	bin := f.fakeTool("zstd", "#!/bin/sh\ntouch \"$(dirname \"$0\")/called\"\nexit 1\n")
 	tr := f.transport(f.config())
 	c := open(t, tr, f.host("h01", f.srv))
 	if _, err := c.Exec(ctxT(t), drover.ExecRequest{Command: "true", Dir: "."}); err != nil {
@@ -221,9 +215,7 @@ func TestUploadWidensStdinPipe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			bin := t.TempDir()
-			os.WriteFile(filepath.Join(bin, "perl"), []byte(tc.script), 0o755)
-			f.srv.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+			bin := f.fakeTool("perl", tc.script)
 			tr := f.transport(f.config())
 			c := open(t, tr, f.host("h01", f.srv))
 			if _, err := c.Exec(ctxT(t), drover.ExecRequest{Command: "true", Dir: "."}); err != nil {

@@ -356,6 +356,19 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// fakeTool puts an executable script named name first on the PATH of the
+// test server's commands and returns its directory (where a script can
+// leave a mark for the test to find).
+func (f *fixture) fakeTool(name, script string) string {
+	f.t.Helper()
+	bin := f.t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	f.srv.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	return bin
+}
+
 func (f *fixture) trust(s *testServer) {
 	fh, err := os.OpenFile(f.knownHosts, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {

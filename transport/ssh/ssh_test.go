@@ -737,11 +737,7 @@ echo "Error setting digest"; exit 1
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			bin := t.TempDir()
-			if err := os.WriteFile(filepath.Join(bin, "openssl"), []byte(tc.script), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			f.srv.Env = []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+			bin := f.fakeTool("openssl", tc.script)
 			tr := f.transport(f.config())
 			h := f.host("h01", f.srv)
 			c := open(t, tr, h)
