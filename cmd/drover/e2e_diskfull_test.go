@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,17 +34,7 @@ func TestE2EStateDiskFullFreezes(t *testing.T) {
 	// in runs drover in the namespace, where state is the tmpfs.
 	in := func(args ...string) result {
 		t.Helper()
-		cmd := ns.Command(ctx, droverBin, args...)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		r := result{stdout: o.String(), stderr: e.String()}
-		if ee, ok := err.(*exec.ExitError); ok {
-			r.code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("drover %v: %v", args, err)
-		}
-		return r
+		return runCmd(t, ns.Command(ctx, droverBin, args...))
 	}
 
 	fill := filepath.Join(state, "fill")

@@ -149,6 +149,14 @@ func runDroverEnv(t *testing.T, env []string, args ...string) result {
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
+	return runCmd(t, cmd)
+}
+
+// runCmd runs a drover command made by the caller (in a namespace, say)
+// and returns its exit code and output; only a failure to run it at all
+// fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -159,7 +167,7 @@ func runDroverEnv(t *testing.T, env []string, args ...string) result {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("drover %v: %v", args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return r
 }
