@@ -3,6 +3,7 @@ package hostops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -49,6 +50,25 @@ func runShell(ctx context.Context, dir, command string, env []string, timeout ti
 	defer cancel()
 
 	out := &tailBuffer{max: OutputTail}
+	var gateR, gateW *os.File
+	if started != nil {
+		// The shell waits on a gate until started has recorded its pid:
+		// a controller killed between starting a hook and recording it
+		// would leave a hook no waiter knows of, so recovery would wait
+		// out the whole hook timeout and then run beside it. Killed
+		// before the gate opens, the controller's end of the pipe
+		// closes, the read sees EOF and the hook never runs.
+		var err error
+		if gateR, gateW, err = os.Pipe(); err != nil {
+			return drover.ExecResult{}, drover.Errorf(drover.EFAILED, "run command in %s: %v", dir, err)
+		}
+		defer gateW.Close()
+		fd := 3
+		if extra != nil {
+			fd = 4
+		}
+		command = fmt.Sprintf("read -r _ <&%d || exit 125; exec %d<&-; %s", fd, fd, command)
+	}
 	cmd := exec.CommandContext(ctx, "sh", "-c", command)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -64,11 +84,19 @@ func runShell(ctx context.Context, dir, command string, env []string, timeout ti
 	if extra != nil {
 		cmd.ExtraFiles = []*os.File{extra}
 	}
+	if gateR != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, gateR)
+	}
 
 	err := cmd.Start()
+	if gateR != nil {
+		gateR.Close()
+	}
 	if err == nil {
 		if started != nil {
 			started(cmd.Process.Pid)
+			gateW.Write([]byte("\n"))
+			gateW.Close()
 		}
 		err = cmd.Wait()
 	}

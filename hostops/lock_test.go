@@ -45,6 +45,13 @@ func lockHelper(root string) {
 		l.Unlock()
 		os.Exit(0)
 	}
+	if os.Getenv("HOSTOPS_LOCK_DIE") == "before-record" {
+		// The controller dies after starting the hook and before the
+		// holder record names it.
+		runShell(context.Background(), root, hook, nil, timeout, l.f, func(int) {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		})
+	}
 	if os.Getenv("HOSTOPS_LOCK_DIE") == "after" {
 		// The hook ends (leaving a background process); the controller
 		// dies before it drops the lock.
@@ -142,6 +149,26 @@ func TestLockOutlivesDeadControllerWhileHookRuns(t *testing.T) {
 	want := "a restart hook of d-dead is still running (pid " + strconv.Itoa(w.HookPID) + "); waiting up to 1m"
 	if !strings.Contains(n.String(), want) {
 		t.Fatalf("notes %q, want %q", n.String(), want)
+	}
+}
+
+// A controller killed between starting a hook and recording its pid
+// must not leave a hook running that no waiter knows of: recovery would
+// wait out the whole hook timeout and then run beside it. The hook waits
+// for the record, so it never runs, and the host is free at once.
+func TestLockHookNeverRunsUnrecorded(t *testing.T) {
+	root := t.TempDir()
+	deadController(t, root, "touch started; sleep 30", "before-record", time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := (&Host{Root: root}).Lock(ctx, Holder{Step: "restore"})
+	if err != nil {
+		t.Fatalf("the host stayed locked: %v", err)
+	}
+	defer l.Unlock()
+	time.Sleep(200 * time.Millisecond) // time for a hook that got past the gate to start
+	if _, err := os.Stat(filepath.Join(root, "started")); err == nil {
+		t.Fatal("the hook ran though its controller died before recording it")
 	}
 }
 
