@@ -58,14 +58,6 @@ func (r *Runner) emitNote(deployID string, n rollout.Note) {
 	}
 }
 
-// appendNote appends the event of a core's note to evs.
-func (r *Runner) appendNote(evs []drover.Event, deployID string, n rollout.Note) []drover.Event {
-	if n.Kind == rollout.NoteVerdict {
-		return evs
-	}
-	return append(evs, r.noteEvent(deployID, n))
-}
-
 // noteEvent is the event of a core's note.
 func (r *Runner) noteEvent(deployID string, n rollout.Note) drover.Event {
 	kind, ok := noteEvents[n.Kind]
