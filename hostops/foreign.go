@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"drover"
 )
 
@@ -343,10 +341,10 @@ func (h *Host) Adopt(ctx context.Context, req drover.RestoreRequest) (drover.Hos
 	if err := os.Symlink(link, dst); err != nil {
 		return st, drover.Errorf(drover.EFAILED, "adopt: %v", err)
 	}
-	if err := unix.Renameat2(unix.AT_FDCWD, cur, unix.AT_FDCWD, dst, unix.RENAME_EXCHANGE); err != nil {
+	if err := exchange(cur, dst); err != nil {
 		os.Remove(dst)
 		return st, drover.Errorf(drover.EFAILED, "adopt: exchange %s with %s: %v", cur, dst, err).
-			WithHint("the filesystem must support renameat2 RENAME_EXCHANGE (ext4, xfs, btrfs, tmpfs); nothing was changed")
+			WithHint(exchangeHint + "; nothing was changed")
 	}
 	// The exchange is done; a failed sync only weakens durability, and
 	// state.json below is synced on its own.

@@ -29,7 +29,7 @@ func raiseFileLimit() (soft, hard uint64) {
 			l = raised
 		}
 	}
-	return l.Cur, l.Max
+	return uint64(l.Cur), uint64(l.Max) // int64 on the BSDs
 }
 
 // fileLimitWarning says, when an SSH fleet of hosts needs more open
