@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -396,12 +397,15 @@ type hostBinary struct {
 	size int64  // its size on the host
 	hdr  []byte // the ELF header replaced; nil: sent as it is
 	err  error
+	// loaded is set once load is over (tests: TestBinaryHashedWhileConnecting).
+	loaded atomic.Bool
 
 	zonce sync.Once
 	z     []byte // zstd of what is sent; nil: not worth it, or failed
 }
 
 func (b *hostBinary) load() {
+	defer b.loaded.Store(true)
 	f, err := os.Open(b.path)
 	if err != nil {
 		b.err = drover.Errorf(drover.EINVALID, "drover binary for hosts: %v", err).WithHint("check --host-binary / ssh.host_binary")
