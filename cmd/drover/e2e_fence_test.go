@@ -256,7 +256,9 @@ func TestE2EFenceEtcdLeaderKilled(t *testing.T) {
 func TestE2EFenceEtcdAllDown(t *testing.T) {
 	t.Parallel()
 	c := etcdtest.StartCluster(t, 3)
-	const ttl = 3 * time.Second
+	// Not shorter: under make test's load (race builds, six fleets at
+	// once) a 3 s lease once expired during the first, healthy deploy.
+	const ttl = 5 * time.Second
 	f := fencedFleet(t, c, ttl)
 	mustExit(t, deploy(t, f, writeRelease(t, f, "1.0.0", true)), 0)
 	v2 := writeRelease(t, f, "2.0.0", true)
