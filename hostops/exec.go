@@ -44,7 +44,7 @@ func RunShell(ctx context.Context, dir, command string, env []string, timeout ti
 
 // runShell is RunShell; extra, when not nil, is given to the shell as fd
 // 3 (the host lock, see lock.go), and started is told the shell's pid
-// once it runs.
+// before the command runs: the shell waits for started to return.
 func runShell(ctx context.Context, dir, command string, env []string, timeout time.Duration, extra *os.File, started func(pid int)) (drover.ExecResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
