@@ -147,3 +147,64 @@ func TestDriveSurvivesRejectedResult(t *testing.T) {
 		t.Errorf("notice %q", notice)
 	}
 }
+
+// TestStepEventsMatchTheJournal: the step events a deploy emits are its
+// journal entries, in the journal's order, each with the group its step
+// began in — also across a failure, a halt and a rollback. A write holds
+// its events as references to its entries and actions (driver.go,
+// pendingEvent) and builds them when released; a reference off by one
+// would name another host's step here.
+func TestStepEventsMatchTheJournal(t *testing.T) {
+	e := newEnv(t, testSpec(6))
+	e.mustDeploy(mkRelease(t, "1.0.0"), "")
+	e.fleet.Fail("h03", opCheck, 1, drover.Errorf(drover.EFAILED, "503"))
+	e.fleet.Fail("h05", opCheck, 1, drover.Errorf(drover.EFAILED, "503"))
+	before := len(e.events.all())
+	out := e.deploy(context.Background(), DeployOptions{Release: mkRelease(t, "2.0.0")})
+	if out.ExitCode != drover.ExitRolledBack {
+		t.Fatalf("exit %d: %s", out.ExitCode, out.Summary)
+	}
+	journal, err := e.store.Journal(context.Background(), out.DeployID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []drover.JournalEntry
+	for _, je := range journal {
+		if je.Host != "" && (je.Phase == drover.PhaseStart || je.Phase == drover.PhaseDone) {
+			steps = append(steps, je)
+		}
+	}
+	groupOf := map[string]string{}
+	for _, h := range e.spec.Hosts {
+		groupOf[h.Name] = h.Group
+	}
+	i := 0
+	for _, ev := range e.events.all()[before:] {
+		if ev.Kind != drover.EventStepStart && ev.Kind != drover.EventStepDone {
+			continue
+		}
+		if i >= len(steps) {
+			t.Fatalf("event %+v has no journal entry: the journal has %d step entries", ev, len(steps))
+		}
+		je := steps[i]
+		i++
+		phase := drover.PhaseStart
+		if ev.Kind == drover.EventStepDone {
+			phase = drover.PhaseDone
+		}
+		if ev.Host != je.Host || ev.Step != je.Step || phase != je.Phase || ev.Restoring != je.Restoring ||
+			ev.Outcome != je.Outcome || ev.Message != je.Reason || ev.Deploy != out.DeployID {
+			t.Fatalf("event %d is %s %s %s (restoring %v, outcome %q, %q), journal entry is %s %s %s (restoring %v, outcome %q, %q)",
+				i, ev.Kind, ev.Host, ev.Step, ev.Restoring, ev.Outcome, ev.Message, je.Phase, je.Host, je.Step, je.Restoring, je.Outcome, je.Reason)
+		}
+		if ev.Group == "" || (groupOf[ev.Host] != "" && ev.Group != groupOf[ev.Host]) {
+			t.Errorf("%s %s %s: group %q, want %q", ev.Kind, ev.Host, ev.Step, ev.Group, groupOf[ev.Host])
+		}
+		if ev.Kind == drover.EventStepStart && ev.Timeout <= 0 {
+			t.Errorf("step_start %s %s has no timeout", ev.Host, ev.Step)
+		}
+	}
+	if i != len(steps) {
+		t.Fatalf("%d step events for %d journal step entries", i, len(steps))
+	}
+}
