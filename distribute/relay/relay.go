@@ -509,6 +509,10 @@ func Serve(ctx context.Context, ln net.Listener, root, sha string, size int64, k
 // when Serve starts).
 var StallTimeout = time.Minute
 
+// followAtEnd, when set (tests), runs each time follow reads to the end
+// of what has been written, before it looks at what became of the file.
+var followAtEnd func()
+
 // follow copies size bytes of bundle sha to w: from the verified bundle
 // when it is cached, else from the file Receive is writing (PartPath),
 // waiting for it to grow. It moves to whichever file now holds the
@@ -551,6 +555,8 @@ func follow(ctx context.Context, root, sha string, size int64, stall time.Durati
 	}
 	buf := make([]byte, 256<<10)
 	var off int64
+	// endOfFinal: a read of the verified bundle itself found its end.
+	var endOfFinal bool
 	wait := time.Millisecond
 	last := time.Now()
 	for off < size {
@@ -571,11 +577,22 @@ func follow(ctx context.Context, root, sha string, size int64, stall time.Durati
 			}
 			// At the end of what has been written: finished, replaced,
 			// failed, or still coming.
+			if followAtEnd != nil {
+				followAtEnd()
+			}
 			if ok, cur := same(final); ok {
-				if cur {
+				if cur && endOfFinal {
 					return fmt.Errorf("cached bundle is shorter than %d bytes", size)
 				}
-				open()
+				// The file read is the verified bundle now, or another
+				// file is. Read again before calling it short: the
+				// read that found the end may have come just before the
+				// rest was written and the file renamed into the cache
+				// (Receive renames only a whole bundle).
+				endOfFinal = cur
+				if !cur {
+					open()
+				}
 				continue
 			}
 			if ok, cur := same(part); ok && !cur {

@@ -421,3 +421,58 @@ func TestServe_Stalled(t *testing.T) {
 		t.Fatalf("the child kept %v", e)
 	}
 }
+
+// TestFollow_ReceiveFinishesAtTheEnd: the relay read to the end of what
+// had been written just as the receive wrote the rest and renamed the
+// file into the cache. The end it read was not the bundle's: it reads on
+// and sends the whole bundle, instead of cutting the child's transfer
+// short ("cached bundle is shorter", seen once in make test as the
+// child's "unexpected EOF").
+func TestFollow_ReceiveFinishesAtTheEnd(t *testing.T) {
+	b, sha := bundle(t, 20000)
+	root := t.TempDir()
+	dir := filepath.Join(root, Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".tmp-1")
+	half := len(b) / 2
+	if err := os.WriteFile(tmp, b[:half], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	published := publish(tmp, PartPath(root, sha))
+	if published == nil {
+		t.Fatal("not published")
+	}
+	finished := false
+	followAtEnd = func() {
+		if finished {
+			return
+		}
+		finished = true
+		// What Receive does once the last bytes are in: rename the
+		// whole file into the cache, then take the published name away.
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f.Write(b[half:])
+		f.Close()
+		if err := os.Rename(tmp, Path(root, sha)); err != nil {
+			t.Error(err)
+		}
+		unpublish(PartPath(root, sha), published)
+	}
+	defer func() { followAtEnd = nil }()
+	var out bytes.Buffer
+	if err := follow(context.Background(), root, sha, int64(len(b)), time.Minute, &out); err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+	if !finished {
+		t.Fatal("follow never reached the end of the partial file")
+	}
+	if !bytes.Equal(out.Bytes(), b) {
+		t.Fatalf("sent %d bytes, not the bundle's %d", out.Len(), len(b))
+	}
+}
