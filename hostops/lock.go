@@ -63,6 +63,10 @@ type Holder struct {
 	Since   time.Time `json:"since"`
 	// Deadline is when the hook's timeout kills it.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Lock is the inode of the lock file held: a waiter acts on a record
+	// only when it is about the lock file it found held (0: a record
+	// written before drover recorded it; taken as current).
+	Lock uint64 `json:"lock,omitempty"`
 }
 
 // String says what holds the host, for the waiter's message.
@@ -80,6 +84,9 @@ func (w Holder) String() string {
 	pid := w.HookPID
 	if pid == 0 {
 		pid = w.PID
+	}
+	if pid == 0 {
+		return what + " is still running"
 	}
 	return fmt.Sprintf("%s is still running (pid %d)", what, pid)
 }
@@ -119,6 +126,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 		announced bool
 		until     time.Time
 		killed    bool
+		began     = time.Now()
 	)
 	for {
 		f, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
@@ -134,15 +142,35 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 			}
 			l := &HostLock{h: h, f: f, who: who}
 			l.who.Since = time.Now().UTC()
+			l.who.Lock = inode(f)
 			l.record()
 			return l, nil
 		}
+		held := inode(f)
 		f.Close()
 		if !errors.Is(err, flock.ErrLocked) {
 			return nil, drover.Errorf(drover.EFAILED, "host lock: %v", err)
 		}
 		w, _ := h.ReadHolder()
+		current := w.Lock == 0 || w.Lock == held
+		if !current {
+			// The record is of a lock file no longer the one held: a
+			// holder that took over (breakLock) has the lock and has not
+			// written its record yet. Acting on the old record — its
+			// holder and hook dead — would break the new holder's lock
+			// and put two actors on the host; it is not about who holds
+			// the host, so wait for the record that is.
+			w = Holder{}
+		}
 		now := time.Now() // real time, not h.Now: a test's frozen clock must not stall a waiter
+		if !current && !announced && now.Before(began.Add(time.Second)) {
+			// The new holder's record is a moment away: the deadline to
+			// wait for and the message are its, not the old holder's.
+			if err := h.pause(ctx, w); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if !announced {
 			until = now.Add(h.lockWait())
 			if !w.Deadline.IsZero() && w.Deadline.Before(until) {
@@ -154,7 +182,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 		hookLive := w.HookPID > 0 && alive(w.HookPID)
 		holderLive := w.PID > 0 && alive(w.PID)
 		switch {
-		case w.HookPID > 0 && !hookLive && (!holderLive || stopped(w.PID)):
+		case current && w.HookPID > 0 && !hookLive && (!holderLive || stopped(w.PID)):
 			// The hook is over and its controller is gone — or paused
 			// (SIGSTOP, a frozen VM): what still holds the descriptor
 			// are processes the hook left running (its service), and a
@@ -168,11 +196,11 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 				return nil, err
 			}
 			continue
-		case !now.Before(until) && hookLive && !killed:
+		case current && !now.Before(until) && hookLive && !killed:
 			syscall.Kill(-w.HookPID, syscall.SIGKILL)
 			killed = true
 			h.notify(fmt.Sprintf("%s past its deadline; killed its process group %d", w, w.HookPID))
-		case !now.Before(until) && !holderLive && !hookLive:
+		case current && !now.Before(until) && !holderLive && !hookLive:
 			// Nothing recorded is alive, yet the file is held: taken
 			// over after the wait.
 			if err := h.breakLock(); err != nil {
@@ -183,13 +211,22 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 			return nil, drover.Errorf(drover.EFAILED, "host lock: %s", w).
 				WithHint("another drover is working on this host; wait for it, or stop it")
 		}
-		t := time.NewTimer(lockPoll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, drover.Errorf(drover.ETIMEOUT, "waiting for the host lock: %s", w)
-		case <-t.C:
+		if err := h.pause(ctx, w); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// pause waits lockPoll before the waiter looks again; ETIMEOUT when ctx
+// ends first.
+func (h *Host) pause(ctx context.Context, w Holder) error {
+	t := time.NewTimer(lockPoll)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return drover.Errorf(drover.ETIMEOUT, "waiting for the host lock: %s", w)
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -219,6 +256,18 @@ func (h *Host) breakLock() error {
 		return drover.Errorf(drover.EFAILED, "host lock: %v", err)
 	}
 	return nil
+}
+
+// inode is f's inode number, 0 when unknown.
+func inode(f *os.File) uint64 {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
 }
 
 // samePath reports whether f is still the file at path.

@@ -2,6 +2,7 @@ package hostops
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"drover/internal/flock"
 )
 
 // The helper is this test binary run as a controller that takes the host
@@ -294,4 +297,49 @@ func TestLockUnlockFreesDespiteInheritedDescriptor(t *testing.T) {
 		t.Fatal(err)
 	}
 	l2.Unlock()
+}
+
+// Two waiters found a dead holder's lock: the first broke it and took
+// the new lock file, and has not written its record yet. The second
+// must not act on the record still there — its holder and hook dead —
+// or it breaks the first's lock too and both work on the host at once.
+func TestLockStaleRecordIsNotTheHolder(t *testing.T) {
+	root := t.TempDir()
+	h := &Host{Root: root}
+	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The first waiter, just after its flock of the fresh lock file.
+	first, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := flock.TryLock(first); err != nil {
+		t.Fatal(err)
+	}
+	dead := func() int {
+		c := exec.Command("true")
+		if err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return c.Process.Pid
+	}
+	// The record of the holder before it: the lock file it held was
+	// another (replaced by the first waiter), its controller and hook are
+	// dead.
+	old := Holder{DeployID: "d-dead", Step: "restart", Hook: true, PID: dead(), HookPID: dead(), Lock: inode(first) + 1}
+	b, _ := json.Marshal(old)
+	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if l, err := (&Host{Root: root}).Lock(ctx, Holder{Step: "restore"}); err == nil {
+		l.Unlock()
+		t.Fatal("the second waiter took the host while the first held it")
+	}
+	if !samePath(first, h.lockPath()) {
+		t.Fatal("the second waiter replaced the lock file the first holds")
+	}
 }
