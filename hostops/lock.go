@@ -192,7 +192,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 			// still do with this lock is let go of it. Waiting for it
 			// kept recovery off the host until the hook timeout twice
 			// over, with its hook long finished.
-			if err := h.breakLock(); err != nil {
+			if err := h.breakLock(held); err != nil {
 				return nil, err
 			}
 			continue
@@ -203,7 +203,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 		case current && !now.Before(until) && !holderLive && !hookLive:
 			// Nothing recorded is alive, yet the file is held: taken
 			// over after the wait.
-			if err := h.breakLock(); err != nil {
+			if err := h.breakLock(held); err != nil {
 				return nil, err
 			}
 			continue
@@ -244,8 +244,34 @@ func (h *Host) notify(msg string) {
 }
 
 // breakLock replaces the lock file with a fresh one: leftovers keep the
-// old inode locked, and nobody looks at it again.
-func (h *Host) breakLock() error {
+// old inode locked, and nobody looks at it again. It replaces only the
+// lock file found held (inode held), under a lock of its own: two waiters
+// that found the same dead holder would otherwise each put a fresh file
+// in place, the first taking its own before the second replaced it, and
+// both would hold the host.
+func (h *Host) breakLock(held uint64) error {
+	g, err := os.OpenFile(filepath.Join(h.Root, LockDir, LockName+".break"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return drover.Errorf(drover.EFAILED, "host lock: %v", err)
+	}
+	defer g.Close()
+	for tries := 0; ; tries++ {
+		err := flock.TryLock(g)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, flock.ErrLocked) {
+			return drover.Errorf(drover.EFAILED, "host lock: %v", err)
+		}
+		if tries == 1000 {
+			return nil // another waiter is breaking it; look again
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer flock.Unlock(g)
+	if fi, err := os.Stat(h.lockPath()); err == nil && held != 0 && inodeOf(fi) != held {
+		return nil // broken already: the caller looks again
+	}
 	tmp, err := os.CreateTemp(filepath.Join(h.Root, LockDir), LockName+".new-*")
 	if err != nil {
 		return drover.Errorf(drover.EFAILED, "host lock: %v", err)
@@ -264,6 +290,10 @@ func inode(f *os.File) uint64 {
 	if err != nil {
 		return 0
 	}
+	return inodeOf(fi)
+}
+
+func inodeOf(fi os.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return uint64(st.Ino)
 	}

@@ -343,3 +343,37 @@ func TestLockStaleRecordIsNotTheHolder(t *testing.T) {
 		t.Fatal("the second waiter replaced the lock file the first holds")
 	}
 }
+
+// Two waiters found the same dead holder and both break its lock: the
+// second to get there finds the lock file it found held already replaced
+// — the first may hold the fresh one — and leaves it, instead of
+// replacing it too and taking a third while the first works on the host.
+func TestLockBrokenOnce(t *testing.T) {
+	root := t.TempDir()
+	h := &Host{Root: root}
+	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := flock.TryLock(fresh); err != nil {
+		t.Fatal(err)
+	}
+	// The second waiter found the dead holder's file, replaced since.
+	if err := h.breakLock(inode(fresh) + 1); err != nil {
+		t.Fatal(err)
+	}
+	if !samePath(fresh, h.lockPath()) {
+		t.Fatal("the lock file the first waiter holds was replaced")
+	}
+	// The file it found held is still in place: it is replaced.
+	if err := h.breakLock(inode(fresh)); err != nil {
+		t.Fatal(err)
+	}
+	if samePath(fresh, h.lockPath()) {
+		t.Fatal("the lock file found held was not replaced")
+	}
+}
