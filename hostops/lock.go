@@ -59,8 +59,12 @@ type Holder struct {
 	// local) or `drover host serve`.
 	PID int `json:"pid"`
 	// HookPID is the hook's shell, the leader of its own process group.
-	HookPID int       `json:"hook_pid,omitempty"`
-	Since   time.Time `json:"since"`
+	HookPID int `json:"hook_pid,omitempty"`
+	// HookStart is when that process started (clock ticks since boot,
+	// /proc/PID/stat; 0 where unknown): a pid the system gave to another
+	// process since is not the hook, and its group is not killed.
+	HookStart uint64    `json:"hook_start,omitempty"`
+	Since     time.Time `json:"since"`
 	// Deadline is when the hook's timeout kills it.
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Lock is the inode of the lock file held: a waiter acts on a record
@@ -177,9 +181,12 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 				until = w.Deadline
 			}
 			announced = true
-			h.notify(fmt.Sprintf("%s; waiting up to %s", w, until.Sub(now).Round(time.Second)))
+			h.notify(fmt.Sprintf("%s; waiting up to %s", w, max(until.Sub(now), 0).Round(time.Second)))
 		}
-		hookLive := w.HookPID > 0 && alive(w.HookPID)
+		// A recorded hook whose pid now names a process started at
+		// another time is over: the pid was given to another process,
+		// which must neither hold the host nor have its group killed.
+		hookLive := w.HookPID > 0 && alive(w.HookPID) && (w.HookStart == 0 || procStart(w.HookPID) == w.HookStart)
 		holderLive := w.PID > 0 && alive(w.PID)
 		switch {
 		case current && w.HookPID > 0 && !hookLive && (!holderLive || stopped(w.PID)):
@@ -345,6 +352,7 @@ func (l *HostLock) RunShell(ctx context.Context, dir, command string, env []stri
 	}
 	return runShell(ctx, dir, command, env, timeout, l.f, func(pid int) {
 		l.who.HookPID = pid
+		l.who.HookStart = procStart(pid)
 		l.who.Deadline = time.Now().Add(timeout).UTC()
 		l.record()
 	})
@@ -355,6 +363,30 @@ func (l *HostLock) RunShell(ctx context.Context, dir, command string, env []stri
 func stopped(pid int) bool {
 	st := procState(pid)
 	return st == 'T' || st == 't'
+}
+
+// procStart is the start time of pid (field 22 of /proc/PID/stat, clock
+// ticks since boot), 0 when unknown.
+func procStart(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	// After "pid (comm)": field 3 (state) is the first, 22 the 20th.
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	n, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // procState is the state letter of /proc/PID/stat, 0 when unknown.

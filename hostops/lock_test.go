@@ -377,3 +377,67 @@ func TestLockBrokenOnce(t *testing.T) {
 		t.Fatal("the lock file found held was not replaced")
 	}
 }
+
+// The recorded hook died and the system gave its pid to an unrelated
+// process, which runs on. The waiter takes the host from the hook's
+// leftovers and leaves that process alone, instead of waiting for it and
+// then killing its process group.
+func TestLockHookPidReused(t *testing.T) {
+	root := t.TempDir()
+	h := &Host{Root: root}
+	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock.TryLock(f); err != nil {
+		t.Fatal(err)
+	}
+	ino := inode(f)
+	// What the dead hook left running holds the locked descriptor.
+	leftover := exec.Command("sleep", "30")
+	leftover.ExtraFiles = []*os.File{f}
+	if err := leftover.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer leftover.Process.Kill()
+	f.Close()
+	// The process that got the hook's pid: its own process group.
+	other := exec.Command("sleep", "30")
+	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Process.Kill()
+	exited := make(chan struct{})
+	go func() { other.Wait(); close(exited) }()
+	start := procStart(other.Process.Pid)
+	if start == 0 {
+		t.Fatal("no start time in /proc")
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	rec := Holder{DeployID: "d-dead", Step: "restart", Hook: true, PID: dead.Process.Pid,
+		HookPID: other.Process.Pid, HookStart: start - 1, Deadline: time.Now().Add(-time.Second), Lock: ino}
+	b, _ := json.Marshal(rec)
+	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var n notes
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := (&Host{Root: root, Notify: n.add}).Lock(ctx, Holder{Step: "restore"})
+	if err != nil {
+		t.Fatalf("%v (notes %q)", err, n.String())
+	}
+	l.Unlock()
+	select {
+	case <-exited:
+		t.Fatalf("the process that got the hook's pid was killed (notes %q)", n.String())
+	case <-time.After(100 * time.Millisecond):
+	}
+}
