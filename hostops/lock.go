@@ -58,6 +58,9 @@ type Holder struct {
 	// PID is the process holding the lock: drover itself (transport
 	// local) or `drover host serve`.
 	PID int `json:"pid"`
+	// Start is when PID started (as HookStart): a pid given to another
+	// process since is not the holder.
+	Start uint64 `json:"start,omitempty"`
 	// HookPID is the hook's shell, the leader of its own process group.
 	HookPID int `json:"hook_pid,omitempty"`
 	// HookStart is when that process started (clock ticks since boot,
@@ -126,6 +129,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 		return nil, drover.Errorf(drover.EFAILED, "host lock: %v", err)
 	}
 	who.PID = os.Getpid()
+	who.Start = procStart(who.PID)
 	var (
 		announced bool
 		until     time.Time
@@ -187,7 +191,7 @@ func (h *Host) Lock(ctx context.Context, who Holder) (*HostLock, error) {
 		// another time is over: the pid was given to another process,
 		// which must neither hold the host nor have its group killed.
 		hookLive := w.HookPID > 0 && alive(w.HookPID) && (w.HookStart == 0 || procStart(w.HookPID) == w.HookStart)
-		holderLive := w.PID > 0 && alive(w.PID)
+		holderLive := w.PID > 0 && alive(w.PID) && (w.Start == 0 || procStart(w.PID) == w.Start)
 		switch {
 		case current && w.HookPID > 0 && !hookLive && (!holderLive || stopped(w.PID)):
 			// The hook is over and its controller is gone — or paused

@@ -441,3 +441,51 @@ func TestLockHookPidReused(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// The recorded holder died and its pid went to an unrelated process; the
+// lock file is still held by what an earlier hook left running. The
+// waiter does not take that process for the holder ("another drover is
+// working on this host"): after its wait it takes the host over.
+func TestLockHolderPidReused(t *testing.T) {
+	root := t.TempDir()
+	h := &Host{Root: root, LockWait: 300 * time.Millisecond}
+	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock.TryLock(f); err != nil {
+		t.Fatal(err)
+	}
+	ino := inode(f)
+	leftover := exec.Command("sleep", "30")
+	leftover.ExtraFiles = []*os.File{f}
+	if err := leftover.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer leftover.Process.Kill()
+	f.Close()
+	other := exec.Command("sleep", "30")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Process.Kill()
+	start := procStart(other.Process.Pid)
+	if start == 0 {
+		t.Fatal("no start time in /proc")
+	}
+	rec := Holder{DeployID: "d-dead", Step: "promote", PID: other.Process.Pid, Start: start - 1, Lock: ino}
+	b, _ := json.Marshal(rec)
+	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := h.Lock(ctx, Holder{Step: "restore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
+}
