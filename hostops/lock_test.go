@@ -306,33 +306,12 @@ func TestLockUnlockFreesDespiteInheritedDescriptor(t *testing.T) {
 func TestLockStaleRecordIsNotTheHolder(t *testing.T) {
 	root := t.TempDir()
 	h := &Host{Root: root}
-	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	// The first waiter, just after its flock of the fresh lock file.
-	first, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	if err := flock.TryLock(first); err != nil {
-		t.Fatal(err)
-	}
-	dead := func() int {
-		c := exec.Command("true")
-		if err := c.Run(); err != nil {
-			t.Fatal(err)
-		}
-		return c.Process.Pid
-	}
+	first := lockedFile(t, h)
 	// The record of the holder before it: the lock file it held was
 	// another (replaced by the first waiter), its controller and hook are
 	// dead.
-	old := Holder{DeployID: "d-dead", Step: "restart", Hook: true, PID: dead(), HookPID: dead(), Lock: inode(first) + 1}
-	b, _ := json.Marshal(old)
-	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeHolder(t, h, Holder{DeployID: "d-dead", Step: "restart", Hook: true, PID: deadPID(t), HookPID: deadPID(t), Lock: inode(first) + 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if l, err := (&Host{Root: root}).Lock(ctx, Holder{Step: "restore"}); err == nil {
@@ -351,17 +330,7 @@ func TestLockStaleRecordIsNotTheHolder(t *testing.T) {
 func TestLockBrokenOnce(t *testing.T) {
 	root := t.TempDir()
 	h := &Host{Root: root}
-	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	fresh, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	if err := flock.TryLock(fresh); err != nil {
-		t.Fatal(err)
-	}
+	fresh := lockedFile(t, h)
 	// The second waiter found the dead holder's file, replaced since.
 	if err := h.breakLock(inode(fresh) + 1); err != nil {
 		t.Fatal(err)
@@ -385,48 +354,12 @@ func TestLockBrokenOnce(t *testing.T) {
 func TestLockHookPidReused(t *testing.T) {
 	root := t.TempDir()
 	h := &Host{Root: root}
-	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flock.TryLock(f); err != nil {
-		t.Fatal(err)
-	}
-	ino := inode(f)
-	// What the dead hook left running holds the locked descriptor.
-	leftover := exec.Command("sleep", "30")
-	leftover.ExtraFiles = []*os.File{f}
-	if err := leftover.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer leftover.Process.Kill()
-	f.Close()
-	// The process that got the hook's pid: its own process group.
-	other := exec.Command("sleep", "30")
-	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer other.Process.Kill()
+	ino := heldByLeftovers(t, h)
+	other, start := unrelated(t)
 	exited := make(chan struct{})
 	go func() { other.Wait(); close(exited) }()
-	start := procStart(other.Process.Pid)
-	if start == 0 {
-		t.Fatal("no start time in /proc")
-	}
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	rec := Holder{DeployID: "d-dead", Step: "restart", Hook: true, PID: dead.Process.Pid,
-		HookPID: other.Process.Pid, HookStart: start - 1, Deadline: time.Now().Add(-time.Second), Lock: ino}
-	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeHolder(t, h, Holder{DeployID: "d-dead", Step: "restart", Hook: true, PID: deadPID(t),
+		HookPID: other.Process.Pid, HookStart: start - 1, Deadline: time.Now().Add(-time.Second), Lock: ino})
 	var n notes
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -449,38 +382,9 @@ func TestLockHookPidReused(t *testing.T) {
 func TestLockHolderPidReused(t *testing.T) {
 	root := t.TempDir()
 	h := &Host{Root: root, LockWait: 300 * time.Millisecond}
-	if err := os.MkdirAll(filepath.Join(root, LockDir), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := flock.TryLock(f); err != nil {
-		t.Fatal(err)
-	}
-	ino := inode(f)
-	leftover := exec.Command("sleep", "30")
-	leftover.ExtraFiles = []*os.File{f}
-	if err := leftover.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer leftover.Process.Kill()
-	f.Close()
-	other := exec.Command("sleep", "30")
-	if err := other.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer other.Process.Kill()
-	start := procStart(other.Process.Pid)
-	if start == 0 {
-		t.Fatal("no start time in /proc")
-	}
-	rec := Holder{DeployID: "d-dead", Step: "promote", PID: other.Process.Pid, Start: start - 1, Lock: ino}
-	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ino := heldByLeftovers(t, h)
+	other, start := unrelated(t)
+	writeHolder(t, h, Holder{DeployID: "d-dead", Step: "promote", PID: other.Process.Pid, Start: start - 1, Lock: ino})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	l, err := h.Lock(ctx, Holder{Step: "restore"})
@@ -488,4 +392,75 @@ func TestLockHolderPidReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Unlock()
+}
+
+// heldByLeftovers makes h's lock file held by a process a dead hook left
+// running (it inherited the locked descriptor) and returns the file's
+// inode; the process is killed at the end of the test.
+func heldByLeftovers(t *testing.T, h *Host) uint64 {
+	t.Helper()
+	f := lockedFile(t, h)
+	defer f.Close()
+	leftover := exec.Command("sleep", "30")
+	leftover.ExtraFiles = []*os.File{f}
+	if err := leftover.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leftover.Process.Kill(); leftover.Wait() })
+	return inode(f)
+}
+
+// unrelated starts a process in a process group of its own, standing for
+// one the system gave a dead process's pid, and returns it with its
+// start time.
+func unrelated(t *testing.T) (*exec.Cmd, uint64) {
+	t.Helper()
+	c := exec.Command("sleep", "30")
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Process.Kill() })
+	start := procStart(c.Process.Pid)
+	if start == 0 {
+		t.Fatal("no start time in /proc")
+	}
+	return c, start
+}
+
+// lockedFile creates h's lock file and holds its flock until the test
+// ends (or the caller closes it).
+func lockedFile(t *testing.T, h *Host) *os.File {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(h.Root, LockDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(h.lockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := flock.TryLock(f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// deadPID is the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	c := exec.Command("true")
+	if err := c.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Process.Pid
+}
+
+// writeHolder writes rec as h's holder record.
+func writeHolder(t *testing.T, h *Host, rec Holder) {
+	t.Helper()
+	b, _ := json.Marshal(rec)
+	if err := os.WriteFile(h.holderPath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
