@@ -40,13 +40,9 @@ func RemoteBinary(root, sum string) string {
 // --host-binary is EINVALID: refused before anything is written to it.
 func (t *Transport) probe(ctx context.Context, s *hostSlot, cl *client) error {
 	where := "host " + s.host.Name
-	self, err := t.selfPath()
+	cands, err := t.candidates()
 	if err != nil {
 		return err
-	}
-	cands := []string{self}
-	if t.Config.HostBinary != "" {
-		cands = append(cands, t.Config.HostBinary)
 	}
 	sums := make([]string, len(cands))
 	for i, c := range cands {
@@ -350,6 +346,19 @@ func (t *Transport) run(ctx context.Context, cl *client, name, command string, s
 		return out.String(), drover.Errorf(drover.EFAILED, "remote command exited %d: %s", code, strings.TrimSpace(errb.String())).At(where)
 	}
 	return out.String(), nil
+}
+
+// candidates are the binaries a host may get: this one (for hosts like
+// this machine), then --host-binary when set.
+func (t *Transport) candidates() ([]string, error) {
+	self, err := t.selfPath()
+	if err != nil {
+		return nil, err
+	}
+	if t.Config.HostBinary != "" {
+		return []string{self, t.Config.HostBinary}, nil
+	}
+	return []string{self}, nil
 }
 
 // selfPath is the binary uploaded to hosts like this machine.

@@ -223,13 +223,9 @@ func (t *Transport) Close() error {
 // after its handshake, instead of time spent beside the handshakes.
 func (t *Transport) warmBinaries() {
 	t.warmOnce.Do(func() {
-		self, err := t.selfPath()
+		paths, err := t.candidates()
 		if err != nil {
 			return // the probe reports it
-		}
-		paths := []string{self}
-		if t.Config.HostBinary != "" {
-			paths = append(paths, t.Config.HostBinary)
 		}
 		t.warming.Add(1)
 		go func() {
